@@ -1,0 +1,39 @@
+# Two commands matter: `make demo` and `make test`. Both create the virtualenv and install the
+# pinned dependencies first (once; again only when pyproject.toml or constraints.txt change).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test ui bench db-url db-stop clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) and installing pinned dependencies (first run: ~2 minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## backfill the bundled real sample through every asset and print a summary
+	$(BIN)/breakout demo
+
+test: install  ## the whole suite, against a real Postgres the tests start themselves
+	$(BIN)/python -m pytest -q
+
+ui: install  ## the Dagster UI on 127.0.0.1:3000, same Postgres, the demo's runs visible
+	$(BIN)/breakout dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install  ## benchmarks with printed figures (bulk load, one session end to end)
+	$(BIN)/python benchmarks/bench_market_data.py
+
+db-url: install
+	@$(BIN)/breakout db url
+
+db-stop: install
+	$(BIN)/breakout db stop
+
+clean:
+	-$(BIN)/breakout db stop
+	rm -rf $(VENV) .pgdata .dagster_home

@@ -1,0 +1,52 @@
+"""The Dagster code location: assets, checks, resources, jobs and schedules.
+
+Settings are read and validated here, when the definitions load: a wrong BREAKOUT_* value stops
+the code location with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions, EnvVar
+
+from breakout_assets.assets.market_data import build_market_data_assets
+from breakout_assets.jobs import build_daily_pipeline
+from breakout_assets.partitions import session_partitions
+from breakout_assets.resources.market_data import MarketDataResource
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.schedules import build_daily_schedule
+from breakout_assets.settings import BreakoutSettings, get_settings
+
+
+def build_resources(settings: BreakoutSettings) -> dict:
+    market_data = MarketDataResource(
+        source_name=settings.data_source,
+        files_dir=str(settings.files_dir),
+        index_tickers=list(settings.index_tickers),
+        # The key is passed by name, never by value: it stays out of the UI and run config.
+        polygon_api_key=EnvVar("BREAKOUT_POLYGON_API_KEY") if settings.data_source == "polygon" else None,
+        polygon_base_url=settings.polygon_base_url,
+        polygon_timeout_s=settings.polygon_timeout_s,
+        polygon_max_retries=settings.polygon_max_retries,
+        polygon_backoff_s=settings.polygon_backoff_s,
+        synthetic_tickers=settings.synthetic_tickers,
+        synthetic_seed=settings.synthetic_seed,
+        synthetic_origin=settings.synthetic_origin.isoformat(),
+    )
+    postgres = PostgresResource(
+        database_url=settings.database_url, local_data_dir=str(settings.pg_data_dir)
+    )
+    return {"postgres": postgres, "market_data": market_data}
+
+
+def build_definitions(settings: BreakoutSettings) -> Definitions:
+    partitions_def = session_partitions(settings.start_date)
+    daily_pipeline = build_daily_pipeline(partitions_def)
+    return Definitions(
+        assets=build_market_data_assets(partitions_def, settings),
+        jobs=[daily_pipeline],
+        schedules=[build_daily_schedule(daily_pipeline)],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(get_settings())

@@ -1,0 +1,20 @@
+"""Jobs: what runs together."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset_job
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from breakout_assets.assets.market_data import GROUP as MARKET_DATA
+
+
+def build_daily_pipeline(
+    partitions_def: TimeWindowPartitionsDefinition,
+) -> UnresolvedAssetJobDefinition:
+    """Everything a session needs after the close; grows as the pipeline grows."""
+    return define_asset_job(
+        "daily_pipeline",
+        selection=AssetSelection.groups(MARKET_DATA),
+        partitions_def=partitions_def,
+        description="After the close: market data for the session (and every asset built on it).",
+    )

@@ -1,0 +1,58 @@
+"""Daily partitions that are exactly the NYSE sessions (early closes in, holidays out)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+from dagster import TimeWindowPartitionsDefinition
+
+EXCHANGE = "XNYS"
+TIMEZONE = "America/New_York"
+KEY_FORMAT = "%Y-%m-%d"
+
+
+@lru_cache(maxsize=1)
+def nyse_calendar() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(EXCHANGE)
+
+
+def nyse_sessions(start: date, end: date) -> list[date]:
+    cal = nyse_calendar()
+    start = max(pd.Timestamp(start), cal.first_session)
+    end = min(pd.Timestamp(end), cal.last_session)
+    return [ts.date() for ts in cal.sessions_in_range(start, end)]
+
+
+def is_session(day: date) -> bool:
+    return nyse_calendar().is_session(pd.Timestamp(day))
+
+
+def weekday_holidays(start: date, end: date) -> list[date]:
+    """Weekdays the exchange is closed: these are the partition exclusions."""
+    weekdays = pd.bdate_range(start, end)
+    sessions = set(nyse_sessions(start, end))
+    return [d.date() for d in weekdays if d.date() not in sessions]
+
+
+def session_partitions(start: date) -> TimeWindowPartitionsDefinition:
+    """One partition per NYSE session from `start` up to the calendar's last known session."""
+    end = nyse_calendar().last_session.date()
+    return TimeWindowPartitionsDefinition(
+        start=datetime.combine(start, datetime.min.time()),
+        fmt=KEY_FORMAT,
+        cron_schedule="0 0 * * 1-5",
+        timezone=TIMEZONE,
+        exclusions=[datetime.combine(d, datetime.min.time()) for d in weekday_holidays(start, end)],
+    )
+
+
+def keys_to_sessions(keys: Iterable[str]) -> list[date]:
+    return sorted(datetime.strptime(k, KEY_FORMAT).date() for k in keys)
+
+
+def sessions_to_keys(sessions: Sequence[date]) -> list[str]:
+    return [d.strftime(KEY_FORMAT) for d in sessions]

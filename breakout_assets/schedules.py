@@ -1,0 +1,32 @@
+"""Schedules: the after-close run, only on NYSE sessions."""
+
+
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+
+from breakout_assets.jobs import UnresolvedAssetJobDefinition
+from breakout_assets.partitions import KEY_FORMAT, TIMEZONE, is_session
+
+
+def build_daily_schedule(job: UnresolvedAssetJobDefinition):
+    @schedule(
+        name="daily_pipeline_after_close",
+        cron_schedule="30 17 * * 1-5",
+        execution_timezone=TIMEZONE,
+        job=job,
+        default_status=DefaultScheduleStatus.STOPPED,
+        description="17:30 New York, Monday-Friday; skips holidays. Off until you turn it on.",
+    )
+    def daily_pipeline_after_close(context: ScheduleEvaluationContext):
+        session = context.scheduled_execution_time.date()
+        if not is_session(session):
+            return SkipReason(f"{session} is not an NYSE session")
+        key = session.strftime(KEY_FORMAT)
+        return RunRequest(run_key=key, partition_key=key)
+
+    return daily_pipeline_after_close

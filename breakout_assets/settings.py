@@ -1,0 +1,135 @@
+"""The one settings object: every tunable of the system, read from `BREAKOUT_*` variables.
+
+Settings are validated when definitions load, so a wrong value stops the code location with a
+message naming the environment variable to fix, instead of failing halfway through a run.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "BREAKOUT_"
+
+DataSource = Literal["files", "polygon", "synthetic"]
+
+# The index series every session needs: broad market, the sector SPDRs we have, and VIX.
+DEFAULT_INDEX_TICKERS = (
+    "SPY", "QQQ", "IWM", "DIA",
+    "XLE", "XLF", "XLI", "XLK", "XLP", "XLU", "XLV", "XLY",
+    "VIX",
+)
+
+
+class SettingsError(ValueError):
+    """A setting has a wrong value; the message names the environment variable."""
+
+
+class BreakoutSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # --- storage -----------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BREAKOUT_DATABASE_URL", "DATABASE_URL"),
+        description="Postgres URL. Unset: the project starts its own local server in pg_data_dir.",
+    )
+    dagster_database_url: str | None = Field(
+        default=None,
+        description="Postgres URL of Dagster's own storage; unset: the same server as the data.",
+    )
+    pg_data_dir: Path = Field(
+        default=PROJECT_ROOT / ".pgdata",
+        description="Data directory of the embedded Postgres (git-ignored, reused across runs).",
+    )
+
+    dagster_home: Path = Field(
+        default=PROJECT_ROOT / ".dagster_home",
+        description="DAGSTER_HOME for the `breakout` CLI; it links the repo's dagster.yaml.",
+    )
+
+    # --- calendar ----------------------------------------------------------------------------
+    start_date: date = Field(
+        default=date(2018, 1, 2), description="First NYSE session that is a partition."
+    )
+
+    # --- market data -------------------------------------------------------------------------
+    data_source: DataSource = "files"
+    files_dir: Path = Field(
+        default=PROJECT_ROOT / "sample_data",
+        description="Directory with stocks.parquet|csv, indices.parquet|csv and reference.csv.",
+    )
+    index_tickers: tuple[str, ...] = DEFAULT_INDEX_TICKERS
+    polygon_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "BREAKOUT_POLYGON_API_KEY", "POLYGON_API_KEY", "MASSIVE_API_KEY"
+        ),
+    )
+    polygon_base_url: str = "https://api.massive.com"
+    polygon_timeout_s: float = Field(default=10.0, gt=0)
+    polygon_max_retries: int = Field(default=5, ge=0)
+    polygon_backoff_s: float = Field(default=0.5, ge=0)
+    synthetic_tickers: int = Field(default=500, ge=1)
+    synthetic_seed: int = 7
+    synthetic_origin: date = Field(
+        default=date(2015, 1, 2),
+        description="Session where every synthetic path starts; fixes the paths for any range.",
+    )
+
+    # --- data quality ------------------------------------------------------------------------
+    coverage_tolerance: float = Field(
+        default=0.25, gt=0, lt=1,
+        description="Max relative change in tickers per session vs the previous session.",
+    )
+    jump_threshold: float = Field(
+        default=0.45, gt=0,
+        description="Overnight |open / previous close - 1| flagged as a possible unadjusted split.",
+    )
+    write_chunk_sessions: int = Field(
+        default=250, ge=1, description="Sessions fetched and written per chunk in a backfill."
+    )
+
+    @model_validator(mode="after")
+    def _source_needs_its_inputs(self) -> "BreakoutSettings":
+        if self.data_source == "polygon" and self.polygon_api_key is None:
+            raise ValueError(
+                "data_source is 'polygon' but no API key is set: set BREAKOUT_POLYGON_API_KEY"
+            )
+        return self
+
+    def env_name(self, field: str) -> str:
+        return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "settings"
+        name = field if field.startswith(ENV_PREFIX) else f"{ENV_PREFIX}{field.upper()}"
+        if field == "settings":
+            lines.append(item["msg"].removeprefix("Value error, "))
+        else:
+            lines.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
+    return "invalid Breakout settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides) -> BreakoutSettings:
+    """Read and validate settings, turning pydantic's error into one naming the variable."""
+    try:
+        return BreakoutSettings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> BreakoutSettings:
+    return load_settings()

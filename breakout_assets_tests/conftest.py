@@ -1,0 +1,86 @@
+"""Test fixtures: a real Postgres server for the whole session, a fresh database per test.
+
+The server is the same embedded Postgres the project uses (pgserver), started in a temporary
+directory and stopped at the end. Each test gets its own database cloned from a migrated
+template, so tests are isolated and cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from breakout_assets.resources import local_postgres
+from breakout_assets.resources.migrations import apply_migrations
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.settings import PROJECT_ROOT, BreakoutSettings, load_settings
+
+SAMPLE_DIR = PROJECT_ROOT / "sample_data"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+_TEMPLATE = "breakout_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No BREAKOUT_* variable of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("BREAKOUT_") or name in ("DATABASE_URL", "POLYGON_API_KEY"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """libpq URL of a Postgres server (any database), up for the whole test session."""
+    data_dir = Path(tempfile.mkdtemp(prefix="breakout-pg-"))
+    url = local_postgres.ensure_local_server(data_dir)
+    admin = create_engine(local_postgres.with_driver(url, "psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {_TEMPLATE}"))
+    template = create_engine(
+        local_postgres.with_driver(local_postgres.with_database(url, _TEMPLATE), "psycopg")
+    )
+    apply_migrations(template)
+    template.dispose()
+    yield url
+    admin.dispose()
+    local_postgres.stop_local_server(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def new_database(server_url: str, template: str = _TEMPLATE) -> str:
+    name = f"t{os.getpid()}_{next(_counter)}"
+    admin = create_engine(
+        local_postgres.with_driver(server_url, "psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
+    admin.dispose()
+    return local_postgres.with_database(server_url, name)
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> str:
+    """A fresh, migrated database for this test."""
+    return new_database(pg_server)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> BreakoutSettings:
+    return load_settings(
+        database_url=database_url,
+        files_dir=SAMPLE_DIR,
+        dagster_home=tmp_path / "dagster_home",
+    )
+
+
+@pytest.fixture
+def postgres(database_url: str) -> PostgresResource:
+    return PostgresResource(database_url=database_url, local_data_dir="unused")
