@@ -1,0 +1,50 @@
+"""Shared test helpers: build assets against a settings object, read tables back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from dagster import AssetsDefinition, materialize
+from sqlalchemy import create_engine, text
+
+from breakout_assets.assets.market_data import build_market_data_assets
+from breakout_assets.definitions import build_resources
+from breakout_assets.partitions import session_partitions
+from breakout_assets.resources.local_postgres import with_driver
+from breakout_assets.settings import BreakoutSettings
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def market_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
+    return build_market_data_assets(session_partitions(settings.start_date), settings)
+
+
+def run_assets(
+    settings: BreakoutSettings,
+    select: Sequence[str],
+    first: str,
+    last: str | None = None,
+    resources: dict | None = None,
+    raise_on_error: bool = True,
+):
+    """Materialise `select` for one session or a range (as ONE run, like a backfill)."""
+    assets = [a for a in market_assets(settings) if a.key.to_user_string() in select]
+    tags = {RANGE_START: first, RANGE_END: last} if last else None
+    return materialize(
+        assets,
+        resources=resources or build_resources(settings),
+        partition_key=None if last else first,
+        tags=tags,
+        raise_on_error=raise_on_error,
+    )
+
+
+def read_table(url: str, sql: str) -> pd.DataFrame:
+    engine = create_engine(with_driver(url, "psycopg"))
+    with engine.connect() as conn:
+        frame = pd.read_sql(text(sql), conn)
+    engine.dispose()
+    return frame
