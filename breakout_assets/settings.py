@@ -95,7 +95,7 @@ class BreakoutSettings(BaseSettings):
         description="Overnight |open / previous close - 1| flagged as a possible unadjusted split.",
     )
     write_chunk_sessions: int = Field(
-        default=250, ge=1, description="Sessions fetched and written per chunk in a backfill."
+        default=50, ge=1, description="Sessions fetched and written per chunk in a backfill."
     )
 
     @model_validator(mode="after")

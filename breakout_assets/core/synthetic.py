@@ -398,10 +398,10 @@ class _StockState:
 
 def _draw_stock_returns(rng: np.random.Generator, size: int) -> Draws:
     cells = BLOCK * size
-    jumps = np.zeros(cells)
+    jumps = np.zeros(cells, dtype=np.float32)
     count = rng.binomial(cells, JUMP_PROBABILITY)
     where = rng.integers(0, cells, count)
-    np.add.at(jumps, where, np.clip(rng.normal(0.0, JUMP_SD, count), -JUMP_CAP, JUMP_CAP))
+    np.add.at(jumps, where, np.clip(rng.normal(0.0, JUMP_SD, count), -JUMP_CAP, JUMP_CAP).astype(np.float32))
     z = rng.standard_normal((BLOCK, size), dtype=np.float32)
     return {"z": z, "jump": jumps.reshape(BLOCK, size)}
 
@@ -531,23 +531,25 @@ def _draw_plants(rng: np.random.Generator, size: int) -> Draws:
     }
 
 
-def _plant_slot(seed: int, slot: int, universe: _Universe) -> tuple[_Plants, _Cells]:
-    """The setups of one planting slot (which tickers, when) and their planted values.
-
-    Templates are built a group of tickers at a time, so their arrays stay in the CPU cache.
-    """
+def _slot_plants(seed: int, slot: int, universe: _Universe) -> tuple[_Plants, Draws]:
+    """The setups of one planting slot (which tickers, when, how long) and the draws that
+    shape them (one column per ticker)."""
     d = _group_draws(seed, _Stream.PLANT, (slot + 1,), len(universe.tickers), _draw_plants)
     start = slot * SLOT + universe.plant_phase + d["offset"]
     keep = np.flatnonzero(d["planted"] & (start >= MIN_HISTORY))
-    plants = _Plants(keep, start[keep], d["short"][keep], d["rally_len"][keep],
-                     np.ceil(d["rally_len"] * d["consol_ratio"]).astype(int)[keep])
+    consol_len = np.ceil(d["rally_len"] * d["consol_ratio"]).astype(int)
+    return _Plants(keep, start[keep], d["short"][keep], d["rally_len"][keep], consol_len[keep]), d
+
+
+def _slot_cells(plants: _Plants, d: Draws, universe: _Universe) -> _Cells:
+    """The planted values of a slot's setups, built a group of setups at a time so that the
+    template arrays stay in the CPU cache."""
     cells = []
-    for first in range(0, len(keep), GROUP):
-        part = slice(first, first + GROUP)
-        group = {k: v[..., keep[part]] for k, v in d.items()}
-        sigma = universe.plant_sigma[keep[part]]
-        cells.append(_planted_cells(plants.subset(part), group, sigma, len(universe.tickers)))
-    return plants, _Cells.concat(cells).by_block()
+    for first in range(0, max(len(plants.ticker), 1), GROUP):  # one part at least: keeps dtypes
+        part = plants.subset(slice(first, first + GROUP))
+        group = {k: v[..., part.ticker] for k, v in d.items()}
+        cells.append(_planted_cells(part, group, universe.plant_sigma[part.ticker], len(universe.tickers)))
+    return _Cells.concat(cells).by_block()
 
 
 def _planted_cells(plants: _Plants, d: Draws, sigma: np.ndarray, n_tickers: int) -> _Cells:
@@ -749,7 +751,7 @@ class SyntheticMarket:
         self._index_blocks: list[_Bars] = []
         self._index_log_close = np.log(_ETF_FIRST_CLOSE)
         self._checkpoints = {0: _StockState(u.log_level, u.idio_vol**2, np.zeros(n_tickers))}
-        self._slots: dict[int, tuple[_Plants, _Cells]] = {}
+        self._slots: dict[int, _Cells] = {}
 
     @property
     def tickers(self) -> list[str]:
@@ -822,8 +824,8 @@ class SyntheticMarket:
         """
         lo, hi = self._bounds(start, end)
         slots = range(max(lo // SLOT - 1, -1), (hi - 1) // SLOT + 1)
-        plants = _Plants.concat([p.subset((p.end > lo) & (p.end <= hi))
-                                 for p, _ in map(self._slot, slots)])
+        plants = [_slot_plants(self.seed, s, self._universe)[0] for s in slots]
+        plants = _Plants.concat([p.subset((p.end > lo) & (p.end <= hi)) for p in plants])
         return _plant_records(plants, self._plant_bars(plants), self._universe.tickers, self._sessions)
 
     def hourly_bars(self, ticker: str, start: date, end: date) -> pd.DataFrame:
@@ -983,32 +985,33 @@ class SyntheticMarket:
 
     # --- planted setups ----------------------------------------------------------------------
 
-    def _slot(self, slot: int) -> tuple[_Plants, _Cells]:
+    def _slot(self, slot: int) -> _Cells:
         """The setups of a planting slot (the few most recent slots are kept)."""
         if slot not in self._slots:
             if len(self._slots) >= 4:
                 del self._slots[next(iter(self._slots))]
-            self._slots[slot] = _plant_slot(self.seed, slot, self._universe)
+            self._slots[slot] = _slot_cells(*_slot_plants(self.seed, slot, self._universe), self._universe)
         return self._slots[slot]
 
     def _plant_cells(self, b: int) -> _Cells:
         """The planted values that land in block b."""
         lo, hi = b * BLOCK, (b + 1) * BLOCK
         slots = range(lo // SLOT - 1, (hi - 1) // SLOT + 1)
-        return _Cells.concat([self._slot(s)[1].in_block(b) for s in slots])
+        return _Cells.concat([self._slot(s).in_block(b) for s in slots])
 
     def _plant_bars(self, plants: _Plants) -> Draws:
         """Open/high/low/close of each setup's bars (template rows x setups), from the blocks."""
-        windows = {k: np.full((PLANT_MAX, len(plants.ticker)), np.nan) for k in PRICE_COLUMNS}
-        if not len(plants.ticker):
-            return windows
-        first, last = plants.start.min() // BLOCK, (plants.end.max() - 1) // BLOCK
-        for b, path in self._stock_paths(range(int(first), int(last) + 1)):
-            bars, lo, hi = self._stock_block_bars(path), b * BLOCK, (b + 1) * BLOCK
-            touching = np.flatnonzero((plants.start < hi) & (plants.end > lo))
-            mask, pos, cols = plants.subset(touching).cells(lo, hi)
-            for price, window in zip(bars.prices, windows.values()):
-                part = window[:, touching]
-                part[mask] = price[pos - lo, cols]
-                window[:, touching] = part
-        return windows
+        windows = {k: np.full((len(plants.ticker), PLANT_MAX), np.nan) for k in PRICE_COLUMNS}
+        if len(plants.ticker):
+            first, last = plants.start.min() // BLOCK, (plants.end.max() - 1) // BLOCK
+            bars = _Bars(np.empty((4, BLOCK, self.n_tickers)), np.empty((BLOCK, self.n_tickers), np.int64))
+            for b, path in self._stock_paths(range(int(first), int(last) + 1)):
+                lo, hi = b * BLOCK, (b + 1) * BLOCK
+                self._stock_block_bars(path, bars)
+                touching = np.flatnonzero((plants.start < hi) & (plants.end > lo))
+                mask, pos, cols = plants.subset(touching).cells(lo, hi)
+                row, setup = np.nonzero(mask)  # in the order of pos and cols
+                into, at = touching[setup] * PLANT_MAX + row, (pos - lo) * self.n_tickers + cols
+                for price, window in zip(bars.prices, windows.values()):
+                    np.put(window, into, np.take(price, at))
+        return {k: window.T for k, window in windows.items()}

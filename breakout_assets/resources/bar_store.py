@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from breakout_assets.core.bars import BAR_COLUMNS
 from breakout_assets.core.quality import ValidatedBars
 from breakout_assets.partitions import nyse_sessions
-from breakout_assets.resources.pg_copy import copy_payload, encode_bars_binary, encode_csv
+from breakout_assets.resources.pg_copy import BinaryCopyStream, copy_payload, encode_csv
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
 
@@ -39,27 +39,27 @@ class WriteStats:
 
 
 class SessionWriter:
-    def __init__(self, conn: Connection, table: BarTableName, source: str, bulk: bool):
-        self._conn = conn
-        self._table = table
-        self._source = source
+    """Valid rows stream into the table's COPY; quarantined rows are kept for one COPY after it."""
+
+    def __init__(self, stream: BinaryCopyStream, bulk: bool):
+        self._stream = stream
+        self._quarantined: list[pd.DataFrame] = []
         self.stats = WriteStats(bulk=bulk)
 
     def write(self, checked: ValidatedBars) -> None:
-        if len(checked.valid):
-            copy_payload(
-                self._conn, raw_query(f"bars.copy_{self._table}"), encode_bars_binary(checked.valid)
-            )
-            self.stats.rows += len(checked.valid)
-            self.stats.tickers.update(checked.valid["ticker"].unique())
+        self._stream.write(checked.valid)
+        self.stats.rows += len(checked.valid)
+        self.stats.tickers.update(checked.valid["ticker"].unique())
         if len(checked.quarantined):
-            rows = checked.quarantined
-            frame = pd.DataFrame({"dataset": self._table, **{c: rows[c] for c in BAR_COLUMNS},
-                                  "reason": rows["reason"], "source": self._source})
-            copy_payload(self._conn, raw_query("bars.copy_quarantined"), encode_csv(frame))
-            self.stats.quarantined += len(rows)
+            self._quarantined.append(checked.quarantined)
+            self.stats.quarantined += len(checked.quarantined)
             for reason, count in checked.reasons.items():
                 self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + count
+
+    def quarantine_frame(self, table: BarTableName, source: str) -> pd.DataFrame:
+        rows = pd.concat(self._quarantined, ignore_index=True)
+        return pd.DataFrame({"dataset": table, **{c: rows[c] for c in BAR_COLUMNS},
+                             "reason": rows["reason"], "source": source})
 
 
 @contextmanager
@@ -80,8 +80,12 @@ def replace_sessions(
         conn.exec_driver_sql(raw_query(f"bars.drop_indexes_{table}"))
     else:
         conn.execute(query(f"bars.delete_{table}"), {"sessions": list(sessions)})
-    writer = SessionWriter(conn, table, source, bulk)
-    yield writer
+    with BinaryCopyStream(conn, raw_query(f"bars.copy_{table}")) as stream:
+        writer = SessionWriter(stream, bulk)
+        yield writer
+    if writer.stats.quarantined:
+        copy_payload(conn, raw_query("bars.copy_quarantined"),
+                     encode_csv(writer.quarantine_frame(table, source)))
     if bulk:
         conn.exec_driver_sql(raw_query(f"bars.create_indexes_{table}"))
 

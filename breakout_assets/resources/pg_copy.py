@@ -3,6 +3,9 @@
 Postgres parses binary COPY several times faster than text (no float parsing), and numpy can lay
 out the binary rows without a Python loop: rows are grouped by the byte length of their text
 column so each group is one fixed-width structured array. Row order does not matter to COPY.
+
+A `BinaryCopyStream` keeps one COPY open for a whole backfill and hands each chunk to a writer
+thread, so encoding the next chunk (Python) overlaps with Postgres parsing this one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -21,14 +25,14 @@ _PG_EPOCH = np.datetime64("2000-01-01", "D")
 
 
 def encode_bars_binary(frame: pd.DataFrame) -> bytes:
-    """Binary COPY payload for (ticker text, session date, 4 x float8, volume int8), no NULLs."""
+    """Binary COPY tuples (no header/trailer) for (ticker, session, 4 x float8, int8 volume)."""
     tickers = frame["ticker"].to_numpy(dtype=str).astype(np.bytes_)  # ASCII symbols
     lengths = np.char.str_len(tickers)
     days = (frame["session"].to_numpy().astype("datetime64[D]") - _PG_EPOCH).astype(np.int32)
     prices = [frame[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")]
     volume = frame["volume"].to_numpy(dtype=np.int64)
 
-    parts = [_HEADER]
+    parts = []
     for length in np.unique(lengths):
         rows = lengths == length
         block = np.empty(int(rows.sum()), dtype=_row_dtype(int(length)))
@@ -43,7 +47,6 @@ def encode_bars_binary(frame: pd.DataFrame) -> bytes:
         block["volume_len"] = 8
         block["volume"] = volume[rows]
         parts.append(block.tobytes())
-    parts.append(_TRAILER)
     return b"".join(parts)
 
 
@@ -73,7 +76,30 @@ def encode_csv(frame: pd.DataFrame) -> bytes:
 
 
 def copy_payload(conn: Connection, copy_statement: str, payload: bytes) -> None:
-    """Stream an encoded payload into COPY inside the caller's transaction."""
+    """One COPY of an encoded (CSV) payload inside the caller's transaction."""
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(copy_statement) as copy:
         copy.write(payload)
+
+
+class BinaryCopyStream:
+    """One binary COPY kept open across many `write` calls (a context manager)."""
+
+    def __init__(self, conn: Connection, copy_statement: str):
+        self._cursor = conn.connection.driver_connection.cursor()
+        self._manager = self._cursor.copy(copy_statement, writer=QueuedLibpqWriter(self._cursor))
+        self._copy = None
+
+    def __enter__(self) -> "BinaryCopyStream":
+        self._copy = self._manager.__enter__()
+        self._copy.write(_HEADER)
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self._copy.write(encode_bars_binary(frame))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._copy.write(_TRAILER)
+        self._manager.__exit__(exc_type, exc, tb)
