@@ -59,6 +59,11 @@ def bulk_load(postgres: PostgresResource, tickers: int, sessions: list[date], ch
         f"bulk load into Postgres ({'bulk' if stats.bulk else 'incremental'} path, indexes built)",
         f"{stats.rows:,} rows in {wrote:.1f}s = {stats.rows / wrote:,.0f} rows/s",
     )
+    _line(
+        "  of which: streamed COPY (encode + send + parse)",
+        f"{stats.copy_seconds:.1f}s = {stats.rows / stats.copy_seconds:,.0f} rows/s",
+    )
+    _line("  of which: index builds (primary key, session)", f"{stats.index_seconds:.1f}s")
     total = generated + checked + wrote
     _line("whole path (generate + validate + write)", f"{rows / total:,.0f} rows/s")
 

@@ -22,6 +22,7 @@ def build_resources(settings: BreakoutSettings) -> dict:
         source_name=settings.data_source,
         files_dir=str(settings.files_dir),
         index_tickers=list(settings.index_tickers),
+        hourly_aliases=settings.hourly_aliases,
         # The key is passed by name, never by value: it stays out of the UI and run config.
         polygon_api_key=EnvVar("BREAKOUT_POLYGON_API_KEY") if settings.data_source == "polygon" else None,
         polygon_base_url=settings.polygon_base_url,

@@ -68,6 +68,10 @@ class BreakoutSettings(BaseSettings):
         description="Directory with stocks.parquet|csv, indices.parquet|csv and reference.csv.",
     )
     index_tickers: tuple[str, ...] = DEFAULT_INDEX_TICKERS
+    hourly_aliases: dict[str, str] = Field(
+        default_factory=lambda: {"FB": "META"},
+        description="Hourly file ticker -> daily ticker of the same company (files source).",
+    )
     polygon_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -108,6 +112,26 @@ class BreakoutSettings(BaseSettings):
 
     def env_name(self, field: str) -> str:
         return f"{ENV_PREFIX}{field.upper()}"
+
+    # --- features ----------------------------------------------------------------------------
+    feature_lookback_sessions: int = Field(
+        default=300, ge=30, le=2000,
+        description="Sessions of history read before the first session computed (>= 250 makes "
+        "Wilder smoothings match a full-history computation within 1e-8).",
+    )
+    feature_chunk_sessions: int = Field(
+        default=1000, ge=1, le=5000,
+        description="Sessions computed per statement in a long backfill (bounds memory and "
+        "keeps the closed-form Wilder weights finite); all chunks commit together.",
+    )
+    feature_work_mem: str = Field(
+        default="256MB", pattern=r"^\d+(kB|MB|GB)$",
+        description="Postgres work_mem for the feature statement (its sorts and windows).",
+    )
+    sp500_cap_per_spy: float = Field(
+        default=8.3e10, gt=0,
+        description="S&P 500 total market cap per point of SPY: the market_cap_to_sp500 proxy.",
+    )
 
 
 def _explain(error: ValidationError) -> str:

@@ -21,6 +21,7 @@ ORIGIN = date(2015, 1, 2)
 SEED = 11
 N_TICKERS = 300
 START, END = date(2015, 1, 1), date(2016, 8, 31)
+KEY = ["session", "ticker"]
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +44,6 @@ def planted(source: SyntheticSource) -> pd.DataFrame:
     return source.planted_setups(START, END)
 
 
-def _nyse(start: date, end: date) -> pd.DatetimeIndex:
-    return xcals.get_calendar("XNYS").sessions_in_range(start, end)
-
-
 def _assert_ohlc(frame: pd.DataFrame) -> None:
     prices = frame[["open", "high", "low", "close"]]
     assert prices.notna().all().all()
@@ -55,7 +52,7 @@ def _assert_ohlc(frame: pd.DataFrame) -> None:
     assert (frame["low"] <= frame[["open", "close"]].min(axis=1)).all()
     assert (frame["volume"] >= 0).all()
     assert (frame["volume"] == np.round(frame["volume"])).all()
-    assert np.allclose(prices * 100, np.round(prices * 100), rtol=0, atol=1e-6)
+    assert np.allclose(prices * 100, np.round(prices * 100), rtol=0, atol=1e-6)  # cents
 
 
 # --- daily bars ------------------------------------------------------------------------------
@@ -65,12 +62,14 @@ def test_daily_bars_follow_the_contract(bars: pd.DataFrame) -> None:
     assert tuple(bars.columns) == BAR_COLUMNS
     assert pd.api.types.is_datetime64_dtype(bars["session"])
     assert (bars["session"] == bars["session"].dt.normalize()).all()
-    assert not bars.duplicated(["ticker", "session"]).any()
+    assert bars["volume"].dtype == "float64"
+    assert not bars.duplicated(KEY).any()
     assert bars["ticker"].str.fullmatch(r"SYN\d{5}").all()
 
 
-def test_sessions_are_exactly_the_nyse_sessions(source: SyntheticSource, bars: pd.DataFrame) -> None:
-    expected = _nyse(START, END)
+def test_sessions_are_exactly_the_nyse_sessions(source: SyntheticSource,
+                                                bars: pd.DataFrame) -> None:
+    expected = xcals.get_calendar("XNYS").sessions_in_range(START, END)
     assert source.market.sessions(START, END).equals(expected)
     assert pd.DatetimeIndex(bars["session"].unique()).equals(expected)
     assert (bars.groupby("session").size() == N_TICKERS).all()
@@ -87,33 +86,32 @@ def test_ohlc_invariants_over_hundreds_of_tickers_and_sessions(bars: pd.DataFram
     assert (bars["volume"] >= 100).all()
 
 
-def test_bars_are_identical_however_they_are_fetched(source: SyntheticSource, sessions: pd.DatetimeIndex,
-                                                     bars: pd.DataFrame) -> None:
-    index = ["session", "ticker"]
-    whole = bars.set_index(index)
+def test_bars_are_identical_however_they_are_fetched(
+    source: SyntheticSource, sessions: pd.DatetimeIndex, bars: pd.DataFrame
+) -> None:
+    whole = bars.set_index(KEY)
     picked = [sessions[0], sessions[17], sessions[18], sessions[200], sessions[-1]]
     fresh = SyntheticSource(n_tickers=N_TICKERS, seed=SEED, origin=ORIGIN)
-    for day in picked:  # one session at a time, from a fresh source, late sessions first
+    for day in picked:  # one session at a time, from a fresh source (late sessions first)
         for src in (fresh, source):
-            one = src.daily_bars([day]).set_index(index)
-            pd.testing.assert_frame_equal(one, whole.loc[[day]])
+            pd.testing.assert_frame_equal(src.daily_bars([day]).set_index(KEY), whole.loc[[day]])
     chunks = list(fresh.iter_daily_bars(list(reversed(sessions)), chunk_sessions=37))
     assert [len(c) for c in chunks[:-1]] == [37 * N_TICKERS] * (len(chunks) - 1)
-    pd.testing.assert_frame_equal(pd.concat(chunks).set_index(index), whole)
-    scattered = source.daily_bars(picked).set_index(index)  # a non-contiguous list
+    pd.testing.assert_frame_equal(pd.concat(chunks).set_index(KEY), whole)
+    scattered = source.daily_bars(picked).set_index(KEY)  # a non-contiguous list
     pd.testing.assert_frame_equal(scattered, whole.loc[picked])
 
 
 def test_a_tickers_path_does_not_depend_on_the_universe_size(bars: pd.DataFrame) -> None:
     small = SyntheticSource(n_tickers=40, seed=SEED, origin=ORIGIN)
-    days = bars["session"].unique()[::50]
-    mine = small.daily_bars(days).set_index(["session", "ticker"])
-    pd.testing.assert_frame_equal(mine, bars.set_index(["session", "ticker"]).loc[mine.index])
+    mine = small.daily_bars(bars["session"].unique()[::50]).set_index(KEY)
+    pd.testing.assert_frame_equal(mine, bars.set_index(KEY).loc[mine.index])
 
 
 def test_another_seed_is_another_market(bars: pd.DataFrame, sessions: pd.DatetimeIndex) -> None:
-    other = SyntheticSource(n_tickers=N_TICKERS, seed=SEED + 1, origin=ORIGIN).daily_bars(sessions[:5])
-    assert not np.allclose(other["close"], bars["close"][: len(other)])
+    other = SyntheticSource(n_tickers=N_TICKERS, seed=SEED + 1, origin=ORIGIN)
+    closes = other.daily_bars(sessions[:5])["close"]
+    assert not np.allclose(closes, bars["close"][: len(closes)])
 
 
 def test_bars_look_like_a_market(bars: pd.DataFrame) -> None:
@@ -122,28 +120,28 @@ def test_bars_look_like_a_market(bars: pd.DataFrame) -> None:
     gap = np.log(wide["open"] / wide["close"].shift()).iloc[1:]
     assert (gap.abs() > 1e-9).to_numpy().mean() > 0.8  # opens are not the previous close
     assert (gap.abs() > 0.05).to_numpy().sum() > 50  # and some gaps are large
-    market = ret.mean(axis=1)
-    assert ret.corrwith(market).median() > 0.2  # a common market factor
-    volatility = ret.abs()
-    clustering = [volatility[t].autocorr() for t in volatility.columns]
-    assert np.nanmedian(clustering) > 0.03  # calm and wild spells
-    move_vs_volume = [np.corrcoef(volatility[t], np.log(wide["volume"][t].iloc[1:]))[0, 1] for t in ret.columns]
-    assert np.median(move_vs_volume) > 0.2
-    levels = wide["close"].iloc[0]
-    assert levels.max() / levels.min() > 20  # each ticker its own price level
+    assert ret.corrwith(ret.mean(axis=1)).median() > 0.2  # a common market factor
+    moves = ret.abs()
+    assert np.nanmedian([moves[t].autocorr() for t in moves.columns]) > 0.03  # calm, wild spells
+    log_volume = np.log(wide["volume"].iloc[1:])
+    assert np.median([moves[t].corr(log_volume[t]) for t in moves.columns]) > 0.2
+    first = wide["close"].iloc[0]
+    assert first.max() / first.min() > 20  # each ticker its own price level
 
 
 # --- planted setups --------------------------------------------------------------------------
 
 
-def test_planted_setups_are_frequent_and_on_both_sides(planted: pd.DataFrame, sessions: pd.DatetimeIndex) -> None:
+def test_planted_setups_are_frequent_and_on_both_sides(planted: pd.DataFrame,
+                                                       sessions: pd.DatetimeIndex) -> None:
     assert tuple(planted.columns) == PLANT_COLUMNS
     assert set(planted["side"]) == {"long", "short"}
     per_ticker_year = len(planted) / N_TICKERS / (len(sessions) / 252)
     assert 0.4 < per_ticker_year < 1.0  # roughly one per ticker every one to two years
     assert planted["breakout_session"].between(pd.Timestamp(START), pd.Timestamp(END)).all()
     for _, mine in planted.sort_values("rally_start").groupby("ticker"):  # never overlapping
-        assert (mine["rally_start"].iloc[1:].to_numpy() > mine["breakout_session"].iloc[:-1].to_numpy()).all()
+        starts, ends = mine["rally_start"].to_numpy(), mine["breakout_session"].to_numpy()
+        assert (starts[1:] > ends[:-1]).all()
 
 
 def test_planted_geometry_matches_the_bars(planted: pd.DataFrame, bars: pd.DataFrame) -> None:
@@ -156,34 +154,35 @@ def test_planted_geometry_matches_the_bars(planted: pd.DataFrame, bars: pd.DataF
         assert b.index.get_loc(p.breakout_session) == b.index.get_loc(p.consol_end) + 1
         assert 5 <= len(rally) <= 15 and len(consol) >= 1.5 * len(rally)
 
-        assert p.rally_low == rally["low"].min() and p.rally_high == rally["high"].max()
-        swing_low, swing_high = (p.rally_start, p.rally_end) if p.side == "long" else (p.rally_end, p.rally_start)
-        assert b.at[swing_low, "low"] == p.rally_low and b.at[swing_high, "high"] == p.rally_high
+        long = p.side == "long"
+        swing_low, swing_high = (p.rally_start, p.rally_end)[:: 1 if long else -1]
+        assert p.rally_low == rally["low"].min() == b.at[swing_low, "low"]
+        assert p.rally_high == rally["high"].max() == b.at[swing_high, "high"]
         assert p.move_height == p.rally_high - p.rally_low
         assert np.log(1.14) < np.log(p.rally_high / p.rally_low) < np.log(1.41)
+        assert (rally["close"].iloc[-1] > rally["close"].iloc[0]) == long
 
         assert p.consol_high == consol["high"].max() and p.consol_low == consol["low"].min()
-        assert (p.entry, p.breakout_open, p.breakout_high, p.breakout_low) == tuple(
-            breakout[["close", "open", "high", "low"]])
+        assert p.rally_low < p.consol_low and p.consol_high < p.rally_high  # inside the move
+        assert p.consol_high - p.consol_low < 0.5 * p.move_height  # a tight base
         assert consol["volume"].max() < breakout["volume"]
         assert consol["volume"].mean() < rally["volume"].mean()
-        if p.side == "long":
-            assert rally["close"].iloc[-1] > rally["close"].iloc[0]
-            assert p.rally_low < p.consol_low and p.consol_high < p.rally_high
+
+        breakout_bar = (breakout["close"], breakout["open"], breakout["high"], breakout["low"])
+        assert (p.entry, p.breakout_open, p.breakout_high, p.breakout_low) == breakout_bar
+        if long:
             assert p.entry > p.rally_high > p.consol_high
             assert (p.entry - p.consol_high) / p.entry > 0.005  # clearly through the base
         else:
-            assert rally["close"].iloc[-1] < rally["close"].iloc[0]
-            assert p.rally_low < p.consol_low and p.consol_high < p.rally_high
             assert p.entry < p.rally_low < p.consol_low
             assert (p.consol_low - p.entry) / p.entry > 0.005
-        assert (p.consol_high - p.consol_low) < 0.5 * p.move_height  # a tight base
 
 
-def test_planted_setups_do_not_depend_on_the_range_asked(source: SyntheticSource, planted: pd.DataFrame) -> None:
+def test_planted_setups_do_not_depend_on_the_range_asked(source: SyntheticSource,
+                                                         planted: pd.DataFrame) -> None:
     part = source.planted_setups(date(2015, 9, 1), date(2015, 12, 31))
-    inside = planted[planted["breakout_session"].between("2015-09-01", "2015-12-31")].reset_index(drop=True)
-    pd.testing.assert_frame_equal(part, inside)
+    inside = planted[planted["breakout_session"].between("2015-09-01", "2015-12-31")]
+    pd.testing.assert_frame_equal(part, inside.reset_index(drop=True))
     assert source.planted_setups(date(2014, 1, 1), date(2014, 12, 31)).empty
 
 
@@ -195,28 +194,28 @@ def test_index_series_for_every_session(source: SyntheticSource, sessions: pd.Da
     index = source.index_bars(sessions, INDEX_TICKERS)
     assert tuple(index.columns) == BAR_COLUMNS
     assert len(index) == len(sessions) * len(INDEX_TICKERS)
-    assert (index.groupby("ticker")["session"].apply(lambda s: pd.DatetimeIndex(s).equals(sessions))).all()
+    for _, series in index.groupby("ticker"):
+        assert pd.DatetimeIndex(series["session"]).equals(sessions)
     _assert_ohlc(index)
     vix = index[index["ticker"] == "VIX"]
     assert (vix["volume"] == 0).all() and vix["close"].between(9, 85).all()
     assert (index[index["ticker"] != "VIX"]["volume"] > 0).all()
-    wide = index.pivot(index="session", columns="ticker", values="close")
-    spy = np.log(wide["SPY"]).diff()
-    stocks = np.log(bars.pivot(index="session", columns="ticker", values="close")).diff().mean(axis=1)
-    assert spy.corr(stocks) > 0.7
-    assert spy.corr(np.log(wide["VIX"]).diff()) < -0.3  # fear rises when the market falls
+    closes = np.log(index.pivot(index="session", columns="ticker", values="close")).diff()
+    stocks = np.log(bars.pivot(index="session", columns="ticker", values="close")).diff()
+    assert closes["SPY"].corr(stocks.mean(axis=1)) > 0.7
+    assert closes["SPY"].corr(closes["VIX"]) < -0.3  # fear rises when the market falls
     assert source.index_bars(sessions[:3], ["SPY", "VIX"])["ticker"].tolist() == ["SPY", "VIX"] * 3
     with pytest.raises(MarketDataError, match="XLB"):
         source.index_bars(sessions[:3], ["SPY", "XLB"])
 
 
 def test_ticker_reference(source: SyntheticSource, bars: pd.DataFrame) -> None:
-    as_of = date(2016, 3, 6)  # a Sunday: the caps are at Friday's close
-    reference = source.ticker_reference(as_of)
+    reference = source.ticker_reference(date(2016, 3, 6))  # a Sunday: caps at Friday's close
     assert tuple(reference.columns) == REFERENCE_COLUMNS
     assert reference["ticker"].is_unique and len(reference) == N_TICKERS
     assert set(reference["sector"]) <= set(SECTORS) and reference["sector"].nunique() > 8
-    assert (reference["sector_etf"] == [sector_etf(s, INDEX_TICKERS) for s in reference["sector"]]).all()
+    expected_etf = [sector_etf(s, INDEX_TICKERS) for s in reference["sector"]]
+    assert (reference["sector_etf"] == expected_etf).all()
     friday = bars[bars["session"] == "2016-03-04"].set_index("ticker")["close"]
     caps = reference.set_index("ticker")
     assert np.allclose(caps["market_cap"], caps["shares_outstanding"] * friday)
@@ -224,7 +223,7 @@ def test_ticker_reference(source: SyntheticSource, bars: pd.DataFrame) -> None:
 
 
 def test_hourly_bars_add_up_to_the_daily_bars(source: SyntheticSource, bars: pd.DataFrame) -> None:
-    start, end = date(2015, 11, 20), date(2015, 12, 31)  # has two early closes
+    start, end = date(2015, 11, 20), date(2015, 12, 31)  # with two early closes
     for ticker in ("SYN00001", "SYN00150", "SYN00300"):
         hourly = source.hourly_bars(ticker, start, end)
         assert tuple(hourly.columns) == HOURLY_COLUMNS
@@ -232,21 +231,22 @@ def test_hourly_bars_add_up_to_the_daily_bars(source: SyntheticSource, bars: pd.
         assert not hourly["is_extended_hours"].any()
         _assert_ohlc(hourly)
         day = hourly.groupby(hourly["ts"].dt.tz_localize(None).dt.normalize())
-        daily = bars[(bars["ticker"] == ticker) & bars["session"].between(str(start), str(end))]
-        daily = daily.set_index("session")
         rebuilt = pd.DataFrame({
             "open": day["open"].first(), "high": day["high"].max(), "low": day["low"].min(),
             "close": day["close"].last(), "volume": day["volume"].sum(),
         })
-        pd.testing.assert_frame_equal(rebuilt, daily[rebuilt.columns], check_names=False)
+        daily = bars[(bars["ticker"] == ticker) & bars["session"].between(str(start), str(end))]
+        expected = daily.set_index("session")[rebuilt.columns]
+        pd.testing.assert_frame_equal(rebuilt, expected, check_names=False)
         counts = day.size()
-        assert set(counts) == {7, 4} and counts.loc["2015-11-27"] == 4 and counts.loc["2015-12-24"] == 4
-        starts = hourly["ts"].dt.strftime("%H:%M")
-        assert set(starts) == {"09:30", "10:30", "11:30", "12:30", "13:30", "14:30", "15:30"}
+        assert set(counts) == {7, 4}
+        assert counts.loc["2015-11-27"] == counts.loc["2015-12-24"] == 4
+        starts = set(hourly["ts"].dt.strftime("%H:%M"))
+        assert starts == {"09:30", "10:30", "11:30", "12:30", "13:30", "14:30", "15:30"}
     part = source.hourly_bars("SYN00150", date(2015, 12, 1), date(2015, 12, 3))
     whole = source.hourly_bars("SYN00150", start, end)
-    pd.testing.assert_frame_equal(part, whole[whole["ts"].between(part["ts"].min(), part["ts"].max())]
-                                  .reset_index(drop=True))
+    same = whole[whole["ts"].between(part["ts"].min(), part["ts"].max())]
+    pd.testing.assert_frame_equal(part, same.reset_index(drop=True))
     with pytest.raises(MarketDataError, match="SYN99999"):
         source.hourly_bars("SYN99999", start, end)
 

@@ -5,9 +5,13 @@ plants rally -> consolidation -> breakout setups (and their short mirrors) whose
 recorded, so the scanner, the labels and the models can be checked against known answers.
 
 Determinism: every path starts at `origin` and is simulated forward in fixed blocks of `BLOCK`
-sessions. Each block's random numbers come from a fresh `np.random.default_rng([seed, stream,
-block, group])`, one generator per group of `GROUP` tickers, so a session's bars are identical
-however the range is asked for, and a ticker's path does not depend on the size of the universe.
+sessions. Each block's random numbers come from a fresh generator seeded with `[seed, stream,
+block, group]`, one per group of `GROUP` tickers, so a session's bars are identical however the
+range is asked for (one session, a range, chunks), and a ticker's path does not depend on the
+size of the universe.
+
+Speed: the loop runs over sessions with numpy across all tickers; bar shapes are computed in
+float32 and only rounded to the cent in float64 (10,000 tickers x 2,500 sessions: seconds).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import date
 from enum import IntEnum
 from functools import lru_cache
 from statistics import NormalDist
+from typing import TypeVar
 
 import exchange_calendars as xcals
 import numpy as np
@@ -32,14 +37,18 @@ GROUP = 1024  # tickers per random generator
 CALENDAR_YEARS = 40  # how far past the origin sessions exist
 
 SECTORS = (*SECTOR_ETF, "Miscellaneous")
-_SECTOR_WEIGHTS = np.array([18, 15, 17, 5, 11, 12, 4, 3, 4, 5, 3, 3], dtype=float)
+_SECTOR_SHARES = {  # rough shares of US listings, in percent
+    "Technology": 18, "Finance": 15, "Health Care": 17, "Energy": 5, "Industrials": 11,
+    "Consumer Discretionary": 12, "Consumer Staples": 4, "Utilities": 3, "Basic Materials": 4,
+    "Real Estate": 5, "Telecommunications": 3, "Miscellaneous": 3,
+}
 INDUSTRIES = {
     "Technology": ("Computer Software: Prepackaged Software", "Semiconductors", "EDP Services"),
     "Finance": ("Major Banks", "Investment Bankers/Brokers/Service", "Property-Casualty Insurers"),
     "Health Care": ("Biotechnology: Pharmaceutical Preparations", "Medical/Dental Instruments"),
     "Energy": ("Oil & Gas Production", "Integrated oil Companies", "Oilfield Services/Equipment"),
     "Industrials": ("Industrial Machinery/Components", "Aerospace", "Trucking Freight/Courier"),
-    "Consumer Discretionary": ("Restaurants", "Auto Manufacturing", "Catalog/Specialty Distribution"),
+    "Consumer Discretionary": ("Restaurants", "Auto Manufacturing", "Department/Specialty Retail"),
     "Consumer Staples": ("Packaged Foods", "Beverages (Production/Distribution)", "Food Chains"),
     "Utilities": ("Electric Utilities: Central", "Natural Gas Distribution", "Water Supply"),
     "Basic Materials": ("Major Chemicals", "Precious Metals", "Steel/Iron Ore"),
@@ -50,15 +59,18 @@ INDUSTRIES = {
 
 # --- return process --------------------------------------------------------------------------
 MARKET_DRIFT = 0.0003  # daily log drift of the market factor
-MARKET_VOL, SECTOR_VOL = 0.0095, 0.006  # long-run daily volatility of the factors
+MARKET_VOL, SECTOR_VOL = 0.0105, 0.006  # long-run daily volatility of the factors
+FACTOR_TAIL = 5  # degrees of freedom of the factors' Student-t shocks: rare crash days
 # GJR-GARCH(1,1) (alpha, gamma, beta): volatility clusters, and rises more after losses.
 MARKET_GARCH, SECTOR_GARCH, IDIO_GARCH = (0.03, 0.12, 0.90), (0.05, 0.04, 0.91), (0.05, 0.06, 0.90)
-REVERSION = 0.002  # daily pull of a stock back to its level relative to the market: no $0 paths
-JUMP_PROBABILITY, JUMP_SD, JUMP_CAP = 1 / 80, 0.06, 0.30  # earnings-like overnight gaps
+REVERSION = 0.002  # daily pull of a stock back to its level relative to the market
+PRICE_FLOOR, FLOOR_PULL = 3.0, 0.02  # and a stronger pull up below $3: no penny paths, where
+# rounding to the cent would blur a setup's geometry
+JUMP_PROBABILITY, JUMP_SD, JUMP_CAP = 1 / 63, 0.07, 0.30  # earnings-like overnight gaps
 GAP_SHARE, GAP_NOISE = 0.35, 0.30  # share of the market move made overnight; open noise (x vol)
 WICK = 0.8  # mean high-low extension beyond the open-close body (x vol)
 VOLUME_MOVE, VOLUME_RANGE, VOLUME_NOISE, VOLUME_MARKET = 0.35, 0.15, 0.30, 0.25
-VIX_PREMIUM, VIX_RANGE = 1.15, (9.0, 85.0)
+VIX_PREMIUM, VIX_RANGE = 1.2, (9.0, 85.0)
 
 # --- planted setups --------------------------------------------------------------------------
 SLOT = 320  # each ticker has at most one planted setup per slot of sessions
@@ -99,7 +111,8 @@ PLANT_COLUMNS = (
     "entry", "breakout_open", "breakout_high", "breakout_low",
 )
 
-Draws = dict[str, np.ndarray]
+Arrays = dict[str, np.ndarray]  # named arrays: random draws, parts of a template
+T = TypeVar("T")
 
 
 class _Stream(IntEnum):
@@ -135,10 +148,21 @@ def _generator(seed: int, stream: _Stream, *key: int) -> np.random.Generator:
 
 
 def _group_draws(seed: int, stream: _Stream, key: tuple[int, ...], n: int,
-                 draw: Callable[[np.random.Generator, int], Draws]) -> Draws:
+                 draw: Callable[[np.random.Generator, int], Arrays]) -> Arrays:
     """Draws for n tickers (ticker = last axis), made per group so they do not depend on n."""
     parts = [draw(_generator(seed, stream, *key, g), GROUP) for g in range(-(-n // GROUP))]
     return {k: np.concatenate([p[k] for p in parts], axis=-1)[..., :n] for k in parts[0]}
+
+
+def _take(arrays: T, keep: np.ndarray | slice) -> T:
+    """The same entries of every array field of a dataclass."""
+    return type(arrays)(*(getattr(arrays, f.name)[keep] for f in fields(arrays)))
+
+
+def _concat(parts: Sequence[T]) -> T:
+    """Dataclasses of arrays joined field by field."""
+    kind = type(parts[0])
+    return kind(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(kind)))
 
 
 def _cents(price: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -174,7 +198,8 @@ def _persistence(params: tuple[float, float, float]) -> float:
 def _nyse_schedule(origin: date) -> pd.DataFrame:
     """NYSE sessions from the origin on, with their open (UTC) and number of hourly bars."""
     start = pd.Timestamp(origin)
-    calendar = xcals.get_calendar("XNYS", start=start, end=start + pd.DateOffset(years=CALENDAR_YEARS))
+    end = start + pd.DateOffset(years=CALENDAR_YEARS)
+    calendar = xcals.get_calendar("XNYS", start=start, end=end)
     schedule = calendar.schedule
     hours = np.ceil((schedule["close"] - schedule["open"]) / pd.Timedelta(hours=1)).astype(int)
     return pd.DataFrame({"open": schedule["open"].dt.tz_localize(None), "hours": hours})
@@ -211,9 +236,9 @@ class _Universe:
         return np.minimum(np.hypot(self.idio_vol, self.beta * MARKET_VOL), PLANT_SIGMA_CAP)
 
 
-def _draw_universe(rng: np.random.Generator, size: int) -> Draws:
+def _draw_universe(rng: np.random.Generator, size: int) -> Arrays:
     return {
-        "sector": rng.choice(len(SECTORS), size, p=_SECTOR_WEIGHTS / _SECTOR_WEIGHTS.sum()),
+        "sector": rng.choice(len(SECTORS), size, p=[_SECTOR_SHARES[s] / 100 for s in SECTORS]),
         "industry": rng.integers(0, 1 << 16, size),
         "beta": np.clip(rng.normal(1.0, 0.35, size), 0.2, 2.2),
         "gamma": np.clip(rng.normal(0.8, 0.3, size), 0.0, 1.6),
@@ -242,8 +267,8 @@ class _Bars:
     volume: np.ndarray  # (sessions, columns)
 
     @staticmethod
-    def empty(columns: int) -> _Bars:
-        return _Bars(np.empty((4, 0, columns)), np.empty((0, columns), np.int64))
+    def allocate(rows: int, columns: int) -> _Bars:
+        return _Bars(np.empty((4, rows, columns)), np.empty((rows, columns), np.int64))
 
     @staticmethod
     def concat(parts: Sequence[_Bars]) -> _Bars:
@@ -328,7 +353,8 @@ class _FactorBlock:
 
 
 def _factor_block(seed: int, b: int, state: _FactorState) -> tuple[_FactorBlock, _FactorState]:
-    z = _generator(seed, _Stream.FACTOR, b).standard_normal((BLOCK, len(_FACTOR_VOL)))
+    t = _generator(seed, _Stream.FACTOR, b).standard_t(FACTOR_TAIL, (BLOCK, len(_FACTOR_VOL)))
+    z = t * np.sqrt((FACTOR_TAIL - 2) / FACTOR_TAIL)  # unit variance
     shocks, variance = _garch(z, state.variance, state.shock, _FACTOR_OMEGA, _FACTOR_PARAMS)
     alpha, gamma, beta = MARKET_GARCH
     m = shocks[:, 0]
@@ -350,7 +376,9 @@ def _etf_loadings() -> np.ndarray:
 
 
 _ETF_LOADINGS = _etf_loadings()
-_ETF_NOISE, _ETF_FIRST_CLOSE, _ETF_VOLUME = (np.array([v[i] for v in _ETFS.values()]) for i in (3, 4, 5))
+_ETF_NOISE, _ETF_FIRST_CLOSE, _ETF_VOLUME = (
+    np.array([spec[i] for spec in _ETFS.values()]) for i in (3, 4, 5)
+)
 
 
 def _index_block(seed: int, b: int, factors: _FactorBlock,
@@ -362,11 +390,13 @@ def _index_block(seed: int, b: int, factors: _FactorBlock,
     ret = factors.returns @ _ETF_LOADINGS + _ETF_NOISE * rng.standard_normal(shape)
     closes = log_close + np.cumsum(ret, axis=0)
     prev = np.exp(np.vstack([log_close, closes[:-1]]))
-    close, open_ = np.exp(closes), prev * np.exp(0.4 * ret + 0.2 * sigma * rng.standard_normal(shape))
+    close = np.exp(closes)
+    open_ = prev * np.exp(0.4 * ret + 0.2 * sigma * rng.standard_normal(shape))
     high = np.maximum(open_, close) * np.exp(0.4 * sigma * rng.standard_exponential(shape))
     low = np.minimum(open_, close) * np.exp(-0.4 * sigma * rng.standard_exponential(shape))
     market = np.log(factors.variance[:, :1] / MARKET_VOL**2)
-    volume = _ETF_VOLUME * np.exp(0.3 * np.abs(ret) / sigma + 0.2 * rng.standard_normal(shape) + 0.3 * market)
+    noise = 0.2 * rng.standard_normal(shape)
+    volume = _ETF_VOLUME * np.exp(0.3 * np.abs(ret) / sigma + noise + 0.3 * market)
     vix = _vix_prices(rng, factors)
     prices = np.concatenate([_quote(open_, high, low, close), vix], axis=2)
     volume = np.column_stack([np.rint(volume).astype(np.int64), np.zeros(BLOCK, np.int64)])
@@ -396,17 +426,18 @@ class _StockState:
     shock: np.ndarray
 
 
-def _draw_stock_returns(rng: np.random.Generator, size: int) -> Draws:
+def _draw_stock_returns(rng: np.random.Generator, size: int) -> Arrays:
     cells = BLOCK * size
     jumps = np.zeros(cells, dtype=np.float32)
     count = rng.binomial(cells, JUMP_PROBABILITY)
     where = rng.integers(0, cells, count)
-    np.add.at(jumps, where, np.clip(rng.normal(0.0, JUMP_SD, count), -JUMP_CAP, JUMP_CAP).astype(np.float32))
+    jump_sizes = np.clip(rng.normal(0.0, JUMP_SD, count), -JUMP_CAP, JUMP_CAP)
+    np.add.at(jumps, where, jump_sizes.astype(np.float32))
     z = rng.standard_normal((BLOCK, size), dtype=np.float32)
     return {"z": z, "jump": jumps.reshape(BLOCK, size)}
 
 
-def _draw_stock_shape(rng: np.random.Generator, size: int) -> Draws:
+def _draw_stock_shape(rng: np.random.Generator, size: int) -> Arrays:
     return {"bytes": _random_bytes(rng, (4, BLOCK, size))}  # gap, range, split, volume
 
 
@@ -427,21 +458,14 @@ class _Cells:
     low: np.ndarray
     volume: np.ndarray
 
-    def take(self, keep: np.ndarray | slice) -> _Cells:
-        return _Cells(*(getattr(self, f.name)[keep] for f in fields(self)))
-
     def by_block(self) -> _Cells:
         """Sorted by block (a stable radix sort on small ints), so that a block is a slice."""
-        return self.take(np.argsort(self.block, kind="stable"))
+        return _take(self, np.argsort(self.block, kind="stable"))
 
     def in_block(self, b: int) -> _Cells:
         """The cells of block b (of cells sorted by block)."""
         i, j = np.searchsorted(self.block, np.array([b, b + 1], dtype=self.block.dtype))
-        return self.take(slice(i, j))
-
-    @staticmethod
-    def concat(parts: Sequence[_Cells]) -> _Cells:
-        return _Cells(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Cells)))
+        return _take(self, slice(i, j))
 
 
 @dataclass(frozen=True)
@@ -486,13 +510,6 @@ class _Plants:
     def end(self) -> np.ndarray:
         return self.start + self.breakout + 1
 
-    def subset(self, keep: np.ndarray) -> _Plants:
-        return _Plants(*(getattr(self, f.name)[keep] for f in fields(self)))
-
-    @staticmethod
-    def concat(parts: Sequence[_Plants]) -> _Plants:
-        return _Plants(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Plants)))
-
     def cells(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where setups meet sessions [lo, hi): template-row mask, positions, ticker columns."""
         rows = np.arange(PLANT_MAX)[:, None]
@@ -501,7 +518,7 @@ class _Plants:
         return mask, pos[mask], np.broadcast_to(self.ticker, pos.shape)[mask]
 
 
-def _draw_plants(rng: np.random.Generator, size: int) -> Draws:
+def _draw_plants(rng: np.random.Generator, size: int) -> Arrays:
     def u(lo: float, hi: float, shape: int | tuple[int, int]) -> np.ndarray:
         return lo + (hi - lo) * rng.random(shape, dtype=np.float32)
 
@@ -531,7 +548,7 @@ def _draw_plants(rng: np.random.Generator, size: int) -> Draws:
     }
 
 
-def _slot_plants(seed: int, slot: int, universe: _Universe) -> tuple[_Plants, Draws]:
+def _slot_plants(seed: int, slot: int, universe: _Universe) -> tuple[_Plants, Arrays]:
     """The setups of one planting slot (which tickers, when, how long) and the draws that
     shape them (one column per ticker)."""
     d = _group_draws(seed, _Stream.PLANT, (slot + 1,), len(universe.tickers), _draw_plants)
@@ -541,18 +558,20 @@ def _slot_plants(seed: int, slot: int, universe: _Universe) -> tuple[_Plants, Dr
     return _Plants(keep, start[keep], d["short"][keep], d["rally_len"][keep], consol_len[keep]), d
 
 
-def _slot_cells(plants: _Plants, d: Draws, universe: _Universe) -> _Cells:
+def _slot_cells(plants: _Plants, d: Arrays, universe: _Universe) -> _Cells:
     """The planted values of a slot's setups, built a group of setups at a time so that the
     template arrays stay in the CPU cache."""
     cells = []
     for first in range(0, max(len(plants.ticker), 1), GROUP):  # one part at least: keeps dtypes
-        part = plants.subset(slice(first, first + GROUP))
+        part = _take(plants, slice(first, first + GROUP))
         group = {k: v[..., part.ticker] for k, v in d.items()}
-        cells.append(_planted_cells(part, group, universe.plant_sigma[part.ticker], len(universe.tickers)))
-    return _Cells.concat(cells).by_block()
+        sigma = universe.plant_sigma[part.ticker]
+        cells.append(_planted_cells(part, group, sigma, len(universe.tickers)))
+    return _concat(cells).by_block()
 
 
-def _planted_cells(plants: _Plants, d: Draws, sigma: np.ndarray, n_tickers: int) -> _Cells:
+def _planted_cells(plants: _Plants, d: Arrays, sigma: np.ndarray, n_tickers: int) -> _Cells:
+    """The setups' template cells, placed by block and flat index."""
     mask, pos, ticker = plants.cells(0, np.iinfo(np.int64).max)
     values = _relative(_long_template(d, plants, sigma), plants.short, mask)
     flat = (pos % BLOCK * n_tickers + ticker).astype(np.int32)
@@ -570,7 +589,7 @@ def _segment(path: np.ndarray, first: np.ndarray | int) -> np.ndarray:
     return np.take_along_axis(path, rows, axis=0)
 
 
-def _long_template(d: Draws, plants: _Plants, sigma: np.ndarray) -> Draws:
+def _long_template(d: Arrays, plants: _Plants, sigma: np.ndarray) -> Arrays:
     """Log open/high/low/close (0 = the close before the setup) and volume of long setups.
 
     Lead-in: a short decline. Rally: from the swing low (below every lead-in low) up to the
@@ -583,7 +602,8 @@ def _long_template(d: Draws, plants: _Plants, sigma: np.ndarray) -> Draws:
     lead, rally = rows < LEAD, (rows >= LEAD) & (rows <= rally_end)
     consol, breakout = (rows > rally_end) & (rows < breakout_row), rows == breakout_row
     sigma = sigma.astype(np.float32)
-    open_noise, up, down = (0.2 * sigma * d["open_noise"], 0.3 * sigma * d["up"], 0.3 * sigma * d["down"])
+    open_noise = 0.2 * sigma * d["open_noise"]
+    up, down = 0.3 * sigma * d["up"], 0.3 * sigma * d["down"]
 
     steps = np.cumsum(d["lead_steps"], axis=0)
     lead_close = -d["lead_drop"] * steps / steps[-1]
@@ -609,12 +629,15 @@ def _long_template(d: Draws, plants: _Plants, sigma: np.ndarray) -> Draws:
     )
 
     floor = np.select([lead, rows == LEAD, rally], [-np.inf, low, low + eps], bottom)
-    ceiling = np.select([lead, rows == rally_end, rally, consol], [np.inf, high, high - eps, top], np.inf)
+    ceiling = np.select(
+        [lead, rows == rally_end, rally, consol], [np.inf, high, high - eps, top], np.inf
+    )
     opens = np.clip(_previous(close) + open_noise, floor, np.where(breakout, top, ceiling))
     highs = np.clip(np.maximum(opens, close) + up, floor, ceiling)
     lows = np.clip(np.minimum(opens, close) - down, floor, ceiling)
     lows = np.where(rows == LEAD, low, lows)
-    highs = np.select([rows == rally_end, breakout], [high, close + d["breakout_wick"] * (close - lows)], highs)
+    breakout_high = close + d["breakout_wick"] * (close - lows)
+    highs = np.select([rows == rally_end, breakout], [high, breakout_high], highs)
     volume = np.select(
         [lead, rally, consol],
         [0.7 + 0.4 * d["volume"], 1.3 + 0.9 * d["volume"], 0.35 + 0.35 * d["volume"]],
@@ -633,7 +656,7 @@ def _band_path(noise: np.ndarray, start: np.ndarray) -> np.ndarray:
     return path
 
 
-def _relative(template: Draws, short: np.ndarray, mask: np.ndarray) -> Draws:
+def _relative(template: Arrays, short: np.ndarray, mask: np.ndarray) -> Arrays:
     """The values of the template cells in `mask`, relative to the previous close.
 
     Short setups are the mirror image: log prices negated, high and low swapped.
@@ -643,11 +666,16 @@ def _relative(template: Draws, short: np.ndarray, mask: np.ndarray) -> Draws:
     prev = _previous(close)[mask]
     highs = np.where(short, -template["low"], template["high"])[mask]
     lows = np.where(short, -template["high"], template["low"])[mask]
-    return {"ret": close[mask] - prev, "open": np.exp((sign * template["open"])[mask] - prev),
-            "high": np.exp(highs - prev), "low": np.exp(lows - prev), "volume": template["volume"][mask]}
+    return {
+        "ret": close[mask] - prev,
+        "open": np.exp((sign * template["open"])[mask] - prev),
+        "high": np.exp(highs - prev),
+        "low": np.exp(lows - prev),
+        "volume": template["volume"][mask],
+    }
 
 
-def _plant_records(plants: _Plants, bars: Draws, tickers: np.ndarray,
+def _plant_records(plants: _Plants, bars: Arrays, tickers: np.ndarray,
                    sessions: pd.DatetimeIndex) -> pd.DataFrame:
     """The geometry of each planted setup, read from its bars (template rows x setups)."""
     col = np.arange(len(plants.ticker))
@@ -685,7 +713,7 @@ def _plant_records(plants: _Plants, bars: Draws, tickers: np.ndarray,
 # --- hourly bars -----------------------------------------------------------------------------
 
 
-def _draw_hours(rng: np.random.Generator) -> Draws:
+def _draw_hours(rng: np.random.Generator) -> Arrays:
     shape = (BLOCK, HOURS_MAX)
     return {
         "path": rng.standard_normal(shape),
@@ -697,7 +725,7 @@ def _draw_hours(rng: np.random.Generator) -> Draws:
     }
 
 
-def _split_into_hours(day: _Bars, hours: np.ndarray, d: Draws) -> tuple[_Bars, np.ndarray]:
+def _split_into_hours(day: _Bars, hours: np.ndarray, d: Arrays) -> tuple[_Bars, np.ndarray]:
     """Hourly bars (sessions x HOURS_MAX) that add up exactly to one ticker's daily bars.
 
     A Brownian bridge from the open to the close, kept inside the day's range, gives the hourly
@@ -716,8 +744,10 @@ def _split_into_hours(day: _Bars, hours: np.ndarray, d: Draws) -> tuple[_Bars, n
     bar_open, bar_close = path[:, :-1], path[:, 1:]
     top, bottom = np.maximum(bar_open, bar_close), np.minimum(bar_open, bar_close)
     bar = np.arange(HOURS_MAX)
-    highs = np.where(bar == (d["high_at"] * k).astype(int), h, _cents(top + 0.5 * d["up"] * (h - top)))
-    lows = np.where(bar == (d["low_at"] * k).astype(int), low, _cents(bottom - 0.5 * d["down"] * (bottom - low)))
+    highs = _cents(top + 0.5 * d["up"] * (h - top))
+    lows = _cents(bottom - 0.5 * d["down"] * (bottom - low))
+    highs = np.where(bar == (d["high_at"] * k).astype(int), h, highs)
+    lows = np.where(bar == (d["low_at"] * k).astype(int), low, lows)
     active = bar < k
     weights = np.where(active, _HOURLY_PROFILE * np.exp(0.3 * d["volume"]), 0.0)
     volume = np.floor(v * weights / weights.sum(axis=1, keepdims=True)).astype(np.int64)
@@ -764,13 +794,14 @@ class SyntheticMarket:
 
     # --- public data -------------------------------------------------------------------------
 
-    def daily_bars(self, sessions: Sequence[date], tickers: Sequence[str] | None = None) -> pd.DataFrame:
+    def daily_bars(self, sessions: Sequence[date],
+                   tickers: Sequence[str] | None = None) -> pd.DataFrame:
         """Daily bars of every ticker (or of `tickers`) for the sessions, in one frame."""
         chunks = list(self.iter_daily_bars(sessions, max(len(sessions), 1), tickers))
         if chunks:
             return chunks[0]
         names = self._names(self._columns(tickers))
-        return _frame(names, self._sessions[:0], _Bars.empty(len(names)))
+        return _frame(names, self._sessions[:0], _Bars.allocate(0, len(names)))
 
     def iter_daily_bars(self, sessions: Sequence[date], chunk_sessions: int = 250,
                         tickers: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -783,7 +814,8 @@ class SyntheticMarket:
             chunk = positions[first:first + chunk_sessions]
             yield _frame(names, self._sessions[chunk], self._stock_bars(chunk, cols))
 
-    def index_bars(self, sessions: Sequence[date], tickers: Sequence[str] = INDEX_TICKERS) -> pd.DataFrame:
+    def index_bars(self, sessions: Sequence[date],
+                   tickers: Sequence[str] = INDEX_TICKERS) -> pd.DataFrame:
         """Daily bars of the index series: ETFs follow the factors, VIX the market's volatility."""
         unknown = sorted(set(tickers) - set(INDEX_TICKERS))
         if unknown:
@@ -791,11 +823,13 @@ class SyntheticMarket:
         positions = self._positions(sessions)
         cols = np.array([INDEX_TICKERS.index(t) for t in tickers], dtype=int)
         blocks = positions // BLOCK
-        parts = [self._index(b).take(positions[blocks == b] % BLOCK, cols) for b in np.unique(blocks)]
-        bars = _Bars.concat([_Bars.empty(len(cols)), *parts])
+        parts = [self._index(b).take(positions[blocks == b] % BLOCK, cols)
+                 for b in np.unique(blocks)]
+        bars = _Bars.concat([_Bars.allocate(0, len(cols)), *parts])
         return _frame(_strings(tickers), self._sessions[positions], bars)
 
-    def ticker_reference(self, as_of: date, index_tickers: Sequence[str] = INDEX_TICKERS) -> pd.DataFrame:
+    def ticker_reference(self, as_of: date,
+                         index_tickers: Sequence[str] = INDEX_TICKERS) -> pd.DataFrame:
         """One row per ticker; market cap at the close of the last session on or before `as_of`."""
         u = self._universe
         position = int(self._sessions.searchsorted(pd.Timestamp(as_of), side="right")) - 1
@@ -825,8 +859,9 @@ class SyntheticMarket:
         lo, hi = self._bounds(start, end)
         slots = range(max(lo // SLOT - 1, -1), (hi - 1) // SLOT + 1)
         plants = [_slot_plants(self.seed, s, self._universe)[0] for s in slots]
-        plants = _Plants.concat([p.subset((p.end > lo) & (p.end <= hi)) for p in plants])
-        return _plant_records(plants, self._plant_bars(plants), self._universe.tickers, self._sessions)
+        plants = _concat([_take(p, (p.end > lo) & (p.end <= hi)) for p in plants])
+        bars = self._plant_bars(plants)
+        return _plant_records(plants, bars, self._universe.tickers, self._sessions)
 
     def hourly_bars(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Regular-session 1-hour bars (`ts` = bar start, America/New_York) of one ticker.
@@ -847,9 +882,10 @@ class SyntheticMarket:
         opens = self._schedule["open"].to_numpy()[positions, None]
         starts = opens + np.arange(HOURS_MAX) * np.timedelta64(1, "h")
         count = int(active.sum())
+        ts = pd.DatetimeIndex(starts[active]).tz_localize("UTC").tz_convert("America/New_York")
         return pd.DataFrame({
             "ticker": pd.array([ticker] * count, dtype="string"),
-            "ts": pd.DatetimeIndex(starts[active]).tz_localize("UTC").tz_convert("America/New_York"),
+            "ts": ts,
             **{c: p[active] for c, p in zip(PRICE_COLUMNS, bars.prices)},
             "volume": bars.volume[active].astype(float),
             "is_extended_hours": np.zeros(count, dtype=bool),
@@ -867,10 +903,8 @@ class SyntheticMarket:
         wanted = pd.DatetimeIndex(pd.to_datetime(list(sessions))).normalize()
         positions = self._sessions.get_indexer(wanted)
         if (positions < 0).any():
-            bad = sorted({str(d)[:10] for d in wanted[positions < 0]})
-            raise ValueError(
-                f"not NYSE sessions on or after the synthetic origin {self.origin}: {', '.join(bad[:5])}"
-            )
+            bad = ", ".join(sorted({str(d)[:10] for d in wanted[positions < 0]})[:5])
+            raise ValueError(f"not NYSE sessions from the synthetic origin {self.origin} on: {bad}")
         return np.unique(positions)
 
     def _columns(self, tickers: Sequence[str] | None) -> np.ndarray | slice:
@@ -878,7 +912,8 @@ class SyntheticMarket:
             return slice(None)
         cols = self._ticker_index.get_indexer(list(tickers))
         if (cols < 0).any():
-            raise ValueError(f"not synthetic tickers: {[t for t, c in zip(tickers, cols) if c < 0][:5]}")
+            bad = [t for t, c in zip(tickers, cols) if c < 0]
+            raise ValueError(f"not synthetic tickers: {bad[:5]}")
         return cols
 
     def _names(self, cols: np.ndarray | slice) -> pa.Array:
@@ -888,8 +923,7 @@ class SyntheticMarket:
 
     def _stock_bars(self, positions: np.ndarray, cols: np.ndarray | slice) -> _Bars:
         """Bars at the positions; whole blocks of every ticker are written straight into place."""
-        count = len(self._universe.tickers[cols])
-        out = _Bars(np.empty((4, len(positions), count)), np.empty((len(positions), count), np.int64))
+        out = _Bars.allocate(len(positions), len(self._universe.tickers[cols]))
         blocks = positions // BLOCK
         done = 0
         for b, path in self._stock_paths(np.unique(blocks)):
@@ -904,7 +938,7 @@ class SyntheticMarket:
         return out
 
     def _stock_paths(self, blocks: Sequence[int]) -> Iterator[tuple[int, _Path]]:
-        """Paths of the wanted blocks (ascending), simulating forward from the nearest checkpoint."""
+        """Paths of the wanted blocks (ascending), simulated on from the nearest checkpoint."""
         if not len(blocks):
             return
         wanted = {int(b) for b in blocks}
@@ -916,17 +950,20 @@ class SyntheticMarket:
                     yield b, path
 
     def _stock_path(self, b: int, state: _StockState) -> tuple[_Path, _StockState]:
-        """One block's closes of every ticker: factors + GARCH noise + jumps, then planted setups."""
+        """One block's closes of every ticker: factors + GARCH noise + jumps; planted setups."""
         u, factors = self._universe, self._factor(b)
-        draws = _group_draws(self.seed, _Stream.STOCK_RETURN, (b,), self.n_tickers, _draw_stock_returns)
+        draws = _group_draws(self.seed, _Stream.STOCK_RETURN, (b,), self.n_tickers,
+                             _draw_stock_returns)
         shock, variance = _garch(draws["z"], state.variance, state.shock, u.omega, IDIO_GARCH)
         systematic = u.beta * factors.returns[:, :1] + u.gamma * factors.returns[:, 1 + u.sector]
-        drift = -REVERSION * (state.log_close - u.log_level - u.beta * factors.market_level)
+        drift = (-REVERSION * (state.log_close - u.log_level - u.beta * factors.market_level)
+                 + FLOOR_PULL * np.maximum(np.log(PRICE_FLOOR) - state.log_close, 0))
         ret = drift + systematic + shock + draws["jump"]
         cells = self._plant_cells(b)
         np.put(ret, cells.flat, cells.ret)
         log_close = state.log_close + np.cumsum(ret, axis=0)
-        path = _Path(b, state.log_close, log_close, ret, drift, systematic, draws["jump"], variance, cells)
+        path = _Path(b, state.log_close, log_close, ret, drift, systematic, draws["jump"],
+                     variance, cells)
         return path, _StockState(log_close[-1], variance[-1], shock[-1])
 
     def _stock_block_bars(self, path: _Path, out: _Bars | None = None) -> _Bars:
@@ -937,9 +974,10 @@ class SyntheticMarket:
         """
         u, f32 = self._universe, np.float32
         market_variance = self._factor(path.block).variance[:, :1]
-        noise = _group_draws(self.seed, _Stream.STOCK_SHAPE, (path.block,), self.n_tickers, _draw_stock_shape)
-        gap, range_, split, volume = (np.take(table, raw) for table, raw in
-                                      zip((_NORMAL, _EXPONENTIAL, _UNIFORM, _NORMAL), noise["bytes"]))
+        noise = _group_draws(self.seed, _Stream.STOCK_SHAPE, (path.block,), self.n_tickers,
+                             _draw_stock_shape)["bytes"]
+        tables = (_NORMAL, _EXPONENTIAL, _UNIFORM, _NORMAL)
+        gap, range_, split, volume = (np.take(table, raw) for table, raw in zip(tables, noise))
         sigma = np.sqrt(path.variance + u.beta**2 * market_variance, dtype=f32)
         close = np.exp(path.log_close, dtype=f32)
         prev = np.vstack([np.exp(path.prev_log_close, dtype=f32), close[:-1]])
@@ -949,15 +987,16 @@ class SyntheticMarket:
         high = np.maximum(open_, close) * (1 + wick * split)
         low = np.minimum(open_, close) / (1 + wick * (1 - split))
         market = np.log(market_variance / MARKET_VOL**2, dtype=f32)
-        volume = np.exp(VOLUME_MOVE * np.abs(path.ret - path.drift, dtype=f32) / sigma
-                        + VOLUME_RANGE * range_ + VOLUME_NOISE * volume + VOLUME_MARKET * market)
+        move = np.abs(path.ret - path.drift, dtype=f32) / sigma
+        volume = np.exp(VOLUME_MOVE * move + VOLUME_RANGE * range_ + VOLUME_NOISE * volume
+                        + VOLUME_MARKET * market)
         cells, flat = path.cells, path.cells.flat
         for price, multiple in ((open_, cells.open), (high, cells.high), (low, cells.low)):
             np.put(price, flat, np.take(prev, flat) * multiple)
         np.put(volume, flat, cells.volume)
         _wrap(open_, high, low, close, flat)
         if out is None:
-            out = _Bars(np.empty((4, *close.shape)), np.empty(close.shape, np.int64))
+            out = _Bars.allocate(*close.shape)
         _quote(open_, high, low, close, out=out.prices)
         volume *= u.base_volume.astype(f32)
         out.volume[...] = np.maximum(np.rint(volume, out=volume), 100, out=volume)
@@ -965,22 +1004,24 @@ class SyntheticMarket:
 
     def _factor(self, b: int) -> _FactorBlock:
         while len(self._factor_blocks) <= b:
-            block, self._factor_state = _factor_block(self.seed, len(self._factor_blocks), self._factor_state)
+            i = len(self._factor_blocks)
+            block, self._factor_state = _factor_block(self.seed, i, self._factor_state)
             self._factor_blocks.append(block)
         return self._factor_blocks[b]
 
     def _index(self, b: int) -> _Bars:
         while len(self._index_blocks) <= b:
             i = len(self._index_blocks)
-            bars, self._index_log_close = _index_block(self.seed, i, self._factor(i), self._index_log_close)
+            bars, self._index_log_close = _index_block(self.seed, i, self._factor(i),
+                                                       self._index_log_close)
             self._index_blocks.append(bars)
         return self._index_blocks[b]
 
-    def _hour_draws(self, col: int, positions: np.ndarray) -> Draws:
+    def _hour_draws(self, col: int, positions: np.ndarray) -> Arrays:
         """One ticker's intraday draws for the sessions, drawn per block like the daily bars."""
         blocks = positions // BLOCK
-        parts = [(_draw_hours(_generator(self.seed, _Stream.HOURLY, col, b)), positions[blocks == b] % BLOCK)
-                 for b in np.unique(blocks)]
+        parts = [(_draw_hours(_generator(self.seed, _Stream.HOURLY, col, b)),
+                  positions[blocks == b] % BLOCK) for b in np.unique(blocks)]
         return {k: np.concatenate([d[k][rows] for d, rows in parts]) for k in parts[0][0]}
 
     # --- planted setups ----------------------------------------------------------------------
@@ -990,26 +1031,27 @@ class SyntheticMarket:
         if slot not in self._slots:
             if len(self._slots) >= 4:
                 del self._slots[next(iter(self._slots))]
-            self._slots[slot] = _slot_cells(*_slot_plants(self.seed, slot, self._universe), self._universe)
+            plants, draws = _slot_plants(self.seed, slot, self._universe)
+            self._slots[slot] = _slot_cells(plants, draws, self._universe)
         return self._slots[slot]
 
     def _plant_cells(self, b: int) -> _Cells:
         """The planted values that land in block b."""
         lo, hi = b * BLOCK, (b + 1) * BLOCK
         slots = range(lo // SLOT - 1, (hi - 1) // SLOT + 1)
-        return _Cells.concat([self._slot(s).in_block(b) for s in slots])
+        return _concat([self._slot(s).in_block(b) for s in slots])
 
-    def _plant_bars(self, plants: _Plants) -> Draws:
+    def _plant_bars(self, plants: _Plants) -> Arrays:
         """Open/high/low/close of each setup's bars (template rows x setups), from the blocks."""
         windows = {k: np.full((len(plants.ticker), PLANT_MAX), np.nan) for k in PRICE_COLUMNS}
         if len(plants.ticker):
             first, last = plants.start.min() // BLOCK, (plants.end.max() - 1) // BLOCK
-            bars = _Bars(np.empty((4, BLOCK, self.n_tickers)), np.empty((BLOCK, self.n_tickers), np.int64))
+            bars = _Bars.allocate(BLOCK, self.n_tickers)
             for b, path in self._stock_paths(range(int(first), int(last) + 1)):
                 lo, hi = b * BLOCK, (b + 1) * BLOCK
                 self._stock_block_bars(path, bars)
                 touching = np.flatnonzero((plants.start < hi) & (plants.end > lo))
-                mask, pos, cols = plants.subset(touching).cells(lo, hi)
+                mask, pos, cols = _take(plants, touching).cells(lo, hi)
                 row, setup = np.nonzero(mask)  # in the order of pos and cols
                 into, at = touching[setup] * PLANT_MAX + row, (pos - lo) * self.n_tickers + cols
                 for price, window in zip(bars.prices, windows.values()):

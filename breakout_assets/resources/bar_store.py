@@ -10,6 +10,8 @@ same transaction and roll back the same way.
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +38,8 @@ class WriteStats:
     tickers: set[str] = field(default_factory=set)
     reasons: dict[str, int] = field(default_factory=dict)
     bulk: bool = False
+    copy_seconds: float = 0.0
+    index_seconds: float = 0.0
 
 
 class SessionWriter:
@@ -80,14 +84,18 @@ def replace_sessions(
         conn.exec_driver_sql(raw_query(f"bars.drop_indexes_{table}"))
     else:
         conn.execute(query(f"bars.delete_{table}"), {"sessions": list(sessions)})
+    started = time.perf_counter()
     with BinaryCopyStream(conn, raw_query(f"bars.copy_{table}")) as stream:
         writer = SessionWriter(stream, bulk)
         yield writer
     if writer.stats.quarantined:
         copy_payload(conn, raw_query("bars.copy_quarantined"),
                      encode_csv(writer.quarantine_frame(table, source)))
+    writer.stats.copy_seconds = time.perf_counter() - started
     if bulk:
+        started = time.perf_counter()
         conn.exec_driver_sql(raw_query(f"bars.create_indexes_{table}"))
+        writer.stats.index_seconds = time.perf_counter() - started
 
 
 def write_bar_chunks(

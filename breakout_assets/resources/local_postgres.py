@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -27,6 +28,8 @@ _SERVER_SETTINGS = {
 }
 
 logging.getLogger("pgserver").setLevel(logging.WARNING)
+# pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it falls back to /tmp.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def _server(data_dir: Path):

@@ -29,6 +29,7 @@ class MarketDataResource(ConfigurableResource):
     source_name: str = Field(description="files | polygon | synthetic")
     files_dir: str = ""
     index_tickers: list[str] = Field(default_factory=list)
+    hourly_aliases: dict[str, str] = Field(default_factory=dict)
     polygon_api_key: str | None = Field(default=None, description="From BREAKOUT_POLYGON_API_KEY")
     polygon_base_url: str = "https://api.massive.com"
     polygon_timeout_s: float = 10.0
@@ -48,7 +49,7 @@ def _build_source(config_json: str) -> MarketDataSource:
     if config.source_name == "files":
         from breakout_assets.resources.market_data.files import FilesSource
 
-        return FilesSource(config.files_dir)
+        return FilesSource(config.files_dir, hourly_aliases=config.hourly_aliases)
     if config.source_name == "polygon":
         from breakout_assets.resources.market_data.polygon import PolygonSource
 

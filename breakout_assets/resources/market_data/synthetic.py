@@ -43,7 +43,8 @@ class SyntheticSource(MarketDataSource):
         except ValueError as exc:
             raise MissingDataError(str(exc)) from None
 
-    def iter_daily_bars(self, sessions: Sequence[date], chunk_sessions: int = 250) -> Iterator[pd.DataFrame]:
+    def iter_daily_bars(self, sessions: Sequence[date],
+                        chunk_sessions: int = 250) -> Iterator[pd.DataFrame]:
         """Daily bars in chunks of sessions, so a long backfill never sits in memory at once."""
         try:
             for chunk in self.market.iter_daily_bars(sessions, chunk_sessions):
@@ -70,7 +71,9 @@ class SyntheticSource(MarketDataSource):
             raise MarketDataError(str(exc)) from None
 
     def ticker_reference(self, as_of: date) -> pd.DataFrame:
-        return self.market.ticker_reference(as_of, self.index_tickers)
+        """Sector ETFs point at the configured index series this source can serve."""
+        served = [t for t in self.index_tickers if t in INDEX_TICKERS]
+        return self.market.ticker_reference(as_of, served)
 
     def planted_setups(self, start: date, end: date) -> pd.DataFrame:
         """The ground truth: setups planted with their breakout session in [start, end]."""

@@ -1,0 +1,142 @@
+"""Feature assets: per ticker-session market features computed in Postgres by `sql/features/`.
+
+`daily_features` covers whatever partition range its run was launched for (one session or years
+of them, as one run): it deletes the range's rows and recomputes them from the bar tables with
+one set-based statement per chunk of sessions (each reading a lookback of earlier sessions), all
+inside one transaction. The definitions of the features are the header of
+`sql/features/daily_features.sql`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
+from sqlalchemy import Connection
+
+from breakout_assets.partitions import keys_to_sessions, nyse_sessions
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.sql import query
+from breakout_assets.settings import BreakoutSettings
+
+GROUP = "features"
+_SQL = "features/daily_features"
+# Before the calendar's first session: read every stored bar.
+_EARLIEST = date(1900, 1, 1)
+
+FEATURE_COLUMNS = (
+    "atr_14", "atr_pct_14", "volatility_20d", "rsi_14", "stoch_14",
+    "dist_from_sma_5", "dist_from_sma_20", "dist_from_sma_20_atr_norm", "trend_strength_20",
+    "vix_change_1d", "vix_change_5d",
+    "sector_vs_spy_weekly_ret_w1", "sector_vs_spy_weekly_ret_w2",
+    "sector_vs_spy_weekly_ret_w3", "sector_vs_spy_weekly_ret_w4",
+    "sector_etf_weekly_oc_atr_w2", "sector_etf_weekly_oc_atr_w3", "sector_etf_weekly_oc_atr_w4",
+    "market_cap_to_sp500", "market_cap_to_industry_index",
+)
+
+
+def lookback_start(first: date, lookback: int) -> date:
+    """The NYSE session `lookback` sessions before `first` (all history if the calendar is short)."""
+    earlier = nyse_sessions(first - timedelta(days=2 * lookback + 30), first)
+    earlier = [d for d in earlier if d < first]
+    return earlier[-lookback] if len(earlier) >= lookback else _EARLIEST
+
+
+def chunks(sessions: Sequence[date], size: int) -> list[list[date]]:
+    ordered = sorted(sessions)
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
+@dataclass
+class FeatureStats:
+    rows: int = 0
+    tickers: int = 0
+    sessions: int = 0
+    nulls: dict[str, int] = field(default_factory=dict)
+    lookback_starts: list[date] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def compute_daily_features(
+    conn: Connection, sessions: Sequence[date], settings: BreakoutSettings
+) -> FeatureStats:
+    """Replace the features of `sessions` inside the caller's transaction; return what landed."""
+    started = time.perf_counter()
+    stats = FeatureStats()
+    conn.execute(query(f"{_SQL}.set_work_mem"), {"work_mem": settings.feature_work_mem})
+    conn.execute(query(f"{_SQL}.delete_sessions"), {"sessions": list(sessions)})
+    for chunk in chunks(sessions, settings.feature_chunk_sessions):
+        start = lookback_start(chunk[0], settings.feature_lookback_sessions)
+        stats.lookback_starts.append(start)
+        conn.execute(
+            query(f"{_SQL}.compute"),
+            {
+                "sessions": chunk,
+                "lookback_start": start,
+                "first_session": chunk[0],
+                "last_session": chunk[-1],
+                "sp500_cap_per_spy": settings.sp500_cap_per_spy,
+            },
+        )
+    row = conn.execute(query(f"{_SQL}.range_stats"), {"sessions": list(sessions)}).mappings().one()
+    stats.rows, stats.tickers, stats.sessions = row["rows"], row["tickers"], row["sessions"]
+    stats.nulls = {c: int(row[c]) for c in FEATURE_COLUMNS}
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def write_daily_features(
+    postgres: PostgresResource, sessions: Sequence[date], settings: BreakoutSettings
+) -> FeatureStats:
+    """The whole range in one transaction: every session's features land, or none do."""
+    with postgres.transaction() as conn:
+        return compute_daily_features(conn, sessions, settings)
+
+
+def build_feature_assets(
+    partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
+) -> list[AssetsDefinition]:
+    @asset(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"postgres"},
+        deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
+    )
+    def daily_features(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
+        """Per ticker-session market features (ATR, RSI, stochastic, SMA distances, volatility,
+        trend, VIX, sector-relative and size features), computed in SQL from the bar tables."""
+        sessions = keys_to_sessions(context.partition_keys)
+        context.log.info(f"daily_features: {len(sessions)} sessions {sessions[0]}..{sessions[-1]}")
+        stats = write_daily_features(postgres, sessions, settings)
+        context.log.info(f"daily_features: wrote {stats.rows} rows in {stats.seconds:.2f}s")
+        return MaterializeResult(
+            metadata={
+                "rows": stats.rows,
+                "tickers": stats.tickers,
+                "sessions": len(sessions),
+                "sessions_with_rows": stats.sessions,
+                "first_session": str(sessions[0]),
+                "last_session": str(sessions[-1]),
+                "lookback_start": str(stats.lookback_starts[0]),
+                "lookback_sessions": settings.feature_lookback_sessions,
+                "statements": len(stats.lookback_starts),
+                "seconds": round(stats.seconds, 3),
+                "rows_per_second": round(stats.rows / stats.seconds) if stats.seconds > 0 else 0,
+                "null_counts": MetadataValue.json(stats.nulls),
+            }
+        )
+
+    return [daily_features]

@@ -1,0 +1,603 @@
+"""The whole-market breakout scanner: rally -> consolidation -> breakout, long and short.
+
+Pure numpy + numba: no Dagster, no SQL, no I/O. The input is the whole market as dense
+(tickers x sessions) arrays (`MarketArrays`); the output is one row per setup (`Setups`) with its
+full geometry (entry, stop, targets, R:R) and its pattern features (`core.pattern_features`).
+
+The rules (long; a short is the exact mirror: selloff, base, breakdown, with highs and lows
+swapped and every comparison reversed). All thresholds are fields of `ScannerConfig`.
+
+1. **Swing high h** (the rally's end, its high `H = high[h]`) is a candidate for as long as no
+   later bar trades above it: every consolidation bar has `high <= H` ("the base never exceeds
+   the rally high"). The first bar with `high > H` ends the candidate, whether it is a breakout
+   or only an intraday poke, so a rally/base is signalled at most once.
+2. **Rally start l** (the swing low) is the *latest* bar l with
+   `h - rally_max_bars + 1 <= l <= h - rally_min_bars + 1` such that
+   `low[l] <= low[k]` for every k in (l, h] (the rally's lowest bar) and
+   `low[l] <= low[k]` for the `swing_bars` sessions before l (a swing low). No bar of [l, h) may
+   trade above H (h is the rally's high). Rally duration `R = h - l + 1` bars;
+   `MH = H - low[l]`; `rally_pct = MH / rally_low` (for a short `MH / selloff low`, the exact
+   mirror in log space); `rally_min_pct <= rally_pct <= rally_max_pct`.
+   Momentum: the rally's efficiency `(close[h] - close[l]) / sum |close[k] - close[k-1]|` over
+   (l, h] (net progress over path length) is at least `rally_min_efficiency`.
+3. **Consolidation** = the bars strictly between h and the breakout bar t: `C = t - h - 1` bars
+   with `consol_min_ratio x R <= C <= consol_max_bars`. Tight: its deepest retracement of the
+   move `(H - consol_low) / MH <= consol_max_retracement` and its range
+   `consol_high / consol_low - 1 <= consol_max_range_pct`.
+4. **Breakout** on bar t = the first bar to trade above H, and it must *close* above it:
+   `close[t] > H x (1 + breakout_min_close_pct)` (above the rally high, hence above the
+   consolidation high too), on volume `>= breakout_min_volume_ratio x` the consolidation's mean
+   volume. Entry `E = close[t]`.
+   When several candidate swing highs break out on the same bar (nested structures), the
+   outermost qualifying one (earliest h, highest H) is the setup: one setup per ticker, session
+   and side.
+5. **Stop**: `E - stop_atr_multiple x ATR`, ATR = mean true range of the last
+   `min(R + C, atr_max_bars)` bars of the rally + consolidation (l .. t-1), `stop_rule='atr'`.
+   Where ATR is not a positive number, or the long stop would not be positive, the stop is the
+   consolidation low (short: high), `stop_rule='consolidation'`.
+6. **Targets**: `E + f x MH` for f in `target_fractions` (0.5, 0.75, 1.0). The booked target is
+   the first (50%) one, or `E + adjusted_target_fraction x MH` (2.0) when the breakout candle
+   closes past `adjusted_entry_fib` (0.618) of its own range — `(close - low) / (high - low)`
+   for a long, `(high - close) / (high - low)` for a short (a zero-range candle counts as 1) —
+   then `adjusted_entry` is True. `risk = |E - stop|`, `reward_risk = |booked - E| / risk`.
+   A short whose booked or 100% target would not be a positive price is not a setup.
+7. **No look-ahead**: a setup on session t reads only bars <= t. A missing bar (NaN high, low or
+   close) breaks every pattern across it.
+
+Algorithm: per ticker and side, one pass over the sessions keeps a monotonic stack of the live
+swing-high candidates (bars whose high no later bar has exceeded), each with the lowest low seen
+since it; a bar pops the candidates it trades above, so every bar is pushed and popped once, and
+only a popped candidate whose breakout close is confirmed is examined further (the rally search
+looks back at most `rally_max_bars + swing_bars` bars). Tickers run in parallel (numba prange).
+`emit_from` restricts emission to sessions >= emit_from, and then only the `lookback_bars`
+sessions before it are read: scanning the last session of a market costs ~100 bars per ticker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numba import njit, prange
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from breakout_assets.core.geometry import close_position, mean_true_range
+
+STOP_RULES = ("atr", "consolidation")
+
+
+class ScannerConfig(BaseModel):
+    """Every threshold of the scanner; the defaults are the production strategy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- rally (selloff for shorts) -----------------------------------------------------------
+    swing_bars: int = Field(
+        5, ge=1, le=50,
+        description="Sessions before the rally start whose lows must all be >= its low (swing low; "
+                    "short: highs <= its high).")
+    rally_min_bars: int = Field(
+        3, ge=2, le=250, description="Fewest bars in the rally, swing low and swing high included.")
+    rally_max_bars: int = Field(
+        20, ge=2, le=250, description="Most bars in the rally, swing low and swing high included.")
+    rally_min_pct: float = Field(
+        0.12, gt=0, description="Smallest move height as a fraction of the rally low (MH / low).")
+    rally_max_pct: float = Field(
+        1.0, gt=0, description="Largest move height as a fraction of the rally low (MH / low).")
+    rally_min_efficiency: float = Field(
+        0.5, ge=-1, le=1,
+        description="Momentum: net close progress over the rally / sum of absolute close changes "
+                    "(1 = every close beyond the last).")
+    # --- consolidation (base) -----------------------------------------------------------------
+    consol_min_ratio: float = Field(
+        1.5, ge=0, description="The base lasts at least this many times the rally's duration.")
+    consol_max_bars: int = Field(
+        60, ge=1, le=1000, description="The base lasts at most this many bars.")
+    consol_max_retracement: float = Field(
+        0.5, gt=0, description="Deepest retracement of the move inside the base, (H - base low) / MH.")
+    consol_max_range_pct: float = Field(
+        0.12, gt=0, description="Widest base: consolidation high / consolidation low - 1.")
+    # --- breakout -----------------------------------------------------------------------------
+    breakout_min_close_pct: float = Field(
+        0.0, ge=0, lt=1,
+        description="The breakout close must exceed the rally high by more than this fraction "
+                    "(short: fall below the selloff low by more than it).")
+    breakout_min_volume_ratio: float = Field(
+        1.0, ge=0, description="Breakout volume >= this x the base's mean volume (0: no volume rule).")
+    # --- trade geometry -----------------------------------------------------------------------
+    atr_max_bars: int = Field(
+        50, ge=1, le=1000, description="ATR covers the rally + base, capped at its last N bars.")
+    stop_atr_multiple: float = Field(2.0, gt=0, description="Stop distance from entry in ATRs.")
+    target_fractions: tuple[float, float, float] = Field(
+        (0.5, 0.75, 1.0), description="Targets at entry +- f x move height; the first is booked.")
+    adjusted_entry_fib: float = Field(
+        0.618, ge=0, le=1,
+        description="A breakout candle closing at or past this fraction of its own range is an "
+                    "adjusted (strong) entry.")
+    adjusted_target_fraction: float = Field(
+        2.0, gt=0, description="Booked target of an adjusted entry, in move heights from entry.")
+    # --- features -----------------------------------------------------------------------------
+    feature_lookback_bars: int = Field(
+        250, ge=1, le=5000,
+        description="History before the breakout read by the level-interaction features.")
+    volume_baseline_bars: int = Field(
+        50, ge=1, le=5000, description="Sessions before the rally whose mean volume is the baseline.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScannerConfig:
+        if self.rally_max_bars < self.rally_min_bars:
+            raise ValueError("rally_max_bars must be >= rally_min_bars")
+        if self.rally_max_pct < self.rally_min_pct:
+            raise ValueError("rally_max_pct must be >= rally_min_pct")
+        f = self.target_fractions
+        if not 0 < f[0] < f[1] < f[2]:
+            raise ValueError("target_fractions must be positive and increasing")
+        return self
+
+    @property
+    def lookback_bars(self) -> int:
+        """Sessions before a breakout that detecting it can read (features read further back)."""
+        return self.consol_max_bars + self.rally_max_bars + self.swing_bars + 1
+
+    @property
+    def min_consol_bars(self) -> int:
+        """The shortest base any rally allows: ceil(consol_min_ratio x rally_min_bars)."""
+        return max(1, math.ceil(self.consol_min_ratio * self.rally_min_bars))
+
+
+@dataclass
+class MarketArrays:
+    """The whole market as dense arrays: ticker rows x session columns, NaN where no bar."""
+
+    tickers: np.ndarray  # (n,) str
+    sessions: np.ndarray  # (m,) datetime64[D]
+    open: np.ndarray  # (n, m) float64
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.tickers = np.asarray(self.tickers)
+        self.sessions = np.asarray(self.sessions).astype("datetime64[D]")
+        shape = (len(self.tickers), len(self.sessions))
+        for name in ("open", "high", "low", "close", "volume"):
+            value = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+            if value.shape != shape:
+                raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
+            setattr(self, name, value)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.close.shape
+
+    @classmethod
+    def from_bars(cls, bars: pd.DataFrame, tickers: Any = None, sessions: Any = None) -> MarketArrays:
+        """Arrays from a bars frame in the `core.bars` contract (one row per ticker-session).
+
+        `tickers` / `sessions` fix the rows / columns (default: those of the frame, sorted);
+        bars outside them are ignored.
+        """
+        tick = pd.Index(sorted(bars["ticker"].unique()) if tickers is None else list(tickers))
+        sess = pd.DatetimeIndex(
+            sorted(pd.to_datetime(bars["session"]).unique()) if sessions is None
+            else pd.to_datetime(list(sessions)) if not isinstance(sessions, np.ndarray) else sessions
+        ).normalize()
+        rows = tick.get_indexer(bars["ticker"])
+        cols = sess.get_indexer(pd.to_datetime(bars["session"]).dt.normalize())
+        keep = (rows >= 0) & (cols >= 0)
+        rows, cols = rows[keep], cols[keep]
+        out = {}
+        for name in ("open", "high", "low", "close", "volume"):
+            a = np.full((len(tick), len(sess)), np.nan)
+            a[rows, cols] = bars[name].to_numpy(dtype=np.float64)[keep]
+            out[name] = a
+        return cls(np.asarray(tick, dtype=object), sess.values.astype("datetime64[D]"), **out)
+
+
+def index_close_arrays(index_bars: pd.DataFrame, sessions: np.ndarray) -> dict[str, np.ndarray]:
+    """{index ticker: close on each of `sessions` (NaN where missing)} from an index bars frame."""
+    sess = pd.DatetimeIndex(np.asarray(sessions).astype("datetime64[ns]"))
+    out = {}
+    for ticker, frame in index_bars.groupby("ticker", sort=True):
+        s = pd.Series(frame["close"].to_numpy(float), index=pd.to_datetime(frame["session"]).dt.normalize())
+        out[str(ticker)] = s[~s.index.duplicated()].reindex(sess).to_numpy(float)
+    return out
+
+
+_INT_FIELDS = ("ticker", "session", "rally_start", "rally_end", "consol_start", "consol_end", "atr_window")
+_FLOAT_FIELDS = (
+    "rally_high", "rally_low", "move_height", "consol_high", "consol_low", "entry", "stop", "atr",
+    "target_50", "target_75", "target_100", "booked_target", "risk", "reward_risk",
+)
+
+
+@dataclass
+class Setups:
+    """One row per setup (arrays of equal length), sorted by session, ticker, side.
+
+    Sessions are indices into `MarketArrays.sessions`, tickers into `MarketArrays.tickers`.
+    For a short, `rally_*` describe the selloff: `rally_start` is its swing high (`rally_high`),
+    `rally_end` its swing low (`rally_low`). `consol_*` are the base's first/last session and its
+    highest high / lowest low.
+    """
+
+    ticker: np.ndarray
+    session: np.ndarray  # the breakout session
+    side: np.ndarray  # int8: +1 long, -1 short
+    rally_start: np.ndarray
+    rally_end: np.ndarray
+    consol_start: np.ndarray
+    consol_end: np.ndarray
+    rally_high: np.ndarray
+    rally_low: np.ndarray
+    move_height: np.ndarray
+    consol_high: np.ndarray
+    consol_low: np.ndarray
+    entry: np.ndarray
+    stop: np.ndarray
+    stop_rule: np.ndarray  # str: 'atr' | 'consolidation'
+    atr: np.ndarray
+    atr_window: np.ndarray  # bars the ATR averages (<= atr_max_bars)
+    target_50: np.ndarray
+    target_75: np.ndarray
+    target_100: np.ndarray
+    booked_target: np.ndarray
+    adjusted_entry: np.ndarray  # bool
+    risk: np.ndarray
+    reward_risk: np.ndarray
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ticker)
+
+    @property
+    def rally_duration(self) -> np.ndarray:
+        return self.rally_end - self.rally_start + 1
+
+    @property
+    def consol_duration(self) -> np.ndarray:
+        return self.consol_end - self.consol_start + 1
+
+    def take(self, index: np.ndarray) -> Setups:
+        values = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "features"}
+        return Setups(**values, features={k: v[index] for k, v in self.features.items()})
+
+    def to_frame(self, arrays: MarketArrays | None = None, features: bool = True) -> pd.DataFrame:
+        """A DataFrame: with `arrays`, tickers become names and session indices dates (the
+        index columns are kept as `ticker_index`, `session_index`, ...)."""
+        cols: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name != "features":
+                cols[f.name] = getattr(self, f.name)
+        frame = pd.DataFrame(cols)
+        if arrays is not None:
+            sess = arrays.sessions.astype("datetime64[ns]")
+            frame.insert(0, "ticker_index", frame["ticker"])
+            frame["ticker"] = pd.array(np.asarray(arrays.tickers)[self.ticker].astype(str), dtype="string")
+            for name in ("session", "rally_start", "rally_end", "consol_start", "consol_end"):
+                frame[name + "_index"] = frame[name]
+                frame[name] = sess[getattr(self, name)]
+        frame["side"] = np.where(self.side > 0, "long", "short")
+        if features:
+            for name, values in self.features.items():
+                frame[name] = values
+        return frame
+
+
+# --- the kernels -------------------------------------------------------------------------------
+
+# integer parameters
+_SWING, _RMIN, _RMAX, _CMIN, _CMAX, _ATRMAX = range(6)
+# float parameters
+(_PMIN, _PMAX, _EFF, _RATIO, _RETR, _RANGE, _BRK, _VOL, _STOPK, _F50, _F75, _F100, _FIB,
+ _FADJ) = range(14)
+
+
+def _params(config: ScannerConfig) -> tuple[np.ndarray, np.ndarray]:
+    ip = np.array([config.swing_bars, config.rally_min_bars, config.rally_max_bars,
+                   config.min_consol_bars, config.consol_max_bars, config.atr_max_bars], dtype=np.int64)
+    f = config.target_fractions
+    fp = np.array([config.rally_min_pct, config.rally_max_pct, config.rally_min_efficiency,
+                   config.consol_min_ratio, config.consol_max_retracement, config.consol_max_range_pct,
+                   config.breakout_min_close_pct, config.breakout_min_volume_ratio,
+                   config.stop_atr_multiple, f[0], f[1], f[2], config.adjusted_entry_fib,
+                   config.adjusted_target_fraction], dtype=np.float64)
+    return ip, fp
+
+
+@njit(cache=True)
+def _top(high: np.ndarray, low: np.ndarray, d: int, k: int) -> float:
+    """The extreme a long's rally reaches (high) in the side's direction: -low for a short."""
+    return high[k] if d > 0 else -low[k]
+
+
+@njit(cache=True)
+def _bottom(high: np.ndarray, low: np.ndarray, d: int, k: int) -> float:
+    return low[k] if d > 0 else -high[k]
+
+
+@njit(cache=True)
+def _qualify(high, low, close, volume, d, e, t, seg, base_bottom, base_top, ip, fp):
+    """The rally start of candidate swing high e breaking out on t, or -1 if it does not qualify.
+
+    Works in the side's direction: for a short every price is negated (the "top" of a bar is
+    -low), so one code path serves both sides. base_bottom / base_top: the lowest bottom and the
+    highest top of the consolidation bars (e, t).
+    """
+    nb = t - e - 1
+    top_e = _top(high, low, d, e)
+    # tightness: range of the base as a fraction of its low (in prices, not negated ones)
+    if d > 0:
+        c_high, c_low = base_top, base_bottom
+    else:
+        c_high, c_low = -base_bottom, -base_top
+    if not (c_high - c_low) / c_low <= fp[_RANGE]:
+        return -1
+    # the rally start: the latest swing low in the window
+    swing, rmin, rmax = ip[_SWING], ip[_RMIN], ip[_RMAX]
+    jhi = e - rmin + 1
+    jlo = max(e - rmax + 1, seg + swing)
+    if jhi < jlo:
+        return -1
+    runmin = np.inf  # lowest bottom over (j, e]
+    runmax = -np.inf  # highest top over [j, e)
+    path = 0.0  # sum of |close change| over (j, e], in the side's direction
+    for k in range(jhi + 1, e + 1):
+        b = _bottom(high, low, d, k)
+        if b < runmin:
+            runmin = b
+        if k < e:
+            tk = _top(high, low, d, k)
+            if tk > runmax:
+                runmax = tk
+        path += abs(close[k] - close[k - 1])
+    start = -1
+    for j in range(jhi, jlo - 1, -1):
+        tj = _top(high, low, d, j)
+        if tj > runmax:
+            runmax = tj
+        bj = _bottom(high, low, d, j)
+        if bj <= runmin:
+            swing_low = True
+            for k in range(j - swing, j):
+                if _bottom(high, low, d, k) < bj:
+                    swing_low = False
+                    break
+            if swing_low:
+                start = j
+                break
+            runmin = bj
+        path += abs(close[j] - close[j - 1])
+    if start < 0 or runmax > top_e:
+        return -1
+    rally_bars = e - start + 1
+    if nb < fp[_RATIO] * rally_bars:
+        return -1
+    mh = top_e - _bottom(high, low, d, start)
+    if not mh > 0:
+        return -1
+    rally_low = low[start] if d > 0 else low[e]
+    pct = mh / rally_low
+    if not (pct >= fp[_PMIN] and pct <= fp[_PMAX]):
+        return -1
+    efficiency = d * (close[e] - close[start]) / path if path > 0 else 0.0
+    if not efficiency >= fp[_EFF]:
+        return -1
+    if not (top_e - base_bottom) / mh <= fp[_RETR]:
+        return -1
+    if fp[_VOL] > 0:
+        total = 0.0
+        for k in range(e + 1, t):
+            total += volume[k]
+        if not volume[t] >= fp[_VOL] * (total / nb):
+            return -1
+    if d < 0:
+        entry = close[t]
+        f = fp[_FADJ] if close_position(high[t], low[t], entry, d) >= fp[_FIB] else fp[_F50]
+        if not (entry - f * mh > 0 and entry - fp[_F100] * mh > 0):
+            return -1
+    return start
+
+
+@njit(cache=True)
+def _scan_side(high, low, close, volume, d, start, emit_from, end, ip, fp, events, count):
+    """One ticker, one side: append (t, h, l, side) of each setup to events; returns the count."""
+    size = end - start
+    if size <= 0:
+        return count
+    stack = np.empty(size, np.int64)
+    below = np.empty(size, np.float64)  # lowest bottom after the entry, up to the entry above it
+    sp = 0
+    seg = start  # first session since the last missing bar
+    cap = events.shape[0]
+    cmin, cmax = ip[_CMIN], ip[_CMAX]
+    factor = 1.0 + d * fp[_BRK]
+    for t in range(start, end):
+        ht, lt, ct = high[t], low[t], close[t]
+        if not (ht == ht and lt == lt and ct == ct):
+            sp = 0
+            seg = t + 1
+            continue
+        top_t = ht if d > 0 else -lt
+        close_t = d * ct
+        acc = np.inf  # lowest bottom of the bars above the popped entry
+        above = -np.inf  # top of the entry above the popped one (the base's highest top)
+        best_h, best_l = -1, -1
+        emit = t >= emit_from
+        while sp > 0:
+            e = stack[sp - 1]
+            top_e = _top(high, low, d, e)
+            if top_e >= top_t:
+                break
+            bottom = min(below[sp - 1], acc)
+            if emit and close_t > top_e * factor:
+                nb = t - e - 1
+                if nb >= cmin and nb <= cmax:
+                    l = _qualify(high, low, close, volume, d, e, t, seg, bottom, above, ip, fp)
+                    if l >= 0:
+                        best_h, best_l = e, l
+            acc = min(bottom, _bottom(high, low, d, e))
+            above = top_e
+            sp -= 1
+        if sp > 0 and acc < below[sp - 1]:
+            below[sp - 1] = acc
+        stack[sp] = t
+        below[sp] = np.inf
+        sp += 1
+        if best_h >= 0:
+            if count < cap:
+                events[count, 0] = t
+                events[count, 1] = best_h
+                events[count, 2] = best_l
+                events[count, 3] = d
+            count += 1
+    return count
+
+
+@njit(cache=True, parallel=True)
+def _detect(high, low, close, volume, rows, start, emit_from, end, ip, fp, events, counts):
+    for r in prange(len(rows)):
+        i = rows[r]
+        c = _scan_side(high[i], low[i], close[i], volume[i], 1, start, emit_from, end, ip, fp, events[r], 0)
+        c = _scan_side(high[i], low[i], close[i], volume[i], -1, start, emit_from, end, ip, fp, events[r], c)
+        counts[r] = c
+
+
+@njit(cache=True)
+def _geometry(high, low, close, tick, t_, h_, l_, side, ip, fp, ints, floats, flags):
+    """Trade geometry of each detected setup.
+
+    ints: rally_start, rally_end, consol_start, consol_end, atr_window;
+    floats: rally_high, rally_low, move_height, consol_high, consol_low, entry, stop, atr,
+            target_50, target_75, target_100, booked_target, risk, reward_risk;
+    flags: stop_rule (0 atr, 1 consolidation), adjusted_entry.
+    """
+    for s in range(len(t_)):
+        i, t, h, l, d = tick[s], t_[s], h_[s], l_[s], side[s]
+        hi, lo, cl = high[i], low[i], close[i]
+        if d > 0:
+            r_high, r_low = hi[h], lo[l]
+        else:
+            r_high, r_low = hi[l], lo[h]
+        mh = r_high - r_low
+        c_high, c_low = -np.inf, np.inf
+        for k in range(h + 1, t):
+            if hi[k] > c_high:
+                c_high = hi[k]
+            if lo[k] < c_low:
+                c_low = lo[k]
+        entry = cl[t]
+        first = max(l, t - ip[_ATRMAX])
+        atr = mean_true_range(hi, lo, cl, first, t)
+        stop = entry - d * fp[_STOPK] * atr
+        rule = 0
+        if not (atr > 0 and stop > 0):
+            stop = c_low if d > 0 else c_high
+            rule = 1
+        adjusted = close_position(hi[t], lo[t], entry, d) >= fp[_FIB]
+        t50 = entry + d * fp[_F50] * mh
+        booked = entry + d * fp[_FADJ] * mh if adjusted else t50
+        risk = abs(entry - stop)
+        ints[s, 0], ints[s, 1], ints[s, 2], ints[s, 3], ints[s, 4] = l, h, h + 1, t - 1, t - first
+        floats[s, 0], floats[s, 1], floats[s, 2] = r_high, r_low, mh
+        floats[s, 3], floats[s, 4], floats[s, 5], floats[s, 6], floats[s, 7] = c_high, c_low, entry, stop, atr
+        floats[s, 8] = t50
+        floats[s, 9] = entry + d * fp[_F75] * mh
+        floats[s, 10] = entry + d * fp[_F100] * mh
+        floats[s, 11] = booked
+        floats[s, 12] = risk
+        floats[s, 13] = abs(booked - entry) / risk
+        flags[s, 0] = rule
+        flags[s, 1] = adjusted
+
+
+# --- public API --------------------------------------------------------------------------------
+
+_EVENT_CAPACITY = 32  # setups per ticker held in the first pass; tickers with more are rerun
+
+
+def detect(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_from: int = 0,
+           end: int | None = None, capacity: int = _EVENT_CAPACITY) -> np.ndarray:
+    """The raw setups as an (k, 5) int64 array: ticker, breakout session, rally end (swing high),
+    rally start (swing low), side; sorted by session, ticker, side (long first)."""
+    config = config or ScannerConfig()
+    n, m = arrays.shape
+    end = m if end is None else max(0, min(int(end), m))
+    emit_from = max(0, int(emit_from))
+    start = max(0, emit_from - config.lookback_bars)
+    ip, fp = _params(config)
+    rows = np.arange(n, dtype=np.int64)
+    events = np.zeros((n, capacity, 4), np.int64)
+    counts = np.zeros(n, np.int64)
+    _detect(arrays.high, arrays.low, arrays.close, arrays.volume, rows, start, emit_from, end, ip, fp,
+            events, counts)
+    over = np.flatnonzero(counts > capacity)
+    parts = [(np.arange(n), events, np.minimum(counts, capacity))]
+    if len(over):
+        big = np.zeros((len(over), int(counts[over].max()), 4), np.int64)
+        big_counts = np.zeros(len(over), np.int64)
+        _detect(arrays.high, arrays.low, arrays.close, arrays.volume, over.astype(np.int64), start,
+                emit_from, end, ip, fp, big, big_counts)
+        counts[over] = 0
+        parts = [(np.arange(n), events, np.minimum(counts, capacity)), (over, big, big_counts)]
+    out = []
+    for tick, ev, cnt in parts:
+        mask = np.arange(ev.shape[1])[None, :] < cnt[:, None]
+        r, c = np.nonzero(mask)
+        block = ev[r, c]
+        out.append(np.column_stack([tick[r], block[:, 0], block[:, 1], block[:, 2], block[:, 3]]))
+    raw = np.concatenate(out) if out else np.zeros((0, 5), np.int64)
+    order = np.lexsort((-raw[:, 4], raw[:, 0], raw[:, 1]))
+    return raw[order].astype(np.int64)
+
+
+def scan(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_from: int = 0,
+         end: int | None = None, index_close: dict[str, np.ndarray] | None = None,
+         sector_etf_of_ticker: np.ndarray | None = None, features: bool = True) -> Setups:
+    """Every setup whose breakout session s satisfies emit_from <= s < end (default: all).
+
+    Reads only sessions < end, and only the `config.lookback_bars` sessions before emit_from
+    for detection (features read up to `feature_lookback_bars` / `volume_baseline_bars` back):
+    the setups of a session are the same whether the market is scanned whole or from there.
+    `index_close` ({'SPY': (m,), 'QQQ': (m,), 'XLK': (m,), ...}) and `sector_etf_of_ticker`
+    ((n,) str) feed the relative-strength features; without them those features are NaN.
+    """
+    config = config or ScannerConfig()
+    raw = detect(arrays, config, emit_from=emit_from, end=end)
+    setups = _build(arrays, config, raw)
+    if features:
+        from breakout_assets.core.pattern_features import pattern_features
+
+        setups.features = pattern_features(arrays, setups, config, index_close, sector_etf_of_ticker)
+    return setups
+
+
+def scan_session(arrays: MarketArrays, t: int, config: ScannerConfig | None = None,
+                 **kwargs: Any) -> Setups:
+    """The setups breaking out on session index t (live use), reading no session after t."""
+    return scan(arrays, config, emit_from=t, end=t + 1, **kwargs)
+
+
+def _build(arrays: MarketArrays, config: ScannerConfig, raw: np.ndarray) -> Setups:
+    k = len(raw)
+    ip, fp = _params(config)
+    ints = np.zeros((k, 5), np.int64)
+    floats = np.zeros((k, 14), np.float64)
+    flags = np.zeros((k, 2), np.int64)
+    if k:
+        _geometry(arrays.high, arrays.low, arrays.close, raw[:, 0].copy(), raw[:, 1].copy(),
+                  raw[:, 2].copy(), raw[:, 3].copy(), raw[:, 4].copy(), ip, fp, ints, floats, flags)
+    values: dict[str, Any] = {
+        "ticker": raw[:, 0].copy(), "session": raw[:, 1].copy(), "side": raw[:, 4].astype(np.int8),
+        "stop_rule": np.array(STOP_RULES, dtype=object)[flags[:, 0]].astype(str),
+        "adjusted_entry": flags[:, 1].astype(bool),
+    }
+    for j, name in enumerate(("rally_start", "rally_end", "consol_start", "consol_end", "atr_window")):
+        values[name] = ints[:, j].copy()
+    for j, name in enumerate(_FLOAT_FIELDS):
+        values[name] = floats[:, j].copy()
+    return Setups(**values)

@@ -1,0 +1,223 @@
+-- daily_features: per ticker and session market features (table from 0002_daily_features.sql).
+--
+-- Computed by ONE set-based statement (`compute`) over the sessions being written plus a
+-- lookback of earlier sessions (:lookback_start .. :last_session), with window functions over
+-- each series ordered by session. Only bars on or before a session feed its features (no
+-- look-ahead): every window looks backwards, and nothing after :last_session is read.
+-- "Row" below means a ticker's own bars in session order (a session it has no bar on is skipped,
+-- exactly as TA-Lib sees an array of bars); c, o, h, l are close, open, high, low.
+--
+-- Definitions (a contract; NULL while the window is not full or an input is missing):
+--   atr_14              Wilder's ATR(14) exactly as TA-Lib ATR: TR_t = max(h, c_{t-1}) -
+--                       min(l, c_{t-1}) from the 2nd row; seed = mean of the first 14 TRs (the
+--                       15th row); then ATR_t = (13 ATR_{t-1} + TR_t) / 14. Price units (helper).
+--   atr_pct_14          atr_14 / c.
+--   rsi_14              Wilder's RSI(14) exactly as TA-Lib RSI: average gain G and loss L of the
+--                       close-to-close changes, seeded with the mean of the first 14 changes and
+--                       smoothed like the ATR; 100 G / (G + L), 0 when G + L is ~0 (|.| < 1e-8).
+--   stoch_14            Fast %K(14) as TA-Lib STOCHF fastk: 100 (c - LL14) / (HH14 - LL14) with
+--                       HH14 / LL14 the highest high / lowest low of the last 14 rows; 0 when
+--                       HH14 = LL14.
+--   dist_from_sma_N     c / SMA_N(c) - 1, N = 5, 20 (SMA of the last N closes, this one included).
+--   dist_from_sma_20_atr_norm
+--                       (c - SMA_20(c)) / atr_14: the distance from the 20-day mean in ATRs.
+--   volatility_20d      Sample standard deviation (n - 1) of the last 20 daily log returns
+--                       ln(c_t / c_{t-1}); not annualised. Needs 21 rows.
+--   trend_strength_20   beta * 20 / (volatility_20d * sqrt(20)), beta = least-squares slope of
+--                       ln(c) on the row number over the last 20 rows: the trend line's 20-day
+--                       log move in units of the 20-day move a driftless random walk with this
+--                       volatility would show (a t-statistic-like, scale-free number; > 0 up,
+--                       < 0 down, |x| > ~2 a strong trend). NULL when volatility_20d is 0.
+--   vix_change_Nd       VIX c / VIX c N rows earlier - 1, N = 1, 5 (ticker 'VIX' of index_bars,
+--                       its own rows; same value for every ticker of the session).
+--   sector_vs_spy_weekly_ret_wK
+--                       Weekly relative strength of the ticker's sector ETF (tickers.sector_etf;
+--                       SPY when the ticker has no reference row). For an index series let
+--                       R5_t = c_t / c_{t-5} - 1 (a 5-session "week" ending at row t); week K back
+--                       ends 5 (K - 1) rows before the session: wK = R5_{t-5(K-1)}(ETF) -
+--                       R5_{t-5(K-1)}(SPY). w1 is the 5 sessions ending on the session. Tickers
+--                       whose sector ETF is SPY get 0.
+--   sector_etf_weekly_oc_atr_wK  (K = 2, 3, 4)
+--                       The sector ETF's week K back measured open to close in its own ATRs:
+--                       (c at the week's last row - o at its first row) / ETF atr_14 at the
+--                       week's last row, i.e. OC_{t-5(K-1)} with OC_u = (c_u - o_{u-4}) / ATR14_u.
+--                       Using each week's own ATR makes wK(t) = w1(t - 5 (K - 1)): a pure shift.
+--   market_cap_to_sp500 Ticker market cap / an S&P 500 market-cap proxy. Cap = shares_outstanding
+--                       (tickers) * c. Proxy = :sp500_cap_per_spy * SPY close that session (the
+--                       setting `sp500_cap_per_spy`, default 8.3e10 = S&P 500 total cap of about
+--                       $42.5T over SPY's ~512 in March 2024). Why not the sum of the universe's
+--                       caps: that would depend on which tickers happen to be loaded (the bundled
+--                       sample has 150, a synthetic market any number), so adding a ticker would
+--                       change every other ticker's feature; the SPY-scaled proxy is the same for
+--                       any universe, tracks the index day by day, and reads one index bar.
+--                       (Dividend-adjusted SPY closes understate the index by the dividends
+--                       since, ~1.5 % a year back from 2024: a slow drift, not noise.)
+--   market_cap_to_industry_index
+--                       Ticker cap / sum of the caps of all tickers with the same
+--                       tickers.industry and a bar that session (the ticker included, so in
+--                       (0, 1]); NULL without industry or shares outstanding.
+--
+-- Wilder recursions use `wilder_term` / `wilder_value` (0002 migration): a running sum() window
+-- gives the exact TA-Lib recursion, seeded at each series' first row in the lookback. A series
+-- with more history than the lookback starts there instead of at its first bar ever; Wilder's
+-- smoothing forgets its start as (13/14)^rows, so after the 300-row default lookback the
+-- difference is ~2e-10 relative, and after 250 rows < 1e-8 (TA-Lib parity is tested at 1e-6).
+-- Caveat: shares outstanding and industry come from the latest reference snapshot (lookahead in
+-- history, as the data's README says); bars are what the table holds.
+
+-- name: set_work_mem
+-- For this transaction only: the statement's sorts and windows stay in memory.
+SELECT set_config('work_mem', :work_mem, true);
+
+-- name: delete_sessions
+DELETE FROM daily_features WHERE session = ANY(:sessions);
+
+-- name: compute
+INSERT INTO daily_features (
+    ticker, session, atr_14, atr_pct_14, volatility_20d, rsi_14, stoch_14,
+    dist_from_sma_5, dist_from_sma_20, dist_from_sma_20_atr_norm, trend_strength_20,
+    vix_change_1d, vix_change_5d,
+    sector_vs_spy_weekly_ret_w1, sector_vs_spy_weekly_ret_w2,
+    sector_vs_spy_weekly_ret_w3, sector_vs_spy_weekly_ret_w4,
+    sector_etf_weekly_oc_atr_w2, sector_etf_weekly_oc_atr_w3, sector_etf_weekly_oc_atr_w4,
+    market_cap_to_sp500, market_cap_to_industry_index
+)
+WITH stock_rows AS (
+    -- Row numbers and the previous close of each ticker's series, lookback included.
+    SELECT ticker, session, high, low, close,
+           row_number() OVER w AS k,
+           lag(close) OVER w AS prev_close
+    FROM market_bars
+    WHERE session BETWEEN :lookback_start AND :last_session
+    WINDOW w AS (PARTITION BY ticker ORDER BY session)
+),
+stock_windows AS (
+    SELECT ticker, session, close, k,
+           sum(wilder_term(CASE WHEN prev_close IS NOT NULL
+                                THEN greatest(high, prev_close) - least(low, prev_close) END,
+                           k, 15, 14)) OVER run AS tr_sum,
+           sum(wilder_term(greatest(close - prev_close, 0), k, 15, 14)) OVER run AS gain_sum,
+           sum(wilder_term(greatest(prev_close - close, 0), k, 15, 14)) OVER run AS loss_sum,
+           max(high) OVER w14 AS hh14,
+           min(low) OVER w14 AS ll14,
+           avg(close) OVER w5 AS sma5,
+           avg(close) OVER w20 AS sma20,
+           stddev_samp(ln(close / prev_close)) OVER w20 AS vol20,
+           regr_slope(ln(close), k) OVER w20 AS slope20
+    FROM stock_rows
+    WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING),
+           w5  AS (PARTITION BY ticker ORDER BY session ROWS 4 PRECEDING),
+           w14 AS (PARTITION BY ticker ORDER BY session ROWS 13 PRECEDING),
+           w20 AS (PARTITION BY ticker ORDER BY session ROWS 19 PRECEDING)
+),
+stock AS (
+    SELECT ticker, session, close,
+           wilder_value(tr_sum, k, 15, 14) AS atr14,
+           gain_sum,
+           loss_sum,
+           wilder_value(gain_sum + loss_sum, k, 15, 14) AS gain_loss14,
+           CASE WHEN k >= 14 THEN
+               CASE WHEN hh14 - ll14 <> 0 THEN 100 * (close - ll14) / (hh14 - ll14) ELSE 0 END
+           END AS stoch14,
+           CASE WHEN k >= 5 THEN sma5 END AS sma5,
+           CASE WHEN k >= 20 THEN sma20 END AS sma20,
+           CASE WHEN k >= 21 THEN vol20 END AS vol20,
+           CASE WHEN k >= 20 THEN slope20 END AS slope20
+    FROM stock_windows
+    WHERE session = ANY(:sessions)
+),
+index_rows AS (
+    SELECT ticker, session, open, high, low, close,
+           row_number() OVER w AS k,
+           lag(close) OVER w AS prev_close,
+           lag(close, 5) OVER w AS close_5,
+           lag(open, 4) OVER w AS open_4
+    FROM index_bars
+    WHERE session BETWEEN :lookback_start AND :last_session
+    WINDOW w AS (PARTITION BY ticker ORDER BY session)
+),
+index_weeks AS (
+    SELECT ticker, session, close, prev_close, close_5,
+           close / close_5 - 1 AS ret5,
+           (close - open_4) / wilder_value(
+               sum(wilder_term(CASE WHEN prev_close IS NOT NULL
+                                    THEN greatest(high, prev_close) - least(low, prev_close) END,
+                               k, 15, 14)) OVER (PARTITION BY ticker ORDER BY session
+                                                 ROWS UNBOUNDED PRECEDING),
+               k, 15, 14) AS oc_atr
+    FROM index_rows
+),
+idx AS (
+    SELECT ticker, session, close,
+           close / prev_close - 1 AS change_1d,
+           close / close_5 - 1 AS change_5d,
+           ret5 AS ret5_w1,
+           lag(ret5, 5) OVER w AS ret5_w2,
+           lag(ret5, 10) OVER w AS ret5_w3,
+           lag(ret5, 15) OVER w AS ret5_w4,
+           lag(oc_atr, 5) OVER w AS oc_atr_w2,
+           lag(oc_atr, 10) OVER w AS oc_atr_w3,
+           lag(oc_atr, 15) OVER w AS oc_atr_w4
+    FROM index_weeks
+    WINDOW w AS (PARTITION BY ticker ORDER BY session)
+),
+idx_out AS MATERIALIZED (
+    SELECT * FROM idx WHERE session = ANY(:sessions)
+)
+SELECT s.ticker, s.session,
+       s.atr14,
+       s.atr14 / s.close,
+       s.vol20,
+       CASE WHEN s.gain_loss14 IS NULL THEN NULL
+            WHEN abs(s.gain_loss14) < 1e-8 THEN 0
+            ELSE 100 * s.gain_sum / (s.gain_sum + s.loss_sum) END,
+       s.stoch14,
+       s.close / s.sma5 - 1,
+       s.close / s.sma20 - 1,
+       (s.close - s.sma20) / nullif(s.atr14, 0),
+       s.slope20 * 20 / (nullif(s.vol20, 0) * sqrt(20)),
+       vix.change_1d,
+       vix.change_5d,
+       e.ret5_w1 - spy.ret5_w1,
+       e.ret5_w2 - spy.ret5_w2,
+       e.ret5_w3 - spy.ret5_w3,
+       e.ret5_w4 - spy.ret5_w4,
+       e.oc_atr_w2,
+       e.oc_atr_w3,
+       e.oc_atr_w4,
+       t.shares_outstanding * s.close / (:sp500_cap_per_spy * spy.close),
+       CASE WHEN t.industry IS NOT NULL THEN
+           t.shares_outstanding * s.close
+           / sum(t.shares_outstanding * s.close) OVER (PARTITION BY t.industry, s.session)
+       END
+FROM stock s
+LEFT JOIN tickers t ON t.ticker = s.ticker
+LEFT JOIN idx_out e ON e.ticker = coalesce(t.sector_etf, 'SPY') AND e.session = s.session
+LEFT JOIN idx_out spy ON spy.ticker = 'SPY' AND spy.session = s.session
+LEFT JOIN idx_out vix ON vix.ticker = 'VIX' AND vix.session = s.session;
+
+-- name: range_stats
+-- Rows written for the sessions, and NULLs per feature (warm-up or missing inputs).
+SELECT count(*) AS rows, count(DISTINCT ticker) AS tickers, count(DISTINCT session) AS sessions,
+       count(*) - count(atr_14)                       AS atr_14,
+       count(*) - count(atr_pct_14)                   AS atr_pct_14,
+       count(*) - count(volatility_20d)               AS volatility_20d,
+       count(*) - count(rsi_14)                       AS rsi_14,
+       count(*) - count(stoch_14)                     AS stoch_14,
+       count(*) - count(dist_from_sma_5)              AS dist_from_sma_5,
+       count(*) - count(dist_from_sma_20)             AS dist_from_sma_20,
+       count(*) - count(dist_from_sma_20_atr_norm)    AS dist_from_sma_20_atr_norm,
+       count(*) - count(trend_strength_20)            AS trend_strength_20,
+       count(*) - count(vix_change_1d)                AS vix_change_1d,
+       count(*) - count(vix_change_5d)                AS vix_change_5d,
+       count(*) - count(sector_vs_spy_weekly_ret_w1)  AS sector_vs_spy_weekly_ret_w1,
+       count(*) - count(sector_vs_spy_weekly_ret_w2)  AS sector_vs_spy_weekly_ret_w2,
+       count(*) - count(sector_vs_spy_weekly_ret_w3)  AS sector_vs_spy_weekly_ret_w3,
+       count(*) - count(sector_vs_spy_weekly_ret_w4)  AS sector_vs_spy_weekly_ret_w4,
+       count(*) - count(sector_etf_weekly_oc_atr_w2)  AS sector_etf_weekly_oc_atr_w2,
+       count(*) - count(sector_etf_weekly_oc_atr_w3)  AS sector_etf_weekly_oc_atr_w3,
+       count(*) - count(sector_etf_weekly_oc_atr_w4)  AS sector_etf_weekly_oc_atr_w4,
+       count(*) - count(market_cap_to_sp500)          AS market_cap_to_sp500,
+       count(*) - count(market_cap_to_industry_index) AS market_cap_to_industry_index
+FROM daily_features
+WHERE session = ANY(:sessions);
