@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
+from breakout_assets.assets.features import build_feature_assets
 from breakout_assets.assets.market_data import build_market_data_assets
+from breakout_assets.assets.signals import build_signal_assets
 from breakout_assets.jobs import build_daily_pipeline
 from breakout_assets.partitions import session_partitions
 from breakout_assets.resources.market_data import MarketDataResource
@@ -43,7 +45,11 @@ def build_definitions(settings: BreakoutSettings) -> Definitions:
     partitions_def = session_partitions(settings.start_date)
     daily_pipeline = build_daily_pipeline(partitions_def)
     return Definitions(
-        assets=build_market_data_assets(partitions_def, settings),
+        assets=[
+            *build_market_data_assets(partitions_def, settings),
+            *build_feature_assets(partitions_def, settings),
+            *build_signal_assets(partitions_def, settings),
+        ],
         jobs=[daily_pipeline],
         schedules=[build_daily_schedule(daily_pipeline)],
         resources=build_resources(settings),

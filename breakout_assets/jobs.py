@@ -5,7 +5,9 @@ from __future__ import annotations
 from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset_job
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from breakout_assets.assets.features import GROUP as FEATURES
 from breakout_assets.assets.market_data import GROUP as MARKET_DATA
+from breakout_assets.assets.signals import GROUP as SIGNALS
 
 
 def build_daily_pipeline(
@@ -14,7 +16,7 @@ def build_daily_pipeline(
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",
-        selection=AssetSelection.groups(MARKET_DATA),
+        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS),
         partitions_def=partitions_def,
-        description="After the close: market data for the session (and every asset built on it).",
+        description="After the close: market data, features and breakout signals for the session.",
     )

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from breakout_assets.core.scanner import ScannerConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "BREAKOUT_"
 
@@ -33,7 +35,11 @@ class SettingsError(ValueError):
 
 class BreakoutSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     # --- storage -----------------------------------------------------------------------------
@@ -100,6 +106,15 @@ class BreakoutSettings(BaseSettings):
     )
     write_chunk_sessions: int = Field(
         default=50, ge=1, description="Sessions fetched and written per chunk in a backfill."
+    )
+
+    # --- scanner ------------------------------------------------------------------------------
+    scanner: ScannerConfig = Field(
+        default_factory=ScannerConfig,
+        description="Every scanner threshold; e.g. BREAKOUT_SCANNER__RALLY_MIN_PCT=0.15.",
+    )
+    signal_chunk_sessions: int = Field(
+        default=500, ge=1, description="Sessions scanned per chunk of a breakout_signals backfill."
     )
 
     @model_validator(mode="after")

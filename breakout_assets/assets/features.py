@@ -7,7 +7,6 @@ inside one transaction. The definitions of the features are the header of
 `sql/features/daily_features.sql`.
 """
 
-from __future__ import annotations
 
 import time
 from collections.abc import Sequence

@@ -1,0 +1,157 @@
+"""`breakout_signals`: the whole-market scanner (core.scanner) over each session range.
+
+For each chunk of the range the asset reads the bars of the chunk plus the scanner's lookback,
+scans them as dense arrays, and replaces the chunk's signals, all inside one transaction. The
+scanner only emits breakouts on the chunk's sessions and reads nothing after them, so a session
+gets the same signals whether it is run alone, inside a backfill, or live.
+"""
+
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
+from sqlalchemy import Connection
+
+from breakout_assets.assets.features import chunks, lookback_start
+from breakout_assets.core.scanner import MarketArrays, ScannerConfig, index_close_arrays, scan
+from breakout_assets.core.sectors import MARKET_ETF
+from breakout_assets.partitions import keys_to_sessions, nyse_sessions
+from breakout_assets.resources.bar_reader import read_bar_window
+from breakout_assets.resources.pg_copy import copy_payload, encode_csv
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.sql import query, raw_query
+from breakout_assets.settings import BreakoutSettings
+
+GROUP = "signals"
+_INTEGER_COLUMNS = ("atr_window", "entry_month")
+
+SIGNAL_CHECKS = [
+    AssetCheckSpec(
+        "geometry_invariants", asset="breakout_signals", blocking=True,
+        description="Levels in order, targets and stops from entry, ATR window <= 50, R:R "
+                    "consistent, base >= 1.5 x rally: for every row written.",
+    )
+]
+
+
+def history_sessions(config: ScannerConfig) -> int:
+    """Sessions before a breakout that detection and the pattern features may read."""
+    return config.lookback_bars + config.feature_lookback_bars + config.volume_baseline_bars
+
+
+def scan_sessions(conn: Connection, sessions: Sequence[date], config: ScannerConfig) -> pd.DataFrame:
+    """Signals breaking out on `sessions` (contiguous), as rows of the breakout_signals table."""
+    first, last = sessions[0], sessions[-1]
+    start = lookback_start(first, history_sessions(config))
+    bars = read_bar_window(conn, "signals.copy_market_bars_window", start, last)
+    if bars.empty:
+        return pd.DataFrame()
+    window = nyse_sessions(max(start, bars["session"].min().date()), last)
+    arrays = MarketArrays.from_bars(bars, sessions=pd.to_datetime(window))
+    indices = read_bar_window(conn, "signals.copy_index_bars_window", start, last)
+    etf_of = dict(conn.execute(query("signals.sector_etfs")).all())
+    setups = scan(
+        arrays, config,
+        emit_from=window.index(first), end=window.index(last) + 1,
+        index_close=index_close_arrays(indices, arrays.sessions),
+        sector_etf_of_ticker=np.array([etf_of.get(t, MARKET_ETF) for t in arrays.tickers]),
+    )
+    return signal_rows(setups.to_frame(arrays))
+
+
+def signal_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scanner output -> table rows: a deterministic signal_id, contract dtypes."""
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    frame["signal_id"] = (
+        frame["ticker"].astype(str) + ":" + frame["session"].dt.strftime("%Y-%m-%d")
+        + ":" + frame["side"]
+    )
+    for column in _INTEGER_COLUMNS:
+        frame[column] = frame[column].astype(np.int64)
+    return frame
+
+
+def write_signals(conn: Connection, sessions: Sequence[date], rows: pd.DataFrame) -> None:
+    conn.execute(query("signals.delete_signals"), {"sessions": list(sessions)})
+    if rows.empty:
+        return
+    columns = list(conn.execute(query("signals.signal_columns")).scalars())
+    copy_payload(conn, raw_query("signals.copy_signals"), encode_csv(rows[columns]))
+
+
+def geometry_check(
+    conn: Connection, sessions: Sequence[date], config: ScannerConfig
+) -> AssetCheckResult:
+    f50, f75, f100 = config.target_fractions
+    violations = conn.execute(query("signals.geometry_violations"), {
+        "sessions": list(sessions), "consol_ratio": config.consol_min_ratio,
+        "f50": f50, "f75": f75, "f100": f100, "stop_multiple": config.stop_atr_multiple,
+        "atr_max_bars": config.atr_max_bars,
+        "adjusted_fraction": config.adjusted_target_fraction,
+    }).all()
+    return AssetCheckResult(
+        check_name="geometry_invariants",
+        passed=not violations,
+        metadata={"violations_shown": len(violations),
+                  "examples": MetadataValue.json([f"{s}: {r}" for s, r in violations[:20]])},
+    )
+
+
+def build_signal_assets(
+    partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
+) -> list[AssetsDefinition]:
+    config = settings.scanner
+
+    @asset(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"postgres"},
+        deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
+        check_specs=SIGNAL_CHECKS,
+    )
+    def breakout_signals(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
+        """Rally -> consolidation -> breakout setups (and the short mirror) confirmed on each
+        session, with entry, stop, targets, R, R:R and the pattern features."""
+        sessions = keys_to_sessions(context.partition_keys)
+        total = 0
+        with postgres.transaction() as conn:
+            for chunk in chunks(sessions, settings.signal_chunk_sessions):
+                rows = scan_sessions(conn, chunk, config)
+                write_signals(conn, chunk, rows)
+                total += len(rows)
+                context.log.info(f"breakout_signals: {chunk[0]}..{chunk[-1]}: {len(rows)} signals")
+            check = geometry_check(conn, sessions, config)
+            by_side = {r.side: r for r in conn.execute(
+                query("signals.signal_counts"), {"sessions": list(sessions)})}
+        metadata = {
+            "signals": total,
+            "sessions": len(sessions),
+            "first_session": str(sessions[0]),
+            "last_session": str(sessions[-1]),
+            "history_sessions": history_sessions(config),
+        }
+        for side in ("long", "short"):
+            row = by_side.get(side)
+            metadata[f"{side}_signals"] = row.signals if row else 0
+            metadata[f"{side}_median_reward_risk"] = (
+                round(float(row.median_reward_risk), 3) if row else 0.0
+            )
+        return MaterializeResult(metadata=metadata, check_results=[check])
+
+    return [breakout_signals]
