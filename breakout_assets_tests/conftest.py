@@ -21,6 +21,12 @@ from breakout_assets.resources import local_postgres
 from breakout_assets.resources.migrations import apply_migrations
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.settings import PROJECT_ROOT, BreakoutSettings, load_settings
+from breakout_assets_tests import helpers
+
+# The same event handling the project's instance uses (runtime.dagster_environment): range runs
+# record one planned event per asset and store materialisations in batches.
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 
 SAMPLE_DIR = PROJECT_ROOT / "sample_data"
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -66,8 +72,31 @@ def new_database(server_url: str, template: str = _TEMPLATE) -> str:
     return local_postgres.with_database(server_url, name)
 
 
+@pytest.fixture(scope="session")
+def dagster_instance(pg_server: str, tmp_path_factory: pytest.TempPathFactory):
+    """A Dagster instance on Postgres, configured by the repo's own dagster.yaml.
+
+    Dagster's ephemeral (SQLite) instance stores a range run's thousands of events one by one;
+    the Postgres instance the project really uses batches them, and is what we want to test.
+    """
+    from dagster import DagsterInstance
+
+    from breakout_assets import runtime
+
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").symlink_to(runtime.DAGSTER_YAML)
+    os.environ[runtime.DAGSTER_URL_VAR] = local_postgres.with_driver(
+        new_database(pg_server, template="template1"), "psycopg2"
+    )
+    instance = DagsterInstance.from_config(str(home))
+    helpers.DEFAULT_INSTANCE = instance
+    yield instance
+    helpers.DEFAULT_INSTANCE = None
+    instance.dispose()
+
+
 @pytest.fixture
-def database_url(pg_server: str) -> str:
+def database_url(pg_server: str, dagster_instance) -> str:
     """A fresh, migrated database for this test."""
     return new_database(pg_server)
 

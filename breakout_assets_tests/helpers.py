@@ -14,6 +14,9 @@ from breakout_assets.partitions import session_partitions
 from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.settings import BreakoutSettings
 
+# Set by conftest's `dagster_instance` fixture: the Postgres-backed instance tests run in.
+DEFAULT_INSTANCE = None
+
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -39,6 +42,7 @@ def run_assets(
         partition_key=None if last else first,
         tags=tags,
         raise_on_error=raise_on_error,
+        instance=DEFAULT_INSTANCE,
     )
 
 

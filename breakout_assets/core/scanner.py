@@ -309,62 +309,64 @@ def _params(config: ScannerConfig) -> tuple[np.ndarray, np.ndarray]:
     return ip, fp
 
 
-@njit(cache=True)
-def _top(high: np.ndarray, low: np.ndarray, d: int, k: int) -> float:
-    """The extreme a long's rally reaches (high) in the side's direction: -low for a short."""
-    return high[k] if d > 0 else -low[k]
+# In the kernels below a side is (tarr, barr, sign): a long reads tops from high, bottoms from
+# low (sign +1); a short reads tops from low, bottoms from high, negated (sign -1). In that
+# "side space" (top = sign x tarr, bottom = sign x barr, close = sign x close) a short's selloff
+# is a long's rally, so one code path serves both sides; multiplying by -1 is exact.
 
 
-@njit(cache=True)
-def _bottom(high: np.ndarray, low: np.ndarray, d: int, k: int) -> float:
-    return low[k] if d > 0 else -high[k]
-
-
-@njit(cache=True)
-def _qualify(high, low, close, volume, d, e, t, seg, base_bottom, base_top, ip, fp):
-    """The rally start of candidate swing high e breaking out on t, or -1 if it does not qualify.
-
-    Works in the side's direction: for a short every price is negated (the "top" of a bar is
-    -low), so one code path serves both sides. base_bottom / base_top: the lowest bottom and the
-    highest top of the consolidation bars (e, t).
-    """
-    nb = t - e - 1
-    top_e = _top(high, low, d, e)
-    # tightness: range of the base as a fraction of its low (in prices, not negated ones)
-    if d > 0:
+@njit(cache=True, error_model="numpy")
+def _may_qualify(barr, sign, e, seg, top_e, base_top, base_bottom, ip, fp):
+    """Cheap necessary conditions of candidate e (side space), checked before the rally search:
+    the base's range, then the largest move and the shallowest retracement the rally could give
+    (from the lowest bottom where it could start). Never rejects a qualifying candidate."""
+    if sign > 0:
         c_high, c_low = base_top, base_bottom
     else:
         c_high, c_low = -base_bottom, -base_top
     if not (c_high - c_low) / c_low <= fp[_RANGE]:
-        return -1
-    # the rally start: the latest swing low in the window
-    swing, rmin, rmax = ip[_SWING], ip[_RMIN], ip[_RMAX]
-    jhi = e - rmin + 1
-    jlo = max(e - rmax + 1, seg + swing)
+        return False
+    jhi = e - ip[_RMIN] + 1
+    jlo = max(e - ip[_RMAX] + 1, seg + ip[_SWING])
     if jhi < jlo:
-        return -1
+        return False
+    lowest = np.inf
+    for k in range(jlo, jhi + 1):
+        lowest = min(lowest, sign * barr[k])
+    widest = top_e - lowest
+    denominator = lowest if sign > 0 else -top_e
+    return widest / denominator >= fp[_PMIN] and (top_e - base_bottom) / widest <= fp[_RETR]
+
+
+@njit(cache=True, error_model="numpy")
+def _qualify(tarr, barr, sign, high, low, close, volume, e, t, seg, base_bottom, ip, fp):
+    """The rally start of candidate swing high e breaking out on t, or -1 if it does not qualify.
+
+    Side space (see above); high / low / close / volume are the bars themselves. base_bottom: the
+    lowest bottom of the consolidation bars (e, t).
+    """
+    nb = t - e - 1
+    top_e = sign * tarr[e]
+    swing = ip[_SWING]
+    jhi = e - ip[_RMIN] + 1
+    jlo = max(e - ip[_RMAX] + 1, seg + swing)
+    # the rally start: the latest swing low in the window
     runmin = np.inf  # lowest bottom over (j, e]
     runmax = -np.inf  # highest top over [j, e)
-    path = 0.0  # sum of |close change| over (j, e], in the side's direction
+    path = 0.0  # sum of |close change| over (j, e]
     for k in range(jhi + 1, e + 1):
-        b = _bottom(high, low, d, k)
-        if b < runmin:
-            runmin = b
-        if k < e:
-            tk = _top(high, low, d, k)
-            if tk > runmax:
-                runmax = tk
+        runmin = min(runmin, sign * barr[k])
         path += abs(close[k] - close[k - 1])
+    for k in range(jhi + 1, e):
+        runmax = max(runmax, sign * tarr[k])
     start = -1
     for j in range(jhi, jlo - 1, -1):
-        tj = _top(high, low, d, j)
-        if tj > runmax:
-            runmax = tj
-        bj = _bottom(high, low, d, j)
+        runmax = max(runmax, sign * tarr[j])
+        bj = sign * barr[j]
         if bj <= runmin:
             swing_low = True
             for k in range(j - swing, j):
-                if _bottom(high, low, d, k) < bj:
+                if sign * barr[k] < bj:
                     swing_low = False
                     break
             if swing_low:
@@ -377,14 +379,14 @@ def _qualify(high, low, close, volume, d, e, t, seg, base_bottom, base_top, ip, 
     rally_bars = e - start + 1
     if nb < fp[_RATIO] * rally_bars:
         return -1
-    mh = top_e - _bottom(high, low, d, start)
+    mh = top_e - sign * barr[start]
     if not mh > 0:
         return -1
-    rally_low = low[start] if d > 0 else low[e]
+    rally_low = low[start] if sign > 0 else low[e]
     pct = mh / rally_low
     if not (pct >= fp[_PMIN] and pct <= fp[_PMAX]):
         return -1
-    efficiency = d * (close[e] - close[start]) / path if path > 0 else 0.0
+    efficiency = sign * (close[e] - close[start]) / path if path > 0 else 0.0
     if not efficiency >= fp[_EFF]:
         return -1
     if not (top_e - base_bottom) / mh <= fp[_RETR]:
@@ -395,76 +397,140 @@ def _qualify(high, low, close, volume, d, e, t, seg, base_bottom, base_top, ip, 
             total += volume[k]
         if not volume[t] >= fp[_VOL] * (total / nb):
             return -1
-    if d < 0:
+    if sign < 0:
         entry = close[t]
-        f = fp[_FADJ] if close_position(high[t], low[t], entry, d) >= fp[_FIB] else fp[_F50]
+        f = fp[_FADJ] if close_position(high[t], low[t], entry, sign) >= fp[_FIB] else fp[_F50]
         if not (entry - f * mh > 0 and entry - fp[_F100] * mh > 0):
             return -1
     return start
 
 
-@njit(cache=True)
-def _scan_side(high, low, close, volume, d, start, emit_from, end, ip, fp, events, count):
-    """One ticker, one side: append (t, h, l, side) of each setup to events; returns the count."""
-    size = end - start
-    if size <= 0:
-        return count
-    stack = np.empty(size, np.int64)
-    below = np.empty(size, np.float64)  # lowest bottom after the entry, up to the entry above it
-    sp = 0
-    seg = start  # first session since the last missing bar
-    cap = events.shape[0]
+@njit(cache=True, error_model="numpy")
+def _window_extremes(high, low, first, end, w, mx, mn):
+    """mx[t] = max(high[t-w .. t-1]), mn[t] = min(low[t-w .. t-1]) for t in [first, end),
+    first >= w, by doubling (log2(w) + 1 vectorisable passes). Windows holding a missing bar get
+    meaningless values; the caller never uses them."""
+    lo_t = first - w
+    size = end - lo_t
+    a_hi = high[lo_t:end].copy()
+    a_lo = low[lo_t:end].copy()
+    b_hi = np.empty(size)
+    b_lo = np.empty(size)
+    span = 1
+    while span * 2 <= w:
+        for q in range(span):
+            b_hi[q] = a_hi[q]
+            b_lo[q] = a_lo[q]
+        for q in range(span, size):
+            b_hi[q] = max(a_hi[q], a_hi[q - span])
+            b_lo[q] = min(a_lo[q], a_lo[q - span])
+        a_hi, b_hi = b_hi, a_hi
+        a_lo, b_lo = b_lo, a_lo
+        span *= 2
+    # a_*[q] now covers the `span` sessions ending at q (relative to lo_t)
+    shift = w - span
+    for t in range(first, end):
+        q = t - 1 - lo_t
+        mx[t] = max(a_hi[q], a_hi[q - shift])
+        mn[t] = min(a_lo[q], a_lo[q - shift])
+
+
+@njit(cache=True, error_model="numpy")
+def _scan_ticker(high, low, close, volume, start, emit_from, end, ip, fp, events):
+    """One ticker, both sides: writes (t, h, l, side) of each setup to events (up to its
+    capacity) and returns the number of setups.
+
+    A setup on t needs its base to hold the last `cmin` bars, so its close must clear every one
+    of them (`mx`, `mn`): only those trigger bars are examined. From a trigger the bars are
+    walked back, tracking the highest top and lowest bottom since: a bar whose top is at least
+    every later one is a live candidate (no bar after it traded above it); candidates are
+    examined innermost first and the outermost qualifying one is kept. The walk stops at the first
+    candidate the close does not clear (none before it can be cleared either), when the base
+    would get wider than `consol_max_range_pct`, after `consol_max_bars`, or at a missing bar.
+    """
     cmin, cmax = ip[_CMIN], ip[_CMAX]
-    factor = 1.0 + d * fp[_BRK]
+    first = max(start, emit_from, cmin + 1)
+    count = 0
+    if end <= first:
+        return count
+    cap = events.shape[0]
+    up, down, max_range = 1.0 + fp[_BRK], 1.0 - fp[_BRK], fp[_RANGE]
+    mx = np.empty(end)
+    mn = np.empty(end)
+    _window_extremes(high, low, first, end, cmin, mx, mn)
+    # the trigger bars of each side (branch-free compaction) and their segment starts
+    longs = np.empty(end - first + 1, np.int64)
+    shorts = np.empty(end - first + 1, np.int64)
+    segs = np.empty(end, np.int64)
+    n_long = n_short = 0
+    seg = start  # first session since the last missing bar
     for t in range(start, end):
         ht, lt, ct = high[t], low[t], close[t]
         if not (ht == ht and lt == lt and ct == ct):
-            sp = 0
             seg = t + 1
             continue
-        top_t = ht if d > 0 else -lt
-        close_t = d * ct
-        acc = np.inf  # lowest bottom of the bars above the popped entry
-        above = -np.inf  # top of the entry above the popped one (the base's highest top)
+        if t >= first:
+            segs[t] = seg
+            ok = t - 1 - cmin >= seg
+            longs[n_long] = t
+            n_long += ok and ct > mx[t] * up
+            shorts[n_short] = t
+            n_short += ok and ct < mn[t] * down
+    for q in range(n_long):
+        t = longs[q]
+        sg = segs[t]
+        ct, ht = close[t], high[t]
+        runmax, bottom = mx[t], mn[t]  # highest high / lowest low of the bars (k, t)
         best_h, best_l = -1, -1
-        emit = t >= emit_from
-        while sp > 0:
-            e = stack[sp - 1]
-            top_e = _top(high, low, d, e)
-            if top_e >= top_t:
-                break
-            bottom = min(below[sp - 1], acc)
-            if emit and close_t > top_e * factor:
-                nb = t - e - 1
-                if nb >= cmin and nb <= cmax:
-                    l = _qualify(high, low, close, volume, d, e, t, seg, bottom, above, ip, fp)
+        for k in range(t - 1 - cmin, max(sg, t - 1 - cmax) - 1, -1):
+            tk = high[k]
+            if tk >= runmax:
+                if not (ct > tk * up and ht > tk):
+                    break
+                if _may_qualify(low, 1, k, sg, tk, runmax, bottom, ip, fp):
+                    l = _qualify(high, low, 1, high, low, close, volume, k, t, sg, bottom, ip, fp)
                     if l >= 0:
-                        best_h, best_l = e, l
-            acc = min(bottom, _bottom(high, low, d, e))
-            above = top_e
-            sp -= 1
-        if sp > 0 and acc < below[sp - 1]:
-            below[sp - 1] = acc
-        stack[sp] = t
-        below[sp] = np.inf
-        sp += 1
+                        best_h, best_l = k, l
+                runmax = tk
+            bottom = min(bottom, low[k])
+            if (runmax - bottom) / bottom > max_range:
+                break
         if best_h >= 0:
             if count < cap:
-                events[count, 0] = t
-                events[count, 1] = best_h
-                events[count, 2] = best_l
-                events[count, 3] = d
+                events[count, 0], events[count, 1], events[count, 2], events[count, 3] = t, best_h, best_l, 1
+            count += 1
+    for q in range(n_short):
+        t = shorts[q]
+        sg = segs[t]
+        ct, lt = close[t], low[t]
+        runmin, top = mn[t], mx[t]  # lowest low / highest high of the bars (k, t)
+        best_h, best_l = -1, -1
+        for k in range(t - 1 - cmin, max(sg, t - 1 - cmax) - 1, -1):
+            bk = low[k]
+            if bk <= runmin:
+                if not (ct < bk * down and lt < bk):
+                    break
+                if _may_qualify(high, -1, k, sg, -bk, -runmin, -top, ip, fp):
+                    l = _qualify(low, high, -1, high, low, close, volume, k, t, sg, -top, ip, fp)
+                    if l >= 0:
+                        best_h, best_l = k, l
+                runmin = bk
+            top = max(top, high[k])
+            if (top - runmin) / runmin > max_range:
+                break
+        if best_h >= 0:
+            if count < cap:
+                events[count, 0], events[count, 1], events[count, 2], events[count, 3] = t, best_h, best_l, -1
             count += 1
     return count
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _detect(high, low, close, volume, rows, start, emit_from, end, ip, fp, events, counts):
     for r in prange(len(rows)):
         i = rows[r]
-        c = _scan_side(high[i], low[i], close[i], volume[i], 1, start, emit_from, end, ip, fp, events[r], 0)
-        c = _scan_side(high[i], low[i], close[i], volume[i], -1, start, emit_from, end, ip, fp, events[r], c)
-        counts[r] = c
+        counts[r] = _scan_ticker(high[i], low[i], close[i], volume[i], start, emit_from, end, ip, fp,
+                                 events[r])
 
 
 @njit(cache=True)
