@@ -23,7 +23,8 @@ swapped and every comparison reversed). All thresholds are fields of `ScannerCon
 3. **Consolidation** = the bars strictly between h and the breakout bar t: `C = t - h - 1` bars
    with `consol_min_ratio x R <= C <= consol_max_bars`. Tight: its deepest retracement of the
    move `(H - consol_low) / MH <= consol_max_retracement` and its range
-   `consol_high / consol_low - 1 <= consol_max_range_pct`.
+   `consol_high <= consol_low x (1 + consol_max_range_pct)` (highest high / lowest low of the
+   base bars; short: the same, in prices).
 4. **Breakout** on bar t = the first bar to trade above H, and it must *close* above it:
    `close[t] > H x (1 + breakout_min_close_pct)` (above the rally high, hence above the
    consolidation high too), on volume `>= breakout_min_volume_ratio x` the consolidation's mean
@@ -44,13 +45,19 @@ swapped and every comparison reversed). All thresholds are fields of `ScannerCon
 7. **No look-ahead**: a setup on session t reads only bars <= t. A missing bar (NaN high, low or
    close) breaks every pattern across it.
 
-Algorithm: per ticker and side, one pass over the sessions keeps a monotonic stack of the live
-swing-high candidates (bars whose high no later bar has exceeded), each with the lowest low seen
-since it; a bar pops the candidates it trades above, so every bar is pushed and popped once, and
-only a popped candidate whose breakout close is confirmed is examined further (the rally search
-looks back at most `rally_max_bars + swing_bars` bars). Tickers run in parallel (numba prange).
-`emit_from` restricts emission to sessions >= emit_from, and then only the `lookback_bars`
-sessions before it are read: scanning the last session of a market costs ~100 bars per ticker.
+Algorithm (no O(sessions x rally x base) search): per ticker, one pass over the sessions. A bar
+whose close clears the previous bar's high (short: low) is walked back bar by bar, tracking the
+highest high and lowest low since; a bar at least as high as every later one is a live
+candidate, examined (innermost first) once its base is long enough. The walk stops at the first
+live candidate the close does not clear, when the base gets wider than `consol_max_range_pct`,
+after `consol_max_bars` or at a missing bar, so it is a few bars long on average. A candidate
+is first checked against cheap necessary conditions (the largest move / shallowest retracement
+its rally window allows); only then is its rally start searched (at most `rally_max_bars +
+swing_bars` bars back). Tickers run in parallel (numba prange). `emit_from` restricts emission
+to sessions >= emit_from, and then only the `lookback_bars` sessions before it are read:
+scanning the last session of a market costs ~100 bars per ticker.
+`core.scanner_reference` implements the same rules plainly (per ticker, per session, per
+candidate) and the tests check both give identical setups.
 """
 
 from __future__ import annotations
@@ -99,7 +106,8 @@ class ScannerConfig(BaseModel):
     consol_max_retracement: float = Field(
         0.5, gt=0, description="Deepest retracement of the move inside the base, (H - base low) / MH.")
     consol_max_range_pct: float = Field(
-        0.12, gt=0, description="Widest base: consolidation high / consolidation low - 1.")
+        0.12, gt=0,
+        description="Widest base: consolidation high <= consolidation low x (1 + this).")
     # --- breakout -----------------------------------------------------------------------------
     breakout_min_close_pct: float = Field(
         0.0, ge=0, lt=1,
@@ -315,48 +323,55 @@ def _params(config: ScannerConfig) -> tuple[np.ndarray, np.ndarray]:
 # is a long's rally, so one code path serves both sides; multiplying by -1 is exact.
 
 
+@njit(cache=True)
+def _start_window(e, nb, seg, ratio, rmin, rmax, swing):
+    """(jlo, jhi): where the rally start of swing high e with a base of nb bars can be.
+
+    The rally has rally_min_bars .. rally_max_bars bars, its swing low needs swing_bars bars
+    before it since the last missing bar, and the base must last consol_min_ratio x the rally:
+    a start before jlo could only give a setup the ratio rejects (so cutting the search there
+    never changes which swing low is the latest). Scalars only: it is called for every
+    candidate, and array arguments cost a call.
+    """
+    longest = rmax
+    if ratio > 0:
+        r = min(longest, int(nb / ratio))
+        while r < longest and nb >= ratio * (r + 1):
+            r += 1
+        while r > 0 and nb < ratio * r:
+            r -= 1
+        longest = r
+    return max(e - longest + 1, seg + swing), e - rmin + 1
+
+
 @njit(cache=True, error_model="numpy")
-def _may_qualify(barr, sign, e, seg, top_e, base_top, base_bottom, ip, fp):
-    """Cheap necessary conditions of candidate e (side space), checked before the rally search:
-    the base's range, then the largest move and the shallowest retracement the rally could give
-    (from the lowest bottom where it could start). Never rejects a qualifying candidate."""
-    if sign > 0:
-        c_high, c_low = base_top, base_bottom
-    else:
-        c_high, c_low = -base_bottom, -base_top
-    if not (c_high - c_low) / c_low <= fp[_RANGE]:
-        return False
-    jhi = e - ip[_RMIN] + 1
-    jlo = max(e - ip[_RMAX] + 1, seg + ip[_SWING])
-    if jhi < jlo:
-        return False
+def _may_qualify(barr, sign, jlo, jhi, top_e, base_bottom, min_pct, max_retracement):
+    """Cheap necessary conditions of a candidate (side space), before the rally search: the
+    largest move and the shallowest retracement the rally could give, from the lowest bottom
+    where it could start. Never rejects a qualifying candidate (rounding is monotone)."""
     lowest = np.inf
     for k in range(jlo, jhi + 1):
         lowest = min(lowest, sign * barr[k])
     widest = top_e - lowest
     denominator = lowest if sign > 0 else -top_e
-    return widest / denominator >= fp[_PMIN] and (top_e - base_bottom) / widest <= fp[_RETR]
+    return widest / denominator >= min_pct and (top_e - base_bottom) / widest <= max_retracement
 
 
 @njit(cache=True, error_model="numpy")
-def _qualify(tarr, barr, sign, high, low, close, volume, e, t, seg, base_bottom, ip, fp):
+def _qualify(tarr, barr, sign, high, low, close, volume, e, t, jlo, jhi, base_bottom, ip, fp):
     """The rally start of candidate swing high e breaking out on t, or -1 if it does not qualify.
 
     Side space (see above); high / low / close / volume are the bars themselves. base_bottom: the
-    lowest bottom of the consolidation bars (e, t).
+    lowest bottom of the consolidation bars (e, t); [jlo, jhi] from `_start_window`.
     """
     nb = t - e - 1
     top_e = sign * tarr[e]
     swing = ip[_SWING]
-    jhi = e - ip[_RMIN] + 1
-    jlo = max(e - ip[_RMAX] + 1, seg + swing)
     # the rally start: the latest swing low in the window
     runmin = np.inf  # lowest bottom over (j, e]
     runmax = -np.inf  # highest top over [j, e)
-    path = 0.0  # sum of |close change| over (j, e]
     for k in range(jhi + 1, e + 1):
         runmin = min(runmin, sign * barr[k])
-        path += abs(close[k] - close[k - 1])
     for k in range(jhi + 1, e):
         runmax = max(runmax, sign * tarr[k])
     start = -1
@@ -373,11 +388,9 @@ def _qualify(tarr, barr, sign, high, low, close, volume, e, t, seg, base_bottom,
                 start = j
                 break
             runmin = bj
-        path += abs(close[j] - close[j - 1])
     if start < 0 or runmax > top_e:
         return -1
-    rally_bars = e - start + 1
-    if nb < fp[_RATIO] * rally_bars:
+    if nb < fp[_RATIO] * (e - start + 1):
         return -1
     mh = top_e - sign * barr[start]
     if not mh > 0:
@@ -386,6 +399,9 @@ def _qualify(tarr, barr, sign, high, low, close, volume, e, t, seg, base_bottom,
     pct = mh / rally_low
     if not (pct >= fp[_PMIN] and pct <= fp[_PMAX]):
         return -1
+    path = 0.0  # the rally's path length, summed in session order
+    for k in range(start + 1, e + 1):
+        path += abs(close[k] - close[k - 1])
     efficiency = sign * (close[e] - close[start]) / path if path > 0 else 0.0
     if not efficiency >= fp[_EFF]:
         return -1
@@ -406,122 +422,79 @@ def _qualify(tarr, barr, sign, high, low, close, volume, e, t, seg, base_bottom,
 
 
 @njit(cache=True, error_model="numpy")
-def _window_extremes(high, low, first, end, w, mx, mn):
-    """mx[t] = max(high[t-w .. t-1]), mn[t] = min(low[t-w .. t-1]) for t in [first, end),
-    first >= w, by doubling (log2(w) + 1 vectorisable passes). Windows holding a missing bar get
-    meaningless values; the caller never uses them."""
-    lo_t = first - w
-    size = end - lo_t
-    a_hi = high[lo_t:end].copy()
-    a_lo = low[lo_t:end].copy()
-    b_hi = np.empty(size)
-    b_lo = np.empty(size)
-    span = 1
-    while span * 2 <= w:
-        for q in range(span):
-            b_hi[q] = a_hi[q]
-            b_lo[q] = a_lo[q]
-        for q in range(span, size):
-            b_hi[q] = max(a_hi[q], a_hi[q - span])
-            b_lo[q] = min(a_lo[q], a_lo[q - span])
-        a_hi, b_hi = b_hi, a_hi
-        a_lo, b_lo = b_lo, a_lo
-        span *= 2
-    # a_*[q] now covers the `span` sessions ending at q (relative to lo_t)
-    shift = w - span
-    for t in range(first, end):
-        q = t - 1 - lo_t
-        mx[t] = max(a_hi[q], a_hi[q - shift])
-        mn[t] = min(a_lo[q], a_lo[q - shift])
-
-
-@njit(cache=True, error_model="numpy")
 def _scan_ticker(high, low, close, volume, start, emit_from, end, ip, fp, events):
     """One ticker, both sides: writes (t, h, l, side) of each setup to events (up to its
     capacity) and returns the number of setups.
 
-    A setup on t needs its base to hold the last `cmin` bars, so its close must clear every one
-    of them (`mx`, `mn`): only those trigger bars are examined. From a trigger the bars are
-    walked back, tracking the highest top and lowest bottom since: a bar whose top is at least
-    every later one is a live candidate (no bar after it traded above it); candidates are
-    examined innermost first and the outermost qualifying one is kept. The walk stops at the first
-    candidate the close does not clear (none before it can be cleared either), when the base
+    A bar whose close clears the previous bar's top (long: high; short: low) is walked back,
+    tracking the highest top and lowest bottom since: a bar whose top is at least every later one
+    is a live candidate (no bar after it traded above it); candidates whose base is long enough
+    are examined innermost first, and the outermost qualifying one is kept. The walk stops at the
+    first live candidate the close does not clear (none before it can be cleared), when the base
     would get wider than `consol_max_range_pct`, after `consol_max_bars`, or at a missing bar.
     """
     cmin, cmax = ip[_CMIN], ip[_CMAX]
-    first = max(start, emit_from, cmin + 1)
+    rmin, rmax, swing = ip[_RMIN], ip[_RMAX], ip[_SWING]
+    ratio, min_pct, max_retr = fp[_RATIO], fp[_PMIN], fp[_RETR]
     count = 0
-    if end <= first:
-        return count
     cap = events.shape[0]
-    up, down, max_range = 1.0 + fp[_BRK], 1.0 - fp[_BRK], fp[_RANGE]
-    mx = np.empty(end)
-    mn = np.empty(end)
-    _window_extremes(high, low, first, end, cmin, mx, mn)
-    # the trigger bars of each side (branch-free compaction) and their segment starts
-    longs = np.empty(end - first + 1, np.int64)
-    shorts = np.empty(end - first + 1, np.int64)
-    segs = np.empty(end, np.int64)
-    n_long = n_short = 0
+    up, down, widest = 1.0 + fp[_BRK], 1.0 - fp[_BRK], 1.0 + fp[_RANGE]
     seg = start  # first session since the last missing bar
     for t in range(start, end):
         ht, lt, ct = high[t], low[t], close[t]
         if not (ht == ht and lt == lt and ct == ct):
             seg = t + 1
             continue
-        if t >= first:
-            segs[t] = seg
-            ok = t - 1 - cmin >= seg
-            longs[n_long] = t
-            n_long += ok and ct > mx[t] * up
-            shorts[n_short] = t
-            n_short += ok and ct < mn[t] * down
-    for q in range(n_long):
-        t = longs[q]
-        sg = segs[t]
-        ct, ht = close[t], high[t]
-        runmax, bottom = mx[t], mn[t]  # highest high / lowest low of the bars (k, t)
-        best_h, best_l = -1, -1
-        for k in range(t - 1 - cmin, max(sg, t - 1 - cmax) - 1, -1):
-            tk = high[k]
-            if tk >= runmax:
-                if not (ct > tk * up and ht > tk):
+        if t < emit_from or t - 1 - cmin < seg:
+            continue
+        if ct > high[t - 1] * up:  # long: highs are tops, lows bottoms
+            top = -np.inf  # highest high of the bars (k, t)
+            bottom = np.inf  # lowest low of the bars (k, t)
+            best_h, best_l = -1, -1
+            for k in range(t - 1, max(seg, t - 1 - cmax) - 1, -1):
+                hk = high[k]
+                if hk >= top:
+                    if not (ct > hk * up and ht > hk):
+                        break
+                    if t - 1 - k >= cmin:
+                        jlo, jhi = _start_window(k, t - 1 - k, seg, ratio, rmin, rmax, swing)
+                        if jhi >= jlo and _may_qualify(low, 1, jlo, jhi, hk, bottom, min_pct, max_retr):
+                            l = _qualify(high, low, 1, high, low, close, volume, k, t, jlo, jhi, bottom,
+                                         ip, fp)
+                            if l >= 0:
+                                best_h, best_l = k, l
+                    top = hk
+                bottom = min(bottom, low[k])
+                if top > bottom * widest:
                     break
-                if _may_qualify(low, 1, k, sg, tk, runmax, bottom, ip, fp):
-                    l = _qualify(high, low, 1, high, low, close, volume, k, t, sg, bottom, ip, fp)
-                    if l >= 0:
-                        best_h, best_l = k, l
-                runmax = tk
-            bottom = min(bottom, low[k])
-            if (runmax - bottom) / bottom > max_range:
-                break
-        if best_h >= 0:
-            if count < cap:
-                events[count, 0], events[count, 1], events[count, 2], events[count, 3] = t, best_h, best_l, 1
-            count += 1
-    for q in range(n_short):
-        t = shorts[q]
-        sg = segs[t]
-        ct, lt = close[t], low[t]
-        runmin, top = mn[t], mx[t]  # lowest low / highest high of the bars (k, t)
-        best_h, best_l = -1, -1
-        for k in range(t - 1 - cmin, max(sg, t - 1 - cmax) - 1, -1):
-            bk = low[k]
-            if bk <= runmin:
-                if not (ct < bk * down and lt < bk):
+            if best_h >= 0:
+                if count < cap:
+                    events[count, 0], events[count, 1], events[count, 2], events[count, 3] = t, best_h, best_l, 1
+                count += 1
+        if ct < low[t - 1] * down:  # short: lows are tops, highs bottoms (negated)
+            top = -np.inf  # highest high of the bars (k, t)
+            bottom = np.inf  # lowest low of the bars (k, t)
+            best_h, best_l = -1, -1
+            for k in range(t - 1, max(seg, t - 1 - cmax) - 1, -1):
+                lk = low[k]
+                if lk <= bottom:
+                    if not (ct < lk * down and lt < lk):
+                        break
+                    if t - 1 - k >= cmin:
+                        jlo, jhi = _start_window(k, t - 1 - k, seg, ratio, rmin, rmax, swing)
+                        if jhi >= jlo and _may_qualify(high, -1, jlo, jhi, -lk, -top, min_pct, max_retr):
+                            l = _qualify(low, high, -1, high, low, close, volume, k, t, jlo, jhi, -top,
+                                         ip, fp)
+                            if l >= 0:
+                                best_h, best_l = k, l
+                    bottom = lk
+                top = max(top, high[k])
+                if top > bottom * widest:
                     break
-                if _may_qualify(high, -1, k, sg, -bk, -runmin, -top, ip, fp):
-                    l = _qualify(low, high, -1, high, low, close, volume, k, t, sg, -top, ip, fp)
-                    if l >= 0:
-                        best_h, best_l = k, l
-                runmin = bk
-            top = max(top, high[k])
-            if (top - runmin) / runmin > max_range:
-                break
-        if best_h >= 0:
-            if count < cap:
-                events[count, 0], events[count, 1], events[count, 2], events[count, 3] = t, best_h, best_l, -1
-            count += 1
+            if best_h >= 0:
+                if count < cap:
+                    events[count, 0], events[count, 1], events[count, 2], events[count, 3] = t, best_h, best_l, -1
+                count += 1
     return count
 
 
@@ -588,37 +561,38 @@ _EVENT_CAPACITY = 32  # setups per ticker held in the first pass; tickers with m
 
 def detect(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_from: int = 0,
            end: int | None = None, capacity: int = _EVENT_CAPACITY) -> np.ndarray:
-    """The raw setups as an (k, 5) int64 array: ticker, breakout session, rally end (swing high),
-    rally start (swing low), side; sorted by session, ticker, side (long first)."""
+    """The setups' skeletons as a (k, 5) int64 array of ticker, breakout session, rally end
+    (swing high; short: swing low), rally start, side (+1 / -1); sorted by session, ticker and
+    side (long first). Arguments as `scan`; `capacity` is the number of setups per ticker the
+    first pass holds (tickers with more are scanned again with room for all)."""
     config = config or ScannerConfig()
     n, m = arrays.shape
     end = m if end is None else max(0, min(int(end), m))
     emit_from = max(0, int(emit_from))
     start = max(0, emit_from - config.lookback_bars)
     ip, fp = _params(config)
+
+    def run(rows: np.ndarray, room: int) -> tuple[np.ndarray, np.ndarray]:
+        events = np.empty((len(rows), room, 4), np.int64)
+        counts = np.zeros(len(rows), np.int64)
+        _detect(arrays.high, arrays.low, arrays.close, arrays.volume, rows, start, emit_from, end,
+                ip, fp, events, counts)
+        return events, counts
+
+    def flatten(rows: np.ndarray, events: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        r, c = np.nonzero(np.arange(events.shape[1])[None, :] < counts[:, None])
+        return np.column_stack([rows[r], events[r, c]])
+
     rows = np.arange(n, dtype=np.int64)
-    events = np.zeros((n, capacity, 4), np.int64)
-    counts = np.zeros(n, np.int64)
-    _detect(arrays.high, arrays.low, arrays.close, arrays.volume, rows, start, emit_from, end, ip, fp,
-            events, counts)
-    over = np.flatnonzero(counts > capacity)
-    parts = [(np.arange(n), events, np.minimum(counts, capacity))]
-    if len(over):
-        big = np.zeros((len(over), int(counts[over].max()), 4), np.int64)
-        big_counts = np.zeros(len(over), np.int64)
-        _detect(arrays.high, arrays.low, arrays.close, arrays.volume, over.astype(np.int64), start,
-                emit_from, end, ip, fp, big, big_counts)
-        counts[over] = 0
-        parts = [(np.arange(n), events, np.minimum(counts, capacity)), (over, big, big_counts)]
-    out = []
-    for tick, ev, cnt in parts:
-        mask = np.arange(ev.shape[1])[None, :] < cnt[:, None]
-        r, c = np.nonzero(mask)
-        block = ev[r, c]
-        out.append(np.column_stack([tick[r], block[:, 0], block[:, 1], block[:, 2], block[:, 3]]))
-    raw = np.concatenate(out) if out else np.zeros((0, 5), np.int64)
+    events, counts = run(rows, capacity)
+    over = counts > capacity
+    parts = [flatten(rows[~over], events[~over], counts[~over])]
+    if over.any():
+        again = rows[over]
+        parts.append(flatten(again, *run(again, int(counts[over].max()))))
+    raw = np.concatenate(parts).astype(np.int64)
     order = np.lexsort((-raw[:, 4], raw[:, 0], raw[:, 1]))
-    return raw[order].astype(np.int64)
+    return raw[order]
 
 
 def scan(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_from: int = 0,

@@ -18,7 +18,7 @@
 --   stoch_14            Fast %K(14) as TA-Lib STOCHF fastk: 100 (c - LL14) / (HH14 - LL14) with
 --                       HH14 / LL14 the highest high / lowest low of the last 14 rows; 0 when
 --                       HH14 = LL14.
---   dist_from_sma_N     c / SMA_N(c) - 1, N = 5, 20 (SMA of the last N closes, this one included).
+--   dist_from_sma_N     c / SMA_N(c) - 1, N = 5, 20 (mean of the last N closes, this one included).
 --   dist_from_sma_20_atr_norm
 --                       (c - SMA_20(c)) / atr_14: the distance from the 20-day mean in ATRs.
 --   volatility_20d      Sample standard deviation (n - 1) of the last 20 daily log returns
@@ -57,8 +57,8 @@
 --                       tickers.industry and a bar that session (the ticker included, so in
 --                       (0, 1]); NULL without industry or shares outstanding.
 --
--- Wilder recursions use `wilder_term` / `wilder_value` (0002 migration): a running sum() window
--- gives the exact TA-Lib recursion, seeded at each series' first row in the lookback. A series
+-- Wilder recursions use `wilder_weight` / `wilder_value` (0002 migration): a running sum()
+-- window gives the exact TA-Lib recursion, seeded at each series' first row in the lookback. A series
 -- with more history than the lookback starts there instead of at its first bar ever; Wilder's
 -- smoothing forgets its start as (13/14)^rows, so after the 300-row default lookback the
 -- difference is ~2e-10 relative, and after 250 rows < 1e-8 (TA-Lib parity is tested at 1e-6).
@@ -73,6 +73,11 @@ SELECT set_config('work_mem', :work_mem, true);
 DELETE FROM daily_features WHERE session = ANY(:sessions);
 
 -- name: compute
+-- Plan shape: each series is read once in (ticker, session) order; a first window pass numbers
+-- rows and pairs each with the previous close, a second keeps Wilder's running sums over the
+-- whole lookback; only the last 20 rows before the first written session (and the written ones)
+-- go on to the fixed-length windows (5/14/20 rows), so a one-session run does those on 20 rows
+-- per ticker, not 300.
 INSERT INTO daily_features (
     ticker, session, atr_14, atr_pct_14, volatility_20d, rsi_14, stoch_14,
     dist_from_sma_5, dist_from_sma_20, dist_from_sma_20_atr_norm, trend_strength_20,
@@ -83,41 +88,49 @@ INSERT INTO daily_features (
     market_cap_to_sp500, market_cap_to_industry_index
 )
 WITH stock_rows AS (
-    -- Row numbers and the previous close of each ticker's series, lookback included.
+    -- Row number k, Wilder inputs and weight, the log return, and the session 19 rows later
+    -- (NULL near the end: such a row is within 19 rows of the range's last bar).
     SELECT ticker, session, high, low, close,
            row_number() OVER w AS k,
-           lag(close) OVER w AS prev_close
+           lead(session, 19) OVER w AS session_19_later,
+           ln(close / lag(close) OVER w) AS log_return,
+           wilder_weight(row_number() OVER w, 15, 14) AS weight,
+           CASE WHEN row_number() OVER w > 1
+                THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w) END AS tr,
+           greatest(close - lag(close) OVER w, 0) AS gain,
+           greatest(lag(close) OVER w - close, 0) AS loss
     FROM market_bars
     WHERE session BETWEEN :lookback_start AND :last_session
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
+stock_running AS (
+    SELECT ticker, session, high, low, close, k, session_19_later, log_return,
+           sum(tr * weight) OVER run AS tr_sum,
+           sum(gain * weight) OVER run AS gain_sum,
+           sum(loss * weight) OVER run AS loss_sum
+    FROM stock_rows
+    WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING)
+),
 stock_windows AS (
-    SELECT ticker, session, close, k,
-           sum(wilder_term(CASE WHEN prev_close IS NOT NULL
-                                THEN greatest(high, prev_close) - least(low, prev_close) END,
-                           k, 15, 14)) OVER run AS tr_sum,
-           sum(wilder_term(greatest(close - prev_close, 0), k, 15, 14)) OVER run AS gain_sum,
-           sum(wilder_term(greatest(prev_close - close, 0), k, 15, 14)) OVER run AS loss_sum,
+    SELECT ticker, session, close, k, tr_sum, gain_sum, loss_sum,
            max(high) OVER w14 AS hh14,
            min(low) OVER w14 AS ll14,
-           avg(close) OVER w5 AS sma5,
-           avg(close) OVER w20 AS sma20,
-           stddev_samp(ln(close / prev_close)) OVER w20 AS vol20,
+           sum(close) OVER w5 / 5 AS sma5,
+           sum(close) OVER w20 / 20 AS sma20,
+           stddev_samp(log_return) OVER w20 AS vol20,
            regr_slope(ln(close), k) OVER w20 AS slope20
-    FROM stock_rows
-    WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING),
-           w5  AS (PARTITION BY ticker ORDER BY session ROWS 4 PRECEDING),
+    FROM stock_running
+    WHERE session_19_later IS NULL OR session_19_later >= :first_session
+    WINDOW w5  AS (PARTITION BY ticker ORDER BY session ROWS 4 PRECEDING),
            w14 AS (PARTITION BY ticker ORDER BY session ROWS 13 PRECEDING),
            w20 AS (PARTITION BY ticker ORDER BY session ROWS 19 PRECEDING)
 ),
 stock AS (
-    SELECT ticker, session, close,
+    SELECT ticker, session, close, gain_sum, loss_sum,
            wilder_value(tr_sum, k, 15, 14) AS atr14,
-           gain_sum,
-           loss_sum,
-           wilder_value(gain_sum + loss_sum, k, 15, 14) AS gain_loss14,
+           wilder_value(gain_sum + loss_sum, k, 15, 14) AS gain_plus_loss,
            CASE WHEN k >= 14 THEN
-               CASE WHEN hh14 - ll14 <> 0 THEN 100 * (close - ll14) / (hh14 - ll14) ELSE 0 END
+               CASE WHEN hh14 > ll14 THEN 100 * (close - ll14) / (hh14 - ll14) ELSE 0 END
            END AS stoch14,
            CASE WHEN k >= 5 THEN sma5 END AS sma5,
            CASE WHEN k >= 20 THEN sma20 END AS sma20,
@@ -127,49 +140,47 @@ stock AS (
     WHERE session = ANY(:sessions)
 ),
 index_rows AS (
-    SELECT ticker, session, open, high, low, close,
+    SELECT ticker, session, close,
            row_number() OVER w AS k,
-           lag(close) OVER w AS prev_close,
-           lag(close, 5) OVER w AS close_5,
-           lag(open, 4) OVER w AS open_4
+           close / lag(close) OVER w - 1 AS change_1d,
+           close / lag(close, 5) OVER w - 1 AS ret5,
+           close - lag(open, 4) OVER w AS oc5,
+           wilder_weight(row_number() OVER w, 15, 14) AS weight,
+           CASE WHEN row_number() OVER w > 1
+                THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w) END AS tr
     FROM index_bars
     WHERE session BETWEEN :lookback_start AND :last_session
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
 index_weeks AS (
-    SELECT ticker, session, close, prev_close, close_5,
-           close / close_5 - 1 AS ret5,
-           (close - open_4) / wilder_value(
-               sum(wilder_term(CASE WHEN prev_close IS NOT NULL
-                                    THEN greatest(high, prev_close) - least(low, prev_close) END,
-                               k, 15, 14)) OVER (PARTITION BY ticker ORDER BY session
-                                                 ROWS UNBOUNDED PRECEDING),
-               k, 15, 14) AS oc_atr
+    SELECT ticker, session, close, change_1d, ret5,
+           oc5 / wilder_value(sum(tr * weight) OVER (PARTITION BY ticker ORDER BY session
+                                                     ROWS UNBOUNDED PRECEDING),
+                              k, 15, 14) AS oc_atr
     FROM index_rows
 ),
-idx AS (
-    SELECT ticker, session, close,
-           close / prev_close - 1 AS change_1d,
-           close / close_5 - 1 AS change_5d,
-           ret5 AS ret5_w1,
-           lag(ret5, 5) OVER w AS ret5_w2,
-           lag(ret5, 10) OVER w AS ret5_w3,
-           lag(ret5, 15) OVER w AS ret5_w4,
-           lag(oc_atr, 5) OVER w AS oc_atr_w2,
-           lag(oc_atr, 10) OVER w AS oc_atr_w3,
-           lag(oc_atr, 15) OVER w AS oc_atr_w4
-    FROM index_weeks
-    WINDOW w AS (PARTITION BY ticker ORDER BY session)
-),
-idx_out AS MATERIALIZED (
-    SELECT * FROM idx WHERE session = ANY(:sessions)
+idx AS MATERIALIZED (
+    SELECT * FROM (
+        SELECT ticker, session, close, change_1d,
+               ret5 AS change_5d,
+               ret5 AS ret5_w1,
+               lag(ret5, 5) OVER w AS ret5_w2,
+               lag(ret5, 10) OVER w AS ret5_w3,
+               lag(ret5, 15) OVER w AS ret5_w4,
+               lag(oc_atr, 5) OVER w AS oc_atr_w2,
+               lag(oc_atr, 10) OVER w AS oc_atr_w3,
+               lag(oc_atr, 15) OVER w AS oc_atr_w4
+        FROM index_weeks
+        WINDOW w AS (PARTITION BY ticker ORDER BY session)
+    ) weeks
+    WHERE session = ANY(:sessions)
 )
 SELECT s.ticker, s.session,
        s.atr14,
        s.atr14 / s.close,
        s.vol20,
-       CASE WHEN s.gain_loss14 IS NULL THEN NULL
-            WHEN abs(s.gain_loss14) < 1e-8 THEN 0
+       CASE WHEN s.gain_plus_loss IS NULL THEN NULL
+            WHEN abs(s.gain_plus_loss) < 1e-8 THEN 0
             ELSE 100 * s.gain_sum / (s.gain_sum + s.loss_sum) END,
        s.stoch14,
        s.close / s.sma5 - 1,
@@ -178,13 +189,13 @@ SELECT s.ticker, s.session,
        s.slope20 * 20 / (nullif(s.vol20, 0) * sqrt(20)),
        vix.change_1d,
        vix.change_5d,
-       e.ret5_w1 - spy.ret5_w1,
-       e.ret5_w2 - spy.ret5_w2,
-       e.ret5_w3 - spy.ret5_w3,
-       e.ret5_w4 - spy.ret5_w4,
-       e.oc_atr_w2,
-       e.oc_atr_w3,
-       e.oc_atr_w4,
+       sector.ret5_w1 - spy.ret5_w1,
+       sector.ret5_w2 - spy.ret5_w2,
+       sector.ret5_w3 - spy.ret5_w3,
+       sector.ret5_w4 - spy.ret5_w4,
+       sector.oc_atr_w2,
+       sector.oc_atr_w3,
+       sector.oc_atr_w4,
        t.shares_outstanding * s.close / (:sp500_cap_per_spy * spy.close),
        CASE WHEN t.industry IS NOT NULL THEN
            t.shares_outstanding * s.close
@@ -192,9 +203,9 @@ SELECT s.ticker, s.session,
        END
 FROM stock s
 LEFT JOIN tickers t ON t.ticker = s.ticker
-LEFT JOIN idx_out e ON e.ticker = coalesce(t.sector_etf, 'SPY') AND e.session = s.session
-LEFT JOIN idx_out spy ON spy.ticker = 'SPY' AND spy.session = s.session
-LEFT JOIN idx_out vix ON vix.ticker = 'VIX' AND vix.session = s.session;
+LEFT JOIN idx sector ON sector.ticker = coalesce(t.sector_etf, 'SPY') AND sector.session = s.session
+LEFT JOIN idx spy ON spy.ticker = 'SPY' AND spy.session = s.session
+LEFT JOIN idx vix ON vix.ticker = 'VIX' AND vix.session = s.session;
 
 -- name: range_stats
 -- Rows written for the sessions, and NULLs per feature (warm-up or missing inputs).

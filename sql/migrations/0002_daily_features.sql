@@ -35,20 +35,21 @@ CREATE INDEX daily_features_session_idx ON daily_features (session);
 -- with the mean of the first n values, has the closed form
 --     S_t = (1/n) * b^t * sum_{k <= t} x_k * b^(-max(k, s)),   b = (n - 1) / n,
 -- where k numbers a series' rows and s is the row of the seed (the n-th value): the seed's n
--- values all get the weight b^(-s), each later value b^(-k). A running sum() window over
--- `wilder_term` therefore gives the exact recursion in one ordered pass, with no per-row
--- aggregate state function (plpgsql / SQL state functions cost microseconds a row; these two
--- are plain SQL expressions the planner inlines). All terms of the sums are >= 0 (true ranges,
--- gains, losses), so the sums are well conditioned; b^(-k) stays finite for k < ~9,000 rows
--- with n = 14, which the asset guarantees by computing long ranges in chunks.
+-- values all get the weight b^(-s), each later value b^(-k). A running sum() window of
+-- x_k * wilder_weight(k) therefore gives the exact recursion in one ordered pass, without a
+-- per-row aggregate state function (a plpgsql or SQL state function costs microseconds a row;
+-- these two are plain SQL expressions the planner inlines). The summed terms are >= 0 (true
+-- ranges, gains, losses), so the sums are well conditioned; b^(-k) stays finite for k below
+-- ~9,000 rows with n = 14, and the asset keeps k under ~7,000 (lookback + chunk settings).
 
--- The weight of row k's value in the running sum (k >= 1; the seed row is `seed`).
-CREATE FUNCTION wilder_term(x double precision, k bigint, seed bigint, n integer)
+-- The weight of row k's value in the running sum (k >= 1; `seed` is the seed's row, n + 1 for
+-- series whose first value is on row 2, like true ranges and close-to-close changes).
+CREATE FUNCTION wilder_weight(k bigint, seed bigint, n integer)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN x * power((n - 1)::double precision / n, -greatest(k, seed)::double precision);
+RETURN power((n - 1)::double precision / n, -greatest(k, seed)::double precision);
 
--- The smoothed value at row k from the running sum of `wilder_term`s; NULL before the seed.
+-- The smoothed value at row k from the running sum of value * wilder_weight; NULL before the seed.
 CREATE FUNCTION wilder_value(running_sum double precision, k bigint, seed bigint, n integer)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
