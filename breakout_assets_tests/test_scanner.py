@@ -29,23 +29,28 @@ from breakout_assets.core.scanner import (
 from breakout_assets.core.scanner_reference import reference_scan
 from breakout_assets.resources.market_data.synthetic import SyntheticSource
 
+OHLCV = ("open", "high", "low", "close", "volume")
 DEFAULT = ScannerConfig()
 # Looser settings: random walks give many more setups, so every rule gets exercised.
 LOOSE = ScannerConfig(rally_min_pct=0.04, rally_min_efficiency=0.1, consol_max_range_pct=0.25,
-                      consol_min_ratio=1.0, consol_max_retracement=0.8, breakout_min_volume_ratio=0.5)
+                      consol_min_ratio=1.0, consol_max_retracement=0.8,
+                      breakout_min_volume_ratio=0.5)
 CONFIGS = [
     DEFAULT,
     LOOSE,
-    LOOSE.model_copy(update={"breakout_min_close_pct": 0.01, "atr_max_bars": 8, "stop_atr_multiple": 6.0}),
+    LOOSE.model_copy(update={"breakout_min_close_pct": 0.01, "atr_max_bars": 8,
+                             "stop_atr_multiple": 6.0}),
     LOOSE.model_copy(update={"rally_min_bars": 2, "rally_max_bars": 8, "swing_bars": 2,
                              "consol_max_bars": 20, "breakout_min_volume_ratio": 0.0}),
-    LOOSE.model_copy(update={"consol_min_ratio": 1.5, "rally_max_pct": 0.3, "adjusted_entry_fib": 0.5}),
+    LOOSE.model_copy(update={"consol_min_ratio": 1.5, "rally_max_pct": 0.3,
+                             "adjusted_entry_fib": 0.5,
+                             "stop_atr_multiple": 40.0}),  # long stops often <= 0: the fallback
 ]
 
 
 # --- market builders ---------------------------------------------------------------------------
 
-def _arrays(rows: list[list[tuple[float, float, float, float, float]]], first: str = "2024-03-01") -> MarketArrays:
+def _arrays(rows: list[list[tuple]], first: str = "2024-03-01") -> MarketArrays:
     """Arrays from per-ticker lists of (open, high, low, close, volume) bars on business days."""
     m = max(len(r) for r in rows)
     values = np.full((5, len(rows), m), np.nan)
@@ -81,7 +86,8 @@ def _plant(rng: np.random.Generator, prev_close: float, short: bool) -> list[tup
     for _ in range(consol):
         c = rng.uniform(top - band, top)
         o = min(max(bars[-1][3], top - band), top)
-        bars.append((o, min(top, max(o, c) + sigma / 2), max(top - band, min(o, c) - sigma / 2), c, 0.5))
+        hi, lo = min(top, max(o, c) + sigma / 2), max(top - band, min(o, c) - sigma / 2)
+        bars.append((o, hi, lo, c, 0.5))
     c = high + rng.uniform(0.01, 0.04)
     o = bars[-1][3]
     bars.append((o, c + rng.uniform(0, 0.9) * (c - o), min(o, c) - sigma / 3, c, 3.0))
@@ -94,7 +100,8 @@ def _plant(rng: np.random.Generator, prev_close: float, short: bool) -> list[tup
     return out
 
 
-def random_market(seed: int, n: int = 4, m: int = 300, plants: int = 3, gaps: bool = True) -> MarketArrays:
+def random_market(seed: int, n: int = 4, m: int = 300, plants: int = 3,
+                  gaps: bool = True) -> MarketArrays:
     """Geometric random walks (prices in cents) with planted setups and, optionally, missing
     bars (late listings and gaps)."""
     rng = np.random.default_rng(seed)
@@ -112,8 +119,9 @@ def random_market(seed: int, n: int = 4, m: int = 300, plants: int = 3, gaps: bo
                 r = rng.normal(0, sigma)
                 o = close * math.exp(rng.normal(0, sigma / 3))
                 c = close * math.exp(r)
-                bars = [(o, max(o, c) * math.exp(abs(rng.normal(0, sigma / 2))),
-                         min(o, c) * math.exp(-abs(rng.normal(0, sigma / 2))), c, math.exp(rng.normal(0, 0.4)))]
+                hi = max(o, c) * math.exp(abs(rng.normal(0, sigma / 2)))
+                lo = min(o, c) * math.exp(-abs(rng.normal(0, sigma / 2)))
+                bars = [(o, hi, lo, c, math.exp(rng.normal(0, 0.4)))]
             for o, hi, lo, c, v in bars:
                 o, hi, lo, c = (max(0.01, round(x, 2)) for x in (o, hi, lo, c))
                 row.append((o, max(hi, o, c), min(lo, o, c), c, round(base_volume * v)))
@@ -149,16 +157,19 @@ def subset(setups: Setups, keep: np.ndarray) -> Setups:
 
 # --- golden setups -------------------------------------------------------------------------------
 
-LEAD = [(20.1, 20.3, 19.7, 20.0, 2000), (20.0, 20.1, 19.5, 19.8, 2000), (19.8, 19.9, 19.3, 19.6, 2000),
-        (19.6, 19.7, 19.1, 19.4, 2000), (19.4, 19.5, 18.9, 19.2, 2000)]
+LEAD = [(20.1, 20.3, 19.7, 20.0, 2000), (20.0, 20.1, 19.5, 19.8, 2000),
+        (19.8, 19.9, 19.3, 19.6, 2000), (19.6, 19.7, 19.1, 19.4, 2000),
+        (19.4, 19.5, 18.9, 19.2, 2000)]
 RALLY = [(19.0, 19.4, 18.0, 19.0, 3000),  # 5: the swing low, 18.0
-         (19.0, 20.0, 18.8, 19.8, 3000), (19.8, 20.8, 19.6, 20.6, 3000), (20.6, 21.6, 20.4, 21.4, 3000),
+         (19.0, 20.0, 18.8, 19.8, 3000), (19.8, 20.8, 19.6, 20.6, 3000),
+         (20.6, 21.6, 20.4, 21.4, 3000),
          (21.4, 22.0, 21.2, 21.8, 3000)]  # 9: the swing high, 22.0
 FLAT = (21.2, 21.6, 20.8, 21.2, 1000)
 DIP = (21.2, 21.6, 20.5, 21.2, 1000)
 BASE = [FLAT, FLAT, FLAT, DIP, FLAT, FLAT, FLAT, FLAT]  # 10..17, the base's low is 20.5 (bar 13)
 BREAKOUT = (21.4, 22.6, 21.3, 22.4, 5000)  # 18: closes at 22.4 > 22.0, 0.846 of its range
-AFTER = [(22.4, 23.0, 22.2, 22.8, 2000), (22.8, 23.2, 22.5, 23.0, 2000), (23.0, 23.1, 22.6, 22.7, 2000)]
+AFTER = [(22.4, 23.0, 22.2, 22.8, 2000), (22.8, 23.2, 22.5, 23.0, 2000),
+         (23.0, 23.1, 22.6, 22.7, 2000)]
 GOLDEN = LEAD + RALLY + BASE + [BREAKOUT] + AFTER
 
 # By hand. True ranges of the rally + base (bars 5..17; previous closes inside the bars except
@@ -167,7 +178,8 @@ GOLDEN = LEAD + RALLY + BASE + [BREAKOUT] + AFTER
 ATR = 12.7 / 13
 EXPECTED_LONG = {
     "ticker": 0, "session": 18, "side": 1, "rally_start": 5, "rally_end": 9, "consol_start": 10,
-    "consol_end": 17, "rally_high": 22.0, "rally_low": 18.0, "move_height": 4.0, "consol_high": 21.6,
+    "consol_end": 17, "rally_high": 22.0, "rally_low": 18.0, "move_height": 4.0,
+    "consol_high": 21.6,
     "consol_low": 20.5, "entry": 22.4, "atr": ATR, "atr_window": 13, "stop": 22.4 - 2 * ATR,
     "stop_rule": "atr", "target_50": 24.4, "target_75": 25.4, "target_100": 26.4,
     "adjusted_entry": True, "booked_target": 22.4 + 2 * 4.0, "risk": 2 * ATR,
@@ -181,7 +193,8 @@ def mirror(bars: list[tuple], pivot: float = 40.0) -> list[tuple]:
 
 
 EXPECTED_SHORT = dict(
-    EXPECTED_LONG, side=-1, rally_high=22.0, rally_low=18.0, consol_high=40 - 20.5, consol_low=40 - 21.6,
+    EXPECTED_LONG, side=-1, rally_high=22.0, rally_low=18.0, consol_high=40 - 20.5,
+    consol_low=40 - 21.6,
     entry=17.6, stop=17.6 + 2 * ATR, target_50=15.6, target_75=14.6, target_100=13.6,
     booked_target=17.6 - 8.0,
 )
@@ -208,7 +221,8 @@ def test_golden_long() -> None:
     base_tr = (1.0 + 0.8 + 0.8 + 1.1 + 0.8 * 4) / 8
     assert f["consol_duration"] == 8 and f["rally_duration"] == 5
     assert f["consol_rally_duration_ratio"] == pytest.approx(8 / 5)
-    assert f["rally_pct"] == pytest.approx(4 / 18) and f["rally_intensity"] == pytest.approx(4 / 18 / 5)
+    assert f["rally_pct"] == pytest.approx(4 / 18)
+    assert f["rally_intensity"] == pytest.approx(4 / 18 / 5)
     assert f["basic_tightness"] == pytest.approx((21.6 - 20.5) / (base_tr * math.sqrt(8)))
     assert f["consol_end_close_pct"] == pytest.approx((21.2 - 20.5) / 1.1)
     assert f["consol_bearish_ratio"] == 0  # base bars open == close
@@ -219,7 +233,8 @@ def test_golden_long() -> None:
     assert f["consol_avg_volume_to_breakout_ratio"] == pytest.approx(1000 / 5000)
     assert f["consol_volume_pct"] == pytest.approx(1000 / 2000 - 1)
     assert f["rally_volume_pct"] == pytest.approx(3000 / 2000 - 1)
-    assert f["breakout_range_to_consol_avg_range_ratio"] == pytest.approx(1.3 / ((0.8 * 7 + 1.1) / 8))
+    base_range = (0.8 * 7 + 1.1) / 8
+    assert f["breakout_range_to_consol_avg_range_ratio"] == pytest.approx(1.3 / base_range)
     assert f["candles_close_above_entry"] == 0 and f["old_entry_touches"] == 0
     # 18 bars before the breakout; the stop 20.446 lies in bars 7 (19.6-20.8) and 8 (20.4-21.6)
     assert f["stop_touches_ratio"] == pytest.approx(2 / 18)
@@ -233,14 +248,16 @@ def test_golden_short_is_the_mirror() -> None:
     assert_setup(reference_scan(arrays), EXPECTED_SHORT)
     long_f = scan(_arrays([GOLDEN])).features
     short_f = scan(arrays).features
-    for name in ("basic_tightness", "rally_duration", "consol_end_close_pct", "momentum_second_half",
-                 "fib_retracement_zone", "breakout_day_atr_multiple", "consol_volume_pct"):
+    for name in ("basic_tightness", "rally_duration", "consol_end_close_pct",
+                 "momentum_second_half", "fib_retracement_zone", "breakout_day_atr_multiple",
+                 "consol_volume_pct"):
         assert short_f[name][0] == pytest.approx(long_f[name][0]), name
 
 
 def test_golden_weak_close_books_the_50_percent_target() -> None:
     weak = (21.4, 23.4, 21.3, 22.4, 5000)  # closes at 1.1 / 2.1 = 0.52 of its range
-    expected = dict(EXPECTED_LONG, adjusted_entry=False, booked_target=24.4, reward_risk=2.0 / (2 * ATR))
+    expected = dict(EXPECTED_LONG, adjusted_entry=False, booked_target=24.4,
+                    reward_risk=2.0 / (2 * ATR))
     assert_setup(scan(_arrays([LEAD + RALLY + BASE + [weak]])), expected)
     expected_short = dict(EXPECTED_SHORT, adjusted_entry=False, booked_target=15.6,
                           reward_risk=2.0 / (2 * ATR))
@@ -249,7 +266,8 @@ def test_golden_weak_close_books_the_50_percent_target() -> None:
 
 def test_golden_stop_falls_back_to_the_consolidation_extreme() -> None:
     config = ScannerConfig(stop_atr_multiple=30.0)  # 22.4 - 30 x 0.977 < 0: no ATR stop
-    expected = dict(EXPECTED_LONG, stop=20.5, stop_rule="consolidation", risk=1.9, reward_risk=8.0 / 1.9)
+    expected = dict(EXPECTED_LONG, stop=20.5, stop_rule="consolidation", risk=1.9,
+                    reward_risk=8.0 / 1.9)
     assert_setup(scan(_arrays([GOLDEN]), config), expected)
     assert_setup(reference_scan(_arrays([GOLDEN]), config), expected)
 
@@ -263,21 +281,26 @@ def test_golden_atr_is_capped_to_the_last_bars() -> None:
 
 
 @pytest.mark.parametrize("name, bars, config", [
-    ("consolidation too short (7 < 1.5 x 5 bars)", LEAD + RALLY + BASE[:7] + [BREAKOUT] + AFTER, DEFAULT),
+    ("consolidation too short (7 < 1.5 x 5 bars)",
+     LEAD + RALLY + BASE[:7] + [BREAKOUT] + AFTER, DEFAULT),
     ("base too loose (retraces 62.5% of the move)",
-     LEAD + RALLY + BASE[:3] + [(21.2, 21.6, 19.5, 21.2, 1000)] + BASE[4:] + [BREAKOUT] + AFTER, DEFAULT),
+     LEAD + RALLY + BASE[:3] + [(21.2, 21.6, 19.5, 21.2, 1000)] + BASE[4:] + [BREAKOUT] + AFTER,
+     DEFAULT),
     ("base too wide for a tighter range rule", GOLDEN, ScannerConfig(consol_max_range_pct=0.05)),
     ("only an intraday poke above the rally high",
      LEAD + RALLY + BASE + [(21.4, 22.6, 21.3, 21.9, 5000), (21.9, 22.0, 21.2, 21.4, 2000),
-                            (21.4, 21.7, 21.0, 21.3, 2000), (21.3, 21.6, 21.0, 21.2, 2000)], DEFAULT),
+                            (21.4, 21.7, 21.0, 21.3, 2000), (21.3, 21.6, 21.0, 21.2, 2000)],
+     DEFAULT),
     ("rally too weak (the pattern at half scale: 2.0 / 19.0 = 10.5% < 12%)",
      [tuple(20 + (p - 20) * 0.5 for p in bar[:4]) + (bar[4],) for bar in GOLDEN], DEFAULT),
-    ("rally too weak for a stricter threshold (22.2% < 25%)", GOLDEN, ScannerConfig(rally_min_pct=0.25)),
+    ("rally too weak for a stricter threshold (22.2% < 25%)", GOLDEN,
+     ScannerConfig(rally_min_pct=0.25)),
     ("breakout on thin volume (900 < the base's 1000)",
      LEAD + RALLY + BASE + [BREAKOUT[:4] + (900,)] + AFTER, DEFAULT),
     ("breakout close not clear enough (22.4 < 22.0 x 1.025)", GOLDEN,
      ScannerConfig(breakout_min_close_pct=0.025)),
-    ("a missing bar inside the base", LEAD + RALLY + BASE[:4] + [(np.nan,) * 5] + BASE[5:] + [BREAKOUT], DEFAULT),
+    ("a missing bar inside the base",
+     LEAD + RALLY + BASE[:4] + [(np.nan,) * 5] + BASE[5:] + [BREAKOUT], DEFAULT),
 ])
 def test_near_misses_give_no_setup(name: str, bars: list, config: ScannerConfig) -> None:
     for rows in (bars, mirror(bars)):
@@ -288,12 +311,12 @@ def test_near_misses_give_no_setup(name: str, bars: list, config: ScannerConfig)
 
 def test_a_setup_is_signalled_once() -> None:
     # after the breakout the stock keeps closing above the old rally high: no second signal
-    more = [(22.7 + k * 0.1, 23.0 + k * 0.1, 22.5 + k * 0.1, 22.9 + k * 0.1, 6000) for k in range(10)]
+    more = [tuple(p + k * 0.1 for p in (22.7, 23.0, 22.5, 22.9)) + (6000,) for k in range(10)]
     setups = scan(_arrays([GOLDEN + more]))
     assert len(setups) == 1 and setups.session[0] == 18
 
 
-# --- properties of every setup ---------------------------------------------------------------------
+# --- properties of every setup -----------------------------------------------------------------
 
 def check_setup_properties(arrays: MarketArrays, setups: Setups, config: ScannerConfig) -> None:
     frame = setups.to_frame()
@@ -306,8 +329,9 @@ def check_setup_properties(arrays: MarketArrays, setups: Setups, config: Scanner
         rally_bars, consol_bars = h - l + 1, row.consol_end - row.consol_start + 1
         assert row.consol_start == h + 1 and row.consol_end == t - 1
         assert config.rally_min_bars <= rally_bars <= config.rally_max_bars
-        assert consol_bars >= config.consol_min_ratio * rally_bars and consol_bars <= config.consol_max_bars
-        assert not np.isnan(np.r_[hi[l - config.swing_bars:t + 1], lo[l - config.swing_bars:t + 1]]).any()
+        assert config.consol_min_ratio * rally_bars <= consol_bars <= config.consol_max_bars
+        first_read = l - config.swing_bars
+        assert not np.isnan(np.r_[hi[first_read:t + 1], lo[first_read:t + 1]]).any()
         # the geometry is read off the bars
         assert row.entry == cl[t]
         assert (row.rally_high, row.rally_low) == ((hi[h], lo[l]) if d > 0 else (hi[l], lo[h]))
@@ -328,7 +352,8 @@ def check_setup_properties(arrays: MarketArrays, setups: Setups, config: Scanner
         atr = np.mean([true_range(hi, lo, cl, k) for k in range(first, t)])
         assert row.atr == pytest.approx(atr, rel=1e-12)
         if row.stop_rule == "atr":
-            assert row.stop == pytest.approx(row.entry - d * config.stop_atr_multiple * row.atr, rel=1e-12)
+            stop = row.entry - d * config.stop_atr_multiple * row.atr
+            assert row.stop == pytest.approx(stop, rel=1e-12)
         else:
             assert row.stop_rule == "consolidation"
             assert row.stop == (row.consol_low if d > 0 else row.consol_high)
@@ -338,9 +363,11 @@ def check_setup_properties(arrays: MarketArrays, setups: Setups, config: Scanner
         position = 1.0 if rng <= 0 else ((cl[t] - lo[t]) if d > 0 else (hi[t] - cl[t])) / rng
         assert row.adjusted_entry == (position >= config.adjusted_entry_fib)
         booked = row.entry + d * config.adjusted_target_fraction * row.move_height
-        assert row.booked_target == pytest.approx(booked if row.adjusted_entry else row.target_50, rel=1e-12)
+        booked = booked if row.adjusted_entry else row.target_50
+        assert row.booked_target == pytest.approx(booked, rel=1e-12)
         assert row.risk == pytest.approx(abs(row.entry - row.stop), rel=1e-12)
-        assert row.reward_risk == pytest.approx(abs(row.booked_target - row.entry) / row.risk, rel=1e-12)
+        reward_risk = abs(row.booked_target - row.entry) / row.risk
+        assert row.reward_risk == pytest.approx(reward_risk, rel=1e-12)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -358,7 +385,8 @@ def test_fast_scanner_equals_the_reference(seed: int, config: ScannerConfig) -> 
     index = {"SPY": arrays.close[0] * 3, "QQQ": arrays.close[1] + 5, "XLK": arrays.close[2] * 0.5}
     etf = np.array(["XLK", "XLF", "XLK"])
     fast = scan(arrays, config, index_close=index, sector_etf_of_ticker=etf)
-    assert_same_setups(fast, reference_scan(arrays, config, index_close=index, sector_etf_of_ticker=etf))
+    reference = reference_scan(arrays, config, index_close=index, sector_etf_of_ticker=etf)
+    assert_same_setups(fast, reference)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -368,7 +396,7 @@ def test_no_look_ahead(seed: int, config: ScannerConfig, cut: float) -> None:
     full = scan(arrays, config)
     t = int(cut * (arrays.shape[1] - 1))
     truncated = MarketArrays(arrays.tickers, arrays.sessions[:t + 1],
-                             *(getattr(arrays, f)[:, :t + 1] for f in ("open", "high", "low", "close", "volume")))
+                             *(getattr(arrays, f)[:, :t + 1] for f in OHLCV))
     assert_same_setups(scan(truncated, config), subset(full, full.session <= t))
     assert_same_setups(scan(arrays, config, end=t + 1), subset(full, full.session <= t))
     # scanning from a session on (live use) reads only a short history and finds the same setups
@@ -394,14 +422,17 @@ def test_planted_setups_are_found_with_their_geometry() -> None:
     source = SyntheticSource(n_tickers=300, seed=5, origin=date(2019, 1, 2))
     sessions = source.market.sessions(date(2019, 1, 2), date(2022, 12, 30))
     arrays = MarketArrays.from_bars(source.daily_bars(sessions))
-    index = index_close_arrays(source.index_bars(sessions, ["SPY", "QQQ", "XLK", "XLF"]), arrays.sessions)
-    etf = source.ticker_reference(sessions[-1]).set_index("ticker").loc[arrays.tickers, "sector_etf"]
+    index_bars = source.index_bars(sessions, ["SPY", "QQQ", "XLK", "XLF"])
+    index = index_close_arrays(index_bars, arrays.sessions)
+    reference = source.ticker_reference(sessions[-1]).set_index("ticker")
+    etf = reference.loc[arrays.tickers, "sector_etf"]
     setups = scan(arrays, index_close=index, sector_etf_of_ticker=etf.to_numpy())
     found = setups.to_frame(arrays)
     planted = source.planted_setups(sessions[0], sessions[-1])
     assert len(planted) > 500
     merged = planted.merge(found, left_on=["ticker", "side", "breakout_session"],
-                           right_on=["ticker", "side", "session"], how="left", suffixes=("_plant", ""))
+                           right_on=["ticker", "side", "session"], how="left",
+                           suffixes=("_plant", ""))
     match = merged["entry"].notna()
     for col in ("rally_start", "rally_end", "consol_start", "consol_end"):
         match &= merged[col + "_plant"] == merged[col]
@@ -422,7 +453,7 @@ def test_market_arrays_from_a_bars_frame() -> None:
     frame = pd.DataFrame([
         {"ticker": t, "session": s, "open": o, "high": h, "low": lo, "close": c, "volume": v}
         for i, t in enumerate(arrays.tickers) for j, s in enumerate(arrays.sessions)
-        for o, h, lo, c, v in [tuple(getattr(arrays, f)[i, j] for f in ("open", "high", "low", "close", "volume"))]
+        for o, h, lo, c, v in [tuple(getattr(arrays, f)[i, j] for f in OHLCV)]
         if not np.isnan(c)
     ]).sample(frac=1.0, random_state=1)
     rebuilt = MarketArrays.from_bars(frame)
@@ -439,7 +470,8 @@ def test_config_is_validated() -> None:
         ScannerConfig(target_fractions=(0.5, 0.4, 1.0))
     with pytest.raises(ValidationError):
         ScannerConfig(not_a_setting=1)
-    assert DEFAULT.consol_min_ratio == 1.5 and DEFAULT.atr_max_bars == 50 and DEFAULT.stop_atr_multiple == 2.0
+    assert DEFAULT.consol_min_ratio == 1.5 and DEFAULT.atr_max_bars == 50
+    assert DEFAULT.stop_atr_multiple == 2.0
     assert DEFAULT.target_fractions == (0.5, 0.75, 1.0)
     assert DEFAULT.adjusted_entry_fib == 0.618 and DEFAULT.adjusted_target_fraction == 2.0
 

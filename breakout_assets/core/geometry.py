@@ -9,8 +9,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-LONG, SHORT = 1, -1
-
 
 @njit(cache=True)
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int) -> float:
@@ -31,7 +29,8 @@ def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int) -> 
 
 
 @njit(cache=True)
-def mean_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, first: int, stop: int) -> float:
+def mean_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, first: int,
+                    stop: int) -> float:
     """Mean true range of bars first .. stop-1 (summed in session order); NaN if empty."""
     if stop <= first:
         return np.nan

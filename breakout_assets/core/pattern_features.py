@@ -11,34 +11,46 @@ TR = true range (`core.geometry.true_range`). W = the `feature_lookback_bars` se
 (missing bars skipped). All values are float64; NaN where undefined (missing index series, zero
 denominators).
 
-| feature | definition |
-| --- | --- |
-| basic_tightness | (consol_high - consol_low) / (mean TR of the base x sqrt(C)): the base's range against the range its own volatility would span over its length; lower = tighter (encodes the base length) |
-| consol_duration | C |
-| rally_pct | MH / rally_low (for a short: MH / selloff low, the log-space mirror) |
-| rally_duration | R |
-| rally_intensity | rally_pct / R |
-| consol_end_close_pct | where the last base close sits in the base range, toward the breakout side: long (close[t-1] - consol_low) / range, short (consol_high - close[t-1]) / range; 0.5 for a zero range |
-| consol_rally_duration_ratio | C / R |
-| consol_bearish_ratio | share of base bars closing against the trade: long close < open, short close > open |
-| candles_close_above_entry | bars of W closing beyond E in the trade's direction (long: close > E, short: close < E): supply overhead / support below |
-| momentum_second_half | share of the move made after the rally's middle bar m = l + (R-1)//2: long (rally_high - close[m]) / MH, short (close[m] - rally_low) / MH |
-| stock_vs_sector_rally_strength | d x (ret(close, l, h) - ret(sector ETF, l, h)) |
-| stock_vs_qqq_rally_strength | d x (ret(close, l, h) - ret(QQQ, l, h)) |
-| sector_vs_market_strength | d x (ret(sector ETF, l, t) - ret(SPY, l, t)) over the whole pattern |
-| qqq_consol_vs_rally_pct | d x (ret(QQQ, h, t-1) - ret(QQQ, l, h)): QQQ's move during the base minus during the rally |
-| breakout_day_atr_multiple | TR[t] / ATR (the setup's stop ATR) |
-| rally_avg_volume_to_breakout_ratio | mean volume of rally bars l..h / volume[t] |
-| consol_volume_pct | mean base volume / baseline - 1; baseline = mean volume of the `volume_baseline_bars` sessions before l |
-| rally_volume_pct | mean rally volume / baseline - 1 |
-| consol_avg_volume_to_breakout_ratio | mean base volume / volume[t] |
-| breakout_range_to_consol_avg_range_ratio | (high[t] - low[t]) / mean (high - low) of the base |
-| fib_retracement_zone | how many of the fib levels 0.236, 0.382, 0.5, 0.618, 0.786 the base's deepest retracement reaches (0-5); retracement = (rally_high - consol_low) / MH long, (consol_high - rally_low) / MH short |
-| old_entry_touches | bars of W whose range contains E (low <= E <= high) |
-| old_entry_touches_ratio | old_entry_touches / bars in W |
-| stop_touches_ratio | bars of W whose range contains the stop / bars in W |
-| entry_month | calendar month (1-12) of the breakout session |
-| pattern_score | mean of five scores in [0, 1]: min(1, rally_pct / (2 x rally_min_pct)); the rally's efficiency clipped to [0, 1]; 1 - retracement / consol_max_retracement clipped to [0, 1]; min(1, breakout volume / mean base volume / 3); the breakout candle's close position in its range (toward the trade) |
+- basic_tightness: (consol_high - consol_low) / (mean TR of the base x sqrt(C)): the base's range
+    against the range its own volatility would span over its length; lower = tighter (encodes the
+    base length)
+- consol_duration: C
+- rally_pct: MH / rally_low (for a short: MH / selloff low, the log-space mirror)
+- rally_duration: R
+- rally_intensity: rally_pct / R
+- consol_end_close_pct: where the last base close sits in the base range, toward the breakout side:
+    long (close[t-1] - consol_low) / range, short (consol_high - close[t-1]) / range; 0.5 for a
+    zero range
+- consol_rally_duration_ratio: C / R
+- consol_bearish_ratio: share of base bars closing against the trade: long close < open, short
+    close > open
+- candles_close_above_entry: bars of W closing beyond E in the trade's direction (long: close > E,
+    short: close < E): supply overhead / support below
+- momentum_second_half: share of the move made after the rally's middle bar m = l + (R-1)//2: long
+    (rally_high - close[m]) / MH, short (close[m] - rally_low) / MH
+- stock_vs_sector_rally_strength: d x (ret(close, l, h) - ret(sector ETF, l, h))
+- stock_vs_qqq_rally_strength: d x (ret(close, l, h) - ret(QQQ, l, h))
+- sector_vs_market_strength: d x (ret(sector ETF, l, t) - ret(SPY, l, t)) over the whole pattern
+- qqq_consol_vs_rally_pct: d x (ret(QQQ, h, t-1) - ret(QQQ, l, h)): QQQ's move during the base
+    minus during the rally
+- breakout_day_atr_multiple: TR[t] / ATR (the setup's stop ATR)
+- rally_avg_volume_to_breakout_ratio: mean volume of rally bars l..h / volume[t]
+- consol_volume_pct: mean base volume / baseline - 1; baseline = mean volume of the
+    `volume_baseline_bars` sessions before l
+- rally_volume_pct: mean rally volume / baseline - 1
+- consol_avg_volume_to_breakout_ratio: mean base volume / volume[t]
+- breakout_range_to_consol_avg_range_ratio: (high[t] - low[t]) / mean (high - low) of the base
+- fib_retracement_zone: how many of the fib levels 0.236, 0.382, 0.5, 0.618, 0.786 the base's
+    deepest retracement reaches (0-5); retracement = (rally_high - consol_low) / MH long,
+    (consol_high - rally_low) / MH short
+- old_entry_touches: bars of W whose range contains E (low <= E <= high)
+- old_entry_touches_ratio: old_entry_touches / bars in W
+- stop_touches_ratio: bars of W whose range contains the stop / bars in W
+- entry_month: calendar month (1-12) of the breakout session
+- pattern_score: mean of five scores in [0, 1]: min(1, rally_pct / (2 x rally_min_pct)); the
+    rally's efficiency clipped to [0, 1]; 1 - retracement / consol_max_retracement clipped to [0,
+    1]; min(1, breakout volume / mean base volume / 3); the breakout candle's close position in its
+    range (toward the trade)
 """
 
 from __future__ import annotations
@@ -218,7 +230,8 @@ def index_matrix(index_close: dict[str, np.ndarray] | None, sector_etf_of_ticker
     return matrix, sector_row
 
 
-def pattern_features(arrays, setups, config, index_close=None, sector_etf_of_ticker=None) -> dict[str, np.ndarray]:
+def pattern_features(arrays, setups, config, index_close=None,
+                     sector_etf_of_ticker=None) -> dict[str, np.ndarray]:
     """{feature name: (k,) float64} for the setups (see the module docstring for definitions)."""
     n, m = arrays.shape
     k = len(setups)

@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 
 from breakout_assets.core.pattern_features import FEATURE_NAMES, FIB_LEVELS, MARKET_ETF, TECH_INDEX
-from breakout_assets.core.scanner import _FLOAT_FIELDS, MarketArrays, ScannerConfig, Setups
+from breakout_assets.core.scanner import (
+    _FLOAT_FIELDS,
+    _GEOMETRY_INT_FIELDS,
+    MarketArrays,
+    ScannerConfig,
+    Setups,
+)
 
 
 def _true_range(high: list, low: list, close: list, k: int) -> float:
@@ -166,7 +172,8 @@ def _features(row: dict, o, high, low, close, volume, month: int, index: dict, s
     c_range = c_high - c_low
     vol_c = np.mean([volume[k] for k in base])
     vol_r = np.mean([volume[k] for k in rally])
-    baseline = [volume[k] for k in range(max(0, l - cfg.volume_baseline_bars), l) if not math.isnan(volume[k])]
+    baseline = [volume[k] for k in range(max(0, l - cfg.volume_baseline_bars), l)
+                if not math.isnan(volume[k])]
     baseline = np.mean(baseline) if baseline else math.nan
     window = [k for k in range(max(0, t - cfg.feature_lookback_bars), t)
               if not (math.isnan(high[k]) or math.isnan(low[k]) or math.isnan(close[k]))]
@@ -192,6 +199,7 @@ def _features(row: dict, o, high, low, close, volume, month: int, index: dict, s
         clip01(1 - retracement / cfg.consol_max_retracement), clip01(div(volume[t], vol_c) / 3),
         clip01(position),
     ])
+    entry_touches = sum(1 for k in window if low[k] <= entry <= high[k])
     mid = l + (R - 1) // 2
     extreme = high[h] if d > 0 else low[h]
     if c_range > 0:
@@ -209,11 +217,13 @@ def _features(row: dict, o, high, low, close, volume, month: int, index: dict, s
         "consol_bearish_ratio": sum(1 for k in base if d * (close[k] - o[k]) < 0) / C,
         "candles_close_above_entry": sum(1 for k in window if d * (close[k] - entry) > 0),
         "momentum_second_half": d * (extreme - close[mid]) / mh,
-        "stock_vs_sector_rally_strength": d * (stock_r - _ret(sec, l, h)) if sec is not None else nan,
+        "stock_vs_sector_rally_strength":
+            d * (stock_r - _ret(sec, l, h)) if sec is not None else nan,
         "stock_vs_qqq_rally_strength": d * (stock_r - _ret(qqq, l, h)) if qqq is not None else nan,
         "sector_vs_market_strength":
             d * (_ret(sec, l, t) - _ret(spy, l, t)) if sec is not None and spy is not None else nan,
-        "qqq_consol_vs_rally_pct": d * (_ret(qqq, h, t - 1) - _ret(qqq, l, h)) if qqq is not None else nan,
+        "qqq_consol_vs_rally_pct":
+            d * (_ret(qqq, h, t - 1) - _ret(qqq, l, h)) if qqq is not None else nan,
         "breakout_day_atr_multiple": _true_range(high, low, close, t) / atr if atr > 0 else nan,
         "rally_avg_volume_to_breakout_ratio": div(vol_r, volume[t]),
         "consol_volume_pct": div(vol_c, baseline) - 1,
@@ -222,9 +232,8 @@ def _features(row: dict, o, high, low, close, volume, month: int, index: dict, s
         "breakout_range_to_consol_avg_range_ratio":
             div(high[t] - low[t], np.mean([high[k] - low[k] for k in base])),
         "fib_retracement_zone": float(sum(retracement >= f for f in FIB_LEVELS)),
-        "old_entry_touches": sum(1 for k in window if low[k] <= entry <= high[k]),
-        "old_entry_touches_ratio": sum(1 for k in window if low[k] <= entry <= high[k]) / len(window)
-        if window else nan,
+        "old_entry_touches": entry_touches,
+        "old_entry_touches_ratio": entry_touches / len(window) if window else nan,
         "stop_touches_ratio": sum(1 for k in window if low[k] <= stop <= high[k]) / len(window)
         if window else nan,
         "entry_month": month,
@@ -247,7 +256,8 @@ def reference_scan_frame(arrays: MarketArrays, config: ScannerConfig | None = No
     for i in range(n) if tickers is None else tickers:
         o, high, low, close, volume = (getattr(arrays, f)[i].tolist()
                                        for f in ("open", "high", "low", "close", "volume"))
-        valid = [not (math.isnan(a) or math.isnan(b) or math.isnan(c)) for a, b, c in zip(high, low, close)]
+        valid = [not (math.isnan(a) or math.isnan(b) or math.isnan(c))
+                 for a, b, c in zip(high, low, close)]
         sector = str(sector_etf_of_ticker[i]) if sector_etf_of_ticker is not None else ""
         for t in range(m):
             if not valid[t]:
@@ -267,8 +277,8 @@ def reference_scan_frame(arrays: MarketArrays, config: ScannerConfig | None = No
                 row.update(_features(row, o, high, low, close, volume, int(months[t]), index_close,
                                      sector, cfg))
                 rows.append(row)
-    columns = ["ticker", "session", "side", "rally_start", "rally_end", "consol_start", "consol_end",
-               *_FLOAT_FIELDS, "stop_rule", "atr_window", "adjusted_entry", *FEATURE_NAMES]
+    columns = ["ticker", "session", "side", *_GEOMETRY_INT_FIELDS, *_FLOAT_FIELDS, "stop_rule",
+               "adjusted_entry", *FEATURE_NAMES]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame = frame.sort_values(["session", "ticker", "side"], ascending=[True, True, False],
@@ -281,11 +291,11 @@ def reference_scan(arrays: MarketArrays, config: ScannerConfig | None = None,
                    sector_etf_of_ticker: np.ndarray | None = None) -> Setups:
     """`reference_scan_frame` as a `Setups` (to compare with `core.scanner.scan`)."""
     frame = reference_scan_frame(arrays, config, index_close, sector_etf_of_ticker)
-    ints = ("ticker", "session", "rally_start", "rally_end", "consol_start", "consol_end", "atr_window")
+    ints = ("ticker", "session", *_GEOMETRY_INT_FIELDS)
     values = {c: frame[c].to_numpy(np.int64) for c in ints}
     values.update({c: frame[c].to_numpy(np.float64) for c in _FLOAT_FIELDS})
     values["side"] = frame["side"].to_numpy(np.int8)
-    values["stop_rule"] = frame["stop_rule"].to_numpy(str) if len(frame) else np.array([], dtype=str)
+    values["stop_rule"] = frame["stop_rule"].to_numpy(str)
     values["adjusted_entry"] = frame["adjusted_entry"].to_numpy(bool)
     features = {c: frame[c].to_numpy(np.float64) for c in FEATURE_NAMES}
     return Setups(**values, features=features)

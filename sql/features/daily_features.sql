@@ -73,11 +73,15 @@ SELECT set_config('work_mem', :work_mem, true);
 DELETE FROM daily_features WHERE session = ANY(:sessions);
 
 -- name: compute
--- Plan shape: each series is read once in (ticker, session) order; a first window pass numbers
--- rows and pairs each with the previous close, a second keeps Wilder's running sums over the
--- whole lookback; only the last 20 rows before the first written session (and the written ones)
--- go on to the fixed-length windows (5/14/20 rows), so a one-session run does those on 20 rows
--- per ticker, not 300.
+-- Plan shape, chosen so a one-session run of 10,000 tickers stays well under 10 s:
+--   lookback  the sessions before the range, read once in (ticker, session) order: one window
+--             pass gives each row's Wilder inputs and whether it is among the ticker's last 20
+--             before the range;
+--   base      everything but those last 20 rows folded per ticker into Wilder sums (a streaming
+--             GROUP BY, not a second window pass over 300 rows a ticker);
+--   tail      per written ticker, its last folded row, the 19 after it and the range (primary
+--             key range scans), where the running sums continue from `base` and the fixed-length
+--             windows (5/14/20 rows) run: 20 rows a ticker for a one-session run, not 300.
 INSERT INTO daily_features (
     ticker, session, atr_14, atr_pct_14, volatility_20d, rsi_14, stoch_14,
     dist_from_sma_5, dist_from_sma_20, dist_from_sma_20_atr_norm, trend_strength_20,
@@ -87,41 +91,77 @@ INSERT INTO daily_features (
     sector_etf_weekly_oc_atr_w2, sector_etf_weekly_oc_atr_w3, sector_etf_weekly_oc_atr_w4,
     market_cap_to_sp500, market_cap_to_industry_index
 )
-WITH stock_rows AS (
-    -- Row number k, Wilder inputs and weight, the log return, and the session 19 rows later
-    -- (NULL near the end: such a row is within 19 rows of the range's last bar).
-    SELECT ticker, session, high, low, close,
-           row_number() OVER w AS k,
-           lead(session, 19) OVER w AS session_19_later,
-           ln(close / lag(close) OVER w) AS log_return,
+WITH lookback AS (
+    SELECT ticker, session,
            wilder_weight(row_number() OVER w, 15, 14) AS weight,
            CASE WHEN row_number() OVER w > 1
                 THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w) END AS tr,
            greatest(close - lag(close) OVER w, 0) AS gain,
-           greatest(lag(close) OVER w - close, 0) AS loss
+           greatest(lag(close) OVER w - close, 0) AS loss,
+           lead(session, 19) OVER w IS NULL AS in_last_20
     FROM market_bars
-    WHERE session BETWEEN :lookback_start AND :last_session
+    WHERE session >= :lookback_start AND session < :first_session
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
-stock_running AS (
-    SELECT ticker, session, high, low, close, k, session_19_later, log_return,
-           sum(tr * weight) OVER run AS tr_sum,
-           sum(gain * weight) OVER run AS gain_sum,
-           sum(loss * weight) OVER run AS loss_sum
-    FROM stock_rows
-    WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING)
+base AS (
+    -- Rows 1..k0 of each ticker's lookback, folded; row k0 is on split_session.
+    SELECT ticker, count(*) AS k0, max(session) AS split_session,
+           sum(tr * weight) AS tr_base, sum(gain * weight) AS gain_base,
+           sum(loss * weight) AS loss_base
+    FROM lookback
+    WHERE NOT in_last_20
+    GROUP BY ticker
+),
+written AS (
+    SELECT DISTINCT ticker FROM market_bars WHERE session = ANY(:sessions)
+),
+tail_bars AS (
+    SELECT w.ticker, b.session, b.high, b.low, b.close,
+           coalesce(base.k0 - 1, 0) AS k_offset, base.split_session,
+           coalesce(base.tr_base, 0) AS tr_base, coalesce(base.gain_base, 0) AS gain_base,
+           coalesce(base.loss_base, 0) AS loss_base
+    FROM written w
+    LEFT JOIN base ON base.ticker = w.ticker
+    CROSS JOIN LATERAL (
+        SELECT m.session, m.high, m.low, m.close
+        FROM market_bars m
+        WHERE m.ticker = w.ticker
+          AND m.session >= coalesce(base.split_session, :lookback_start)
+          AND m.session <= :last_session
+        OFFSET 0  -- a range scan per ticker, never a join over the whole table
+    ) b
+),
+tail_rows AS (
+    -- Row number k in the whole lookback, Wilder inputs of rows not yet folded, logs. Per-row
+    -- expressions are computed here once: inside a fixed-length window they would be
+    -- re-evaluated for every frame.
+    SELECT ticker, session, high, low, close, tr_base, gain_base, loss_base,
+           k_offset + row_number() OVER w AS k,
+           ln(close) AS log_close,
+           ln(close / lag(close) OVER w) AS log_return,
+           CASE WHEN split_session IS NULL OR session > split_session
+                THEN wilder_weight(k_offset + row_number() OVER w, 15, 14) END AS weight,
+           CASE WHEN row_number() OVER w > 1
+                THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w) END AS tr,
+           greatest(close - lag(close) OVER w, 0) AS gain,
+           greatest(lag(close) OVER w - close, 0) AS loss
+    FROM tail_bars
+    WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
 stock_windows AS (
-    SELECT ticker, session, close, k, tr_sum, gain_sum, loss_sum,
+    SELECT ticker, session, close, k,
+           tr_base + coalesce(sum(tr * weight) OVER run, 0) AS tr_sum,
+           gain_base + coalesce(sum(gain * weight) OVER run, 0) AS gain_sum,
+           loss_base + coalesce(sum(loss * weight) OVER run, 0) AS loss_sum,
            max(high) OVER w14 AS hh14,
            min(low) OVER w14 AS ll14,
            sum(close) OVER w5 / 5 AS sma5,
            sum(close) OVER w20 / 20 AS sma20,
            stddev_samp(log_return) OVER w20 AS vol20,
-           regr_slope(ln(close), k) OVER w20 AS slope20
-    FROM stock_running
-    WHERE session_19_later IS NULL OR session_19_later >= :first_session
-    WINDOW w5  AS (PARTITION BY ticker ORDER BY session ROWS 4 PRECEDING),
+           regr_slope(log_close, k) OVER w20 AS slope20
+    FROM tail_rows
+    WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING),
+           w5  AS (PARTITION BY ticker ORDER BY session ROWS 4 PRECEDING),
            w14 AS (PARTITION BY ticker ORDER BY session ROWS 13 PRECEDING),
            w20 AS (PARTITION BY ticker ORDER BY session ROWS 19 PRECEDING)
 ),
@@ -199,7 +239,9 @@ SELECT s.ticker, s.session,
        t.shares_outstanding * s.close / (:sp500_cap_per_spy * spy.close),
        CASE WHEN t.industry IS NOT NULL THEN
            t.shares_outstanding * s.close
-           / sum(t.shares_outstanding * s.close) OVER (PARTITION BY t.industry, s.session)
+           / sum(t.shares_outstanding * s.close) OVER (
+                 PARTITION BY t.industry, s.session ORDER BY s.ticker
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)  -- a fixed sum order
        END
 FROM stock s
 LEFT JOIN tickers t ON t.ticker = s.ticker
