@@ -126,8 +126,8 @@ tail_bars AS (
         SELECT m.session, m.high, m.low, m.close
         FROM market_bars m
         WHERE m.ticker = w.ticker
+          AND m.session BETWEEN :lookback_start AND :last_session  -- (for the row estimate)
           AND m.session >= coalesce(base.split_session, :lookback_start)
-          AND m.session <= :last_session
         OFFSET 0  -- a range scan per ticker, never a join over the whole table
     ) b
 ),
@@ -214,6 +214,16 @@ idx AS MATERIALIZED (
         WINDOW w AS (PARTITION BY ticker ORDER BY session)
     ) weeks
     WHERE session = ANY(:sessions)
+),
+industry_caps AS (
+    -- Summed exactly, in whole cents: the total does not depend on the order rows arrive in.
+    SELECT t.industry, b.session,
+           sum(round(t.shares_outstanding * b.close * 100)::bigint)::double precision / 100 AS cap
+    FROM market_bars b
+    JOIN tickers t ON t.ticker = b.ticker
+    WHERE b.session = ANY(:sessions)
+      AND t.industry IS NOT NULL AND t.shares_outstanding IS NOT NULL
+    GROUP BY t.industry, b.session
 )
 SELECT s.ticker, s.session,
        s.atr14,
@@ -237,17 +247,13 @@ SELECT s.ticker, s.session,
        sector.oc_atr_w3,
        sector.oc_atr_w4,
        t.shares_outstanding * s.close / (:sp500_cap_per_spy * spy.close),
-       CASE WHEN t.industry IS NOT NULL THEN
-           t.shares_outstanding * s.close
-           / sum(t.shares_outstanding * s.close) OVER (
-                 PARTITION BY t.industry, s.session ORDER BY s.ticker
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)  -- a fixed sum order
-       END
+       t.shares_outstanding * s.close / industry.cap
 FROM stock s
 LEFT JOIN tickers t ON t.ticker = s.ticker
 LEFT JOIN idx sector ON sector.ticker = coalesce(t.sector_etf, 'SPY') AND sector.session = s.session
 LEFT JOIN idx spy ON spy.ticker = 'SPY' AND spy.session = s.session
-LEFT JOIN idx vix ON vix.ticker = 'VIX' AND vix.session = s.session;
+LEFT JOIN idx vix ON vix.ticker = 'VIX' AND vix.session = s.session
+LEFT JOIN industry_caps industry ON industry.industry = t.industry AND industry.session = s.session;
 
 -- name: range_stats
 -- Rows written for the sessions, and NULLs per feature (warm-up or missing inputs).
