@@ -29,7 +29,7 @@ from breakout_assets.assets.features import chunks, lookback_start
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, index_close_arrays, scan
 from breakout_assets.core.sectors import MARKET_ETF
 from breakout_assets.partitions import keys_to_sessions, nyse_sessions
-from breakout_assets.resources.bar_reader import read_bar_window
+from breakout_assets.resources.bar_reader import read_bar_window, read_market_window
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
@@ -56,11 +56,11 @@ def scan_sessions(conn: Connection, sessions: Sequence[date], config: ScannerCon
     """Signals breaking out on `sessions` (contiguous), as rows of the breakout_signals table."""
     first, last = sessions[0], sessions[-1]
     start = lookback_start(first, history_sessions(config))
-    bars = read_bar_window(conn, "signals.copy_market_bars_window", start, last)
-    if bars.empty:
+    window = nyse_sessions(start, last)
+    tickers, bars = read_market_window(conn, start, first, last, window)
+    if not len(tickers):
         return pd.DataFrame()
-    window = nyse_sessions(max(start, bars["session"].min().date()), last)
-    arrays = MarketArrays.from_bars(bars, sessions=pd.to_datetime(window))
+    arrays = MarketArrays(tickers, np.array(window, dtype="datetime64[D]"), **bars)
     indices = read_bar_window(conn, "signals.copy_index_bars_window", start, last)
     etf_of = dict(conn.execute(query("signals.sector_etfs")).all())
     setups = scan(

@@ -1,7 +1,8 @@
-"""Reading a window of bars back out of Postgres, fast: COPY TO STDOUT parsed by pyarrow.
+"""Reading a window of bars back out of Postgres, fast.
 
-A scan over 10,000 tickers with a year of lookback reads millions of rows; row-by-row fetching
-through a DBAPI cursor would dominate the run, COPY + a columnar parser does not.
+A scan over 10,000 tickers with a year and a half of history reads ~4M bars; any per-row Python
+step (a DBAPI cursor, even COPY's one message per row) would dominate the run. The market window
+comes back as a handful of binary arrays decoded by numpy; the small index window uses COPY.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import io
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection
 
-from breakout_assets.resources.sql import raw_query
+from breakout_assets.resources.sql import query, raw_query
 
 _BAR_TYPES = {
     "ticker": pa.string(), "session": pa.date32(), "open": pa.float64(), "high": pa.float64(),
@@ -40,3 +42,42 @@ def read_bar_window(conn: Connection, statement: str, start: date, end: date) ->
     frame = table.to_pandas()
     frame["session"] = pd.to_datetime(frame["session"])
     return frame
+
+
+_PG_EPOCH = np.datetime64("2000-01-01", "D")
+_ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, length, lower bound (int32 each)
+
+
+def _unpack(payload: bytes | None, value_type: str) -> np.ndarray:
+    """A 1-D Postgres binary array without NULLs -> numpy (each element: int32 length + value)."""
+    if payload is None:
+        return np.empty(0, dtype=value_type.replace(">", "="))
+    cells = np.frombuffer(payload, dtype=[("length", ">i4"), ("value", value_type)],
+                          offset=_ARRAY_HEADER)
+    return cells["value"].astype(value_type.replace(">", "="))
+
+
+def read_market_window(
+    conn: Connection, start: date, first: date, end: date, sessions: list[date]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """History start..end of the tickers trading in first..end, as dense (ticker x session)
+    arrays over `sessions`: (tickers, {open, high, low, close, volume}), NaN where no bar.
+    """
+    bounds = {"first": first, "end": end}
+    tickers = np.array(
+        conn.execute(query("signals.window_tickers"), bounds).scalars().all(), dtype=object
+    )
+    shape = (len(tickers), len(sessions))
+    arrays = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close", "volume")}
+    if not len(tickers):
+        return tickers, arrays
+    packed = conn.execute(query("signals.window_bars_packed"),
+                          {"start": start, "end": end, "tickers": list(tickers)}).one()
+    rows = _unpack(packed.ticker_row, ">i4") - 1
+    days = _unpack(packed.day, ">i4")
+    grid = (np.array(sessions, dtype="datetime64[D]") - _PG_EPOCH).astype(np.int32)
+    columns = np.searchsorted(grid, days)
+    inside = (columns < len(grid)) & (grid[np.minimum(columns, len(grid) - 1)] == days)
+    for name in arrays:
+        arrays[name][rows[inside], columns[inside]] = _unpack(getattr(packed, name), ">f8")[inside]
+    return tickers, arrays

@@ -1,14 +1,7 @@
 -- Statements behind the breakout_signals asset and its checks.
 
--- name: copy_market_bars_window
--- psycopg-style params: streamed out with COPY, parsed by pyarrow (fast for millions of rows).
-COPY (
-    SELECT ticker, session, open, high, low, close, volume
-    FROM market_bars
-    WHERE session BETWEEN %(start)s AND %(end)s
-) TO STDOUT (FORMAT csv, HEADER true);
-
 -- name: copy_index_bars_window
+-- psycopg-style params: streamed out with COPY and parsed by pyarrow.
 COPY (
     SELECT ticker, session, open, high, low, close, volume
     FROM index_bars
@@ -69,3 +62,23 @@ SELECT signal_id, rule FROM (
 WHERE rule IS NOT NULL
 ORDER BY signal_id
 LIMIT 50;
+
+-- name: window_tickers
+-- Only tickers trading on the sessions being scanned can break out on them.
+SELECT DISTINCT ticker FROM market_bars WHERE session BETWEEN :first AND :end ORDER BY ticker;
+
+-- name: window_bars_packed
+-- The window as seven aligned arrays in Postgres's binary array format: millions of bars in
+-- one row, decoded by numpy without a per-row Python step. Row i of every array is one bar;
+-- ticker_row is the 1-based position of its ticker in :tickers.
+SELECT array_send(array_agg(t.row_number::int4))                AS ticker_row,
+       array_send(array_agg((b.session - DATE '2000-01-01')::int4)) AS day,
+       array_send(array_agg(b.open))                             AS open,
+       array_send(array_agg(b.high))                             AS high,
+       array_send(array_agg(b.low))                              AS low,
+       array_send(array_agg(b.close))                            AS close,
+       array_send(array_agg(b.volume::float8))                   AS volume
+FROM market_bars b
+JOIN unnest(CAST(:tickers AS text[])) WITH ORDINALITY AS t(ticker, row_number)
+  ON t.ticker = b.ticker
+WHERE b.session BETWEEN :start AND :end;
