@@ -11,11 +11,11 @@ from collections.abc import Callable
 from datetime import date
 
 from dagster import DagsterInstance
-from sqlalchemy import text
 
 from breakout_assets import runtime
 from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.partitions import nyse_sessions, sessions_to_keys
+from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
 
 _RANGE_START = "dagster/asset_partition_range_start"
@@ -52,7 +52,7 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
     summary = _summary(settings, first, last)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     for key, value in summary.items():
-        echo(f"      {key:>20}: {value}")
+        echo(f"      {key:>20}: {value:,}" if isinstance(value, int) else f"      {key:>20}: {value}")
     echo("Open the Dagster UI with `make ui` (http://127.0.0.1:3000) to see the run and assets.")
     return summary
 
@@ -60,18 +60,5 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
 def _summary(settings: BreakoutSettings, first: str, last: str) -> dict:
     postgres = build_resources(settings)["postgres"]
     with postgres.transaction() as conn:
-        market = conn.execute(text(
-            "SELECT count(*), count(DISTINCT ticker), count(DISTINCT session) FROM market_bars"
-        )).one()
-        index_rows = conn.execute(text("SELECT count(*) FROM index_bars")).scalar_one()
-        quarantined = conn.execute(text("SELECT count(*) FROM quarantined_bars")).scalar_one()
-        tickers = conn.execute(text("SELECT count(*) FROM tickers")).scalar_one()
-    return {
-        "sessions": market[2],
-        "range": f"{first}..{last}",
-        "market_bars rows": market[0],
-        "stock tickers": market[1],
-        "index_bars rows": index_rows,
-        "quarantined rows": quarantined,
-        "reference tickers": tickers,
-    }
+        row = conn.execute(query("demo.summary")).mappings().one()
+    return {"range": f"{first}..{last}", **row}

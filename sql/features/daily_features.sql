@@ -113,10 +113,15 @@ base AS (
     GROUP BY ticker
 ),
 written AS (
-    SELECT DISTINCT ticker FROM market_bars WHERE session = ANY(:sessions)
+    -- The tickers with a bar to write, with their reference (sector ETF, shares, industry).
+    SELECT w.ticker, coalesce(t.sector_etf, 'SPY') AS sector_etf, t.shares_outstanding,
+           t.industry
+    FROM (SELECT DISTINCT ticker FROM market_bars WHERE session = ANY(:sessions)) w
+    LEFT JOIN tickers t ON t.ticker = w.ticker
 ),
 tail_bars AS (
-    SELECT w.ticker, b.session, b.high, b.low, b.close,
+    SELECT w.ticker, w.sector_etf, w.shares_outstanding, w.industry,
+           b.session, b.high, b.low, b.close,
            coalesce(base.k0 - 1, 0) AS k_offset, base.split_session,
            coalesce(base.tr_base, 0) AS tr_base, coalesce(base.gain_base, 0) AS gain_base,
            coalesce(base.loss_base, 0) AS loss_base
@@ -126,19 +131,22 @@ tail_bars AS (
         SELECT m.session, m.high, m.low, m.close
         FROM market_bars m
         WHERE m.ticker = w.ticker
-          AND m.session BETWEEN :lookback_start AND :last_session  -- (for the row estimate)
+          AND m.session BETWEEN :lookback_start AND :last_session
           AND m.session >= coalesce(base.split_session, :lookback_start)
         OFFSET 0  -- a range scan per ticker, never a join over the whole table
     ) b
 ),
 tail_rows AS (
-    -- Row number k in the whole lookback, Wilder inputs of rows not yet folded, logs. Per-row
-    -- expressions are computed here once: inside a fixed-length window they would be
-    -- re-evaluated for every frame.
-    SELECT ticker, session, high, low, close, tr_base, gain_base, loss_base,
+    -- Row number k in the whole lookback, Wilder inputs of the rows not folded yet, logs, the
+    -- 5-row mean. Per-row expressions are computed here once: inside a fixed-length window
+    -- they would be re-evaluated for every frame.
+    SELECT ticker, sector_etf, shares_outstanding, industry, session, high, low, close,
+           tr_base, gain_base, loss_base,
            k_offset + row_number() OVER w AS k,
            ln(close) AS log_close,
-           ln(close / lag(close) OVER w) AS log_return,
+           coalesce(ln(close / lag(close) OVER w), 0) AS log_return,
+           (close + lag(close) OVER w + lag(close, 2) OVER w + lag(close, 3) OVER w
+            + lag(close, 4) OVER w) / 5 AS sma5,
            CASE WHEN split_session IS NULL OR session > split_session
                 THEN wilder_weight(k_offset + row_number() OVER w, 15, 14) END AS weight,
            CASE WHEN row_number() OVER w > 1
@@ -149,24 +157,25 @@ tail_rows AS (
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
 stock_windows AS (
-    SELECT ticker, session, close, k,
+    -- regr_avgx / regr_syy share one accumulator: the 20-row mean close and the sum of squared
+    -- deviations of the 20 log returns (a row's missing first return counts as 0; no output
+    -- row's window holds it, see `stock`).
+    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, sma5,
            tr_base + coalesce(sum(tr * weight) OVER run, 0) AS tr_sum,
            gain_base + coalesce(sum(gain * weight) OVER run, 0) AS gain_sum,
            loss_base + coalesce(sum(loss * weight) OVER run, 0) AS loss_sum,
            max(high) OVER w14 AS hh14,
            min(low) OVER w14 AS ll14,
-           sum(close) OVER w5 / 5 AS sma5,
-           sum(close) OVER w20 / 20 AS sma20,
-           stddev_samp(log_return) OVER w20 AS vol20,
+           regr_avgx(log_return, close) OVER w20 AS sma20,
+           regr_syy(log_return, close) OVER w20 AS return_ss20,
            regr_slope(log_close, k) OVER w20 AS slope20
     FROM tail_rows
     WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING),
-           w5  AS (PARTITION BY ticker ORDER BY session ROWS 4 PRECEDING),
            w14 AS (PARTITION BY ticker ORDER BY session ROWS 13 PRECEDING),
            w20 AS (PARTITION BY ticker ORDER BY session ROWS 19 PRECEDING)
 ),
 stock AS (
-    SELECT ticker, session, close, gain_sum, loss_sum,
+    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, gain_sum, loss_sum,
            wilder_value(tr_sum, k, 15, 14) AS atr14,
            wilder_value(gain_sum + loss_sum, k, 15, 14) AS gain_plus_loss,
            CASE WHEN k >= 14 THEN
@@ -174,7 +183,7 @@ stock AS (
            END AS stoch14,
            CASE WHEN k >= 5 THEN sma5 END AS sma5,
            CASE WHEN k >= 20 THEN sma20 END AS sma20,
-           CASE WHEN k >= 21 THEN vol20 END AS vol20,
+           CASE WHEN k >= 21 THEN sqrt(return_ss20 / 19) END AS vol20,
            CASE WHEN k >= 20 THEN slope20 END AS slope20
     FROM stock_windows
     WHERE session = ANY(:sessions)
@@ -215,6 +224,23 @@ idx AS MATERIALIZED (
     ) weeks
     WHERE session = ANY(:sessions)
 ),
+context AS (
+    -- Per sector ETF and session: everything a stock reads from the index series.
+    SELECT etf.sector_etf, s.session,
+           spy.close AS spy_close,
+           vix.change_1d AS vix_change_1d,
+           vix.change_5d AS vix_change_5d,
+           sector.ret5_w1 - spy.ret5_w1 AS rel_w1,
+           sector.ret5_w2 - spy.ret5_w2 AS rel_w2,
+           sector.ret5_w3 - spy.ret5_w3 AS rel_w3,
+           sector.ret5_w4 - spy.ret5_w4 AS rel_w4,
+           sector.oc_atr_w2, sector.oc_atr_w3, sector.oc_atr_w4
+    FROM unnest(CAST(:sessions AS date[])) AS s(session)
+    CROSS JOIN (SELECT DISTINCT sector_etf FROM written) etf
+    LEFT JOIN idx sector ON sector.ticker = etf.sector_etf AND sector.session = s.session
+    LEFT JOIN idx spy ON spy.ticker = 'SPY' AND spy.session = s.session
+    LEFT JOIN idx vix ON vix.ticker = 'VIX' AND vix.session = s.session
+),
 industry_caps AS (
     -- Summed exactly, in whole cents: the total does not depend on the order rows arrive in.
     SELECT t.industry, b.session,
@@ -237,23 +263,15 @@ SELECT s.ticker, s.session,
        s.close / s.sma20 - 1,
        (s.close - s.sma20) / nullif(s.atr14, 0),
        s.slope20 * 20 / (nullif(s.vol20, 0) * sqrt(20)),
-       vix.change_1d,
-       vix.change_5d,
-       sector.ret5_w1 - spy.ret5_w1,
-       sector.ret5_w2 - spy.ret5_w2,
-       sector.ret5_w3 - spy.ret5_w3,
-       sector.ret5_w4 - spy.ret5_w4,
-       sector.oc_atr_w2,
-       sector.oc_atr_w3,
-       sector.oc_atr_w4,
-       t.shares_outstanding * s.close / (:sp500_cap_per_spy * spy.close),
-       t.shares_outstanding * s.close / industry.cap
+       c.vix_change_1d,
+       c.vix_change_5d,
+       c.rel_w1, c.rel_w2, c.rel_w3, c.rel_w4,
+       c.oc_atr_w2, c.oc_atr_w3, c.oc_atr_w4,
+       s.shares_outstanding * s.close / (:sp500_cap_per_spy * c.spy_close),
+       s.shares_outstanding * s.close / industry.cap
 FROM stock s
-LEFT JOIN tickers t ON t.ticker = s.ticker
-LEFT JOIN idx sector ON sector.ticker = coalesce(t.sector_etf, 'SPY') AND sector.session = s.session
-LEFT JOIN idx spy ON spy.ticker = 'SPY' AND spy.session = s.session
-LEFT JOIN idx vix ON vix.ticker = 'VIX' AND vix.session = s.session
-LEFT JOIN industry_caps industry ON industry.industry = t.industry AND industry.session = s.session;
+LEFT JOIN context c ON c.sector_etf = s.sector_etf AND c.session = s.session
+LEFT JOIN industry_caps industry ON industry.industry = s.industry AND industry.session = s.session;
 
 -- name: range_stats
 -- Rows written for the sessions, and NULLs per feature (warm-up or missing inputs).
