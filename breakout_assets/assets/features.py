@@ -3,10 +3,9 @@
 `daily_features` covers whatever partition range its run was launched for (one session or years
 of them, as one run): it deletes the range's rows and recomputes them from the bar tables with
 one set-based statement per chunk of sessions (each reading a lookback of earlier sessions), all
-inside one transaction. The definitions of the features are the header of
-`sql/features/daily_features.sql`.
+inside one transaction, so a re-run gives identical rows and a failure leaves the previous rows.
+The definitions of the features are the header of `sql/features/daily_features.sql`.
 """
-
 
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from sqlalchemy import Connection
 
 from breakout_assets.partitions import keys_to_sessions, nyse_sessions
 from breakout_assets.resources.postgres import PostgresResource
-from breakout_assets.resources.sql import query
+from breakout_assets.resources.sql import query, raw_query
 from breakout_assets.settings import BreakoutSettings
 
 GROUP = "features"
@@ -47,7 +46,7 @@ FEATURE_COLUMNS = (
 
 
 def lookback_start(first: date, lookback: int) -> date:
-    """The NYSE session `lookback` sessions before `first` (all history if the calendar is short)."""
+    """The NYSE session `lookback` sessions before `first` (or all history, calendar short)."""
     earlier = nyse_sessions(first - timedelta(days=2 * lookback + 30), first)
     earlier = [d for d in earlier if d < first]
     return earlier[-lookback] if len(earlier) >= lookback else _EARLIEST
@@ -65,18 +64,35 @@ class FeatureStats:
     sessions: int = 0
     nulls: dict[str, int] = field(default_factory=dict)
     lookback_starts: list[date] = field(default_factory=list)
+    bulk: bool = False
     seconds: float = 0.0
 
 
 def compute_daily_features(
     conn: Connection, sessions: Sequence[date], settings: BreakoutSettings
 ) -> FeatureStats:
-    """Replace the features of `sessions` inside the caller's transaction; return what landed."""
+    """Replace the features of `sessions` inside the caller's transaction; return what landed.
+
+    The sessions are computed in chunks of `feature_chunk_sessions`, each one statement reading
+    `feature_lookback_sessions` earlier sessions. When the sessions are a contiguous range that
+    holds every stored row (a first backfill or a full rebuild) the table is truncated and its
+    indexes rebuilt once at the end, as the bar writer does; either way it is one transaction.
+    """
     started = time.perf_counter()
+    ordered = sorted(sessions)
+    first, last = ordered[0], ordered[-1]
+    bounds = {"first_session": first, "last_session": last}
     stats = FeatureStats()
     conn.execute(query(f"{_SQL}.set_work_mem"), {"work_mem": settings.feature_work_mem})
-    conn.execute(query(f"{_SQL}.delete_sessions"), {"sessions": list(sessions)})
-    for chunk in chunks(sessions, settings.feature_chunk_sessions):
+    stats.bulk = ordered == nyse_sessions(first, last) and not conn.execute(
+        query(f"{_SQL}.rows_outside"), bounds
+    ).scalar()
+    if stats.bulk:
+        conn.execute(query(f"{_SQL}.truncate"))
+        conn.exec_driver_sql(raw_query(f"{_SQL}.drop_indexes"))
+    else:
+        conn.execute(query(f"{_SQL}.delete_sessions"), {"sessions": ordered})
+    for chunk in chunks(ordered, settings.feature_chunk_sessions):
         start = lookback_start(chunk[0], settings.feature_lookback_sessions)
         stats.lookback_starts.append(start)
         conn.execute(
@@ -89,7 +105,9 @@ def compute_daily_features(
                 "sp500_cap_per_spy": settings.sp500_cap_per_spy,
             },
         )
-    row = conn.execute(query(f"{_SQL}.range_stats"), {"sessions": list(sessions)}).mappings().one()
+    if stats.bulk:
+        conn.exec_driver_sql(raw_query(f"{_SQL}.create_indexes"))
+    row = conn.execute(query(f"{_SQL}.range_stats"), {"sessions": ordered}).mappings().one()
     stats.rows, stats.tickers, stats.sessions = row["rows"], row["tickers"], row["sessions"]
     stats.nulls = {c: int(row[c]) for c in FEATURE_COLUMNS}
     stats.seconds = time.perf_counter() - started
@@ -114,7 +132,9 @@ def build_feature_assets(
         kinds={"postgres"},
         deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
     )
-    def daily_features(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
+    def daily_features(
+        context: AssetExecutionContext, postgres: PostgresResource
+    ) -> MaterializeResult:
         """Per ticker-session market features (ATR, RSI, stochastic, SMA distances, volatility,
         trend, VIX, sector-relative and size features), computed in SQL from the bar tables."""
         sessions = keys_to_sessions(context.partition_keys)
@@ -132,6 +152,7 @@ def build_feature_assets(
                 "lookback_start": str(stats.lookback_starts[0]),
                 "lookback_sessions": settings.feature_lookback_sessions,
                 "statements": len(stats.lookback_starts),
+                "bulk_load": stats.bulk,
                 "seconds": round(stats.seconds, 3),
                 "rows_per_second": round(stats.rows / stats.seconds) if stats.seconds > 0 else 0,
                 "null_counts": MetadataValue.json(stats.nulls),

@@ -57,11 +57,14 @@
 --                       tickers.industry and a bar that session (the ticker included, so in
 --                       (0, 1]); NULL without industry or shares outstanding.
 --
--- Wilder recursions use `wilder_weight` / `wilder_value` (0002 migration): a running sum()
--- window gives the exact TA-Lib recursion, seeded at each series' first row in the lookback. A series
--- with more history than the lookback starts there instead of at its first bar ever; Wilder's
--- smoothing forgets its start as (13/14)^rows, so after the 300-row default lookback the
--- difference is ~2e-10 relative, and after 250 rows < 1e-8 (TA-Lib parity is tested at 1e-6).
+-- Numerics. Wilder recursions use `wilder_weight` / `wilder_value` (0002 migration): a running
+-- sum() window gives the exact TA-Lib recursion, seeded at each series' first row in the
+-- lookback. A series with more history than the lookback starts there instead of at its first
+-- bar ever; Wilder's smoothing forgets its start as (13/14)^rows, so after the 300-row default
+-- lookback the difference is ~2e-10 relative (TA-Lib parity is tested at 1e-6 after 250 rows).
+-- 5/20-row sums (means, squared returns, the regression's sums) are differences of running sums
+-- over small terms: exact to ~1e-14. Industry totals are summed exactly in whole cents. Results
+-- are deterministic: a re-run of the same range writes identical rows.
 -- Caveat: shares outstanding and industry come from the latest reference snapshot (lookahead in
 -- history, as the data's README says); bars are what the table holds.
 
@@ -73,15 +76,21 @@ SELECT set_config('work_mem', :work_mem, true);
 DELETE FROM daily_features WHERE session = ANY(:sessions);
 
 -- name: compute
--- Plan shape, chosen so a one-session run of 10,000 tickers stays well under 10 s:
+-- The features of the sessions :sessions (first .. last), reading bars from :lookback_start.
+-- Plan shape, chosen so a one-session run of 10,000 tickers stays well under 10 s on 2 cores
+-- (window functions do not run in parallel, so the point is doing less per row):
 --   lookback  the sessions before the range, read once in (ticker, session) order: one window
 --             pass gives each row's Wilder inputs and whether it is among the ticker's last 20
 --             before the range;
---   base      everything but those last 20 rows folded per ticker into Wilder sums (a streaming
---             GROUP BY, not a second window pass over 300 rows a ticker);
---   tail      per written ticker, its last folded row, the 19 after it and the range (primary
---             key range scans), where the running sums continue from `base` and the fixed-length
---             windows (5/14/20 rows) run: 20 rows a ticker for a one-session run, not 300.
+--   base      all but those last 20 rows folded per ticker into Wilder sums (a streaming
+--             GROUP BY, not a second window pass over ~300 rows a ticker);
+--   tail      per written ticker, its last folded row, the 20 after it and the range (primary
+--             key range scans): the running sums continue from `base`, and 5/20-row sums come
+--             from differences of running sums (one O(1) pass) instead of frames re-aggregated
+--             for every row; the 14-row high / low is the one fixed frame. A one-session run
+--             does this on ~21 rows a ticker, not ~300.
+--   context   the index series' features per sector ETF and session, and the industries' total
+--             caps, joined on at the end.
 INSERT INTO daily_features (
     ticker, session, atr_14, atr_pct_14, volatility_20d, rsi_14, stoch_14,
     dist_from_sma_5, dist_from_sma_20, dist_from_sma_20_atr_norm, trend_strength_20,
@@ -92,6 +101,7 @@ INSERT INTO daily_features (
     market_cap_to_sp500, market_cap_to_industry_index
 )
 WITH lookback AS (
+    -- The sessions before the range, in (ticker, session) order.
     SELECT ticker, session,
            wilder_weight(row_number() OVER w, 15, 14) AS weight,
            CASE WHEN row_number() OVER w > 1
@@ -113,11 +123,13 @@ base AS (
     GROUP BY ticker
 ),
 written AS (
-    -- The tickers with a bar to write, with their reference (sector ETF, shares, industry).
+    -- The tickers with a bar to write, in ticker order, with their reference (sector ETF,
+    -- shares outstanding, industry).
     SELECT w.ticker, coalesce(t.sector_etf, 'SPY') AS sector_etf, t.shares_outstanding,
            t.industry
     FROM (SELECT DISTINCT ticker FROM market_bars WHERE session = ANY(:sessions)) w
     LEFT JOIN tickers t ON t.ticker = w.ticker
+    ORDER BY w.ticker
 ),
 tail_bars AS (
     SELECT w.ticker, w.sector_etf, w.shares_outstanding, w.industry,
@@ -137,16 +149,15 @@ tail_bars AS (
     ) b
 ),
 tail_rows AS (
-    -- Row number k in the whole lookback, Wilder inputs of the rows not folded yet, logs, the
-    -- 5-row mean. Per-row expressions are computed here once: inside a fixed-length window
-    -- they would be re-evaluated for every frame.
+    -- Row number k in the whole lookback (j in the tail), Wilder inputs of the rows not folded
+    -- yet, log prices and returns. Per-row expressions are computed here, once.
     SELECT ticker, sector_etf, shares_outstanding, industry, session, high, low, close,
            tr_base, gain_base, loss_base,
            k_offset + row_number() OVER w AS k,
-           ln(close) AS log_close,
-           coalesce(ln(close / lag(close) OVER w), 0) AS log_return,
-           (close + lag(close) OVER w + lag(close, 2) OVER w + lag(close, 3) OVER w
-            + lag(close, 4) OVER w) / 5 AS sma5,
+           row_number() OVER w AS j,
+           ln(close / lag(close) OVER w) AS log_return,
+           ln(close / lag(close, 20) OVER w) AS log_return_20,
+           ln(close / first_value(close) OVER w) AS log_growth,
            CASE WHEN split_session IS NULL OR session > split_session
                 THEN wilder_weight(k_offset + row_number() OVER w, 15, 14) END AS weight,
            CASE WHEN row_number() OVER w > 1
@@ -156,36 +167,57 @@ tail_rows AS (
     FROM tail_bars
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
-stock_windows AS (
-    -- regr_avgx / regr_syy share one accumulator: the 20-row mean close and the sum of squared
-    -- deviations of the 20 log returns (a row's missing first return counts as 0; no output
-    -- row's window holds it, see `stock`).
-    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, sma5,
+tail_running AS (
+    -- Running sums (one pass, O(1) a row): Wilder's, continuing from `base`, and plain ones whose
+    -- differences 5 or 20 rows apart give the fixed-length windows' sums (see `tail_windows`).
+    -- The 14-row extremes are a frame of their own.
+    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, j,
+           log_return_20,
            tr_base + coalesce(sum(tr * weight) OVER run, 0) AS tr_sum,
            gain_base + coalesce(sum(gain * weight) OVER run, 0) AS gain_sum,
            loss_base + coalesce(sum(loss * weight) OVER run, 0) AS loss_sum,
+           sum(close) OVER run AS close_sum,
+           sum(log_return * log_return) OVER run AS return_square_sum,
+           sum(log_growth) OVER run AS growth_sum,
+           sum(j * log_growth) OVER run AS j_growth_sum,
            max(high) OVER w14 AS hh14,
-           min(low) OVER w14 AS ll14,
-           regr_avgx(log_return, close) OVER w20 AS sma20,
-           regr_syy(log_return, close) OVER w20 AS return_ss20,
-           regr_slope(log_close, k) OVER w20 AS slope20
+           min(low) OVER w14 AS ll14
     FROM tail_rows
     WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING),
-           w14 AS (PARTITION BY ticker ORDER BY session ROWS 13 PRECEDING),
-           w20 AS (PARTITION BY ticker ORDER BY session ROWS 19 PRECEDING)
+           w14 AS (PARTITION BY ticker ORDER BY session ROWS 13 PRECEDING)
+),
+tail_windows AS (
+    -- Sums over the last 5 / 20 rows: running sum now minus 5 / 20 rows ago (0 before the
+    -- tail). The terms are small (prices, squared returns, logs relative to the tail's first
+    -- close, row numbers within the tail), so the differences keep ~14 significant digits.
+    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, j,
+           log_return_20, tr_sum, gain_sum, loss_sum, hh14, ll14,
+           close_sum - coalesce(lag(close_sum, 5) OVER w, 0) AS close_sum_5,
+           close_sum - coalesce(lag(close_sum, 20) OVER w, 0) AS close_sum_20,
+           return_square_sum - coalesce(lag(return_square_sum, 20) OVER w, 0)
+               AS return_square_sum_20,
+           growth_sum - coalesce(lag(growth_sum, 20) OVER w, 0) AS growth_sum_20,
+           j_growth_sum - coalesce(lag(j_growth_sum, 20) OVER w, 0) AS j_growth_sum_20
+    FROM tail_running
+    WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
 stock AS (
+    -- Least squares over rows j-19..j: slope = sum((i - (j - 9.5)) y_i) / 665, 665 = sum of the
+    -- squared centred row numbers; the 20 returns' variance = (sum r^2 - (sum r)^2 / 20) / 19
+    -- with sum r = ln(close / close 20 rows ago).
     SELECT ticker, sector_etf, shares_outstanding, industry, session, close, gain_sum, loss_sum,
            wilder_value(tr_sum, k, 15, 14) AS atr14,
            wilder_value(gain_sum + loss_sum, k, 15, 14) AS gain_plus_loss,
            CASE WHEN k >= 14 THEN
                CASE WHEN hh14 > ll14 THEN 100 * (close - ll14) / (hh14 - ll14) ELSE 0 END
            END AS stoch14,
-           CASE WHEN k >= 5 THEN sma5 END AS sma5,
-           CASE WHEN k >= 20 THEN sma20 END AS sma20,
-           CASE WHEN k >= 21 THEN sqrt(return_ss20 / 19) END AS vol20,
-           CASE WHEN k >= 20 THEN slope20 END AS slope20
-    FROM stock_windows
+           CASE WHEN k >= 5 THEN close_sum_5 / 5 END AS sma5,
+           CASE WHEN k >= 20 THEN close_sum_20 / 20 END AS sma20,
+           CASE WHEN k >= 21 THEN
+               sqrt(greatest(return_square_sum_20 - log_return_20 * log_return_20 / 20, 0) / 19)
+           END AS vol20,
+           CASE WHEN k >= 20 THEN (j_growth_sum_20 - (j - 9.5) * growth_sum_20) / 665 END AS slope20
+    FROM tail_windows
     WHERE session = ANY(:sessions)
 ),
 index_rows AS (
@@ -298,3 +330,22 @@ SELECT count(*) AS rows, count(DISTINCT ticker) AS tickers, count(DISTINCT sessi
        count(*) - count(market_cap_to_industry_index) AS market_cap_to_industry_index
 FROM daily_features
 WHERE session = ANY(:sessions);
+
+-- name: rows_outside
+-- Any stored row outside [first, last]? Two index probes, instant on any table size.
+SELECT EXISTS (SELECT 1 FROM daily_features WHERE session < :first_session)
+    OR EXISTS (SELECT 1 FROM daily_features WHERE session > :last_session);
+
+-- name: truncate
+TRUNCATE daily_features;
+
+-- name: drop_indexes
+-- A rewrite of everything the table holds builds the indexes once at the end (a sort) instead
+-- of row by row; after TRUNCATE in the same transaction (wal_level minimal) nothing is WAL-logged.
+ALTER TABLE daily_features DROP CONSTRAINT daily_features_pkey;
+DROP INDEX daily_features_session_idx;
+
+-- name: create_indexes
+SET LOCAL maintenance_work_mem = '1GB';
+ALTER TABLE daily_features ADD CONSTRAINT daily_features_pkey PRIMARY KEY (ticker, session);
+CREATE INDEX daily_features_session_idx ON daily_features (session);
