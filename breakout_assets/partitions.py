@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -56,3 +56,20 @@ def keys_to_sessions(keys: Iterable[str]) -> list[date]:
 
 def sessions_to_keys(sessions: Sequence[date]) -> list[str]:
     return [d.strftime(KEY_FORMAT) for d in sessions]
+
+
+# Before the calendar's first session: "all stored history".
+_EARLIEST = date(1900, 1, 1)
+
+
+def lookback_start(first: date, lookback: int) -> date:
+    """The NYSE session `lookback` sessions before `first` (or all history, calendar short)."""
+    earlier = nyse_sessions(first - timedelta(days=2 * lookback + 30), first)
+    earlier = [d for d in earlier if d < first]
+    return earlier[-lookback] if len(earlier) >= lookback else _EARLIEST
+
+
+def chunks(sessions: Sequence[date], size: int) -> list[list[date]]:
+    """Sorted sessions in consecutive runs of at most `size` (a backfill's statements)."""
+    ordered = sorted(sessions)
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]

@@ -24,11 +24,10 @@ from sqlalchemy import text
 from breakout_assets.assets.features import (
     FEATURE_COLUMNS,
     build_feature_assets,
-    lookback_start,
     write_daily_features,
 )
 from breakout_assets.definitions import build_resources
-from breakout_assets.partitions import nyse_sessions, session_partitions
+from breakout_assets.partitions import lookback_start, nyse_sessions, session_partitions
 from breakout_assets.resources.postgres import PostgresResource, _engine
 from breakout_assets.settings import BreakoutSettings, load_settings
 from breakout_assets_tests.conftest import SAMPLE_DIR, new_database

@@ -10,7 +10,7 @@ The definitions of the features are the header of `sql/features/daily_features.s
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from dagster import (
     AssetExecutionContext,
@@ -24,15 +24,13 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.partitions import keys_to_sessions, nyse_sessions
+from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
 from breakout_assets.settings import BreakoutSettings
 
 GROUP = "features"
 _SQL = "features/daily_features"
-# Before the calendar's first session: read every stored bar.
-_EARLIEST = date(1900, 1, 1)
 
 FEATURE_COLUMNS = (
     "atr_14", "atr_pct_14", "volatility_20d", "rsi_14", "stoch_14",
@@ -43,18 +41,6 @@ FEATURE_COLUMNS = (
     "sector_etf_weekly_oc_atr_w2", "sector_etf_weekly_oc_atr_w3", "sector_etf_weekly_oc_atr_w4",
     "market_cap_to_sp500", "market_cap_to_industry_index",
 )
-
-
-def lookback_start(first: date, lookback: int) -> date:
-    """The NYSE session `lookback` sessions before `first` (or all history, calendar short)."""
-    earlier = nyse_sessions(first - timedelta(days=2 * lookback + 30), first)
-    earlier = [d for d in earlier if d < first]
-    return earlier[-lookback] if len(earlier) >= lookback else _EARLIEST
-
-
-def chunks(sessions: Sequence[date], size: int) -> list[list[date]]:
-    ordered = sorted(sessions)
-    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
 
 @dataclass

@@ -25,10 +25,9 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.features import chunks, lookback_start
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, index_close_arrays, scan
 from breakout_assets.core.sectors import MARKET_ETF
-from breakout_assets.partitions import keys_to_sessions, nyse_sessions
+from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.bar_reader import read_bar_window, read_market_window
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
 from breakout_assets.resources.postgres import PostgresResource
