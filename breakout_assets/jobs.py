@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset_job
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from breakout_assets.assets.features import GROUP as FEATURES
 from breakout_assets.assets.market_data import GROUP as MARKET_DATA
 from breakout_assets.assets.signals import GROUP as SIGNALS
 
 
-def build_daily_pipeline(
-    partitions_def: TimeWindowPartitionsDefinition,
-) -> UnresolvedAssetJobDefinition:
+def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",

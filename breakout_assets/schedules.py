@@ -1,6 +1,5 @@
 """Schedules: the after-close run, only on NYSE sessions."""
 
-
 from dagster import (
     DefaultScheduleStatus,
     RunRequest,
@@ -9,11 +8,10 @@ from dagster import (
     schedule,
 )
 
-from breakout_assets.jobs import UnresolvedAssetJobDefinition
 from breakout_assets.partitions import KEY_FORMAT, TIMEZONE, is_session
 
 
-def build_daily_schedule(job: UnresolvedAssetJobDefinition):
+def build_daily_schedule(job):
     @schedule(
         name="daily_pipeline_after_close",
         cron_schedule="30 17 * * 1-5",

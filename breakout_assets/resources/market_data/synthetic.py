@@ -18,7 +18,6 @@ from breakout_assets.resources.market_data.base import (
     MarketDataSource,
     MissingDataError,
 )
-from breakout_assets.settings import BreakoutSettings
 
 
 class SyntheticSource(MarketDataSource):
@@ -30,11 +29,6 @@ class SyntheticSource(MarketDataSource):
                  index_tickers: Sequence[str] = INDEX_TICKERS) -> None:
         self.market = SyntheticMarket(n_tickers, seed, origin)
         self.index_tickers = tuple(index_tickers)
-
-    @classmethod
-    def from_settings(cls, settings: BreakoutSettings) -> SyntheticSource:
-        return cls(settings.synthetic_tickers, settings.synthetic_seed, settings.synthetic_origin,
-                   settings.index_tickers)
 
     def daily_bars(self, sessions: Sequence[date]) -> pd.DataFrame:
         """Every synthetic ticker's bars; a date that is not a session it has is missing data."""
