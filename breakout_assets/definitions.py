@@ -10,6 +10,7 @@ from dagster import Definitions, EnvVar
 
 from breakout_assets.assets.features import build_feature_assets
 from breakout_assets.assets.market_data import build_market_data_assets
+from breakout_assets.assets.outcomes import build_outcome_assets
 from breakout_assets.assets.signals import build_signal_assets
 from breakout_assets.jobs import build_daily_pipeline
 from breakout_assets.partitions import session_partitions
@@ -41,15 +42,20 @@ def build_resources(settings: BreakoutSettings) -> dict:
     return {"postgres": postgres, "market_data": market_data}
 
 
-def build_definitions(settings: BreakoutSettings) -> Definitions:
+def build_assets(settings: BreakoutSettings) -> list:
     partitions_def = session_partitions(settings.start_date)
-    daily_pipeline = build_daily_pipeline(partitions_def)
+    return [
+        *build_market_data_assets(partitions_def, settings),
+        *build_feature_assets(partitions_def, settings),
+        *build_signal_assets(partitions_def, settings),
+        *build_outcome_assets(partitions_def, settings),
+    ]
+
+
+def build_definitions(settings: BreakoutSettings) -> Definitions:
+    daily_pipeline = build_daily_pipeline(session_partitions(settings.start_date))
     return Definitions(
-        assets=[
-            *build_market_data_assets(partitions_def, settings),
-            *build_feature_assets(partitions_def, settings),
-            *build_signal_assets(partitions_def, settings),
-        ],
+        assets=build_assets(settings),
         jobs=[daily_pipeline],
         schedules=[build_daily_schedule(daily_pipeline)],
         resources=build_resources(settings),

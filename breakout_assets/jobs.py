@@ -6,6 +6,7 @@ from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset
 
 from breakout_assets.assets.features import GROUP as FEATURES
 from breakout_assets.assets.market_data import GROUP as MARKET_DATA
+from breakout_assets.assets.outcomes import GROUP as OUTCOMES
 from breakout_assets.assets.signals import GROUP as SIGNALS
 
 
@@ -13,7 +14,6 @@ def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",
-        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS),
-        partitions_def=partitions_def,
-        description="After the close: market data, features and breakout signals for the session.",
+        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES),
+        description="After the close: market data, features, breakout signals and their outcomes.",
     )

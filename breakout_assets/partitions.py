@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import exchange_calendars as xcals
+import numpy as np
 import pandas as pd
 from dagster import TimeWindowPartitionsDefinition
 
@@ -73,3 +74,22 @@ def chunks(sessions: Sequence[date], size: int) -> list[list[date]]:
     """Sorted sessions in consecutive runs of at most `size` (a backfill's statements)."""
     ordered = sorted(sessions)
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
+@lru_cache(maxsize=1)
+def _calendar_days() -> np.ndarray:
+    return nyse_calendar().sessions.values.astype("datetime64[D]")
+
+
+def session_ordinals(days: np.ndarray) -> np.ndarray:
+    """Position of each session in the NYSE calendar: consecutive sessions differ by 1.
+
+    A day that is not a session gets the position of the next session.
+    """
+    return np.searchsorted(_calendar_days(), np.asarray(days, dtype="datetime64[D]")).astype(np.int64)
+
+
+def ordinal_sessions(ordinals: np.ndarray) -> np.ndarray:
+    """The inverse of `session_ordinals`, as datetime64[D] (clipped to the calendar's range)."""
+    days = _calendar_days()
+    return days[np.clip(np.asarray(ordinals, dtype=np.int64), 0, len(days) - 1)]

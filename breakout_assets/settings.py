@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from breakout_assets.core.outcomes import OutcomeConfig
 from breakout_assets.core.scanner import ScannerConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,13 @@ class BreakoutSettings(BaseSettings):
     )
     signal_chunk_sessions: int = Field(
         default=500, ge=1, description="Sessions scanned per chunk of a breakout_signals backfill."
+    )
+
+    # --- outcomes -----------------------------------------------------------------------------
+    outcomes: OutcomeConfig = Field(
+        default_factory=OutcomeConfig,
+        description="Entry window and holding limit shared by labels, backtests and orders; "
+                    "e.g. BREAKOUT_OUTCOMES__MAX_HOLDING_SESSIONS=30.",
     )
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from dagster import AssetsDefinition, materialize
 from sqlalchemy import create_engine, text
 
 from breakout_assets.assets.market_data import build_market_data_assets
-from breakout_assets.definitions import build_resources
+from breakout_assets.definitions import build_assets, build_resources
 from breakout_assets.partitions import session_partitions
 from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.settings import BreakoutSettings
@@ -25,6 +25,10 @@ def market_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
     return build_market_data_assets(session_partitions(settings.start_date), settings)
 
 
+def _selected(settings: BreakoutSettings, select: Sequence[str]) -> list[AssetsDefinition]:
+    return [a for a in build_assets(settings) if a.key.to_user_string() in select]
+
+
 def run_assets(
     settings: BreakoutSettings,
     select: Sequence[str],
@@ -34,7 +38,7 @@ def run_assets(
     raise_on_error: bool = True,
 ):
     """Materialise `select` for one session or a range (as ONE run, like a backfill)."""
-    assets = [a for a in market_assets(settings) if a.key.to_user_string() in select]
+    assets = _selected(settings, select)
     tags = {RANGE_START: first, RANGE_END: last} if last else None
     return materialize(
         assets,

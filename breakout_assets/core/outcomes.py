@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+import pandas as pd
 from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -213,6 +214,30 @@ class Outcomes:
     mae_r: np.ndarray
     bars_held: np.ndarray
     hit_targets: np.ndarray  # (n, 3): target_50, target_75, target_100 reached before the exit
+
+    def to_frame(self, bar_sessions: np.ndarray) -> pd.DataFrame:
+        """Rows of the signal_outcomes contract; `bar_sessions` dates the BarPaths rows."""
+        def dated(bar: np.ndarray) -> np.ndarray:
+            days = np.asarray(bar_sessions, dtype="datetime64[D]")
+            picked = days[np.clip(bar, 0, max(len(days) - 1, 0))] if len(days) else \
+                np.full(len(bar), np.datetime64("NaT"), "datetime64[D]")
+            return np.where(bar >= 0, picked, np.datetime64("NaT"))
+
+        labels = np.array([s.label for s in Status])
+        frame = pd.DataFrame({
+            "status": labels[self.status],
+            "entry_session": dated(self.entry_bar),
+            "entry_price": self.entry_price,
+            "exit_session": dated(self.exit_bar),
+            "exit_price": self.exit_price,
+            "r_multiple": self.r_multiple,
+            "mfe_r": self.mfe_r,
+            "mae_r": self.mae_r,
+            "bars_held": self.bars_held,
+        })
+        for j, name in enumerate(("hit_target_50", "hit_target_75", "hit_target_100")):
+            frame[name] = self.hit_targets[:, j]
+        return frame
 
 
 def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int,

@@ -81,3 +81,15 @@ def read_market_window(
     for name in arrays:
         arrays[name][rows[inside], columns[inside]] = _unpack(getattr(packed, name), ">f8")[inside]
     return tickers, arrays
+
+
+def read_bar_paths(conn: Connection, tickers: list[str], after: list[date], until: list[date]
+                   ) -> dict[str, np.ndarray]:
+    """Bars of tickers[i] with after[i] < session <= until[i], tagged with i (any order)."""
+    packed = conn.execute(query("outcomes.outcome_bars_packed"),
+                          {"tickers": tickers, "after": after, "until": until}).one()
+    rows = {"signal_row": _unpack(packed.signal_row, ">i4").astype(np.int64) - 1,
+            "session": _PG_EPOCH + _unpack(packed.day, ">i4").astype("timedelta64[D]")}
+    for name in ("open", "high", "low", "close"):
+        rows[name] = _unpack(getattr(packed, name), ">f8")
+    return rows

@@ -1,0 +1,125 @@
+"""`signal_outcomes`: each signal's bracket replayed on the bars after it (core.outcomes).
+
+A run over sessions first..last labels the signals of those sessions with every bar stored after
+them, and carries forward every earlier signal still pending, so pending outcomes are completed
+by later partitions (the daily run completes them as the bars arrive). Final rows are never
+rewritten (the merge refuses to), so re-running any partition changes nothing already decided.
+"""
+
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
+from sqlalchemy import Connection
+
+from breakout_assets.core.outcomes import BarPaths, OutcomeConfig, replay
+from breakout_assets.partitions import keys_to_sessions, ordinal_sessions, session_ordinals
+from breakout_assets.resources.bar_reader import read_bar_paths
+from breakout_assets.resources.pg_copy import copy_payload, encode_csv
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.sql import query, raw_query
+from breakout_assets.settings import BreakoutSettings
+
+GROUP = "outcomes"
+_COLUMNS = ["signal_id", "session", "status", "entry_session", "entry_price", "exit_session",
+            "exit_price", "r_multiple", "mfe_r", "mae_r", "bars_held", "hit_target_50",
+            "hit_target_75", "hit_target_100", "as_of"]
+
+
+def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeConfig
+                    ) -> pd.DataFrame:
+    """Outcome rows of every signal a run over first..last must (re)label, as of the newest
+    stored bars."""
+    latest = conn.execute(query("outcomes.latest_bar_session")).scalar_one()
+    signals = pd.read_sql(query("outcomes.signals_to_replay"), conn,
+                          params={"first": first, "last": last, "as_of": latest})
+    if signals.empty:
+        return pd.DataFrame(columns=_COLUMNS)
+    as_of = int(session_ordinals(np.array([latest], dtype="datetime64[D]"))[0])
+    signal_ord = session_ordinals(signals["session"].to_numpy(dtype="datetime64[D]"))
+    horizon = np.minimum(
+        signal_ord + config.entry_valid_sessions + config.max_holding_sessions - 1, as_of)
+    bars = read_bar_paths(conn, signals["ticker"].tolist(),
+                          signals["session"].tolist(),
+                          pd.to_datetime(ordinal_sessions(horizon)).date.tolist())
+    paths = BarPaths.from_rows(bars["signal_row"], session_ordinals(bars["session"]),
+                               len(signals), **{k: bars[k] for k in ("open", "high", "low", "close")})
+    arrays = {k: signals[k].to_numpy() for k in (
+        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
+    arrays["side"] = np.where(signals["side"] == "long", 1, -1)
+    arrays["signal_ord"] = signal_ord
+    outcomes = replay(arrays, paths, as_of, config)
+    rows = outcomes.to_frame(ordinal_sessions(paths.session_ord))
+    rows.insert(0, "signal_id", signals["signal_id"].to_numpy())
+    rows.insert(1, "session", signals["session"].to_numpy())
+    rows["as_of"] = latest
+    return rows[_COLUMNS]
+
+
+def merge_outcomes(conn: Connection, rows: pd.DataFrame) -> None:
+    if rows.empty:
+        return
+    conn.execute(query("outcomes.create_incoming"))
+    copy_payload(conn, raw_query("outcomes.copy_incoming"), encode_csv(rows))
+    conn.execute(query("outcomes.merge_incoming"))
+
+
+def summary_metadata(conn: Connection, sessions: Sequence[date]) -> dict:
+    summary = pd.read_sql(query("outcomes.outcome_summary"), conn,
+                          params={"first": sessions[0], "last": sessions[-1]})
+    metadata: dict = {}
+    for side in ("long", "short"):
+        rows = summary[summary["side"] == side].set_index("status")
+        counts = rows["signals"].to_dict()
+        decided = rows.loc[rows.index.isin(["win", "loss", "expired"])]
+        trades = int(decided["signals"].sum())
+        metadata[f"{side}_outcomes"] = MetadataValue.json({k: int(v) for k, v in counts.items()})
+        metadata[f"{side}_win_rate"] = round(counts.get("win", 0) / trades, 4) if trades else 0.0
+        metadata[f"{side}_sum_r"] = round(float(decided["sum_r"].sum()), 3)
+    return metadata
+
+
+def build_outcome_assets(
+    partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
+) -> list[AssetsDefinition]:
+    config = settings.outcomes
+
+    @asset(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"postgres"},
+        deps=[AssetKey("breakout_signals"), AssetKey("market_bars")],
+    )
+    def signal_outcomes(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
+        """Win, loss, expiry or no fill for each signal, in R, replayed on the bars after it
+        (labels for the models and the backtests); pending ones complete in later partitions."""
+        sessions = keys_to_sessions(context.partition_keys)
+        with postgres.transaction() as conn:
+            rows = replay_outcomes(conn, sessions[0], sessions[-1], config)
+            merge_outcomes(conn, rows)
+            metadata = summary_metadata(conn, sessions)
+        statuses = rows["status"].value_counts().to_dict()
+        as_of = str(rows["as_of"].iloc[0]) if len(rows) else "nothing to replay"
+        context.log.info(f"signal_outcomes: {len(rows)} replayed as of {as_of}: {statuses}")
+        return MaterializeResult(metadata={
+            "replayed": len(rows),
+            "replayed_pending": int(statuses.get("pending", 0)),
+            "as_of": as_of,
+            "entry_valid_sessions": config.entry_valid_sessions,
+            "max_holding_sessions": config.max_holding_sessions,
+            **metadata,
+        })
+
+    return [signal_outcomes]

@@ -1,0 +1,251 @@
+"""Held-out evaluation of a trade classifier: metrics, calibration, expectancy, importance, plots.
+
+Pure functions of numpy arrays, one entry per held-out trade: `y` the label (1 = the booked
+target was hit first), `p` the model's win probability and `r` the realised outcome in R. The
+question they answer is the one promotion asks: does gating the scanner's trades on `p` improve
+expectancy, and can `p` be read as a probability (it sizes trades through EV)?
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+from sklearn.metrics import (
+    accuracy_score, brier_score_loss, f1_score, log_loss, precision_score, recall_score,
+    roc_auc_score,
+)
+
+GATES = (0.50, 0.55, 0.60, 0.65)
+SWEEP_GATES = tuple(np.round(np.arange(0.30, 0.81, 0.05), 2).tolist())
+DPI = 100
+_LOG_LOSS_EPS = 1e-15
+
+
+def _probabilities(p: ArrayLike) -> np.ndarray:
+    """`p` as a 1-D float array; a value outside [0, 1] (or NaN) is a model bug, so it raises."""
+    p = np.asarray(p, dtype=float)
+    if p.ndim != 1 or not np.all((p >= 0.0) & (p <= 1.0)):
+        raise ValueError("p must be a 1-D array of probabilities in [0, 1]")
+    return p
+
+
+def _aligned(values: ArrayLike, p: np.ndarray, name: str) -> np.ndarray:
+    """`values` as finite floats, one per trade of `p`: a NaN outcome would silently skew sums."""
+    values = np.asarray(values, dtype=float)
+    if values.shape != p.shape or not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite and as long as p")
+    return values
+
+
+def classification_metrics(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy, ROC-AUC, precision, recall, F1 (predicting a win where p >= threshold, the same
+    rule as the trade gate), Brier and log loss, plus the row and positive counts behind them.
+
+    Never raises on a degenerate held-out set, so a run is still recorded: ROC-AUC is NaN when `y`
+    holds a single class (it is undefined), and precision is 0 when nothing is predicted a win.
+    """
+    p = _probabilities(p)
+    y = _aligned(y, p, "y")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("y must hold 0/1 labels")
+    y = y.astype(int)
+    predicted = (p >= threshold).astype(int)
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "roc_auc": float(roc_auc_score(y, p)) if np.unique(y).size == 2 else math.nan,
+        "precision": float(precision_score(y, predicted, zero_division=0)),
+        "recall": float(recall_score(y, predicted, zero_division=0)),
+        "f1": float(f1_score(y, predicted, zero_division=0)),
+        "brier": float(brier_score_loss(y, p, pos_label=1)),
+        "log_loss": float(
+            log_loss(y, np.clip(p, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS), labels=[0, 1])
+        ),
+        "rows": int(y.size),
+        "positives": int(y.sum()),
+    }
+
+
+def calibration_table(y: ArrayLike, p: ArrayLike, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed win rate in equal-width bins [lower, upper) over [0, 1].
+
+    Every bin is listed, an empty one with count 0 and NaN means, so tables of different runs
+    (and live vs held-out) line up row by row; p == 1.0 falls in the last bin.
+    """
+    p = _probabilities(p)
+    y = _aligned(y, p, "y")
+    index = np.minimum(np.floor(p * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        in_bin = index == b
+        count = int(in_bin.sum())
+        rows.append({
+            "bin": b,
+            "lower": b / bins,
+            "upper": (b + 1) / bins,
+            "count": count,
+            "mean_predicted": float(p[in_bin].mean()) if count else math.nan,
+            "observed_rate": float(y[in_bin].mean()) if count else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def _trade_row(strategy: str, gate: float, r: np.ndarray) -> dict[str, Any]:
+    trades = int(r.size)
+    return {
+        "strategy": strategy,
+        "gate": gate,
+        "trades": trades,
+        "win_rate": float((r > 0).mean()) if trades else math.nan,
+        "expectancy_r": float(r.mean()) if trades else math.nan,
+        "sum_r": float(r.sum()),
+    }
+
+
+def expectancy_table(p: ArrayLike, r: ArrayLike, gates: Sequence[float] = GATES) -> pd.DataFrame:
+    """Expectancy in R of taking every scanner trade vs only those the model scores p >= gate.
+
+    The first row ("scanner only", gate NaN) is the baseline the model must beat; a win is r > 0.
+    A gate that keeps no trade has 0 trades, NaN win rate and expectancy, and sum_r 0.
+    """
+    p = _probabilities(p)
+    r = _aligned(r, p, "r")
+    rows = [_trade_row("scanner only", math.nan, r)]
+    rows += [_trade_row("scanner + ML", float(gate), r[p >= gate]) for gate in gates]
+    return pd.DataFrame(rows)
+
+
+def gain_importance(
+    booster_or_scores: xgb.Booster | Mapping[str, float], features: Sequence[str]
+) -> pd.DataFrame:
+    """Gain per feature, largest first, listing every feature the model was given.
+
+    A Booster's gain scores omit features no split used; those are exactly the candidates for
+    elimination, so they appear with gain 0 (ties keep the order of `features`).
+    """
+    scores = (
+        booster_or_scores.get_score(importance_type="gain")
+        if isinstance(booster_or_scores, xgb.Booster)
+        else dict(booster_or_scores)
+    )
+    unknown = sorted(set(scores) - set(features))
+    if unknown:
+        raise ValueError(f"scores for features not in the feature list: {unknown}")
+    frame = pd.DataFrame({
+        "feature": list(features),
+        "gain": [float(scores.get(name, 0.0)) for name in features],
+    })
+    return frame.sort_values("gain", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _png(figure: Figure) -> bytes:
+    """PNG bytes rendered by Agg on a Figure pyplot never sees (freed with its last reference)."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def plot_calibration(table: pd.DataFrame, title: str = "Calibration (held-out)") -> bytes:
+    """Reliability curve of a `calibration_table` against the diagonal, with counts per bin."""
+    figure = Figure(figsize=(6, 5), dpi=DPI)
+    ax = figure.add_subplot()
+    counts = ax.twinx()
+    counts.bar((table["lower"] + table["upper"]) / 2, table["count"],
+               width=table["upper"] - table["lower"], color="tab:gray", alpha=0.3)
+    counts.set_ylabel("trades")
+    ax.set_zorder(counts.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    filled = table[table["count"] > 0]
+    ax.plot([0, 1], [0, 1], linestyle="--", color="black", label="perfectly calibrated")
+    ax.plot(filled["mean_predicted"], filled["observed_rate"], marker="o", label="model")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted win probability",
+           ylabel="observed win rate", title=title)
+    ax.legend(loc="upper left")
+    return _png(figure)
+
+
+def plot_importance(
+    importance: pd.DataFrame, top: int = 20, title: str = "Feature importance (gain)"
+) -> bytes:
+    """Horizontal gain bars of the `top` features of a `gain_importance` frame, largest on top."""
+    shown = importance.head(top).iloc[::-1]
+    figure = Figure(figsize=(7, max(2.0, 0.3 * len(shown) + 1.0)), dpi=DPI)
+    ax = figure.add_subplot()
+    ax.barh(shown["feature"], shown["gain"], color="tab:blue")
+    ax.set(xlabel="gain", title=title)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def plot_gate_sweep(
+    p: ArrayLike, r: ArrayLike, gates: Sequence[float] = SWEEP_GATES,
+    title: str = "Expectancy by confidence gate",
+) -> bytes:
+    """Expectancy in R and trade count as the gate rises, against the scanner-only expectancy."""
+    table = expectancy_table(p, r, gates)
+    baseline, gated = table.iloc[0], table.iloc[1:]
+    figure = Figure(figsize=(7, 5), dpi=DPI)
+    ax = figure.add_subplot()
+    trades = ax.twinx()
+    trades.plot(gated["gate"], gated["trades"], color="tab:gray", marker=".", label="trades")
+    trades.set_ylabel("trades")
+    ax.plot(gated["gate"], gated["expectancy_r"], marker="o", label="scanner + ML")
+    ax.axhline(baseline["expectancy_r"], linestyle="--", color="black", label="scanner only")
+    ax.set(xlabel="gate (p >=)", ylabel="expectancy (R)", title=title)
+    ax.legend(loc="upper left")
+    return _png(figure)
+
+
+def _json_value(value: Any) -> Any:
+    """Native Python for a jsonb column: numpy scalars unboxed, NaN and infinities as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Everything one held-out evaluation reports, kept together for the experiment record."""
+
+    metrics: dict[str, float]
+    calibration: pd.DataFrame
+    expectancy: pd.DataFrame
+    importance: pd.DataFrame
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (NaN -> None, tables as lists of records) for a jsonb column."""
+        return {
+            "metrics": {k: _json_value(v) for k, v in self.metrics.items()},
+            "calibration": _json_records(self.calibration),
+            "expectancy": _json_records(self.expectancy),
+            "importance": _json_records(self.importance),
+        }
+
+
+def evaluate(
+    y: ArrayLike, p: ArrayLike, r: ArrayLike, importance: pd.DataFrame,
+    gates: Sequence[float] = GATES,
+) -> Evaluation:
+    """The single held-out evaluation of a refit model; `importance` is its `gain_importance`."""
+    return Evaluation(
+        metrics=classification_metrics(y, p),
+        calibration=calibration_table(y, p),
+        expectancy=expectancy_table(p, r, gates),
+        importance=importance,
+    )
