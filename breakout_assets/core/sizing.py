@@ -94,9 +94,11 @@ class SizingConfig(BaseModel):
         return self
 
     def cutoff(self, tier: RiskTier) -> float:
+        """Lowest EV (R) of `tier`."""
         return float(getattr(self, "ev_" + tier.name.lower()))
 
     def risk_fraction(self, tier: RiskTier) -> float:
+        """Fraction of equity `tier` puts at risk."""
         return float(getattr(self, "risk_" + tier.name.lower()))
 
 
