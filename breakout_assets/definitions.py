@@ -10,11 +10,13 @@ from dagster import Definitions, EnvVar
 
 from breakout_assets.assets.features import build_feature_assets
 from breakout_assets.assets.market_data import build_market_data_assets
+from breakout_assets.assets.models import build_model_assets
 from breakout_assets.assets.outcomes import build_outcome_assets
 from breakout_assets.assets.signals import build_signal_assets
 from breakout_assets.jobs import build_daily_pipeline
 from breakout_assets.partitions import session_partitions
 from breakout_assets.resources.market_data import MarketDataResource
+from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.schedules import build_daily_schedule
 from breakout_assets.settings import BreakoutSettings, get_settings
@@ -39,7 +41,8 @@ def build_resources(settings: BreakoutSettings) -> dict:
     postgres = PostgresResource(
         database_url=settings.database_url, local_data_dir=str(settings.pg_data_dir)
     )
-    return {"postgres": postgres, "market_data": market_data}
+    model_store = ModelStore(root=str(settings.model_store_dir))
+    return {"postgres": postgres, "market_data": market_data, "model_store": model_store}
 
 
 def build_assets(settings: BreakoutSettings) -> list:
@@ -49,6 +52,7 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_feature_assets(partitions_def, settings),
         *build_signal_assets(partitions_def, settings),
         *build_outcome_assets(partitions_def, settings),
+        *build_model_assets(settings),
     ]
 
 

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from breakout_assets.core.outcomes import OutcomeConfig
 from breakout_assets.core.scanner import ScannerConfig
+from breakout_assets.ml.registry import PromotionRules
+from breakout_assets.ml.training import TrainingConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "BREAKOUT_"
@@ -123,6 +125,21 @@ class BreakoutSettings(BaseSettings):
         default_factory=OutcomeConfig,
         description="Entry window and holding limit shared by labels, backtests and orders; "
                     "e.g. BREAKOUT_OUTCOMES__MAX_HOLDING_SESSIONS=30.",
+    )
+
+    # --- models -------------------------------------------------------------------------------
+    model_store_dir: Path = Field(
+        default=PROJECT_ROOT / "model_store",
+        description="Model artifacts and ACTIVE_MODELS.json (the serving pointer per side).",
+    )
+    training: TrainingConfig = Field(
+        default_factory=TrainingConfig,
+        description="Default training run (a run's config overrides it); e.g. "
+                    "BREAKOUT_TRAINING__TRIALS=20, BREAKOUT_TRAINING__TEST_START=2023-01-01.",
+    )
+    promotion: PromotionRules = Field(
+        default_factory=PromotionRules,
+        description="When a trained model may serve; e.g. BREAKOUT_PROMOTION__MIN_AUC_MARGIN=0.03.",
     )
 
     @model_validator(mode="after")

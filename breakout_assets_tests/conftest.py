@@ -35,11 +35,13 @@ _counter = itertools.count()
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No BREAKOUT_* variable of the developer's shell leaks into a test."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No BREAKOUT_* variable of the developer's shell leaks into a test, and no test writes
+    into the repo's model_store/."""
     for name in list(os.environ):
         if name.startswith("BREAKOUT_") or name in ("DATABASE_URL", "POLYGON_API_KEY"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("BREAKOUT_MODEL_STORE_DIR", str(tmp_path / "model_store"))
 
 
 @pytest.fixture(scope="session")

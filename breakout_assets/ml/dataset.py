@@ -1,0 +1,44 @@
+"""One side's training rows: signals + their features + final outcomes, one row per signal.
+
+Rows come from the `model_inputs` view joined to final, filled outcomes (sql/queries/models.sql).
+Every feature is as of the signal session (the scanner and the feature SQL read nothing later;
+`test_dataset.py` perturbs later bars to prove it); the outcome columns are the labels only.
+A win (booked target first) is 1; a loss or an expiry is 0, whatever its R: the model learns
+whether the bracket pays as planned, and the expectancy tables use the realised R.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from breakout_assets.ml.features import FEATURES
+from breakout_assets.ml.splits import TrainingSet
+
+LABEL_STATUSES = ("win", "loss", "expired")
+
+
+def feature_frame(rows: pd.DataFrame, features=FEATURES) -> pd.DataFrame:
+    """The model inputs of `rows`, in the fixed order, as float64 (NaN where unknown)."""
+    missing = [f for f in features if f not in rows.columns]
+    if missing:
+        raise ValueError(f"model_inputs lacks features {missing}: the view and "
+                         "ml/features.py must list the same columns")
+    return rows[list(features)].astype("float64").reset_index(drop=True)
+
+
+def training_set(rows: pd.DataFrame) -> TrainingSet:
+    """Rows of `models.training_rows` -> the training contract, ordered by session, signal_id."""
+    unknown = set(rows["status"]) - set(LABEL_STATUSES)
+    if unknown:
+        raise ValueError(f"training rows must have final, filled outcomes; got {sorted(unknown)}")
+    rows = rows.assign(signal_id=rows["signal_id"].astype(str))
+    rows = rows.sort_values(["session", "signal_id"], kind="stable").reset_index(drop=True)
+    return TrainingSet(
+        features=feature_frame(rows),
+        label=(rows["status"] == "win").to_numpy(np.int8),
+        signal_session=pd.to_datetime(rows["session"]).to_numpy("datetime64[D]"),
+        exit_session=pd.to_datetime(rows["exit_session"]).to_numpy("datetime64[D]"),
+        r_multiple=rows["r_multiple"].to_numpy(np.float64),
+        signal_id=rows["signal_id"].to_numpy(str),
+    )

@@ -1,0 +1,106 @@
+"""Experiments and promotion: what a trained model records, and when it may serve.
+
+A model serves only after its held-out results pass the promotion rules: it must rank better
+than chance by a margin and, at the serving gate, beat taking every signal. The rules are pure
+functions of the evaluation, so the asset, the CLI and the tests judge a run the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from breakout_assets.ml.features import check_model_features
+
+
+class PromotionRules(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    min_auc_margin: float = Field(
+        0.02, ge=0, description="Held-out ROC-AUC must exceed 0.5 by at least this much.")
+    gate: float = Field(
+        0.50, gt=0, lt=1, description="The confidence gate the model will serve at.")
+    min_gated_trades: int = Field(
+        10, ge=1, description="Held-out trades at the gate needed to judge its expectancy.")
+    must_beat_scanner: bool = Field(
+        True, description="Expectancy (R) at the gate must exceed the scanner-only expectancy.")
+
+
+def promotion_verdict(metrics: dict, expectancy: pd.DataFrame, rules: PromotionRules) -> dict:
+    """Each rule with its measured value and verdict; `passed` only if every rule passes."""
+    auc = metrics.get("roc_auc", math.nan)
+    scanner = expectancy.loc[expectancy["strategy"] == "scanner only"].iloc[0]
+    gated = expectancy.loc[(expectancy["strategy"] != "scanner only")
+                           & (expectancy["gate"].round(4) == round(rules.gate, 4))]
+    if gated.empty:
+        raise ValueError(f"the expectancy table has no row for the gate {rules.gate}")
+    at_gate = gated.iloc[0]
+    checks = [
+        {"rule": "roc_auc > 0.5 + margin", "value": _finite(auc),
+         "threshold": 0.5 + rules.min_auc_margin,
+         "passed": bool(auc > 0.5 + rules.min_auc_margin)},
+        {"rule": "trades at the gate", "value": int(at_gate["trades"]),
+         "threshold": rules.min_gated_trades,
+         "passed": bool(at_gate["trades"] >= rules.min_gated_trades)},
+    ]
+    if rules.must_beat_scanner:
+        checks.append({
+            "rule": "expectancy at the gate > scanner only",
+            "value": _finite(at_gate["expectancy_r"]),
+            "threshold": _finite(scanner["expectancy_r"]),
+            "passed": bool(at_gate["expectancy_r"] > scanner["expectancy_r"]),
+        })
+    return {"passed": all(c["passed"] for c in checks), "gate": rules.gate, "checks": checks}
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The metadata JSON saved next to a model: enough to serve and to audit it."""
+
+    experiment_id: str
+    side: str
+    features: list[str]  # in the order the model reads them
+    params: dict
+    objective: str
+    cv_score: float
+    gate: float
+    train_range: tuple[str, str]
+    test_range: tuple[str, str]
+    created_at: str
+    model_sha256: str
+    model_format: str = "ubj"
+    xgboost_version: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelCard:
+        card = cls(**{**data, "train_range": tuple(data["train_range"]),
+                      "test_range": tuple(data["test_range"])})
+        check_model_features(card.features)
+        return card
+
+
+def sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def experiment_id(side: str, created_at: datetime, model_sha256: str) -> str:
+    """Sortable by time, unique by content: `long-20260102T030405-1a2b3c4d`."""
+    return f"{side}-{created_at:%Y%m%dT%H%M%S}-{model_sha256[:8]}"
+
+
+def iso_range(first: date, last: date) -> tuple[str, str]:
+    return first.isoformat(), last.isoformat()

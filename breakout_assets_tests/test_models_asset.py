@@ -1,0 +1,128 @@
+"""`long_model` / `short_model` on the bundled real sample: experiments, artifacts, promotion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from dagster import materialize
+
+from breakout_assets.core.scanner import ScannerConfig
+from breakout_assets.definitions import build_assets, build_resources
+from breakout_assets.ml.features import FeatureMismatch
+from breakout_assets.resources.model_store import ACTIVE_FILE, ModelStoreError
+from breakout_assets.resources.postgres import _engine
+from breakout_assets.settings import load_settings
+from breakout_assets_tests import helpers
+from breakout_assets_tests.conftest import SAMPLE_DIR, new_database
+from breakout_assets_tests.helpers import read_table, run_assets
+
+# Small enough for a test; the sample has ~40 labelled signals a side. Booking every signal at
+# its 50% target (instead of 200% for strong candles) gives the labels both classes in numbers.
+SCANNER = ScannerConfig(adjusted_target_fraction=0.5)
+QUICK = {"trials": 3, "folds": 2, "max_rounds": 2, "min_features": 10, "split": "random",
+         "test_fraction": 0.3}
+EXPERIMENTS = "SELECT * FROM model_experiments ORDER BY created_at, experiment_id"
+
+
+@pytest.fixture(scope="module")
+def labelled_template(pg_server, dagster_instance):
+    """The whole sample through bars, features, signals and outcomes, built once."""
+    url = new_database(pg_server)
+    settings = load_settings(database_url=url, files_dir=SAMPLE_DIR, scanner=SCANNER)
+    run_assets(settings, ["market_bars", "index_bars", "ticker_reference"], "2018-01-02",
+               "2024-03-08")
+    run_assets(settings, ["daily_features", "breakout_signals", "signal_outcomes"],
+               "2018-06-01", "2024-03-08")
+    _engine(url).dispose()
+    return urlparse(url).path.lstrip("/")
+
+
+@pytest.fixture
+def labelled(pg_server, labelled_template, tmp_path):
+    return load_settings(database_url=new_database(pg_server, template=labelled_template),
+                         files_dir=SAMPLE_DIR, model_store_dir=tmp_path / "store", scanner=SCANNER)
+
+
+def train(settings, side="long", **config):
+    [model] = [a for a in build_assets(settings) if a.key.to_user_string() == f"{side}_model"]
+    return materialize(
+        [model], resources=build_resources(settings), instance=helpers.DEFAULT_INSTANCE,
+        run_config={"ops": {f"{side}_model": {"config": {**QUICK, **config}}}},
+    )
+
+
+def test_a_run_is_recorded_saved_and_promoted_by_rule(labelled):
+    result = train(labelled)
+    metadata = result.asset_materializations_for_node("long_model")[0].metadata
+    [row] = read_table(labelled.database_url, EXPERIMENTS).itertuples()
+    assert row.side == "long" and row.experiment_id == metadata["experiment_id"].value
+    store = Path(labelled.model_store_dir)
+    model_file = store / row.artifact_path
+    assert model_file.name == "model.ubj" and model_file.exists()
+    card = json.loads((model_file.parent / "metadata.json").read_text())
+    assert card["features"] == row.features and card["model_sha256"] == row.model_sha256
+    assert not list(store.rglob("*.pkl")) and not list(store.rglob("*.pickle"))
+    assert set(row.metrics["metrics"]) >= {"accuracy", "roc_auc", "precision", "recall", "f1",
+                                           "brier", "log_loss"}
+    assert len(row.metrics["calibration"]) == 10
+    assert [r["gate"] for r in row.metrics["expectancy"]] == [None, 0.5, 0.55, 0.6, 0.65]
+    for plot in ("calibration_plot", "importance_plot", "gate_sweep_plot"):
+        assert "data:image/png;base64," in metadata[plot].value
+    assert row.split["split"] == "random" and row.split["trials"] == 3
+    # promoted exactly when every rule passed, and the pointer agrees
+    assert row.promoted == row.promotion["passed"] == metadata["promoted"].value
+    active = json.loads((store / ACTIVE_FILE).read_text()) if row.promoted else {}
+    assert (active.get("long", {}).get("experiment_id") == row.experiment_id) == row.promoted
+
+
+def test_same_data_and_seed_give_identical_model_bytes_and_metrics(labelled):
+    train(labelled, side="short", seed=7)
+    train(labelled, side="short", seed=7)
+    first, second = read_table(labelled.database_url, EXPERIMENTS).itertuples()
+    assert first.experiment_id != second.experiment_id or first.created_at == second.created_at
+    assert first.model_sha256 == second.model_sha256
+    assert first.metrics == second.metrics and first.params == second.params
+    store = Path(labelled.model_store_dir)
+    assert (store / first.artifact_path).read_bytes() == (store / second.artifact_path).read_bytes()
+    train(labelled, side="short", seed=8)
+    third = read_table(labelled.database_url, EXPERIMENTS).iloc[-1]
+    assert third.model_sha256 != first.model_sha256
+
+
+def test_no_labelled_signals_is_a_clear_error(pg_server, tmp_path):
+    empty = load_settings(database_url=new_database(pg_server), model_store_dir=tmp_path)
+    with pytest.raises(Exception, match="no long signals with final outcomes"):
+        train(empty)
+
+
+def test_promote_rollback_and_a_stale_feature_list(labelled):
+    store = build_resources(labelled)["model_store"]
+    train(labelled, seed=1)
+    train(labelled, seed=2)
+    first, second = read_table(labelled.database_url, EXPERIMENTS).itertuples()
+    store.promote("long", first.experiment_id, first.artifact_path, reason="test")
+    store.promote("long", second.experiment_id, second.artifact_path, reason="test")
+    assert store.active()["long"]["experiment_id"] == second.experiment_id
+    store.rollback("long")
+    assert store.active()["long"]["experiment_id"] == first.experiment_id
+    booster, card = store.load_active("long")
+    assert booster.feature_names == card.features
+    with pytest.raises(ModelStoreError, match="no earlier long model"):
+        store.rollback("long")
+    # a model whose features the code no longer computes refuses to load
+    meta = Path(labelled.model_store_dir) / first.artifact_path
+    meta = meta.parent / "metadata.json"
+    card_json = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**card_json, "features": card_json["features"] + ["gone_feature"]}))
+    with pytest.raises(FeatureMismatch, match="gone_feature"):
+        store.load_active("long")
+    # a corrupted model file is refused too
+    meta.write_text(json.dumps(card_json))
+    (Path(labelled.model_store_dir) / first.artifact_path).write_bytes(b"not a model")
+    with pytest.raises(ModelStoreError, match="sha256"):
+        store.load_active("long")
+    with pytest.raises(ModelStoreError, match="no active short model"):
+        store.load_active("short")
