@@ -5,7 +5,8 @@ bars, index series and reference from `../shared/data` (300 US stocks 2015-2024)
 features, signals, outcomes, then `long_model` and `short_model` with a chronological split
 holding out every signal from --test-start on.
 
-Run: `.venv/bin/python benchmarks/report_models.py [--test-start 2023-01-01] [--trials 40]`
+Run: `.venv/bin/python benchmarks/report_models.py [--test-start 2023-01-01] [--trials 40]
+[--label booked_target|profitable] [--skip-data]`
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--test-start", default="2023-01-01")
     parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--label", default="booked_target", choices=["booked_target", "profitable"])
     parser.add_argument("--database", default="breakout_real")
     parser.add_argument("--skip-data", action="store_true", help="reuse the labelled database")
     args = parser.parse_args()
@@ -88,12 +90,17 @@ def main() -> None:
             SELECT s.side, o.status, count(*) AS signals, round(avg(o.r_multiple)::numeric, 3) AS mean_r
             FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
             GROUP BY 1, 2 ORDER BY 1, 2"""), conn).to_string(index=False))
-    config = {"split": "chronological", "test_start": args.test_start}
+    config = {"split": "chronological", "test_start": args.test_start, "label": args.label}
     if args.trials:
         config["trials"] = args.trials
     for side in ("long", "short"):
-        result = run(settings, [f"{side}_model"],
-                     run_config={"ops": {f"{side}_model": {"config": config}}})
+        try:
+            result = run(settings, [f"{side}_model"],
+                         run_config={"ops": {f"{side}_model": {"config": config}}})
+        except Exception as error:  # noqa: BLE001 - report and go on with the other side
+            print(f"\n=== {side}: training failed: {str(error).splitlines()[0]}")
+            print(f"    {getattr(error, '__cause__', None) or error}")
+            continue
         meta = result.asset_materializations_for_node(f"{side}_model")[0].metadata
         print(f"\n=== {side}: {meta['experiment_id'].value} promoted={meta['promoted'].value}")
         for key in ("train_range", "test_range", "train_rows", "test_rows", "objective",

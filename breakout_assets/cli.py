@@ -5,6 +5,9 @@
     breakout db migrate           apply pending schema migrations
     breakout dagster ARGS...      run the `dagster` CLI against this project's instance
     breakout demo                 backfill the bundled sample through every asset, then summarise
+    breakout models list          every training run, its held-out AUC and which one serves
+    breakout models promote ID    serve a run (one that failed the promotion rules needs --force)
+    breakout models rollback SIDE serve the side's previous model again
 """
 
 from __future__ import annotations
@@ -91,6 +94,54 @@ def demo() -> None:
     from breakout_assets.demo import run_demo
 
     run_demo(_settings(), echo=click.echo)
+
+
+@main.group()
+def models() -> None:
+    """Trained models: experiments, promotion, rollback."""
+
+
+def _model_errors():
+    from breakout_assets.ml.features import FeatureMismatch
+    from breakout_assets.resources.model_store import ModelStoreError
+
+    return (ModelStoreError, FeatureMismatch)
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every recorded training run; `active` marks the one serving each side."""
+    from breakout_assets.model_admin import list_models
+
+    table = list_models(_settings())
+    click.echo(table.to_string(index=False) if len(table) else "no experiments recorded yet")
+
+
+@models.command("promote")
+@click.argument("experiment_id")
+@click.option("--force", is_flag=True, help="Serve it even though it failed the rules.")
+def models_promote(experiment_id: str, force: bool) -> None:
+    """Serve EXPERIMENT_ID for its side (the previous model stays available for rollback)."""
+    from breakout_assets.model_admin import promote
+
+    try:
+        entry = promote(_settings(), experiment_id, force=force)
+    except _model_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"serving {entry['experiment_id']} ({entry['reason']})")
+
+
+@models.command("rollback")
+@click.argument("side", type=click.Choice(["long", "short"]))
+def models_rollback(side: str) -> None:
+    """Serve SIDE's previous model again."""
+    from breakout_assets.model_admin import rollback
+
+    try:
+        entry = rollback(_settings(), side)
+    except _model_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"serving {entry['experiment_id']} ({entry['reason']})")
 
 
 if __name__ == "__main__":

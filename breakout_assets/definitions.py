@@ -13,7 +13,7 @@ from breakout_assets.assets.market_data import build_market_data_assets
 from breakout_assets.assets.models import build_model_assets
 from breakout_assets.assets.outcomes import build_outcome_assets
 from breakout_assets.assets.signals import build_signal_assets
-from breakout_assets.jobs import build_daily_pipeline
+from breakout_assets.jobs import build_daily_pipeline, build_train_models
 from breakout_assets.partitions import session_partitions
 from breakout_assets.resources.market_data import MarketDataResource
 from breakout_assets.resources.model_store import ModelStore
@@ -60,7 +60,7 @@ def build_definitions(settings: BreakoutSettings) -> Definitions:
     daily_pipeline = build_daily_pipeline(session_partitions(settings.start_date))
     return Definitions(
         assets=build_assets(settings),
-        jobs=[daily_pipeline],
+        jobs=[daily_pipeline, build_train_models()],
         schedules=[build_daily_schedule(daily_pipeline)],
         resources=build_resources(settings),
     )

@@ -7,8 +7,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from click.testing import CliRunner
 from dagster import materialize
 
+from breakout_assets.cli import main
 from breakout_assets.core.scanner import ScannerConfig
 from breakout_assets.definitions import build_assets, build_resources
 from breakout_assets.ml.features import FeatureMismatch
@@ -126,3 +128,32 @@ def test_promote_rollback_and_a_stale_feature_list(labelled):
         store.load_active("long")
     with pytest.raises(ModelStoreError, match="no active short model"):
         store.load_active("short")
+
+
+def test_models_cli_lists_promotes_and_rolls_back(labelled):
+    train(labelled, seed=1)
+    train(labelled, seed=2)
+    first, second = read_table(labelled.database_url, EXPERIMENTS).itertuples()
+    env = {"BREAKOUT_DATABASE_URL": labelled.database_url,
+           "BREAKOUT_MODEL_STORE_DIR": str(labelled.model_store_dir)}
+    runner = CliRunner(env=env)
+    listed = runner.invoke(main, ["models", "list"])
+    assert listed.exit_code == 0 and first.experiment_id in listed.output
+    for row in (first, second):
+        promoted = runner.invoke(main, ["models", "promote", row.experiment_id])
+        if row.promotion["passed"]:
+            assert promoted.exit_code == 0, promoted.output
+        else:  # a run that failed the rules needs --force, and says which rule failed
+            assert promoted.exit_code != 0 and "failed the promotion rules" in promoted.output
+            promoted = runner.invoke(main, ["models", "promote", row.experiment_id, "--force"])
+            assert "forced past failed rules" in promoted.output
+        assert promoted.exit_code == 0
+    flags = read_table(labelled.database_url, EXPERIMENTS)[["experiment_id", "promoted"]]
+    assert flags.set_index("experiment_id")["promoted"].to_dict() == {
+        first.experiment_id: False, second.experiment_id: True}
+    rolled = runner.invoke(main, ["models", "rollback", "long"])
+    assert rolled.exit_code == 0 and first.experiment_id in rolled.output
+    flags = read_table(labelled.database_url, EXPERIMENTS).set_index("experiment_id")["promoted"]
+    assert flags[first.experiment_id] and not flags[second.experiment_id]
+    unknown = runner.invoke(main, ["models", "promote", "long-nope"])
+    assert unknown.exit_code != 0 and "no experiment" in unknown.output

@@ -47,6 +47,7 @@ class TrainingRun(Config):
     seed: int | None = None
     min_features: int | None = None
     max_rounds: int | None = None
+    label: str | None = None  # booked_target | profitable
 
     def apply(self, base: TrainingConfig) -> TrainingConfig:
         overrides = {k: v for k, v in self.model_dump().items() if v is not None}
@@ -129,7 +130,7 @@ def _model_asset(side: str, settings: BreakoutSettings) -> AssetsDefinition:
             raise ValueError(f"no {side} signals with final outcomes to train on: materialise "
                              "breakout_signals and signal_outcomes first")
         context.log.info(f"{side}_model: {len(rows)} labelled signals, config {training}")
-        experiment = run_experiment(training_set(rows), side, training, settings.promotion,
+        experiment = run_experiment(training_set(rows, training.label), side, training, settings.promotion,
                                     datetime.now(UTC).replace(microsecond=0))
         artifact = model_store.save(experiment.card, experiment.model)
         promoted = bool(experiment.verdict["passed"])

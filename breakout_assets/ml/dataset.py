@@ -3,8 +3,9 @@
 Rows come from the `model_inputs` view joined to final, filled outcomes (sql/queries/models.sql).
 Every feature is as of the signal session (the scanner and the feature SQL read nothing later;
 `test_dataset.py` perturbs later bars to prove it); the outcome columns are the labels only.
-A win (booked target first) is 1; a loss or an expiry is 0, whatever its R: the model learns
-whether the bracket pays as planned, and the expectancy tables use the realised R.
+By default a win (booked target first) is 1 and a loss or an expiry is 0, whatever its R: the
+model learns whether the bracket pays as planned, which is the confidence EV = conf x R:R -
+(1 - conf) assumes; the expectancy tables use the realised R either way.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ def feature_frame(rows: pd.DataFrame, features=FEATURES) -> pd.DataFrame:
     return rows[list(features)].astype("float64").reset_index(drop=True)
 
 
-def training_set(rows: pd.DataFrame) -> TrainingSet:
-    """Rows of `models.training_rows` -> the training contract, ordered by session, signal_id."""
+def training_set(rows: pd.DataFrame, label: str = "booked_target") -> TrainingSet:
+    """Rows of `models.training_rows` -> the training contract, ordered by session, signal_id.
+
+    `label` (TrainingConfig.label): booked_target marks status 'win'; profitable marks any
+    trade whose realised R is positive."""
     unknown = set(rows["status"]) - set(LABEL_STATUSES)
     if unknown:
         raise ValueError(f"training rows must have final, filled outcomes; got {sorted(unknown)}")
@@ -36,7 +40,8 @@ def training_set(rows: pd.DataFrame) -> TrainingSet:
     rows = rows.sort_values(["session", "signal_id"], kind="stable").reset_index(drop=True)
     return TrainingSet(
         features=feature_frame(rows),
-        label=(rows["status"] == "win").to_numpy(np.int8),
+        label=(rows["status"] == "win" if label == "booked_target"
+               else rows["r_multiple"] > 0).to_numpy(np.int8),
         signal_session=pd.to_datetime(rows["session"]).to_numpy("datetime64[D]"),
         exit_session=pd.to_datetime(rows["exit_session"]).to_numpy("datetime64[D]"),
         r_multiple=rows["r_multiple"].to_numpy(np.float64),

@@ -32,7 +32,7 @@ class Experiment:
     def split(self) -> dict:
         config = self.trained.config
         return {"split": config.split, "cv": config.cv, "folds": config.folds,
-                "seed": config.seed, "trials": config.trials,
+                "seed": config.seed, "trials": config.trials, "label": config.label,
                 "embargo_sessions": config.embargo_sessions,
                 "test_start": config.test_start.isoformat() if config.test_start else None,
                 "train_rows": len(self.trained.train_idx),

@@ -22,7 +22,9 @@ class PromotionRules(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     min_auc_margin: float = Field(
-        0.02, ge=0, description="Held-out ROC-AUC must exceed 0.5 by at least this much.")
+        0.02, ge=-0.5, le=0.5,
+        description="Held-out ROC-AUC must exceed 0.5 by at least this much (negative values "
+                    "only make sense for the demo's plumbing run).")
     gate: float = Field(
         0.50, gt=0, lt=1, description="The confidence gate the model will serve at.")
     min_gated_trades: int = Field(

@@ -81,6 +81,10 @@ class TrainingConfig(BaseModel):
     max_rounds: int = Field(
         10, ge=1, description="Most elimination rounds (tuning runs), the first included; 10 "
                               "takes 50 features to 8 at the default step (~5 min on 2 cores).")
+    label: Literal["booked_target", "profitable"] = Field(
+        "booked_target", description="What counts as a win: booked_target (the design's label: "
+        "the booked target is hit before the stop, so P(win) is the confidence EV needs) or "
+        "profitable (any exit above the fill, expiries included; for research and small samples).")
     n_jobs: int = Field(2, ge=1, description="CV folds fitted at once (each single-threaded).")
 
     @field_validator("eliminate_per_round")
