@@ -8,6 +8,9 @@
     breakout models list          every training run, its held-out AUC and which one serves
     breakout models promote ID    serve a run (one that failed the promotion rules needs --force)
     breakout models rollback SIDE serve the side's previous model again
+    breakout approve SESSION (--all | --ref REF ...)   approve pending trade plans
+    breakout reject SESSION (--all | --ref REF ...)    reject them
+    breakout kill-switch on|off|status                 halt (or resume) all order activity
 """
 
 from __future__ import annotations
@@ -94,6 +97,73 @@ def demo() -> None:
     from breakout_assets.demo import run_demo
 
     run_demo(_settings(), echo=click.echo)
+
+
+def _decide(session: str, all_plans: bool, refs: tuple[str, ...], approve: bool,
+            by: str | None) -> None:
+    from datetime import date
+
+    from breakout_assets.approvals import decide
+    from breakout_assets.definitions import build_resources
+
+    if all_plans == bool(refs):
+        raise click.UsageError("give either --all or one or more --ref REF")
+    who = by or os.environ.get("USER") or "operator"
+    try:
+        decided = decide(build_resources(_settings())["postgres"], date.fromisoformat(session),
+                         approve, f"{who} (cli)", None if all_plans else list(refs))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "approved" if approve else "rejected"
+    click.echo(f"{verb} {len(decided)} plan(s) of {session}" +
+               (": " + ", ".join(decided) if decided else ""))
+
+
+_plan_options = [
+    click.argument("session"),
+    click.option("--all", "all_plans", is_flag=True, help="Every plan pending approval."),
+    click.option("--ref", "refs", multiple=True, help="An order ref (repeatable)."),
+    click.option("--by", default=None, help="Who decides (default: $USER)."),
+]
+
+
+def _with_plan_options(fn):
+    for option in reversed(_plan_options):
+        fn = option(fn)
+    return fn
+
+
+@main.command("approve")
+@_with_plan_options
+def approve(session: str, all_plans: bool, refs: tuple[str, ...], by: str | None) -> None:
+    """Approve the pending trade plans of SESSION."""
+    _decide(session, all_plans, refs, True, by)
+
+
+@main.command("reject")
+@_with_plan_options
+def reject(session: str, all_plans: bool, refs: tuple[str, ...], by: str | None) -> None:
+    """Reject the pending trade plans of SESSION."""
+    _decide(session, all_plans, refs, False, by)
+
+
+@main.command("kill-switch")
+@click.argument("action", type=click.Choice(["on", "off", "status"]))
+@click.option("--reason", default="operator", help="Why (recorded in the file).")
+def kill_switch(action: str, reason: str) -> None:
+    """Halt all order activity (on), resume it (off), or show the state."""
+    from breakout_assets.resources.kill_switch import KillSwitch
+
+    switch = KillSwitch(_settings().kill_switch_path)
+    if action == "on":
+        switch.engage(reason, by=os.environ.get("USER") or "operator")
+        click.echo(f"KILL SWITCH ON: {switch.path} (no order will be sent)")
+    elif action == "off":
+        click.echo("kill switch off" if switch.release() else "kill switch was already off")
+    else:
+        details = switch.details()
+        click.echo(f"ON since {details.get('at', '?')}: {details.get('reason', '')} "
+                   f"({switch.path})" if switch.engaged() else f"off ({switch.path} absent)")
 
 
 @main.group()

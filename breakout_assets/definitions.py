@@ -11,14 +11,20 @@ from dagster import Definitions, EnvVar
 from breakout_assets.assets.features import build_feature_assets
 from breakout_assets.assets.market_data import build_market_data_assets
 from breakout_assets.assets.models import build_model_assets
+from breakout_assets.assets.orders import build_order_assets
 from breakout_assets.assets.outcomes import build_outcome_assets
 from breakout_assets.assets.signals import build_signal_assets
-from breakout_assets.jobs import build_daily_pipeline, build_train_models
+from breakout_assets.assets.trading import build_trading_assets
+from breakout_assets.approvals import approve_trades
+from breakout_assets.jobs import build_daily_pipeline, build_submit_orders, build_train_models
 from breakout_assets.partitions import session_partitions
 from breakout_assets.resources.market_data import MarketDataResource
 from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
-from breakout_assets.schedules import build_daily_schedule
+from breakout_assets.resources.broker.resource import BrokerResource
+from breakout_assets.resources.kill_switch import KillSwitch
+from breakout_assets.schedules import build_daily_schedule, build_pre_open_schedule
+from breakout_assets.sensors import build_kill_switch_sensor
 from breakout_assets.settings import BreakoutSettings, get_settings
 
 
@@ -42,7 +48,18 @@ def build_resources(settings: BreakoutSettings) -> dict:
         database_url=settings.database_url, local_data_dir=str(settings.pg_data_dir)
     )
     model_store = ModelStore(root=str(settings.model_store_dir))
-    return {"postgres": postgres, "market_data": market_data, "model_store": model_store}
+    broker = BrokerResource(
+        kind=settings.broker, postgres=postgres,
+        simulated_starting_equity=settings.simulated_starting_equity,
+        entry_valid_sessions=settings.outcomes.entry_valid_sessions,
+        max_holding_sessions=settings.outcomes.max_holding_sessions,
+        ibkr_host=settings.ibkr_host, ibkr_port=settings.ibkr_port,
+        ibkr_client_id=settings.ibkr_client_id, ibkr_account=settings.ibkr_account,
+        ibkr_connect_timeout_s=settings.ibkr_connect_timeout_s,
+        ibkr_request_timeout_s=settings.ibkr_request_timeout_s,
+    )
+    return {"postgres": postgres, "market_data": market_data, "model_store": model_store,
+            "broker": broker}
 
 
 def build_assets(settings: BreakoutSettings) -> list:
@@ -53,15 +70,19 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_signal_assets(partitions_def, settings),
         *build_outcome_assets(partitions_def, settings),
         *build_model_assets(settings),
+        *build_trading_assets(partitions_def, settings),
+        *build_order_assets(partitions_def, settings),
     ]
 
 
 def build_definitions(settings: BreakoutSettings) -> Definitions:
     daily_pipeline = build_daily_pipeline(session_partitions(settings.start_date))
+    submit_orders = build_submit_orders()
     return Definitions(
         assets=build_assets(settings),
-        jobs=[daily_pipeline, build_train_models()],
-        schedules=[build_daily_schedule(daily_pipeline)],
+        jobs=[daily_pipeline, build_train_models(), submit_orders, approve_trades],
+        schedules=[build_daily_schedule(daily_pipeline), build_pre_open_schedule(submit_orders)],
+        sensors=[build_kill_switch_sensor(KillSwitch(settings.kill_switch_path))],
         resources=build_resources(settings),
     )
 

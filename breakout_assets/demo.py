@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import DagsterInstance
 
 from breakout_assets import runtime
+from breakout_assets.approvals import decide
 from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.partitions import nyse_sessions, sessions_to_keys
 from breakout_assets.resources.sql import query
@@ -43,48 +44,77 @@ def demo_range(settings: BreakoutSettings) -> tuple[str, str]:
     return first_key, last_key
 
 
+DEMO_TRADING_SESSIONS = 250  # the last year of the sample goes through scoring and orders
+_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _execute(defs, job_name: str, echo, selection=None, first=None, last=None,
+             run_config=None, tags=None) -> None:
+    job = defs.resolve_job_def(job_name)
+    range_tags = {_RANGE_START: first, _RANGE_END: last} if first else {}
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=selection, run_config={**_LOGS, **(run_config or {})},
+            tags={**range_tags, "breakout/preset": "demo", **(tags or {})})
+    echo(f"      run {result.run_id} ({job_name}) succeeded")
+
+
 def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) -> dict:
     started = time.perf_counter()
-    echo("[1/4] starting Postgres and Dagster's instance storage ...")
+    echo("[1/5] starting Postgres and Dagster's instance storage ...")
     runtime.apply_dagster_environment(settings)
     echo(f"      data: {runtime.data_url(settings)}")
     defs = build_definitions(settings)
     first, last = demo_range(settings)
-    echo(f"[2/4] backfilling {first}..{last} from '{settings.data_source}' as one run ...")
-    job = defs.resolve_job_def("daily_pipeline")
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            tags={_RANGE_START: first, _RANGE_END: last},
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
-    echo(f"      run {result.run_id} succeeded")
+    echo(f"[2/5] backfilling {first}..{last} from '{settings.data_source}': bars, features, "
+         "signals, outcomes, as one run ...")
+    history = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
+               if k.to_user_string() not in ("signal_scores", "trade_plan")]
+    _execute(defs, "daily_pipeline", echo, selection=history, first=first, last=last)
     train_demo_models(settings, echo)
-    echo("[4/4] summary")
+    trade_demo_year(settings, last, echo)
+    echo("[5/5] summary")
     summary = _summary(settings, first, last)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     for key, value in summary.items():
         echo(f"      {key:>20}: {value:,}" if isinstance(value, int) else f"      {key:>20}: {value}")
-    echo("Open the Dagster UI with `make ui` (http://127.0.0.1:3000) to see the run and assets.")
+    echo("Open the Dagster UI with `make ui` (http://127.0.0.1:3000) to see the runs and assets.")
     return summary
 
 
 def train_demo_models(settings: BreakoutSettings, echo: Callable[[str], None]) -> None:
-    echo("[3/4] training both models with the DEMO PRESET (not for trading):")
+    echo("[3/5] training both models with the DEMO PRESET (not for trading):")
     echo(f"      {DEMO_TRAINING}")
     echo(f"      promotion rules relaxed to {DEMO_PROMOTION.model_dump()}")
     defs = build_definitions(settings.model_copy(update={"promotion": DEMO_PROMOTION}))
-    job = defs.resolve_job_def("train_models")
-    run_config = {"ops": {f"{side}_model": {"config": DEMO_TRAINING} for side in ("long", "short")},
-                  "loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, run_config=run_config,
-                                        tags={"breakout/preset": "demo"})
-    echo(f"      run {result.run_id} succeeded")
+    run_config = {"ops": {f"{side}_model": {"config": DEMO_TRAINING} for side in ("long", "short")}}
+    _execute(defs, "train_models", echo, run_config=run_config)
+
+
+def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str], None]) -> None:
+    """Score, plan, approve and send the last year's signals to the simulated broker."""
+    if settings.broker != "simulated":
+        raise RuntimeError("the demo sends orders, so it only runs with the simulated broker")
+    sessions = nyse_sessions(date.fromisoformat(last) - timedelta(days=400),
+                             date.fromisoformat(last))[-DEMO_TRADING_SESSIONS:]
+    first_trade, last_trade = str(sessions[0]), str(sessions[-1])
+    echo(f"[4/5] trading {first_trade}..{last_trade}: scores and plans, approval, orders")
+    defs = build_definitions(settings)
+    trading = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
+               if k.to_user_string() in ("signal_scores", "trade_plan")]
+    _execute(defs, "daily_pipeline", echo, selection=trading, first=first_trade, last=last_trade)
+    postgres = build_resources(settings)["postgres"]
+    approved = sum(len(decide(postgres, session, True, "demo (make demo approves on your behalf)"))
+                   for session in sessions)
+    echo(f"      APPROVED BY THE DEMO on your behalf: {approved} plans")
+    echo("      orders go to the SIMULATED broker (not dry-run): nothing leaves this machine")
+    live_sim = build_definitions(settings.model_copy(update={"dry_run": False}))
+    _execute(live_sim, "submit_orders", echo, first=first_trade, last=last_trade)
 
 
 def _summary(settings: BreakoutSettings, first: str, last: str) -> dict:
     postgres = build_resources(settings)["postgres"]
     with postgres.transaction() as conn:
         row = conn.execute(query("demo.summary")).mappings().one()
-    return {"range": f"{first}..{last}", **row}
+        trading = conn.execute(query("demo.trading_summary")).mappings().one()
+    return {"range": f"{first}..{last}", **row, **trading}

@@ -7,16 +7,20 @@ from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset
 from breakout_assets.assets.features import GROUP as FEATURES
 from breakout_assets.assets.market_data import GROUP as MARKET_DATA
 from breakout_assets.assets.models import GROUP as MODELS
+from breakout_assets.assets.orders import GROUP as EXECUTION
+from breakout_assets.assets.trading import GROUP as TRADING
 from breakout_assets.assets.outcomes import GROUP as OUTCOMES
 from breakout_assets.assets.signals import GROUP as SIGNALS
+from breakout_assets.sensors import BROKER_TAG
 
 
 def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",
-        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES),
-        description="After the close: market data, features, breakout signals and their outcomes.",
+        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES, TRADING),
+        description="After the close: market data, features, signals, outcomes, scores and the "
+                    "trade plan awaiting approval.",
     )
 
 
@@ -26,4 +30,14 @@ def build_train_models():
         "train_models",
         selection=AssetSelection.groups(MODELS),
         description="Tune, train, evaluate and (by rule) promote the long and short models.",
+    )
+
+
+def build_submit_orders():
+    """Before the open: approved plans to the broker (one such run at a time)."""
+    return define_asset_job(
+        "submit_orders",
+        selection=AssetSelection.groups(EXECUTION),
+        tags={BROKER_TAG: "true"},
+        description="Send the approved brackets (dry-run by default); the kill switch cancels it.",
     )

@@ -93,3 +93,8 @@ def ordinal_sessions(ordinals: np.ndarray) -> np.ndarray:
     """The inverse of `session_ordinals`, as datetime64[D] (clipped to the calendar's range)."""
     days = _calendar_days()
     return days[np.clip(np.asarray(ordinals, dtype=np.int64), 0, len(days) - 1)]
+
+
+def previous_session(day: date) -> date:
+    """The last NYSE session strictly before `day`."""
+    return nyse_sessions(day - timedelta(days=10), day - timedelta(days=1))[-1]

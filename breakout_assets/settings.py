@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from breakout_assets.core.outcomes import OutcomeConfig
 from breakout_assets.core.scanner import ScannerConfig
+from breakout_assets.core.scoring import RegimeConfig
+from breakout_assets.core.sizing import SizingConfig
 from breakout_assets.ml.registry import PromotionRules
 from breakout_assets.ml.training import TrainingConfig
 
@@ -141,6 +143,39 @@ class BreakoutSettings(BaseSettings):
         default_factory=PromotionRules,
         description="When a trained model may serve; e.g. BREAKOUT_PROMOTION__MIN_AUC_MARGIN=0.03.",
     )
+
+    # --- scoring, sizing, execution ------------------------------------------------------------
+    sizing: SizingConfig = Field(
+        default_factory=SizingConfig,
+        description="Gate, EV cut-offs per tier, risk per tier and every cap; e.g. "
+                    "BREAKOUT_SIZING__MAX_OPEN_POSITIONS=8.",
+    )
+    regime: RegimeConfig = Field(
+        default_factory=RegimeConfig, description="When longs need more confidence.")
+    broker: Literal["simulated", "ibkr"] = Field(
+        default="simulated", description="Where orders go: the built-in simulated broker or IBKR.")
+    dry_run: bool = Field(
+        default=True, description="Record the orders that would be sent and send none.")
+    auto_approve: bool = Field(
+        default=False, description="UNATTENDED MODE: plans are approved without a human.")
+    kill_switch_path: Path = Field(
+        default=PROJECT_ROOT / "KILL_SWITCH",
+        description="While this file exists no order is sent and broker runs are cancelled.")
+    simulated_starting_equity: float = Field(
+        default=100_000.0, gt=0, description="Cash the simulated broker's account starts with.")
+    ibkr_host: str = Field(default="127.0.0.1", description="IB Gateway / TWS host.")
+    ibkr_port: int = Field(default=4002, description="4002: IB Gateway paper; 4001: live.")
+    ibkr_client_id: int = Field(default=17, description="API client id of this pipeline.")
+    ibkr_account: str | None = Field(default=None, description="IBKR account id (required "
+                                     "with BREAKOUT_BROKER=ibkr).")
+    ibkr_connect_timeout_s: float = Field(default=10.0, gt=0)
+    ibkr_request_timeout_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _broker_needs_its_inputs(self) -> "BreakoutSettings":
+        if self.broker == "ibkr" and not self.ibkr_account:
+            raise ValueError("broker is 'ibkr' but no account is set: set BREAKOUT_IBKR_ACCOUNT")
+        return self
 
     @model_validator(mode="after")
     def _source_needs_its_inputs(self) -> "BreakoutSettings":

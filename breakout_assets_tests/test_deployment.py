@@ -527,7 +527,11 @@ def test_dagster_yaml_passes_dagster_instance_validation(
         assert result.success, (data.class_name, result.errors)
         processed[data.class_name] = result.value
     assert processed["DagsterPostgresStorage"]["postgres_url"] == url
-    assert processed["QueuedRunCoordinator"]["max_concurrent_runs"] >= 1
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 1
+    # one run at a time touches the broker; the broker pool runs one op at a time
+    [limit] = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert (limit["key"], limit["value"], limit["limit"]) == ("breakout/touches_broker", "true", 1)
+    assert config["concurrency"]["pools"]["default_limit"] == 1
     assert set(processed) == {"DagsterPostgresStorage", "QueuedRunCoordinator", "DefaultRunLauncher"}
 
 

@@ -18,3 +18,28 @@ SELECT (SELECT count(*) FROM market_bars)                   AS market_bars_rows,
           FROM model_experiments
           WHERE created_at = (SELECT max(created_at) FROM model_experiments e
                               WHERE e.side = model_experiments.side))    AS models;
+
+-- name: trading_summary
+-- The demo's trading year: decisions, plans, orders, and the simulated broker's closed trades
+-- in R (exit - fill, per share, over the planned risk |entry - initial stop|).
+WITH closed AS (
+    SELECT o.order_ref,
+           (CASE o.side WHEN 'long' THEN 1 ELSE -1 END) * (x.price - e.price)
+               / abs(o.entry - o.initial_stop) AS r
+    FROM sim_orders o
+    JOIN sim_fills e ON e.order_ref = o.order_ref AND e.leg = 'entry'
+    JOIN sim_fills x ON x.order_ref = o.order_ref AND x.leg <> 'entry'
+)
+SELECT (SELECT count(*) FROM signal_scores)                                 AS scored_signals,
+       (SELECT string_agg(decision || ' ' || n, ', ' ORDER BY decision)
+          FROM (SELECT decision, count(*) AS n FROM signal_scores GROUP BY decision) d)
+                                                                        AS decisions,
+       (SELECT string_agg(status || ' ' || n, ', ' ORDER BY status)
+          FROM (SELECT status, count(*) AS n FROM trade_plan GROUP BY status) p) AS plans,
+       (SELECT string_agg(status || ' ' || n, ', ' ORDER BY status)
+          FROM (SELECT status, count(*) AS n FROM broker_orders GROUP BY status) b) AS orders,
+       (SELECT count(*) FROM sim_fills)                                     AS simulated_fills,
+       (SELECT count(*) FROM closed)                                        AS closed_trades,
+       (SELECT round(avg((r > 0)::int)::numeric, 3) FROM closed)            AS win_rate,
+       (SELECT round(sum(r)::numeric, 2) FROM closed)                       AS sum_r,
+       (SELECT round(cash::numeric, 2) FROM sim_account)                    AS simulated_cash;

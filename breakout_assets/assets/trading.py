@@ -1,0 +1,166 @@
+"""`signal_scores` and `trade_plan`: confidence -> EV -> tier -> size, awaiting approval.
+
+Scores use the active model of each side (ACTIVE_MODELS.json) on the `model_inputs` view, the
+same features training read. Plans are sized against the broker's account; a re-run rewrites
+only undecided plans, so an approval, a rejection or a sent order is never undone by a re-run.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
+from sqlalchemy import Connection
+
+from breakout_assets.core.planning import ScoredSignal, plan_session
+from breakout_assets.core.scoring import Regime, score_signal
+from breakout_assets.core.sizing import Account
+from breakout_assets.ml.dataset import feature_frame
+from breakout_assets.ml.training import predict
+from breakout_assets.partitions import keys_to_sessions
+from breakout_assets.resources.broker.resource import BrokerResource
+from breakout_assets.resources.model_store import ModelStore
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.sql import query
+from breakout_assets.settings import BreakoutSettings
+
+GROUP = "trading"
+UNATTENDED = "auto (UNATTENDED MODE: BREAKOUT_AUTO_APPROVE=true)"
+
+
+def _none_if_nan(value):
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def read_regimes(conn: Connection, sessions: list, sma_n: int) -> dict:
+    frame = pd.read_sql(query("trading.regime"), conn,
+                        params={"sessions": sessions, "sma_n": sma_n})
+    return {row.session: Regime(_none_if_nan(row.spy_close), _none_if_nan(row.spy_sma),
+                                _none_if_nan(row.vix_change_5d))
+            for row in frame.itertuples()}
+
+
+def score_rows(inputs: pd.DataFrame, model_store: ModelStore, regimes: dict,
+               settings: BreakoutSettings) -> list[dict]:
+    rows = []
+    for side, group in inputs.groupby("side", sort=True):
+        booster, card = model_store.load_active(side)
+        confidence = predict(booster, feature_frame(group, card.features), card.features)
+        for signal, conf in zip(group.itertuples(), confidence, strict=True):
+            regime = regimes[signal.session]
+            score = score_signal(side, float(conf), float(signal.reward_risk), regime,
+                                 settings.sizing, settings.regime)
+            rows.append({
+                "signal_id": signal.signal_id, "session": signal.session, "side": side,
+                "experiment_id": card.experiment_id, "confidence": score.confidence,
+                "expected_value": score.expected_value, "tier": score.tier,
+                "decision": score.decision, "reason": score.reason,
+                "regime": json.dumps(regime.to_json()),
+            })
+    return rows
+
+
+def scored_signals(conn: Connection, sessions: list) -> list[ScoredSignal]:
+    frame = pd.read_sql(query("trading.plan_inputs"), conn, params={"sessions": sessions})
+    return [ScoredSignal(
+        signal_id=r.signal_id, ticker=r.ticker, session=r.session, side=r.side,
+        entry=float(r.entry), stop=float(r.stop), take_profit=float(r.booked_target),
+        reward_risk=float(r.reward_risk), confidence=float(r.confidence),
+        expected_value=float(r.expected_value), tier=r.tier, decision=r.decision,
+        reason=r.reason) for r in frame.itertuples()]
+
+
+def build_trading_assets(
+    partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
+) -> list[AssetsDefinition]:
+    @asset(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"postgres", "xgboost"},
+        deps=[AssetKey("breakout_signals"), AssetKey("daily_features"), AssetKey("long_model"),
+              AssetKey("short_model"), AssetKey("index_bars")],
+    )
+    def signal_scores(context: AssetExecutionContext, postgres: PostgresResource,
+                      model_store: ModelStore) -> MaterializeResult:
+        """Each signal scored by its side's active model: confidence, EV, tier and the
+        decision (trade / skip / opposing-book candidate), with the regime it was read in."""
+        sessions = keys_to_sessions(context.partition_keys)
+        with postgres.transaction() as conn:
+            inputs = pd.read_sql(query("trading.scoring_inputs"), conn,
+                                 params={"sessions": sessions})
+            regimes = read_regimes(conn, sessions, settings.regime.spy_sma_sessions)
+            rows = score_rows(inputs, model_store, regimes, settings) if len(inputs) else []
+            conn.execute(query("trading.delete_scores"), {"sessions": sessions})
+            if rows:
+                conn.execute(query("trading.insert_score"), rows)
+        decisions = pd.Series([r["decision"] for r in rows], dtype=object).value_counts()
+        return MaterializeResult(metadata={
+            "scored": len(rows),
+            **{f"decision_{k}": int(decisions.get(k, 0)) for k in ("trade", "skip", "opposing")},
+            "models": MetadataValue.json(sorted({r["experiment_id"] for r in rows})),
+        })
+
+    @asset(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"postgres"},
+        deps=[signal_scores],
+    )
+    def trade_plan(context: AssetExecutionContext, postgres: PostgresResource,
+                   broker: BrokerResource) -> MaterializeResult:
+        """Sized bracket plans awaiting approval (every cap that bites is the row's reason);
+        decided plans are kept as they are."""
+        sessions = keys_to_sessions(context.partition_keys)
+        if settings.auto_approve:
+            context.log.warning("UNATTENDED MODE: BREAKOUT_AUTO_APPROVE=true, plans are "
+                                "approved without a human")
+        with broker.session() as connected:
+            snapshot = connected.account()
+        account = Account(equity=snapshot.equity, buying_power=snapshot.buying_power,
+                          open_risk=snapshot.open_risk, open_positions=snapshot.open_positions,
+                          excess_liquidity=snapshot.excess_liquidity)
+        decided_at = datetime.now(UTC)
+        with postgres.transaction() as conn:
+            signals = scored_signals(conn, sessions)
+            keep = set(conn.execute(query("trading.decided_plans"),
+                                    {"sessions": sessions}).scalars())
+            conn.execute(query("trading.delete_undecided_plans"), {"sessions": sessions})
+            plans = []
+            for session in sessions:  # each session sized against the same account snapshot
+                todays = [s for s in signals if s.session == session]
+                plans += plan_session(todays, account, settings.sizing, settings.auto_approve)
+            rows = [{
+                "order_ref": p.order_ref, "signal_id": p.signal.signal_id,
+                "session": p.signal.session, "ticker": p.signal.ticker, "side": p.signal.side,
+                "quantity": p.quantity, "entry": p.signal.entry, "stop": p.signal.stop,
+                "take_profit": p.signal.take_profit, "risk_dollars": p.risk_dollars,
+                "tier": p.signal.tier, "confidence": p.signal.confidence,
+                "expected_value": p.signal.expected_value, "status": p.status,
+                "reason": p.reason,
+                "decided_by": UNATTENDED if p.status == "approved" else None,
+                "decided_at": decided_at if p.status == "approved" else None,
+            } for p in plans if p.order_ref not in keep]
+            if rows:
+                conn.execute(query("trading.insert_plan"), rows)
+            counts = pd.read_sql(query("trading.plan_counts"), conn, params={"sessions": sessions})
+        return MaterializeResult(metadata={
+            "unattended_mode": settings.auto_approve,
+            "equity": round(account.equity, 2),
+            "open_risk_before": round(account.open_risk, 2),
+            "plans_written": len(rows),
+            "plans_kept_as_decided": len(keep),
+            "by_status": MetadataValue.md(counts.round(2).to_markdown(index=False)),
+        })
+
+    return [signal_scores, trade_plan]

@@ -1,0 +1,72 @@
+"""From scored signals to a session's trade plan: deterministic refs, sizes and caps.
+
+Trades of a session are sized best-EV first against one running account: each sized trade adds
+its risk, notional and a position before the next is sized, so the caps hold for the session as
+a whole, not just for each trade alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+
+from breakout_assets.core.sizing import Account, SizingConfig, size_position
+
+
+def order_ref(ticker: str, session: date, side: str) -> str:
+    """The same signal always gets the same ref: how a re-run recognises its own orders."""
+    return f"BRK-{ticker}-{session:%Y%m%d}-{'L' if side == 'long' else 'S'}"
+
+
+@dataclass(frozen=True)
+class ScoredSignal:
+    signal_id: str
+    ticker: str
+    session: date
+    side: str
+    entry: float
+    stop: float
+    take_profit: float
+    reward_risk: float
+    confidence: float
+    expected_value: float
+    tier: str | None
+    decision: str  # 'trade' | 'skip'
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlannedTrade:
+    order_ref: str
+    signal: ScoredSignal
+    quantity: int
+    risk_dollars: float
+    status: str  # 'pending_approval' | 'approved' | 'skipped'
+    reason: str
+
+
+def plan_session(signals: list[ScoredSignal], account: Account, sizing: SizingConfig,
+                 auto_approve: bool = False) -> list[PlannedTrade]:
+    """Sized plans in the order given (best EV first); skips and zero sizes are 'skipped'."""
+    plans = []
+    for signal in signals:
+        ref = order_ref(signal.ticker, signal.session, signal.side)
+        if signal.decision != "trade":
+            plans.append(PlannedTrade(ref, signal, 0, 0.0, "skipped", signal.reason))
+            continue
+        size = size_position(signal.confidence, signal.reward_risk, signal.entry, signal.stop,
+                             account, sizing)
+        if size.shares <= 0:
+            plans.append(PlannedTrade(ref, signal, 0, 0.0, "skipped", size.reason))
+            continue
+        plans.append(PlannedTrade(ref, signal, size.shares, size.risk_dollars,
+                                  "approved" if auto_approve else "pending_approval",
+                                  size.reason))
+        account = replace(
+            account,
+            open_risk=account.open_risk + size.risk_dollars,
+            open_positions=account.open_positions + 1,
+            buying_power=max(account.buying_power - size.notional, 0.0),
+            excess_liquidity=account.excess_liquidity - size.notional * sizing.margin_requirement,
+        )
+    return plans

@@ -1,0 +1,1 @@
+"""Brokers: IBKR through ib_async, and the simulated broker (the default)."""

@@ -1,0 +1,107 @@
+"""The broker interface: what the pipeline asks of IBKR or of the simulated broker.
+
+Both implementations take our domain objects (`BracketOrder`) and answer with plain records,
+so assets never touch ib_async or the simulator's tables. Every order carries our deterministic
+`order_ref`; `find_refs` is how a re-run learns an order already exists (open, completed or
+executed) and must not be sent again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal, Protocol, runtime_checkable
+
+Side = Literal["long", "short"]
+
+
+class BrokerError(RuntimeError):
+    """The broker cannot be reached or refused a request as a whole (not one order)."""
+
+
+@dataclass(frozen=True)
+class BracketOrder:
+    """One trade: a limit entry with a take-profit and a stop that transmit together."""
+
+    order_ref: str
+    ticker: str
+    side: Side
+    quantity: int
+    entry: float  # limit price of the parent
+    stop: float
+    take_profit: float
+    session: date  # the signal session; the order works from the next session
+    valid_sessions: int = 1  # sessions the entry limit works (OutcomeConfig.entry_valid_sessions)
+
+    def __post_init__(self) -> None:
+        if self.quantity <= 0:
+            raise ValueError(f"{self.order_ref}: quantity must be positive, got {self.quantity}")
+        sign = 1 if self.side == "long" else -1
+        if not (sign * (self.entry - self.stop) > 0 and sign * (self.take_profit - self.entry) > 0):
+            raise ValueError(f"{self.order_ref}: levels out of order for a {self.side}: "
+                             f"stop {self.stop}, entry {self.entry}, take-profit {self.take_profit}")
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    equity: float
+    buying_power: float
+    excess_liquidity: float
+    open_risk: float  # dollars at risk in open positions and working entries (to their stops)
+    open_positions: int
+
+
+@dataclass(frozen=True)
+class PlacedBracket:
+    """The broker's answer to one bracket."""
+
+    order_ref: str
+    status: Literal["submitted", "rejected", "error"]
+    broker_order_ids: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class KnownOrder:
+    """An order the broker already has for one of our refs (open, completed or executed)."""
+
+    order_ref: str
+    broker_order_ids: list[str]
+    state: str  # e.g. 'open', 'filled', 'cancelled', 'executed'
+
+
+@dataclass(frozen=True)
+class Position:
+    ticker: str
+    quantity: int  # signed: negative is short
+    average_price: float
+    order_ref: str | None  # the bracket that opened it, when the broker knows
+
+
+@runtime_checkable
+class Broker(Protocol):
+    name: str
+
+    def account(self) -> AccountSnapshot: ...
+
+    def find_refs(self, order_refs: list[str]) -> dict[str, KnownOrder]:
+        """Our refs the broker already knows, searched in open orders, completed orders and
+        executions."""
+        ...
+
+    def place_bracket(self, order: BracketOrder) -> PlacedBracket:
+        """Send one bracket. A rejection is an answer (status 'rejected'), not an exception."""
+        ...
+
+    def cancel(self, order_ref: str) -> None: ...
+
+    def modify_stop(self, order_ref: str, new_stop: float) -> None: ...
+
+    def positions(self) -> list[Position]: ...
+
+    def sync(self, through: date) -> None:
+        """Bring the broker's view up to the close of `through` before acting on it (the
+        simulated broker fills its orders on the bars to date; a real broker needs nothing)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,395 @@
+"""Interactive Brokers through `ib_async` (2.1): the live implementation of `Broker`.
+
+Design notes (see the ib_async 2.1.0 source):
+
+* Lazy connection: the gateway is contacted on the first request, reconnected once when a request
+  finds it dropped, and every connection-level failure becomes `BrokerError` naming host:port (the
+  account id only masked). On each connect we reconcile: all open orders (every client id),
+  completed orders, executions and positions, so a re-run sees what an earlier run left.
+* One order's failure is an answer, never an exception: IB reports rejections asynchronously
+  through `errorEvent` (the wrapper also cancels the Trade), so after placing a bracket we wait,
+  bounded by `request_timeout_s`, until IB acknowledged all three legs or reported an error. A
+  bracket is all-or-nothing: after an error the surviving legs are cancelled. Error 103 (duplicate
+  order id) is retried once with fresh ids. `modify_stop` has no return value, so a missing stop
+  or IB's refusal of the change raises BrokerError.
+* Brackets come from `IB.bracketOrder` (parent LMT transmit=False, take-profit LMT transmit=False,
+  stop STP transmit=True, children with parentId), then carry our `orderRef`, the account and the
+  time in force: the entry DAY for one session, else GTD to the close of its last session; the
+  children GTC.
+* Prices sit on the contract's min tick (`reqContractDetails`, 0.01 when missing): the entry to the
+  nearest tick (the outcome rules fill at E; off by at most half a tick), the stop and the
+  take-profit toward the entry. The stop's rounding never widens the risk (so per-share risk is at
+  most R plus the entry's half tick); a take-profit rounded toward the entry is reached whenever
+  the planned target is. Levels that collapse onto one tick are an 'error', not an order.
+* Open risk: per position |qty| x (avg cost - its working stop), floored at zero (a stop past
+  breakeven risks nothing); a position without a stop counts `unprotected_risk_fraction` (10%,
+  about a 2 x ATR stop on a momentum stock, deliberately on the high side) of its cost; working
+  entries count remaining qty x |limit - stop|.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pandas as pd
+from ib_async import IB, Contract, Fill, Order, OrderStatus, Stock, Trade, util
+
+from breakout_assets.partitions import nyse_calendar, nyse_sessions
+from breakout_assets.resources.broker.base import (
+    AccountSnapshot,
+    BracketOrder,
+    BrokerError,
+    KnownOrder,
+    PlacedBracket,
+    Position,
+)
+
+DEFAULT_TICK = 0.01
+UNPROTECTED_RISK_FRACTION = 0.10
+DUPLICATE_ORDER_ID, ORDER_REJECTED = 103, 201
+# Order messages that leave the order working: 399 (held until the open), 404 (locating shares
+# for a short), 10167 (delayed data) and the 2100-2199 informational range.
+_INFO_CODES = frozenset({399, 404, 10167})
+_ACKED = frozenset({"PreSubmitted", "Submitted", "Filled", "ApiPending"})
+_KILLED = frozenset({"Cancelled", "ApiCancelled"})
+_DEAD = _KILLED | {"Inactive"}
+_SUMMARY_TAGS = ("NetLiquidation", "BuyingPower", "ExcessLiquidity")
+
+
+def round_to_tick(price: float, tick: float, mode: str) -> float:
+    """`mode` is 'nearest', 'up' or 'down'; Decimal so that 0.01 steps land exactly."""
+    step = Decimal(str(tick))
+    rounding = {"nearest": ROUND_HALF_UP, "up": ROUND_CEILING, "down": ROUND_FLOOR}[mode]
+    return float((Decimal(str(price)) / step).to_integral_value(rounding=rounding) * step)
+
+
+def bracket_prices(order: BracketOrder, tick: float) -> tuple[float, float, float]:
+    """(entry, stop, take-profit) on tick; refuses levels that collapse onto one tick."""
+    up, down = ("up", "down") if order.side == "long" else ("down", "up")
+    entry = round_to_tick(order.entry, tick, "nearest")
+    stop, take = round_to_tick(order.stop, tick, up), round_to_tick(order.take_profit, tick, down)
+    sign = 1 if order.side == "long" else -1
+    if not (sign * (entry - stop) > 0 and sign * (take - entry) > 0):
+        raise ValueError(f"levels collapse on tick {tick}: stop {stop}, entry {entry}, "
+                         f"take-profit {take}")
+    return entry, stop, take
+
+
+def good_till(session: date, valid_sessions: int) -> str:
+    """IB's GTD stamp: the close (early closes included) of the entry's last working session."""
+    first = session + timedelta(days=1)
+    after = nyse_sessions(first, first + timedelta(days=2 * valid_sessions + 10))
+    close = nyse_calendar().session_close(pd.Timestamp(after[valid_sessions - 1]))
+    return util.formatIBDatetime(close.to_pydatetime())
+
+
+def _order_id(order: Order) -> int:
+    return order.orderId or order.permId  # orders from TWS or earlier sessions may lack orderId
+
+
+def _index(trades: Iterable[Trade], fills: Iterable[Fill]) -> dict[str, KnownOrder]:
+    """What IB holds per orderRef. States: 'partially_filled' (a working order has fills),
+    'executed' (fills, exits still working), 'open', 'filled' (done, filled), 'cancelled'."""
+    ids: dict[str, set[int]] = defaultdict(set)
+    flags: dict[str, set[str]] = defaultdict(set)
+    open_ids: dict[str, set[int]] = defaultdict(set)
+    for trade in trades:
+        ref = trade.order.orderRef
+        if not ref:
+            continue
+        ids[ref].add(_order_id(trade.order))
+        status = trade.orderStatus.status
+        if status in OrderStatus.DoneStates:
+            flags[ref].add("filled" if status == OrderStatus.Filled else "cancelled")
+        else:
+            flags[ref].add("open")
+            open_ids[ref].add(_order_id(trade.order))
+            if float(trade.orderStatus.filled) > 0:
+                flags[ref].add("partial")
+    for fill in fills:
+        ref = fill.execution.orderRef
+        if not ref:
+            continue
+        ids[ref].add(fill.execution.orderId or fill.execution.permId)
+        flags[ref].add("executed")
+        if (fill.execution.orderId or fill.execution.permId) in open_ids[ref]:
+            flags[ref].add("partial")
+    return {ref: KnownOrder(ref, [str(i) for i in sorted(ids[ref])], _state(f))
+            for ref, f in flags.items()}
+
+
+def _state(flags: set[str]) -> str:
+    if "partial" in flags:
+        return "partially_filled"
+    if "open" in flags:
+        return "executed" if "executed" in flags else "open"
+    if "filled" in flags:
+        return "filled"
+    return "executed" if "executed" in flags else "cancelled"
+
+
+def _refs_by_conid(trades: Iterable[Trade], fills: Iterable[Fill]) -> dict[int, str]:
+    """The bracket behind each contract: its working orders, overridden by its fills."""
+    refs = {t.contract.conId: t.order.orderRef for t in trades if t.order.orderRef}
+    for fill in sorted(fills, key=lambda f: f.execution.time):
+        if fill.execution.orderRef:
+            refs[fill.contract.conId] = fill.execution.orderRef
+    return refs
+
+
+class IbkrBroker:
+    """`Broker` against IB Gateway/TWS. `ib_factory` is the seam where tests inject a fake IB."""
+
+    name = "ibkr"
+
+    def __init__(self, host: str, port: int, client_id: int, account: str,
+                 connect_timeout_s: float = 10.0, request_timeout_s: float = 10.0,
+                 ib_factory: Callable[[], Any] = IB,
+                 unprotected_risk_fraction: float = UNPROTECTED_RISK_FRACTION) -> None:
+        self.host, self.port, self.client_id = host, int(port), int(client_id)
+        self.account_id = account
+        self.connect_timeout_s, self.request_timeout_s = connect_timeout_s, request_timeout_s
+        self.unprotected_risk_fraction = unprotected_risk_fraction
+        self._factory = ib_factory
+        self._conn: Any = None
+        self._contracts: dict[str, tuple[Contract, float]] = {}
+        self._reconciled: dict[str, KnownOrder] = {}
+        self._submitted: dict[str, PlacedBracket] = {}
+
+    @property
+    def where(self) -> str:
+        acct = self.account_id
+        masked = f"{acct[:2]}***{acct[-2:]}" if len(acct) > 4 else "***"
+        return f"{self.host}:{self.port} (client id {self.client_id}, account {masked})"
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _ib(self) -> Any:
+        """The connected IB, connecting (or reconnecting once after a drop) and reconciling."""
+        ib = self._conn
+        if ib is not None and ib.isConnected():
+            return ib
+        if ib is None:
+            ib = self._conn = self._factory()
+            ib.RequestTimeout = self.request_timeout_s  # bounds every blocking ib_async request
+        try:
+            ib.connect(self.host, self.port, self.client_id, timeout=self.connect_timeout_s,
+                       account=self.account_id, readonly=False)
+        except Exception as exc:
+            raise BrokerError(f"cannot connect to IB Gateway/TWS at {self.where}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not ib.isConnected():
+            raise BrokerError(f"IB Gateway/TWS at {self.where} did not become ready")
+        with self._guard("reconciliation on connect"):
+            ib.reqAllOpenOrders()  # all client ids, so orders of an earlier run are seen
+            completed = ib.reqCompletedOrders(apiOnly=False)
+            fills = ib.reqExecutions()
+            ib.reqPositions()
+            self._reconciled = _index([*ib.openTrades(), *completed], fills)
+        return ib
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """A failed request (timeout, dropped socket) must never read as 'nothing there'."""
+        try:
+            yield
+        except BrokerError:
+            raise
+        except Exception as exc:
+            raise BrokerError(f"IB at {self.where}: {what} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+    def sync(self, through: date) -> None:
+        """Nothing to do: IBKR itself is the record of fills and positions."""
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._conn = None
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def _contract(self, ib: Any, ticker: str) -> tuple[Contract, float]:
+        if ticker not in self._contracts:
+            contract = Stock(ticker, "SMART", "USD")
+            qualified = ib.qualifyContracts(contract)
+            if not qualified or qualified[0] is None or not contract.conId:
+                raise ValueError(f"IB knows no unique US stock {ticker}")
+            details = ib.reqContractDetails(contract)
+            tick = details[0].minTick if details and details[0].minTick > 0 else DEFAULT_TICK
+            self._contracts[ticker] = (contract, float(tick))
+        return self._contracts[ticker]
+
+    def place_bracket(self, order: BracketOrder) -> PlacedBracket:
+        if order.order_ref in self._submitted:  # never twice from one broker, whatever the caller
+            return self._submitted[order.order_ref]
+        ib = self._ib()
+        ref = order.order_ref
+        try:
+            contract, tick = self._contract(ib, order.ticker)
+            entry, stop, take = bracket_prices(order, tick)
+            tif = (("DAY", "") if order.valid_sessions <= 1
+                   else ("GTD", good_till(order.session, order.valid_sessions)))
+        except Exception as exc:
+            return PlacedBracket(ref, "error", error=f"{order.ticker}: {exc}")
+        for attempt in (1, 2):
+            legs: list[Order] = []
+            try:
+                bracket = ib.bracketOrder("BUY" if order.side == "long" else "SELL",
+                                          order.quantity, entry, take, stop)
+                legs = list(bracket)
+                bracket.parent.tif, bracket.parent.goodTillDate = tif
+                for leg in legs:
+                    leg.orderRef, leg.account = ref, self.account_id
+                bracket.takeProfit.tif = bracket.stopLoss.tif = "GTC"
+                errors = self._send(ib, contract, legs, cancel_on_error=True)
+            except Exception as exc:
+                return PlacedBracket(ref, "error", [str(o.orderId) for o in legs],
+                                     f"{type(exc).__name__}: {exc}")
+            ids = [str(o.orderId) for o in legs]
+            if not errors:
+                self._submitted[ref] = PlacedBracket(ref, "submitted", ids)
+                return self._submitted[ref]
+            codes = {code for code, _ in errors}
+            if DUPLICATE_ORDER_ID in codes and attempt == 1:
+                continue  # bracketOrder draws fresh ids from ib.client.getReqId()
+            message = "; ".join(f"IB {code}: {text}" for code, text in errors)
+            status = "rejected" if ORDER_REJECTED in codes else "error"
+            return PlacedBracket(ref, status, ids, message)
+        raise AssertionError("unreachable")
+
+    def _send(self, ib: Any, contract: Contract, orders: Sequence[Order], *,
+              cancel_on_error: bool, modify: bool = False) -> list[tuple[int, str]]:
+        """Place `orders` and wait (bounded) for IB's verdict, which arrives asynchronously."""
+        ids = {o.orderId for o in orders}
+        errors: list[tuple[int, str]] = []
+
+        def on_error(req_id: int, code: int, text: str, _contract: Any = None) -> None:
+            if req_id in ids and code not in _INFO_CODES and not 2100 <= code < 2200:
+                errors.append((code, text))
+
+        trades: list[Trade] = []
+        ib.errorEvent += on_error
+        try:
+            for o in orders:
+                trades.append(ib.placeOrder(contract, o))
+            deadline, waited = time.monotonic() + self.request_timeout_s, False
+            while not errors and not any(t.orderStatus.status in _KILLED for t in trades):
+                acked = all(t.orderStatus.status in _ACKED for t in trades)
+                left = deadline - time.monotonic()
+                if (acked and (waited or not modify)) or left <= 0:
+                    break
+                ib.waitOnUpdate(timeout=left)
+                waited = True
+        except Exception:
+            if cancel_on_error:
+                self._cancel_trades(ib, trades)
+            raise
+        finally:
+            ib.errorEvent -= on_error
+        seen = {code for code, _ in errors}
+        for t in trades:  # errors ib_async logged on a new order's Trade but we did not hear
+            for entry in [] if modify else t.log:
+                if entry.errorCode and entry.errorCode not in seen and entry.status in _DEAD:
+                    errors.append((entry.errorCode, entry.message))
+                    seen.add(entry.errorCode)
+            if not errors and t.orderStatus.status in _KILLED:
+                errors.append((0, f"order {t.order.orderId} {t.orderStatus.status} by IB"))
+        if errors and cancel_on_error:
+            self._cancel_trades(ib, trades)
+        return errors
+
+    @staticmethod
+    def _cancel_trades(ib: Any, trades: Iterable[Trade]) -> None:
+        for t in trades:
+            if not t.isDone():
+                try:
+                    ib.cancelOrder(t.order)
+                except Exception:  # best effort: the error being reported matters more
+                    pass
+
+    def find_refs(self, order_refs: list[str]) -> dict[str, KnownOrder]:
+        ib = self._ib()
+        with self._guard("order search"):
+            fresh = _index([*ib.openTrades(), *ib.reqCompletedOrders(apiOnly=False)],
+                           ib.reqExecutions())
+        known = {**self._reconciled, **fresh}
+        return {ref: known[ref] for ref in order_refs if ref in known}
+
+    def cancel(self, order_ref: str) -> None:
+        """Cancel every working order of the ref (entry and exits); a position stays as it is."""
+        ib = self._ib()
+        with self._guard(f"cancel of {order_ref}"):
+            self._cancel_trades(ib, [t for t in ib.openTrades() if t.order.orderRef == order_ref])
+
+    def modify_stop(self, order_ref: str, new_stop: float) -> None:
+        """Move the working stop (same orderId). No return channel, so a missing stop or IB's
+        refusal raises BrokerError."""
+        ib = self._ib()
+        with self._guard(f"stop modification of {order_ref}"):
+            stops = [t for t in ib.openTrades()
+                     if t.order.orderRef == order_ref and t.order.orderType == "STP"]
+            if not stops:
+                raise BrokerError(f"no working stop order for {order_ref} at {self.where}")
+            for trade in stops:
+                _, tick = self._contract(ib, trade.contract.symbol)
+                # toward the position: a SELL stop (long) rounds up, a BUY stop (short) down
+                trade.order.auxPrice = round_to_tick(
+                    new_stop, tick, "up" if trade.order.action == "SELL" else "down")
+                errors = self._send(ib, trade.contract, [trade.order], cancel_on_error=False,
+                                    modify=True)
+                if errors:
+                    raise BrokerError(f"IB refused the stop of {order_ref}: {errors}")
+
+    # -- account ------------------------------------------------------------------------------
+
+    def _ib_positions(self, ib: Any) -> list[Any]:
+        return [p for p in ib.positions(self.account_id) if float(p.position) != 0]
+
+    def positions(self) -> list[Position]:
+        ib = self._ib()
+        with self._guard("positions"):
+            held = self._ib_positions(ib)
+            refs = _refs_by_conid(ib.openTrades(), ib.reqExecutions())
+        return [Position(p.contract.symbol, int(round(float(p.position))), float(p.avgCost),
+                         refs.get(p.contract.conId)) for p in held]
+
+    def account(self) -> AccountSnapshot:
+        ib = self._ib()
+        with self._guard("account snapshot"):
+            values: dict[str, float] = {}
+            for v in ib.accountSummary(self.account_id):
+                if v.tag in _SUMMARY_TAGS:
+                    values.setdefault(v.tag, float(v.value))
+            held, trades = self._ib_positions(ib), ib.openTrades()
+            refs = _refs_by_conid(trades, ib.reqExecutions())
+        missing = [tag for tag in _SUMMARY_TAGS if tag not in values]
+        if missing:
+            raise BrokerError(f"IB at {self.where}: account summary lacks {', '.join(missing)}")
+        return AccountSnapshot(values["NetLiquidation"], values["BuyingPower"],
+                               values["ExcessLiquidity"], self._open_risk(held, trades, refs),
+                               len(held))
+
+    def _open_risk(self, held: Iterable[Any], trades: Sequence[Trade],
+                   refs: dict[int, str]) -> float:
+        stops = {t.order.orderRef: t.order for t in trades
+                 if t.order.orderType == "STP" and t.order.orderRef}
+        risk = 0.0
+        for p in held:
+            qty, avg = float(p.position), float(p.avgCost)
+            stop = stops.get(refs.get(p.contract.conId, ""))
+            per_share = (avg * self.unprotected_risk_fraction if stop is None
+                         else max(0.0, (avg - float(stop.auxPrice)) * (1 if qty > 0 else -1)))
+            risk += abs(qty) * per_share
+        for t in trades:  # working entries, to their stops
+            o = t.order
+            if o.parentId == 0 and o.orderType == "LMT" and o.orderRef in stops:
+                remaining = max(0.0, float(o.totalQuantity) - float(t.orderStatus.filled))
+                risk += remaining * abs(float(o.lmtPrice) - float(stops[o.orderRef].auxPrice))
+        return risk

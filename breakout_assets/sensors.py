@@ -1,0 +1,52 @@
+"""Sensors: the kill switch."""
+
+import json
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+
+from breakout_assets.resources.kill_switch import KillSwitch
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.sql import query
+
+BROKER_TAG = "breakout/touches_broker"
+_ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+           DagsterRunStatus.STARTED]
+
+
+def build_kill_switch_sensor(kill_switch: KillSwitch):
+    @sensor(
+        name="kill_switch",
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"While {kill_switch.path} exists: cancels queued and running runs that "
+                    "touch the broker and records the halt.",
+    )
+    def kill_switch_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
+        if not kill_switch.engaged():
+            context.update_cursor(None)
+            return SkipReason("kill switch off")
+        instance = context.instance
+        runs = instance.get_runs(RunsFilter(tags={BROKER_TAG: "true"}, statuses=_ACTIVE))
+        for run in runs:
+            if not instance.run_coordinator.cancel_run(run.run_id):
+                instance.report_run_canceled(run, message="kill switch engaged")
+        details = kill_switch.details()
+        first_sight = context.cursor is None
+        if runs or first_sight:
+            with postgres.transaction() as conn:
+                conn.execute(query("trading.record_halt"), {
+                    "source": "sensor",
+                    "detail": json.dumps({"kill_switch": details, "path": str(kill_switch.path),
+                                          "cancelled_runs": [r.run_id for r in runs]})})
+        context.update_cursor("engaged")
+        return SkipReason(f"KILL SWITCH ON: {len(runs)} broker run(s) cancelled; "
+                          f"{details.get('reason', '')}")
+
+    return kill_switch_sensor
