@@ -65,3 +65,15 @@ def test_definitions_fail_to_load_naming_the_variable():
     )
     assert done.returncode != 0
     assert "BREAKOUT_DATA_SOURCE" in done.stderr
+
+
+def test_ibkr_without_account_names_the_variable(monkeypatch):
+    monkeypatch.setenv("BREAKOUT_BROKER", "ibkr")
+    with pytest.raises(SettingsError, match="BREAKOUT_IBKR_ACCOUNT"):
+        load_settings()
+
+
+def test_safe_defaults():
+    settings = load_settings()
+    assert settings.broker == "simulated" and settings.dry_run and not settings.auto_approve
+    assert settings.ibkr_host == "127.0.0.1"

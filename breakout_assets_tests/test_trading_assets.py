@@ -282,3 +282,16 @@ def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, mo
     assert set(orders["status"]) <= {"submitted", "already_at_broker"}
     plan_statuses = read_table(settings.database_url, "SELECT status FROM trade_plan")["status"]
     assert "approved" not in set(plan_statuses)
+
+
+def test_unattended_mode_is_explicit_and_loud(settings_for):
+    settings = settings_for(auto_approve=True)
+    result = run(settings, ["signal_scores", "trade_plan"])
+    metadata = result.asset_materializations_for_node("trade_plan")[0].metadata
+    assert metadata["unattended_mode"].value is True
+    plans = read_table(settings.database_url, PLANS)
+    sized = plans[plans["quantity"] > 0]
+    assert len(sized) and (sized["status"] == "approved").all()
+    assert sized["decided_by"].str.contains("UNATTENDED MODE").all()
+    warnings = helpers.DEFAULT_INSTANCE.all_logs(result.run_id)
+    assert any("UNATTENDED MODE" in (e.user_message or "") for e in warnings)
