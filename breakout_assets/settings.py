@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from breakout_assets.core.opposing import OpposingConfig
 from breakout_assets.core.outcomes import OutcomeConfig
 from breakout_assets.core.scanner import ScannerConfig
 from breakout_assets.core.scoring import RegimeConfig
@@ -152,6 +153,10 @@ class BreakoutSettings(BaseSettings):
     )
     regime: RegimeConfig = Field(
         default_factory=RegimeConfig, description="When longs need more confidence.")
+    opposing: OpposingConfig = Field(
+        default_factory=OpposingConfig,
+        description="The fade book: 75% limit, 2-bar alert, window, holding (1-hour bars); "
+                    "e.g. BREAKOUT_OPPOSING__WINDOW_SESSIONS=8.")
     broker: Literal["simulated", "ibkr"] = Field(
         default="simulated", description="Where orders go: the built-in simulated broker or IBKR.")
     dry_run: bool = Field(

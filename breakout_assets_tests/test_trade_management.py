@@ -9,6 +9,7 @@ every price through 200. Bars are (open, high, low, close) on sessions 1, 2, ...
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 
 from breakout_assets.core.outcomes import BarPaths, OutcomeConfig, Status, replay
 from breakout_assets.core.trade_management import (
-    ALL_RULES, Action, Bar, ManagedPosition, ManagementConfig, OpposingRules, apply, dollar_risk,
-    manage, replay_managed,
+    ALL_RULES, Action, Bar, ManagedPosition, ManagementConfig, OpposingRules, apply,
+    bars_from_arrays, dollar_risk, manage, replay_managed,
 )
 
 CENTRE = 200.0
@@ -206,6 +207,14 @@ def test_bars_after_the_session_are_ignored():
     assert manage(primary(), bars, 3, CONFIG) == manage(primary(), bars[:3], 3, CONFIG)
 
 
+def test_bars_from_arrays_and_a_dated_fill_session():
+    p = np.array(HOLDS)
+    bars = bars_from_arrays(np.arange(1, 4), p[:, 0], p[:, 1], p[:, 2], p[:, 3])
+    assert bars == mk_bars(HOLDS)
+    dated = primary(fill_session=date(2024, 1, 2))  # the first bar is taken as the fill bar
+    assert kinds(manage(dated, bars, 3, CONFIG)) == ["add_on", "trail", "take_profit"]
+
+
 def test_rejects_unknown_rules_and_a_wrong_fill_bar():
     with pytest.raises(ValueError, match="unknown rules"):
         manage(primary(), mk_bars(HOLDS), 3, CONFIG, rules={"pyramid"})
@@ -295,7 +304,8 @@ def test_opposing_default_take_profit_closes_before_the_signal_entry():
 
 @SIDES
 def test_replay_compares_rules(side):
-    rows = [*HOLDS, (101.5, 103, 101, 102.5), (102.5, 104.5, 102, 104.2), (104, 108.5, 103.5, 108)]
+    rows = [*HOLDS, (101.5, 103, 101, 102.5), (102.5, 104.5, 102, 104.2),
+            (104, 108.5, 103.5, 108)]
     bars = mk_bars(rows, side)
     static = replay_managed(primary(side), bars, CONFIG, rules=())
     assert (static.exit_session, static.exit_price, static.r_multiple) == (
@@ -395,8 +405,8 @@ def _static_outcome(rows, side, entry_valid, holding):
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=st.one_of(bar_rows(), walk_rows()), side=st.sampled_from(["long", "short"]), entry_valid=st.integers(1, 3),
-       holding=st.integers(1, 6))
+@given(rows=st.one_of(bar_rows(), walk_rows()), side=st.sampled_from(["long", "short"]),
+       entry_valid=st.integers(1, 3), holding=st.integers(1, 6))
 def test_replay_without_rules_is_the_static_outcome(rows, side, entry_valid, holding):
     rows = [tuple(mirrored(x, side) for x in r) for r in rows]
     rows = [(o, max(a, b), min(a, b), c) for o, a, b, c in rows]

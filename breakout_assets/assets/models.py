@@ -6,7 +6,6 @@ ranges and held-out metrics to `model_experiments`, and it is promoted into
 settings for one run (trials, folds, split, seed, ...).
 """
 
-import base64
 import json
 from datetime import UTC, date, datetime
 
@@ -22,6 +21,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
+from breakout_assets.assets.metadata import png_metadata, table_metadata
 from breakout_assets.ml.dataset import training_set
 from breakout_assets.ml.evaluation import plot_calibration, plot_gate_sweep, plot_importance
 from breakout_assets.ml.experiment import Experiment, run_experiment
@@ -72,14 +72,6 @@ def record_experiment(conn: Connection, experiment: Experiment, artifact_path: s
     })
 
 
-def _png(png: bytes, caption: str) -> MetadataValue:
-    return MetadataValue.md(f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode()})")
-
-
-def _table(frame: pd.DataFrame) -> MetadataValue:
-    return MetadataValue.md(frame.round(4).to_markdown(index=False))
-
-
 def experiment_metadata(experiment: Experiment, promoted: bool) -> dict:
     evaluation, trained = experiment.evaluation, experiment.trained
     metrics = {k: (round(v, 4) if isinstance(v, float) else v)
@@ -89,8 +81,8 @@ def experiment_metadata(experiment: Experiment, promoted: bool) -> dict:
         "promoted": promoted,
         "promotion": MetadataValue.json(experiment.verdict),
         "metrics": MetadataValue.json(metrics),
-        "expectancy": _table(evaluation.expectancy),
-        "calibration": _table(evaluation.calibration),
+        "expectancy": table_metadata(evaluation.expectancy),
+        "calibration": table_metadata(evaluation.calibration),
         "features": MetadataValue.json(experiment.card.features),
         "train_range": " .. ".join(experiment.card.train_range),
         "test_range": " .. ".join(experiment.card.test_range),
@@ -99,9 +91,9 @@ def experiment_metadata(experiment: Experiment, promoted: bool) -> dict:
         "cv_score": round(trained.cv_score, 4),
         "objective": trained.objective,
         "elimination": MetadataValue.json(trained.rounds),
-        "calibration_plot": _png(plot_calibration(evaluation.calibration), "calibration"),
-        "importance_plot": _png(plot_importance(evaluation.importance), "importance"),
-        "gate_sweep_plot": _png(plot_gate_sweep(trained.test_probability, experiment.test_r),
+        "calibration_plot": png_metadata(plot_calibration(evaluation.calibration), "calibration"),
+        "importance_plot": png_metadata(plot_importance(evaluation.importance), "importance"),
+        "gate_sweep_plot": png_metadata(plot_gate_sweep(trained.test_probability, experiment.test_r),
                                 "gate sweep"),
     }
 

@@ -24,8 +24,7 @@ from sqlalchemy import Connection
 from breakout_assets.core.planning import ScoredSignal, plan_session
 from breakout_assets.core.scoring import Regime, score_signal
 from breakout_assets.core.sizing import Account
-from breakout_assets.ml.dataset import feature_frame
-from breakout_assets.ml.training import predict
+from breakout_assets.ml.dataset import model_confidence
 from breakout_assets.partitions import keys_to_sessions
 from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.model_store import ModelStore
@@ -54,7 +53,7 @@ def score_rows(inputs: pd.DataFrame, model_store: ModelStore, regimes: dict,
     rows = []
     for side, group in inputs.groupby("side", sort=True):
         booster, card = model_store.load_active(side)
-        confidence = predict(booster, feature_frame(group, card.features), card.features)
+        confidence = model_confidence(booster, card, group)
         for signal, conf in zip(group.itertuples(), confidence, strict=True):
             regime = regimes[signal.session]
             score = score_signal(side, float(conf), float(signal.reward_risk), regime,

@@ -76,9 +76,9 @@ class PrimaryRules(_BookRules):
         2, ge=1, description="Trail to the lowest low (long) / highest high (short) of this "
                              "many most recent completed bars.")
     take_profit_long: Literal["t50", "t75", "t100"] = Field(
-        "t100", description="Target a long's take-profit moves to once the add-on is made.")
+        "t100", description="A long's take-profit once the add-on is made.")
     take_profit_short: Literal["t50", "t75", "t100"] = Field(
-        "t75", description="Target a short's take-profit moves to once the add-on is made.")
+        "t75", description="A short's take-profit once the add-on is made.")
 
 
 class OpposingRules(_BookRules):
@@ -89,9 +89,7 @@ class OpposingRules(_BookRules):
     trail_after_r: float = Field(
         0.5, ge=0, description="The trail starts once the best price since the fill is this "
                                "many R in our favour (the breakeven trigger by default).")
-    trail_r: float = Field(
-        1 / 3, gt=0, description="The stop trails this many R behind the best price since "
-                                 "the fill.")
+    trail_r: float = Field(1 / 3, gt=0, description="Trail this many R behind the best price.")
     take_profit_r: float | None = Field(
         1.0, gt=0, description="Take-profit at fill + this many R in our favour (toward the "
                                "primary's original stop); None keeps the bracket's own "
@@ -105,10 +103,8 @@ class ManagementConfig(BaseModel):
 
     primary: PrimaryRules = Field(default_factory=PrimaryRules)
     opposing: OpposingRules = Field(default_factory=OpposingRules)
-    outcomes: OutcomeConfig = Field(
-        default_factory=OutcomeConfig, description="The holding limit (max_holding_sessions, "
-                                                   "fill session counting as the first), shared "
-                                                   "with labels and backtests.")
+    outcomes: OutcomeConfig = Field(  # max_holding_sessions: the same limit as the labels'
+        default_factory=OutcomeConfig, description="Holding limit, shared with labels.")
 
 
 @dataclass(frozen=True)
@@ -288,7 +284,8 @@ def manage(position: ManagedPosition, bars: Sequence[Bar], session: int,
             f"holding limit; close at {bar.close:.4f}"), quantity=0, price=bar.close)]
     if bar.session != session:
         return []  # no bar for the session (halted): nothing new is known
-    day, k, best, R = session - fill_ord, len(seen) - 1, _best(position, seen), position.planned_risk
+    day, k, best = session - fill_ord, len(seen) - 1, _best(position, seen)
+    R = position.planned_risk  # noqa: N806 - the strategy's name for it
     book = config.primary if position.book == "primary" else config.opposing
     pos, out = position, []
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from breakout_assets.ml.features import FEATURES
 from breakout_assets.ml.splits import TrainingSet
+from breakout_assets.ml.training import predict
 
 LABEL_STATUSES = ("win", "loss", "expired")
 
@@ -47,3 +48,10 @@ def training_set(rows: pd.DataFrame, label: str = "booked_target") -> TrainingSe
         r_multiple=rows["r_multiple"].to_numpy(np.float64),
         signal_id=rows["signal_id"].to_numpy(str),
     )
+
+
+def model_confidence(booster, card, rows: pd.DataFrame) -> np.ndarray:
+    """P(win) of each row by a stored model, its features picked in the model's order."""
+    if rows.empty:
+        return np.empty(0)
+    return predict(booster, feature_frame(rows, card.features), card.features)

@@ -206,6 +206,19 @@ def plot_gate_sweep(
     return _png(figure)
 
 
+def bar_chart_png(labels: Sequence[str], values: Sequence[float], ylabel: str,
+                  title: str) -> bytes:
+    """One bar per variant (a backtest's expectancy per rule set, for example)."""
+    figure = Figure(figsize=(7, 4), dpi=DPI)
+    ax = figure.add_subplot()
+    ax.bar(range(len(values)), values, color=["tab:green" if v >= 0 else "tab:red" for v in values])
+    ax.set_xticks(range(len(labels)), labels, rotation=15, ha="right")
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set(ylabel=ylabel, title=title)
+    figure.tight_layout()
+    return _png(figure)
+
+
 def _json_value(value: Any) -> Any:
     """Native Python for a jsonb column: numpy scalars unboxed, NaN and infinities as None."""
     if isinstance(value, np.generic):

@@ -56,6 +56,7 @@ def run_experiment(ts: TrainingSet, side: Side, config: TrainingConfig, rules: P
         train_range=iso_range(*trained.train_range), test_range=iso_range(*trained.test_range),
         created_at=now.isoformat(timespec="seconds"), model_sha256=digest,
         xgboost_version=xgb.__version__,
+        extra={"test_signal_ids": test.signal_id.tolist(), "label": config.label},
     )
     verdict = promotion_verdict(evaluation.metrics, evaluation.expectancy, rules)
     return Experiment(trained, evaluation, card, verdict, model, test.r_multiple)

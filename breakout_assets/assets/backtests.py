@@ -1,0 +1,194 @@
+"""Backtest assets: the opposing book on 1-hour bars, the primary book with and without each
+management rule on daily bars. Both write `backtest_results` and put tables and plots in their
+metadata.
+"""
+
+import json
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
+from sqlalchemy import Connection
+
+from breakout_assets.core.opposing import FadeBars, fade_summary, replay_fade
+from breakout_assets.core.trade_management import (
+    ManagedPosition, ManagementConfig, bars_from_arrays, replay_managed,
+)
+from breakout_assets.assets.metadata import png_metadata, table_metadata
+from breakout_assets.ml.dataset import model_confidence
+from breakout_assets.ml.evaluation import bar_chart_png
+from breakout_assets.partitions import ordinal_sessions, session_ordinals
+from breakout_assets.resources.bar_reader import read_bar_paths
+from breakout_assets.resources.market_data import MarketDataResource
+from breakout_assets.resources.market_data.base import MarketDataError
+from breakout_assets.resources.model_store import ModelStore
+from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.sql import query
+from breakout_assets.settings import BreakoutSettings
+
+GROUP = "backtests"
+# Cumulative rule sets: each variant adds one rule to the one before (take-profit moves with
+# the add-on, as DESIGN.md's table has it).
+VARIANTS = {
+    "static bracket": frozenset(),
+    "+ breakeven": frozenset({"breakeven"}),
+    "+ add-on": frozenset({"breakeven", "add_on", "take_profit"}),
+    "+ trail": frozenset({"breakeven", "add_on", "take_profit", "trail"}),
+}
+_QUANTITY = 100  # R multiples do not depend on it; it makes add-on share counts whole
+FADES = {"long": "long primary -> opposing short", "short": "short primary -> opposing long"}
+
+
+def write_results(conn: Connection, backtest: str, rows: list[dict]) -> pd.DataFrame:
+    conn.execute(query("backtests.delete_results"), {"backtest": backtest})
+    if rows:
+        conn.execute(query("backtests.insert_result"),
+                     [{**r, "backtest": backtest, "detail": json.dumps(r["detail"])} for r in rows])
+    return pd.DataFrame(rows).drop(columns=["detail"], errors="ignore")
+
+
+def hourly_fade_bars(source, ticker: str, session, window_days: int) -> FadeBars | None:
+    """Regular-hours 1-hour bars after the signal session, or None where none are stored."""
+    try:
+        bars = source.hourly_bars(ticker, session + timedelta(days=1),
+                                  session + timedelta(days=window_days))
+    except MarketDataError:
+        return None
+    if "is_extended_hours" in bars:
+        bars = bars.loc[~bars["is_extended_hours"].astype(bool)]
+    if bars.empty:
+        return None
+    days = pd.to_datetime(bars["ts"]).dt.tz_localize(None).dt.normalize().to_numpy("datetime64[D]")
+    return FadeBars(session_ordinals(days), bars["open"], bars["high"], bars["low"], bars["close"])
+
+
+def primary_positions(conn: Connection, max_holding: int):
+    """Each filled signal as a managed position, with its daily bars from the fill session."""
+    signals = pd.read_sql(query("backtests.filled_signals"), conn)
+    if signals.empty:
+        return []
+    fill_ord = session_ordinals(signals["entry_session"].to_numpy("datetime64[D]"))
+    until = pd.to_datetime(ordinal_sessions(fill_ord + max_holding - 1)).date.tolist()
+    bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(), until)
+    order = np.lexsort((bars["session"], bars["signal_row"]))
+    bar_ord = session_ordinals(bars["session"][order])
+    prices = [bars[c][order] for c in ("open", "high", "low", "close")]
+    starts = np.searchsorted(bars["signal_row"][order], np.arange(len(signals) + 1))
+    out = []
+    for i, s in enumerate(signals.itertuples()):
+        k = np.arange(starts[i], starts[i + 1])
+        k = k[bar_ord[k] >= fill_ord[i]]
+        path = bars_from_arrays(bar_ord[k], *(p[k] for p in prices))
+        position = ManagedPosition(
+            order_ref=s.signal_id, book="primary", side=s.side, fill_price=float(s.entry_price),
+            fill_session=int(fill_ord[i]), quantity=_QUANTITY, original_stop=float(s.stop),
+            stop=float(s.stop), take_profit=float(s.booked_target), planned_risk=float(s.risk),
+            original_dollar_risk=_QUANTITY * float(s.risk), signal_entry=float(s.entry),
+            targets=(float(s.target_50), float(s.target_75), float(s.target_100)))
+        out.append((s.side, position, path))
+    return out
+
+
+def _summary_row(variant: str, side: str, results: list, detail: dict) -> dict:
+    r = np.array([x.r_multiple for x in results if x.exit_session is not None])
+    return {"variant": variant, "side": side, "signals": len(results), "trades": len(r),
+            "wins": int((r > 0).sum()), "win_rate": float((r > 0).mean()) if len(r) else None,
+            "expectancy_r": float(r.mean()) if len(r) else None, "sum_r": float(r.sum()),
+            "detail": detail}
+
+
+def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
+    opposing = settings.opposing
+    management = ManagementConfig(outcomes=settings.outcomes)
+
+    @asset(group_name=GROUP, kinds={"postgres"}, deps=[AssetKey("signal_outcomes")])
+    def primary_backtest(context: AssetExecutionContext,
+                         postgres: PostgresResource) -> MaterializeResult:
+        """Every filled primary replayed on daily bars as a static bracket, then adding
+        breakeven, the day-2 add-on (with its take-profit) and the trail, in R of the original
+        dollar risk."""
+        with postgres.transaction() as conn:
+            positions = primary_positions(conn, settings.outcomes.max_holding_sessions)
+        rows = []
+        for variant, rules in VARIANTS.items():
+            for side in ("long", "short"):
+                results = [replay_managed(p, path, management, rules)
+                           for s, p, path in positions if s == side]
+                rows.append(_summary_row(variant, side, results, {
+                    "rules": sorted(rules), "data_source": settings.data_source,
+                    "bars": "daily", "max_holding_sessions": settings.outcomes.max_holding_sessions}))
+        with postgres.transaction() as conn:
+            table = write_results(conn, "primary_daily", rows)
+        context.log.info(f"primary_backtest:\n{table}")
+        labels = [f"{r['side']} {r['variant']}" for r in rows]
+        return MaterializeResult(metadata={
+            "data_source": f"{settings.data_source} daily bars",
+            "positions": len(positions),
+            "results": table_metadata(table),
+            "expectancy_plot": png_metadata(bar_chart_png(
+                labels, [r["expectancy_r"] or 0.0 for r in rows], "expectancy (R per trade)",
+                "Primary book: static bracket vs each management rule"), "primary"),
+        })
+
+    @asset(
+        group_name=GROUP,
+        kinds={"postgres"},
+        deps=[AssetKey("long_model"), AssetKey("short_model"), AssetKey("breakout_signals")],
+    )
+    def opposing_backtest(context: AssetExecutionContext, postgres: PostgresResource,
+                          model_store: ModelStore,
+                          market_data: MarketDataResource) -> MaterializeResult:
+        """The fade of every held-out primary its active model scored below the gate, replayed
+        on 1-hour bars: win rate, expectancy in R and trades per direction and per leg."""
+        source = market_data.source()
+        window_days = int((opposing.window_sessions + opposing.max_holding_bars / 6) * 1.6) + 5
+        rows, outcomes_by_side = [], {}
+        for side in ("long", "short"):
+            booster, card = model_store.load_active(side)
+            with postgres.transaction() as conn:
+                signals = pd.read_sql(query("backtests.held_out_signals"), conn, params={
+                    "side": side, "first": card.test_range[0], "last": card.test_range[1]})
+            held_out = card.extra.get("test_signal_ids")  # exactly the rows it never saw
+            if held_out is not None:
+                signals = signals[signals["signal_id"].isin(held_out)]
+            faded = signals[model_confidence(booster, card, signals) < opposing.confidence_below]
+            outcomes, uncovered = [], 0
+            for s in faded.itertuples():
+                bars = hourly_fade_bars(source, s.ticker, s.session, window_days)
+                if bars is None:
+                    uncovered += 1
+                    continue
+                outcomes.append(replay_fade(
+                    1 if side == "long" else -1, s.entry, s.stop, s.booked_target, s.target_50,
+                    bars, opposing,
+                    signal_session=int(session_ordinals(np.array([s.session], "datetime64[D]"))[0])))
+            outcomes_by_side[side] = outcomes
+            summary = fade_summary(outcomes)
+            detail = {"direction": FADES[side], "data_source": settings.data_source,
+                      "experiment_id": card.experiment_id, "held_out": list(card.test_range),
+                      "held_out_signals": len(signals), "scored_below_gate": len(faded),
+                      "without_hourly_bars": uncovered, "no_alert": summary["no_alert"],
+                      "unfilled": summary["unfilled"], "pending": summary["pending"]}
+            for variant, stats in [("all", summary), *summary["legs"].items()]:
+                rows.append({"variant": variant, "side": "short" if side == "long" else "long",
+                             "signals": len(faded), "trades": stats["trades"],
+                             "wins": stats["wins"], "win_rate": stats["win_rate"],
+                             "expectancy_r": stats["expectancy_r"], "sum_r": stats["sum_r"],
+                             "detail": detail})
+        with postgres.transaction() as conn:
+            table = write_results(conn, "opposing_hourly", rows)
+        context.log.info(f"opposing_backtest ({settings.data_source} hourly bars):\n{table}")
+        overall = table[table["variant"] == "all"]
+        return MaterializeResult(metadata={
+            "data_source": f"{settings.data_source} 1-hour bars",
+            "results": table_metadata(table),
+            "coverage": table_metadata(pd.DataFrame(
+                [r["detail"] for r in rows if r["variant"] == "all"])),
+            "expectancy_plot": png_metadata(bar_chart_png(
+                [FADES[s] for s in ("long", "short")],
+                [overall.iloc[i]["expectancy_r"] or 0.0 for i in range(len(overall))],
+                "expectancy (R per trade)", "Opposing book on 1-hour bars"), "opposing"),
+        })
+
+    return [primary_backtest, opposing_backtest]
