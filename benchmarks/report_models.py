@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -26,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from breakout_assets.definitions import build_assets, build_resources  # noqa: E402
+from breakout_assets.model_admin import promote  # noqa: E402
 from breakout_assets.resources import local_postgres  # noqa: E402
 from breakout_assets.settings import load_settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-END = "2024-03-08"  # the index series end here
+END = "2024-03-08"  # the real index series end here
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
@@ -71,6 +73,9 @@ def main() -> None:
     parser.add_argument("--label", default="booked_target", choices=["booked_target", "profitable"])
     parser.add_argument("--database", default="breakout_real")
     parser.add_argument("--skip-data", action="store_true", help="reuse the labelled database")
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="use the synthetic source with this many tickers instead")
+    parser.add_argument("--start", default="2015-01-02")
     args = parser.parse_args()
     store = Path(tempfile.mkdtemp(prefix="breakout-models-"))
     data = files_dir()
@@ -78,12 +83,14 @@ def main() -> None:
     url = (local_postgres.with_database(local_postgres.ensure_local_server(base.pg_data_dir),
                                         args.database)
            if args.skip_data else fresh_database(base, args.database))
-    settings = load_settings(database_url=url, files_dir=data, start_date="2015-01-02",
-                             model_store_dir=store)
+    source = ({"data_source": "synthetic", "synthetic_tickers": args.synthetic}
+              if args.synthetic else {"files_dir": data})
+    settings = load_settings(database_url=url, start_date=args.start, model_store_dir=store,
+                             **source)
     if not args.skip_data:
-        run(settings, ["market_bars", "index_bars", "ticker_reference"], "2015-01-02", END)
+        run(settings, ["market_bars", "index_bars", "ticker_reference"], args.start, END)
         run(settings, ["daily_features", "breakout_signals", "signal_outcomes"],
-            "2015-06-01", END)
+            str(date.fromisoformat(args.start) + timedelta(days=150)), END)
     engine = create_engine(local_postgres.with_driver(url, "psycopg"))
     with engine.connect() as conn:
         print(pd.read_sql(text("""
@@ -111,6 +118,21 @@ def main() -> None:
         print(meta["expectancy"].value)
         print(meta["calibration"].value)
         print("promotion:", meta["promotion"].value)
+    # The backtests need a serving model per side: promote the run just trained if the rules
+    # refused it (said so: these figures are a research report, not a promotion).
+    with engine.connect() as conn:
+        latest = conn.execute(text("""SELECT DISTINCT ON (side) side, experiment_id, promoted
+                                      FROM model_experiments ORDER BY side, created_at DESC""")).all()
+    for side, experiment_id, promoted in latest:
+        if not promoted:
+            print(f"(forcing {experiment_id} to serve for the backtests only)")
+            promote(settings, experiment_id, force=True)
+    for name in ("primary_backtest", "opposing_backtest"):
+        meta = run(settings, [name]).asset_materializations_for_node(name)[0].metadata
+        print(f"\n=== {name} on {meta['data_source'].value}")
+        print(meta["results"].value)
+        if "coverage" in meta:
+            print(meta["coverage"].value)
     engine.dispose()
     shutil.rmtree(data, ignore_errors=True)
 

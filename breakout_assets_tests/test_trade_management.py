@@ -24,6 +24,7 @@ from breakout_assets.core.trade_management import (
 
 CENTRE = 200.0
 CONFIG = ManagementConfig()
+ONE_R_TP = ManagementConfig(opposing=OpposingRules(take_profit_r=1.0))  # the 1 x R variant
 
 
 def primary(side: str = "long", **kw) -> ManagedPosition:
@@ -255,16 +256,16 @@ def test_opposing_breakeven_trail_and_take_profit(side):
     pos = opposing(side)
     # fill at the 103 open; low 102.6 is +0.4R: only the take-profit moves, to fill - 1R
     bars = obars([(103, 103.3, 102.6, 102.8), (102.8, 103.0, 102.4, 102.7)], side)
-    (tp,) = manage(pos, bars, 1, CONFIG)
+    (tp,) = manage(pos, bars, 1, ONE_R_TP)
     assert (tp.action, tp.old_take_profit, tp.new_take_profit) == (
         "take_profit", omirror(96, side), omirror(102, side))
     pos = apply(pos, [tp])
     # low 102.4 is +0.6R: breakeven at 103, then the trail 1/3 R behind the best price
-    be, trail = manage(pos, bars, 2, CONFIG)
+    be, trail = manage(pos, bars, 2, ONE_R_TP)
     assert (be.action, be.new_stop) == ("breakeven", omirror(103, side))
     assert trail.action == "trail"
     assert trail.new_stop == pytest.approx(omirror(102.4 + 1 / 3, side))
-    assert manage(apply(pos, [be, trail]), bars, 2, CONFIG) == []
+    assert manage(apply(pos, [be, trail]), bars, 2, ONE_R_TP) == []
 
 
 @OPP_SIDES
@@ -292,10 +293,10 @@ def test_opposing_add_on_at_the_signal_entry(side, open_, price):
     assert manage(pos, far, 2, cfg, rules={"add_on"}) == []
 
 
-def test_opposing_default_take_profit_closes_before_the_signal_entry():
+def test_opposing_one_r_take_profit_closes_before_the_signal_entry():
     # with DESIGN's geometry E is 3R away and the 1R take-profit comes first
     bars = obars([(103, 103.3, 102.6, 102.8), (102.8, 102.9, 99.5, 99.8)], "short")
-    result = replay_managed(opposing(), bars, CONFIG)
+    result = replay_managed(opposing(), bars, ONE_R_TP)
     assert (result.exit_session, result.exit_price, result.r_multiple) == (2, 102.0, 1.0)
     assert "add_on" not in kinds(result.actions)
 

@@ -91,9 +91,10 @@ class OpposingRules(_BookRules):
                                "many R in our favour (the breakeven trigger by default).")
     trail_r: float = Field(1 / 3, gt=0, description="Trail this many R behind the best price.")
     take_profit_r: float | None = Field(
-        1.0, gt=0, description="Take-profit at fill + this many R in our favour (toward the "
-                               "primary's original stop); None keeps the bracket's own "
-                               "take-profit (the primary's original stop).")
+        None, gt=0, description="None (default): keep the bracket's take-profit, the primary's "
+                                "original stop (DESIGN.md: 'take-profit at the primary's "
+                                "original stop'), which leaves room for the add-on at E; a "
+                                "number: fill + this many R in our favour instead.")
 
 
 class ManagementConfig(BaseModel):
