@@ -10,6 +10,7 @@ from dagster import Definitions, EnvVar
 
 from breakout_assets.assets.backtests import build_backtest_assets
 from breakout_assets.assets.features import build_feature_assets
+from breakout_assets.assets.management import build_management_assets
 from breakout_assets.assets.market_data import build_market_data_assets
 from breakout_assets.assets.models import build_model_assets
 from breakout_assets.assets.orders import build_order_assets
@@ -73,6 +74,7 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_model_assets(settings),
         *build_trading_assets(partitions_def, settings),
         *build_order_assets(partitions_def, settings),
+        *build_management_assets(partitions_def, settings),
         *build_backtest_assets(settings),
     ]
 

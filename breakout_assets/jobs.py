@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset_job
 
 from breakout_assets.assets.features import GROUP as FEATURES
+from breakout_assets.assets.management import GROUP as MANAGEMENT
 from breakout_assets.assets.market_data import GROUP as MARKET_DATA
 from breakout_assets.assets.models import GROUP as MODELS
 from breakout_assets.assets.orders import GROUP as EXECUTION
@@ -34,10 +35,11 @@ def build_train_models():
 
 
 def build_submit_orders():
-    """Before the open: approved plans to the broker (one such run at a time)."""
+    """Before the open: management of open positions, then the approved plans (one such run
+    at a time)."""
     return define_asset_job(
         "submit_orders",
-        selection=AssetSelection.groups(EXECUTION),
+        selection=AssetSelection.groups(EXECUTION, MANAGEMENT),
         tags={BROKER_TAG: "true"},
         description="Send the approved brackets (dry-run by default); the kill switch cancels it.",
     )

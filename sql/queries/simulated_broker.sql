@@ -65,6 +65,9 @@ WHERE order_ref = :order_ref;
 -- name: set_stop
 UPDATE sim_orders SET stop = :new_stop, updated_at = now() WHERE order_ref = :order_ref;
 
+-- name: set_take_profit
+UPDATE sim_orders SET take_profit = :take_profit, updated_at = now() WHERE order_ref = :order_ref;
+
 -- name: record_stop_change
 INSERT INTO sim_stop_changes (order_ref, after_session, old_stop, new_stop)
 VALUES (:order_ref, :after_session, :old_stop, :new_stop);

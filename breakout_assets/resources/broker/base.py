@@ -76,6 +76,7 @@ class Position:
     quantity: int  # signed: negative is short
     average_price: float
     order_ref: str | None  # the bracket that opened it, when the broker knows
+    opened: date | None = None  # the session of the entry fill, when the broker knows
 
 
 @runtime_checkable
@@ -96,6 +97,12 @@ class Broker(Protocol):
     def cancel(self, order_ref: str) -> None: ...
 
     def modify_stop(self, order_ref: str, new_stop: float) -> None: ...
+
+    def modify_take_profit(self, order_ref: str, new_take_profit: float) -> None: ...
+
+    def close_position(self, order_ref: str) -> None:
+        """Exit the bracket's position now and cancel its exit orders (expiry)."""
+        ...
 
     def positions(self) -> list[Position]: ...
 

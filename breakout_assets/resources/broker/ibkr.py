@@ -38,7 +38,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
-from ib_async import IB, Contract, Fill, Order, OrderStatus, Stock, Trade, util
+from ib_async import IB, Contract, Fill, MarketOrder, Order, OrderStatus, Stock, Trade, util
 
 from breakout_assets.partitions import nyse_calendar, nyse_sessions
 from breakout_assets.resources.broker.base import (
@@ -346,6 +346,42 @@ class IbkrBroker:
                                     modify=True)
                 if errors:
                     raise BrokerError(f"IB refused the stop of {order_ref}: {errors}")
+
+    def modify_take_profit(self, order_ref: str, new_take_profit: float) -> None:
+        """Move the working take-profit limit (same orderId), rounded toward the entry."""
+        ib = self._ib()
+        with self._guard(f"take-profit modification of {order_ref}"):
+            limits = [t for t in ib.openTrades() if t.order.orderRef == order_ref
+                      and t.order.orderType == "LMT" and t.order.parentId]
+            if not limits:
+                raise BrokerError(f"no working take-profit for {order_ref} at {self.where}")
+            for trade in limits:
+                _, tick = self._contract(ib, trade.contract.symbol)
+                # a SELL take-profit (long) rounds down, a BUY take-profit (short) up
+                trade.order.lmtPrice = round_to_tick(
+                    new_take_profit, tick, "down" if trade.order.action == "SELL" else "up")
+                errors = self._send(ib, trade.contract, [trade.order], cancel_on_error=False,
+                                    modify=True)
+                if errors:
+                    raise BrokerError(f"IB refused the take-profit of {order_ref}: {errors}")
+
+    def close_position(self, order_ref: str) -> None:
+        """Expiry: cancel the bracket's exit orders, then close at market (ref `<ref>-EXP`)."""
+        ib = self._ib()
+        with self._guard(f"closing {order_ref}"):
+            held = {p.order_ref: p for p in self.positions()}
+            self.cancel(order_ref)
+            position = held.get(order_ref)
+            if position is None or position.quantity == 0:
+                return
+            contract, _ = self._contract(ib, position.ticker)
+            order = MarketOrder("SELL" if position.quantity > 0 else "BUY",
+                                         abs(position.quantity), orderRef=f"{order_ref}-EXP",
+                                         account=self.account_id, tif="DAY")
+            order.orderId = ib.client.getReqId()
+            errors = self._send(ib, contract, [order], cancel_on_error=False, modify=False)
+            if errors:
+                raise BrokerError(f"IB refused to close {order_ref}: {errors}")
 
     # -- account ------------------------------------------------------------------------------
 

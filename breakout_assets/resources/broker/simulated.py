@@ -145,6 +145,31 @@ class SimulatedBroker:
                 "after_session": conn.execute(_q("last_processed")).scalar()})
             conn.execute(_q("set_stop"), {"order_ref": order_ref, "new_stop": new_stop})
 
+    def modify_take_profit(self, order_ref: str, new_take_profit: float) -> None:
+        """Move the take-profit of a working or open bracket (from the next processed bar)."""
+        with self._begin() as conn:
+            self._lock(conn)
+            row = self._order(conn, order_ref)
+            if row["status"] not in ("working", "filled"):
+                raise BrokerError(f"{order_ref} is {row['status']}: no take-profit to move")
+            if not _sign(row["side"]) * (new_take_profit - row["stop"]) > 0:
+                raise BrokerError(f"{order_ref}: take-profit {new_take_profit} is not on the "
+                                  f"profit side of the stop {row['stop']}")
+            conn.execute(_q("set_take_profit"), {"order_ref": order_ref,
+                                                 "take_profit": new_take_profit})
+
+    def close_position(self, order_ref: str) -> None:
+        """Exit an open position at the last processed close (the pipeline's expiry)."""
+        with self._begin() as conn:
+            self._lock(conn)
+            row = self._order(conn, order_ref)
+            if row["status"] != "filled":
+                return  # already closed (or never filled): nothing to do
+            last = conn.execute(_q("last_processed")).scalar()
+            price = conn.execute(_q("last_close"), {"ticker": row["ticker"], "session": last,
+                                                    "since": row["signal_session"]}).one()
+            self._fill(conn, row, "close", price[0], float(price[1]), _sign(row["side"]))
+
     @staticmethod
     def _order(conn: Connection, order_ref: str) -> Any:
         row = conn.execute(_q("lock_order"), {"order_ref": order_ref}).mappings().first()
@@ -260,7 +285,7 @@ class SimulatedBroker:
             last = conn.execute(_q("last_processed")).scalar()
             held = conn.execute(_q("open_positions"), {"as_of": last}).mappings().all()
         return [Position(p["ticker"], _sign(p["side"]) * p["quantity"], p["fill_price"],
-                         p["order_ref"]) for p in held]
+                         p["order_ref"], p["fill_session"]) for p in held]
 
     def find_refs(self, order_refs: list[str]) -> dict[str, KnownOrder]:
         """Every ref placed, whatever became of it; a working entry's state is 'open'."""
