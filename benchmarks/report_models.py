@@ -42,6 +42,7 @@ def files_dir() -> Path:
     for name in ("stocks.parquet", "indices.parquet"):
         (folder / name).symlink_to(SHARED / "daily" / name)
     (folder / "reference.csv").symlink_to(SHARED / "reference" / "nasdaq_screener_2024.csv")
+    (folder / "hourly_raw").symlink_to(SHARED / "hourly_raw")
     return folder
 
 

@@ -45,6 +45,7 @@ def demo_range(settings: BreakoutSettings) -> tuple[str, str]:
 
 
 DEMO_TRADING_SESSIONS = 250  # the last year of the sample goes through scoring and orders
+DEMO_MANAGED_SESSIONS = 40  # ... and its last sessions run day by day, managing positions
 _LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -99,17 +100,32 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
                              date.fromisoformat(last))[-DEMO_TRADING_SESSIONS:]
     first_trade, last_trade = str(sessions[0]), str(sessions[-1])
     echo(f"[4/5] trading {first_trade}..{last_trade}: scores and plans, approval, orders")
+    postgres = build_resources(settings)["postgres"]
+    if settings.database_url:  # never wipe decisions in a database the demo does not own
+        echo("      external database: the trading tables are kept as they are")
+    else:
+        with postgres.transaction() as conn:
+            conn.execute(query("demo.reset_trading"))
+        echo("      the demo's simulated account starts fresh (demo tables reset)")
     defs = build_definitions(settings)
     trading = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
                if k.to_user_string() in ("signal_scores", "trade_plan")]
     _execute(defs, "daily_pipeline", echo, selection=trading, first=first_trade, last=last_trade)
-    postgres = build_resources(settings)["postgres"]
     approved = sum(len(decide(postgres, session, True, "demo (make demo approves on your behalf)"))
                    for session in sessions)
     echo(f"      APPROVED BY THE DEMO on your behalf: {approved} plans")
     echo("      orders go to the SIMULATED broker (not dry-run): nothing leaves this machine")
     live_sim = build_definitions(settings.model_copy(update={"dry_run": False}))
-    _execute(live_sim, "submit_orders", echo, first=first_trade, last=last_trade)
+    head, tail = sessions[:-DEMO_MANAGED_SESSIONS], sessions[-DEMO_MANAGED_SESSIONS:]
+    orders_only = [k for k in live_sim.resolve_job_def("submit_orders").asset_layer
+                   .executable_asset_keys if k.to_user_string() == "broker_orders"]
+    _execute(live_sim, "submit_orders", echo, selection=orders_only, first=str(head[0]),
+             last=str(head[-1]))
+    echo(f"      then day by day for the last {len(tail)} sessions: orders and position "
+         "management (breakeven, add-on, trail, take-profit, expiry)")
+    for session in tail:
+        _execute(live_sim, "submit_orders", lambda _: None, first=str(session),
+                 last=str(session))
 
 
 def _summary(settings: BreakoutSettings, first: str, last: str) -> dict:

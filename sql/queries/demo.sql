@@ -39,7 +39,15 @@ SELECT (SELECT count(*) FROM signal_scores)                                 AS s
        (SELECT string_agg(status || ' ' || n, ', ' ORDER BY status)
           FROM (SELECT status, count(*) AS n FROM broker_orders GROUP BY status) b) AS orders,
        (SELECT count(*) FROM sim_fills)                                     AS simulated_fills,
+       (SELECT string_agg(action || ' ' || n, ', ' ORDER BY action)
+          FROM (SELECT action, count(*) AS n FROM stop_updates GROUP BY action) u)
+                                                                        AS position_management,
        (SELECT count(*) FROM closed)                                        AS closed_trades,
        (SELECT round(avg((r > 0)::int)::numeric, 3) FROM closed)            AS win_rate,
        (SELECT round(sum(r)::numeric, 2) FROM closed)                       AS sum_r,
        (SELECT round(cash::numeric, 2) FROM sim_account)                    AS simulated_cash;
+
+-- name: reset_trading
+-- The demo owns the simulated account: each demo trades its year from a fresh one.
+TRUNCATE sim_stop_changes, sim_fills, sim_orders, sim_processed_sessions, sim_account,
+         stop_updates, broker_orders, trade_plan, signal_scores, halt_events;
