@@ -295,3 +295,30 @@ def test_unattended_mode_is_explicit_and_loud(settings_for):
     assert sized["decided_by"].str.contains("UNATTENDED MODE").all()
     warnings = helpers.DEFAULT_INSTANCE.all_logs(result.run_id)
     assert any("UNATTENDED MODE" in (e.user_message or "") for e in warnings)
+
+
+def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_for):
+    settings = settings_for()
+    assets = [a for a in build_assets(settings)
+              if a.key.to_user_string() in ("primary_backtest", "opposing_backtest")]
+    result = materialize(assets, resources=build_resources(settings),
+                         instance=helpers.DEFAULT_INSTANCE)
+    results = read_table(settings.database_url, "SELECT * FROM backtest_results")
+    primary = results[results["backtest"] == "primary_daily"].set_index(["variant", "side"])
+    assert len(primary) == 8
+    labels = read_table(settings.database_url, """
+        SELECT s.side, sum(o.r_multiple) AS sum_r, count(*) AS trades
+        FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
+        WHERE o.status IN ('win', 'loss', 'expired') GROUP BY s.side""").set_index("side")
+    for side in ("long", "short"):  # one exit rule: the static bracket replays the labels
+        static = primary.loc[("static bracket", side)]
+        assert static.trades == labels.loc[side, "trades"]
+        assert static.sum_r == pytest.approx(labels.loc[side, "sum_r"], abs=1e-9)
+    opposing = results[results["backtest"] == "opposing_hourly"]
+    assert set(opposing["variant"]) == {"all", "limit", "alert"}
+    assert set(opposing["side"]) == {"long", "short"}  # the fades' sides
+    coverage = opposing[opposing["variant"] == "all"]["detail"].tolist()
+    assert all(d["data_source"] == "files" and "without_hourly_bars" in d for d in coverage)
+    for name in ("primary_backtest", "opposing_backtest"):
+        metadata = result.asset_materializations_for_node(name)[0].metadata
+        assert "data:image/png;base64," in metadata["expectancy_plot"].value
