@@ -1,4 +1,4 @@
-"""Human approval of trade plans: the CLI and the `approve_trades` job share this function.
+"""Human approval of trade plans and fades: the CLI and the `approve_trades` job share this.
 
 Only plans still awaiting approval can be decided; every decision records who and when.
 """
@@ -17,11 +17,11 @@ def decide(postgres: PostgresResource, session: date, approve: bool, decided_by:
     """Approve (or reject) the pending plans of `session`: all of them when `refs` is None."""
     if refs is not None and not refs:
         raise ValueError("name the plans to decide (order refs), or decide them all")
-    with postgres.transaction() as conn:
-        decided = list(conn.execute(query("trading.decide_plans"), {
-            "status": "approved" if approve else "rejected", "decided_by": decided_by,
-            "session": session, "all_plans": refs is None, "refs": refs or [],
-        }).scalars())
+    params = {"status": "approved" if approve else "rejected", "decided_by": decided_by,
+              "session": session, "all_plans": refs is None, "refs": refs or []}
+    with postgres.transaction() as conn:  # primary plans and the opposing book's fades alike
+        decided = [*conn.execute(query("trading.decide_plans"), params).scalars(),
+                   *conn.execute(query("opposing.decide"), params).scalars()]
     unknown = sorted(set(refs or []) - set(decided))
     if unknown:
         raise ValueError(f"not pending approval on {session} (unknown, or already decided): "

@@ -44,6 +44,7 @@ def demo_range(settings: BreakoutSettings) -> tuple[str, str]:
     return first_key, last_key
 
 
+TRADING_ASSETS = ("signal_scores", "trade_plan", "opposing_orders")
 DEMO_TRADING_SESSIONS = 250  # the last year of the sample goes through scoring and orders
 DEMO_MANAGED_SESSIONS = 40  # ... and its last sessions run day by day, managing positions
 _LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -70,7 +71,7 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
     echo(f"[2/5] backfilling {first}..{last} from '{settings.data_source}': bars, features, "
          "signals, outcomes, as one run ...")
     history = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
-               if k.to_user_string() not in ("signal_scores", "trade_plan")]
+               if k.to_user_string() not in TRADING_ASSETS]
     _execute(defs, "daily_pipeline", echo, selection=history, first=first, last=last)
     train_demo_models(settings, echo)
     trade_demo_year(settings, last, echo)
@@ -109,7 +110,7 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
         echo("      the demo's simulated account starts fresh (demo tables reset)")
     defs = build_definitions(settings)
     trading = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
-               if k.to_user_string() in ("signal_scores", "trade_plan")]
+               if k.to_user_string() in TRADING_ASSETS]
     _execute(defs, "daily_pipeline", echo, selection=trading, first=first_trade, last=last_trade)
     approved = sum(len(decide(postgres, session, True, "demo (make demo approves on your behalf)"))
                    for session in sessions)

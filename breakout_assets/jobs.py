@@ -8,6 +8,7 @@ from breakout_assets.assets.features import GROUP as FEATURES
 from breakout_assets.assets.management import GROUP as MANAGEMENT
 from breakout_assets.assets.market_data import GROUP as MARKET_DATA
 from breakout_assets.assets.models import GROUP as MODELS
+from breakout_assets.assets.opposing import GROUP as OPPOSING
 from breakout_assets.assets.orders import GROUP as EXECUTION
 from breakout_assets.assets.trading import GROUP as TRADING
 from breakout_assets.assets.outcomes import GROUP as OUTCOMES
@@ -19,9 +20,9 @@ def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",
-        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES, TRADING),
-        description="After the close: market data, features, signals, outcomes, scores and the "
-                    "trade plan awaiting approval.",
+        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES, TRADING, OPPOSING),
+        description="After the close: market data, features, signals, outcomes, scores, the "
+                    "trade plan and the opposing book's fades awaiting approval.",
     )
 
 
@@ -39,7 +40,7 @@ def build_submit_orders():
     at a time)."""
     return define_asset_job(
         "submit_orders",
-        selection=AssetSelection.groups(EXECUTION, MANAGEMENT),
+        selection=AssetSelection.groups(EXECUTION, MANAGEMENT, OPPOSING),
         tags={BROKER_TAG: "true"},
         description="Send the approved brackets (dry-run by default); the kill switch cancels it.",
     )

@@ -5,7 +5,8 @@ sent plans (a position we have no plan for, or a plan the broker says is filled 
 position for, is reported, never adopted or dropped), each position is rebuilt from its plan
 and the actions already recorded, and the session's actions are applied to the live bracket
 (stop and take-profit of the bracket and of its add-on, the add-on as its own order, expiry as
-a close). Dry-run and the kill switch as for orders. A position already handled for a session
+a close). Primary brackets follow the primary book's rules, filled fade legs the opposing
+book's. Dry-run and the kill switch as for orders. A position already handled for a session
 is rebuilt with them, so a re-run finds nothing left to do and changes nothing.
 """
 
@@ -47,17 +48,17 @@ def _finite(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def rebuild(conn: Connection, plan, fill_price: float, fill_session: date,
+def rebuild(conn: Connection, plan, book: str, fill_price: float, fill_session: date,
             session: date) -> ManagedPosition:
     """The position as our records say it is: the plan, then every action recorded for it up to
     `session` (those of `session` included, so a re-run finds nothing left to do)."""
     position = ManagedPosition(
-        order_ref=plan.order_ref, book="primary", side=plan.side, fill_price=fill_price,
+        order_ref=plan.order_ref, book=book, side=plan.side, fill_price=fill_price,
         fill_session=_ordinal(fill_session), quantity=int(plan.quantity),
         original_stop=float(plan.stop), stop=float(plan.stop),
         take_profit=float(plan.take_profit), planned_risk=abs(plan.entry - plan.stop),
         original_dollar_risk=int(plan.quantity) * abs(plan.entry - plan.stop),
-        signal_entry=float(plan.entry),
+        signal_entry=float(plan.signal_entry),
         targets=(float(plan.target_50), float(plan.target_75), float(plan.target_100)))
     prior = pd.read_sql(query("management.prior_updates"), conn,
                         params={"order_ref": plan.order_ref, "session": session})
@@ -119,8 +120,12 @@ def build_management_assets(
                 with postgres.transaction() as conn:
                     sent = list(conn.execute(query("management.sent_refs"),
                                              {"session": session}).scalars())
-                    plans = pd.read_sql(query("management.managed_plans"), conn,
-                                        params={"refs": list(held)})
+                    plans = pd.concat([
+                        pd.read_sql(query(f"management.{statement}"), conn,
+                                    params={"refs": list(held)}).assign(book=book)
+                        for statement, book in (("managed_plans", "primary"),
+                                                ("managed_fades", "opposing"))],
+                        ignore_index=True)
                 known = connected.find_refs(sent) if sent else {}
                 unknown_positions |= {str(r) for r in held if r not in set(plans["order_ref"])
                                       and not str(r).endswith("-ADD")}
@@ -129,7 +134,7 @@ def build_management_assets(
                 for plan in plans.itertuples():
                     p = held[plan.order_ref]
                     with postgres.transaction() as conn:
-                        position = rebuild(conn, plan, p.average_price,
+                        position = rebuild(conn, plan, plan.book, p.average_price,
                                            p.opened or plan.session, session)
                         bars = pd.read_sql(query("management.ticker_bars"), conn, params={
                             "ticker": plan.ticker, "first": p.opened or plan.session,

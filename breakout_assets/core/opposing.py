@@ -79,6 +79,9 @@ class OpposingConfig(BaseModel):
         10, ge=1, le=60,
         description="Sessions after the signal session in which the alert may arm and a leg may "
                     "fill; the legs are cancelled after the last one.")
+    risk_fraction: float = Field(
+        0.005, gt=0.0, le=0.05,
+        description="Equity at risk per leg (1R from the leg's own entry to the fade's stop).")
     max_holding_bars: int = Field(
         140, ge=1, le=5000,
         description="Bars of the replay's frequency a filled fade may stay open, the fill bar "
@@ -254,7 +257,9 @@ def _manage(m: float, k: int, leg: str, fill: float, level: float, at_open: bool
     risk = t50 - level
     status, exit_bar, exit_price = "pending", -1, math.nan
     for j in range(k, len(o)):
-        price, code = exit_on_bar(-1, t50, s, o[j], h[j], lo[j], j == k and not at_open)
+        intrabar = j == k and not at_open
+        # an intrabar fill bar starts at the fill: its open came before the position existed
+        price, code = exit_on_bar(-1, t50, s, fill if intrabar else o[j], h[j], lo[j], intrabar)
         if code:
             status, exit_bar, exit_price = ("win" if code == 1 else "loss"), j, float(price)
             break

@@ -9,6 +9,11 @@ opens at or below `E` (the limit fills at the better price), else at `E` when th
 reaches it; shorts mirror (open at or above `E`, else the high reaches it). A signal whose window
 passes without a fill is `unfilled`: a breakout that ran away is not chased.
 
+A stop-entry (`stop_entry_fill`, the fade book's second leg) is the reverse: a long buys once the
+market trades at or above `E` (at the open when it opens there, a gap: worse than `E`; else at
+`E` when the high reaches it); shorts mirror. On its fill bar, exits read the bar from the fill
+price: a stop-entry filled intraday may have opened beyond its own stop, before it existed.
+
 Exit (`exit_on_bar`), with stop `S` and booked target `T`, on each bar after the fill:
 - a bar that opens through the stop exits at the open (a gap through the stop: worse than -1R);
 - a bar that touches the stop exits at `S`, even when it also touches the target: inside a daily
@@ -79,6 +84,23 @@ def entry_fill(side: int, entry: float, open_: float, high: float, low: float) -
         if open_ >= entry:
             return open_
         if high >= entry:
+            return entry
+    return np.nan
+
+
+@njit(cache=True)
+def stop_entry_fill(side: int, entry: float, open_: float, high: float, low: float) -> float:
+    """The fill price of a stop-entry on one bar, or NaN when the bar does not reach it: a bar
+    opening through the trigger fills at the open (a gap fills worse than `entry`)."""
+    if side > 0:
+        if open_ >= entry:
+            return open_
+        if high >= entry:
+            return entry
+    else:
+        if open_ <= entry:
+            return open_
+        if low <= entry:
             return entry
     return np.nan
 

@@ -3,12 +3,26 @@
 -- name: managed_plans
 -- Sent primary plans with the levels management needs.
 SELECT p.order_ref, p.ticker, p.side, p.quantity, p.entry, p.stop, p.take_profit, p.session,
-       s.target_50, s.target_75, s.target_100
+       p.entry AS signal_entry, s.target_50, s.target_75, s.target_100
 FROM trade_plan p JOIN breakout_signals s USING (signal_id)
 WHERE p.status = 'sent' AND p.order_ref = ANY(:refs);
 
+-- name: managed_fades
+-- Sent fades whose leg (<ref>-ALT or <ref>-LIM) the broker holds, with the leg's levels.
+SELECT o.order_ref || leg.suffix AS order_ref, o.ticker, o.side,
+       leg.quantity, leg.level AS entry, o.stop, o.take_profit, o.session,
+       s.entry AS signal_entry, s.target_50, s.target_75, s.target_100
+FROM opposing_orders o
+JOIN breakout_signals s USING (signal_id)
+CROSS JOIN LATERAL (VALUES ('-ALT', o.alert_level, o.alert_quantity),
+                           ('-LIM', o.limit_level, o.limit_quantity)) AS leg(suffix, level, quantity)
+WHERE o.status = 'sent' AND o.order_ref || leg.suffix = ANY(:refs);
+
 -- name: sent_refs
-SELECT order_ref FROM trade_plan WHERE status = 'sent' AND session <= :session;
+SELECT order_ref FROM trade_plan WHERE status = 'sent' AND session <= :session
+UNION ALL
+SELECT o.order_ref || leg.suffix FROM opposing_orders o, (VALUES ('-ALT'), ('-LIM')) leg(suffix)
+WHERE o.status = 'sent' AND o.session <= :session;
 
 -- name: prior_updates
 SELECT * FROM stop_updates

@@ -46,14 +46,14 @@ FROM sim_orders WHERE order_ref = :order_ref FOR UPDATE;
 WITH n AS (SELECT nextval('sim_order_seq') AS seq)
 INSERT INTO sim_orders (order_ref, seq, ticker, side, quantity, entry, initial_stop, stop,
                         take_profit, signal_session, valid_sessions, status, broker_order_ids,
-                        reason)
+                        reason, entry_type, oca_group)
 SELECT CAST(:order_ref AS text), n.seq, CAST(:ticker AS text), CAST(:side AS text),
        CAST(:quantity AS integer), CAST(:entry AS double precision),
        CAST(:stop AS double precision), CAST(:stop AS double precision),
        CAST(:take_profit AS double precision), CAST(:signal_session AS date),
        CAST(:valid_sessions AS integer), CAST(:status AS text),
        ARRAY['SIM-' || n.seq || '-P', 'SIM-' || n.seq || '-TP', 'SIM-' || n.seq || '-SL'],
-       CAST(:reason AS text)
+       CAST(:reason AS text), CAST(:entry_type AS text), CAST(:oca_group AS text)
 FROM n
 RETURNING broker_order_ids;
 
@@ -80,7 +80,7 @@ WHERE order_ref = ANY(CAST(:refs AS text[]));
 -- Working entries and open positions whose signal session is before :session, with that
 -- session's bar for their ticker (NULLs when it did not trade) and the entry fill, if any.
 SELECT o.order_ref, o.ticker, o.side, o.quantity, o.entry, o.stop, o.take_profit,
-       o.signal_session, o.valid_sessions, o.status,
+       o.signal_session, o.valid_sessions, o.status, o.entry_type, o.oca_group,
        f.session AS fill_session, f.price AS fill_price,
        b.open, b.high, b.low, b.close
 FROM sim_orders o
@@ -114,10 +114,27 @@ WHERE o.status = 'filled'
 ORDER BY o.seq;
 
 -- name: working_entries
--- Cash reserved by working entries, and their risk to the stop.
-SELECT coalesce(sum(quantity * entry), 0)            AS reserved,
-       coalesce(sum(quantity * abs(entry - stop)), 0) AS risk
-FROM sim_orders WHERE status = 'working';
+-- Cash reserved by working entries, and their risk to the stop. At most one entry of an OCA
+-- group can fill, so a group counts its largest entry (each measure on its own).
+SELECT coalesce(sum(reserved), 0) AS reserved, coalesce(sum(risk), 0) AS risk
+FROM (SELECT max(quantity * entry) AS reserved, max(quantity * abs(entry - stop)) AS risk
+      FROM sim_orders WHERE status = 'working'
+      GROUP BY oca_group, CASE WHEN oca_group IS NULL THEN order_ref END) AS g;
+
+-- name: oca_group_state
+-- For a new entry joining :oca_group: the notional its working entries already reserve, and an
+-- entry of the group that already filled (then the group is spent).
+SELECT coalesce(max(quantity * entry) FILTER (WHERE status = 'working'), 0) AS reserved,
+       min(order_ref) FILTER (WHERE status IN ('filled', 'closed'))     AS filled_ref
+FROM sim_orders WHERE oca_group = :oca_group;
+
+-- name: cancel_oca_siblings
+-- One-cancels-other: the entry :order_ref filled, so its group's other working entries go.
+UPDATE sim_orders
+SET status = 'cancelled', reason = 'OCA: ' || CAST(:order_ref AS text) || ' filled',
+    updated_at = now()
+WHERE oca_group = :oca_group AND status = 'working' AND order_ref <> :order_ref
+RETURNING order_ref;
 
 -- name: fills_of
 SELECT order_ref, leg, session, price, quantity, cash_change FROM sim_fills

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Literal, Protocol, runtime_checkable
 
 Side = Literal["long", "short"]
+EntryType = Literal["limit", "stop"]
 
 
 class BrokerError(RuntimeError):
@@ -21,19 +22,32 @@ class BrokerError(RuntimeError):
 
 @dataclass(frozen=True)
 class BracketOrder:
-    """One trade: a limit entry with a take-profit and a stop that transmit together."""
+    """One trade: an entry with a take-profit and a stop that transmit together.
+
+    The entry is a limit (a long buys at or below `entry`) or, with `entry_type='stop'`, a
+    stop-entry (a long buys once the market trades at or above `entry`; a short sells at or below
+    it). Brackets sharing an `oca_group` are alternatives: the first entry to fill cancels the
+    other entries of the group (one-cancels-other), so at most one of them becomes a position.
+    """
 
     order_ref: str
     ticker: str
     side: Side
     quantity: int
-    entry: float  # limit price of the parent
+    entry: float  # limit price of the parent, or its trigger for a stop-entry
     stop: float
     take_profit: float
     session: date  # the signal session; the order works from the next session
     valid_sessions: int = 1  # sessions the entry limit works (OutcomeConfig.entry_valid_sessions)
+    entry_type: EntryType = "limit"
+    oca_group: str | None = None  # entries sharing it: the first fill cancels the others
 
     def __post_init__(self) -> None:
+        if self.entry_type not in ("limit", "stop"):
+            raise ValueError(f"{self.order_ref}: entry_type must be 'limit' or 'stop', "
+                             f"got {self.entry_type!r}")
+        if self.oca_group == "":
+            raise ValueError(f"{self.order_ref}: oca_group must be None or a non-empty name")
         if self.quantity <= 0:
             raise ValueError(f"{self.order_ref}: quantity must be positive, got {self.quantity}")
         sign = 1 if self.side == "long" else -1

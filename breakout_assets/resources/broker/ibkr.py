@@ -15,16 +15,24 @@ Design notes (see the ib_async 2.1.0 source):
 * Brackets come from `IB.bracketOrder` (parent LMT transmit=False, take-profit LMT transmit=False,
   stop STP transmit=True, children with parentId), then carry our `orderRef`, the account and the
   time in force: the entry DAY for one session, else GTD to the close of its last session; the
-  children GTC.
+  children GTC. A stop-entry (`entry_type='stop'`) swaps the parent for a `StopOrder` (STP at
+  the entry; same id, children and flags). Brackets sharing an `oca_group` put their PARENTS in
+  that IB OCA group with ocaType 1 (cancel the others, with block: no overfill), so the first
+  entry fill cancels the other entries and, with them, their children; the children keep only
+  the bracket's own parent/child OCA handling. Stop-losses and take-profits are told apart from
+  a STP/LMT parent by their parentId.
 * Prices sit on the contract's min tick (`reqContractDetails`, 0.01 when missing): the entry to the
-  nearest tick (the outcome rules fill at E; off by at most half a tick), the stop and the
+  nearest tick (the outcome rules fill at E; off by at most half a tick), a stop-entry's trigger
+  toward the market (a buy stop down, a sell stop up: the trigger is never worse than planned, so
+  the risk never widens, at the cost of triggering up to a tick early), the stop and the
   take-profit toward the entry. The stop's rounding never widens the risk (so per-share risk is at
   most R plus the entry's half tick); a take-profit rounded toward the entry is reached whenever
   the planned target is. Levels that collapse onto one tick are an 'error', not an order.
 * Open risk: per position |qty| x (avg cost - its working stop), floored at zero (a stop past
   breakeven risks nothing); a position without a stop counts `unprotected_risk_fraction` (10%,
   about a 2 x ATR stop on a momentum stock, deliberately on the high side) of its cost; working
-  entries count remaining qty x |limit - stop|.
+  entries count remaining qty x |limit (or stop-entry trigger) - stop|, an OCA group its largest
+  entry only (at most one of them can fill).
 """
 
 from __future__ import annotations
@@ -38,7 +46,18 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
-from ib_async import IB, Contract, Fill, MarketOrder, Order, OrderStatus, Stock, Trade, util
+from ib_async import (
+    IB,
+    Contract,
+    Fill,
+    MarketOrder,
+    Order,
+    OrderStatus,
+    Stock,
+    StopOrder,
+    Trade,
+    util,
+)
 
 from breakout_assets.partitions import nyse_calendar, nyse_sessions
 from breakout_assets.resources.broker.base import (
@@ -70,9 +89,10 @@ def round_to_tick(price: float, tick: float, mode: str) -> float:
 
 
 def bracket_prices(order: BracketOrder, tick: float) -> tuple[float, float, float]:
-    """(entry, stop, take-profit) on tick; refuses levels that collapse onto one tick."""
+    """(entry, stop, take-profit) on tick; refuses levels that collapse onto one tick. A
+    stop-entry's trigger rounds toward the market (never a worse trigger than planned)."""
     up, down = ("up", "down") if order.side == "long" else ("down", "up")
-    entry = round_to_tick(order.entry, tick, "nearest")
+    entry = round_to_tick(order.entry, tick, "nearest" if order.entry_type == "limit" else down)
     stop, take = round_to_tick(order.stop, tick, up), round_to_tick(order.take_profit, tick, down)
     sign = 1 if order.side == "long" else -1
     if not (sign * (entry - stop) > 0 and sign * (take - entry) > 0):
@@ -243,8 +263,15 @@ class IbkrBroker:
             try:
                 bracket = ib.bracketOrder("BUY" if order.side == "long" else "SELL",
                                           order.quantity, entry, take, stop)
+                if order.entry_type == "stop":  # same id and flags, STP at the entry
+                    limit = bracket.parent
+                    bracket = bracket._replace(parent=StopOrder(
+                        limit.action, limit.totalQuantity, entry, orderId=limit.orderId,
+                        transmit=limit.transmit))
                 legs = list(bracket)
                 bracket.parent.tif, bracket.parent.goodTillDate = tif
+                if order.oca_group is not None:  # the parents only: children stay the bracket's
+                    bracket.parent.ocaGroup, bracket.parent.ocaType = order.oca_group, 1
                 for leg in legs:
                     leg.orderRef, leg.account = ref, self.account_id
                 bracket.takeProfit.tif = bracket.stopLoss.tif = "GTC"
@@ -333,8 +360,8 @@ class IbkrBroker:
         refusal raises BrokerError."""
         ib = self._ib()
         with self._guard(f"stop modification of {order_ref}"):
-            stops = [t for t in ib.openTrades()
-                     if t.order.orderRef == order_ref and t.order.orderType == "STP"]
+            stops = [t for t in ib.openTrades() if t.order.orderRef == order_ref
+                     and t.order.orderType == "STP" and t.order.parentId]  # not a stop-entry
             if not stops:
                 raise BrokerError(f"no working stop order for {order_ref} at {self.where}")
             for trade in stops:
@@ -414,8 +441,8 @@ class IbkrBroker:
 
     def _open_risk(self, held: Iterable[Any], trades: Sequence[Trade],
                    refs: dict[int, str]) -> float:
-        stops = {t.order.orderRef: t.order for t in trades
-                 if t.order.orderType == "STP" and t.order.orderRef}
+        stops = {t.order.orderRef: t.order for t in trades  # stop-losses, not stop-entries
+                 if t.order.orderType == "STP" and t.order.orderRef and t.order.parentId}
         risk = 0.0
         for p in held:
             qty, avg = float(p.position), float(p.avgCost)
@@ -423,9 +450,15 @@ class IbkrBroker:
             per_share = (avg * self.unprotected_risk_fraction if stop is None
                          else max(0.0, (avg - float(stop.auxPrice)) * (1 if qty > 0 else -1)))
             risk += abs(qty) * per_share
+        groups: dict[str, float] = {}  # an OCA group of entries: at most one can fill
         for t in trades:  # working entries, to their stops
             o = t.order
-            if o.parentId == 0 and o.orderType == "LMT" and o.orderRef in stops:
+            if o.parentId == 0 and o.orderType in ("LMT", "STP") and o.orderRef in stops:
                 remaining = max(0.0, float(o.totalQuantity) - float(t.orderStatus.filled))
-                risk += remaining * abs(float(o.lmtPrice) - float(stops[o.orderRef].auxPrice))
-        return risk
+                level = float(o.lmtPrice if o.orderType == "LMT" else o.auxPrice)
+                leg = remaining * abs(level - float(stops[o.orderRef].auxPrice))
+                if o.ocaGroup:
+                    groups[o.ocaGroup] = max(groups.get(o.ocaGroup, 0.0), leg)
+                else:
+                    risk += leg
+        return risk + sum(groups.values())

@@ -1,9 +1,20 @@
 """SimulatedBroker: the default broker, filling brackets against the real following bars.
 
-All state lives in Postgres (`sim_*` tables, migration 0007), so any asset can fail and re-run.
-Fills use `core.outcomes.entry_fill` / `exit_on_bar`, the rules the labels use, so a closed trade
-here equals `core.outcomes.replay` on the same bars (fill, exit price and session), as long as
-its stop was never moved.
+All state lives in Postgres (`sim_*` tables, migrations 0007 and 0010), so any asset can fail
+and re-run. Fills use `core.outcomes.entry_fill` (`stop_entry_fill` for a stop-entry) /
+`exit_on_bar`, the rules the labels use, so a closed limit-entry trade here equals
+`core.outcomes.replay` on the same bars (fill, exit price and session), as long as its stop was
+never moved.
+
+One-cancels-other (`BracketOrder.oca_group`): orders are processed in placement order (`seq`);
+when an entry fills, every other working entry of its group is cancelled at once, in the same
+transaction, before the next order is looked at, so two legs of a group never both fill. When
+several legs of a group reach their levels on one bar, one fills: a fill at the open first, else
+the worse price for the side (a daily bar does not say which level traded first), else the first
+placed: the rule of `core.opposing`'s backtest (`_first_fill`). A group reserves buying power and
+counts open risk for its largest working entry only; a new entry joining a group whose entry
+already filled is rejected. On an entry's fill bar exits read the bar from the fill price: a
+stop-entry filled intraday may have opened beyond its stop, before the position existed.
 
 Account model (a cash account; shorts fully collateralised):
 - cash moves on fills: a long pays on entry and receives on exit, a short the reverse;
@@ -31,7 +42,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from breakout_assets.core.outcomes import OutcomeConfig, entry_fill, exit_on_bar
+from breakout_assets.core.outcomes import OutcomeConfig, entry_fill, exit_on_bar, stop_entry_fill
 from breakout_assets.partitions import is_session, nyse_sessions, session_ordinals
 from breakout_assets.resources.broker.base import (
     AccountSnapshot,
@@ -57,6 +68,29 @@ def _ordinal(day: date) -> int:
 
 def _sign(side: str) -> int:
     return 1 if side == "long" else -1
+
+
+def _entry_price(r: Any) -> float:
+    """The entry fill of a working order on the row's bar (NaN: not reached, or no bar)."""
+    if r["open"] is None:
+        return np.nan
+    fill = stop_entry_fill if r["entry_type"] == "stop" else entry_fill
+    return float(fill(_sign(r["side"]), r["entry"], r["open"], r["high"], r["low"]))
+
+
+def _oca_winners(rows: Any, prices: dict[str, float]) -> dict[str, str]:
+    """Per OCA group, the one leg that fills on this bar when several reach their levels: a fill
+    at the open first (it surely came first), then the worse price for the side (inside a bar
+    the order is unknown: conservative, as core.opposing's backtest), then the first placed."""
+    best: dict[str, tuple[tuple[bool, float], str]] = {}
+    for r in rows:  # by seq, so a strict `<` keeps the earlier leg on a tie
+        price = prices.get(r["order_ref"], np.nan)
+        if r["oca_group"] is None or price != price:
+            continue
+        key = (price != r["open"], -_sign(r["side"]) * price)
+        if r["oca_group"] not in best or key < best[r["oca_group"]][0]:
+            best[r["oca_group"]] = (key, r["order_ref"])
+    return {group: ref for group, (_, ref) in best.items()}
 
 
 class SimulatedBroker:
@@ -95,6 +129,7 @@ class SimulatedBroker:
                 "quantity": order.quantity, "entry": order.entry, "stop": order.stop,
                 "take_profit": order.take_profit, "signal_session": order.session,
                 "valid_sessions": order.valid_sessions, "reason": reason,
+                "entry_type": order.entry_type, "oca_group": order.oca_group,
                 "status": "rejected" if reason else "working"}).scalar_one()
         return PlacedBracket(order.order_ref, "rejected" if reason else "submitted", list(ids),
                              reason)
@@ -106,9 +141,15 @@ class SimulatedBroker:
         if last is not None and _ordinal(last) >= _ordinal(order.session) + order.valid_sessions:
             return (f"entry window passed: {order.valid_sessions} session(s) after "
                     f"{order.session}, and {last} is already processed")
-        notional = order.quantity * order.entry
+        notional, reserved = order.quantity * order.entry, 0.0
+        if order.oca_group is not None:
+            group = conn.execute(_q("oca_group_state"),
+                                 {"oca_group": order.oca_group}).mappings().one()
+            if group["filled_ref"] is not None:
+                return f"OCA group {order.oca_group} is spent: {group['filled_ref']} filled"
+            reserved = group["reserved"]  # the group reserves its largest entry only
         buying_power = self._snapshot(conn).buying_power
-        if notional > buying_power:
+        if notional - reserved > buying_power:
             return (f"insufficient buying power: {order.quantity} x {order.entry:g} = "
                     f"{notional:,.2f} > {buying_power:,.2f}")
         return None
@@ -188,7 +229,8 @@ class SimulatedBroker:
         """
         if not is_session(session):
             raise ValueError(f"{session} is not an NYSE session")
-        summary: dict[str, Any] = {"sessions": [], "entries": 0, "exits": 0, "expired": 0}
+        summary: dict[str, Any] = {"sessions": [], "entries": 0, "exits": 0, "expired": 0,
+                                   "cancelled": 0}
         with self._begin() as conn:
             self._lock(conn)
             summary["already_processed"] = bool(
@@ -201,7 +243,9 @@ class SimulatedBroker:
                                 session - timedelta(days=1))
             for day in nyse_sessions(after + timedelta(days=1), session):
                 counts = self._apply(conn, day)
-                conn.execute(_q("record_session"), {"session": day, **counts})
+                conn.execute(_q("record_session"), {"session": day, "entries": counts["entries"],
+                                                    "exits": counts["exits"],
+                                                    "expired": counts["expired"]})
                 summary["sessions"].append(day)
                 for key, n in counts.items():
                     summary[key] += n
@@ -209,17 +253,26 @@ class SimulatedBroker:
         return summary
 
     def _apply(self, conn: Connection, day: date) -> dict[str, int]:
-        """One session's bar for every live order: entry fill, then exit, then expiry."""
-        counts = {"entries": 0, "exits": 0, "expired": 0}
+        """One session's bar for every live order, by seq: entry fill (cancelling the OCA
+        siblings at once), then exit, then expiry."""
+        counts = {"entries": 0, "exits": 0, "expired": 0, "cancelled": 0}
         rows = conn.execute(_q("live_orders_on_session"), {"session": day}).mappings().all()
         if rows and not conn.execute(_q("bars_exist"), {"session": day}).scalar():
             raise BrokerError(f"no market_bars stored for {day}: load them before processing")
         today = _ordinal(day)
+        prices = {r["order_ref"]: _entry_price(r) for r in rows if r["status"] == "working"}
+        winners = _oca_winners(rows, prices)
+        cancelled: set[str] = set()  # OCA siblings cancelled on this bar: rows are a snapshot
         for r in rows:
+            if r["order_ref"] in cancelled:
+                continue
             d, has_bar = _sign(r["side"]), r["open"] is not None
             bar = (r["open"], r["high"], r["low"]) if has_bar else None
             if r["status"] == "working":
-                price = entry_fill(d, r["entry"], *bar) if bar else np.nan
+                price = prices[r["order_ref"]]
+                winner = winners.get(r["oca_group"]) if price == price else None
+                if winner not in (None, r["order_ref"]):
+                    continue  # another leg of its group takes this bar and will cancel it
                 if price != price:
                     if today >= _ordinal(r["signal_session"]) + r["valid_sessions"]:
                         conn.execute(_q("set_status"), {
@@ -229,7 +282,15 @@ class SimulatedBroker:
                     continue
                 self._fill(conn, r, "entry", day, float(price), -d)
                 counts["entries"] += 1
+                if r["oca_group"] is not None:
+                    gone = conn.execute(_q("cancel_oca_siblings"), {
+                        "order_ref": r["order_ref"], "oca_group": r["oca_group"]}).scalars().all()
+                    cancelled.update(gone)
+                    counts["cancelled"] += len(gone)
                 fill_ord, stop_only = today, price != r["open"]
+                # the position starts at the fill: a stop-entry's open through the stop came
+                # before it (for a limit entry or a fill at the open this changes nothing)
+                bar = (float(price), bar[1], bar[2])
             else:
                 fill_ord, stop_only = _ordinal(r["fill_session"]), False
             if bar:
