@@ -119,7 +119,8 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
     live_sim = build_definitions(settings.model_copy(update={"dry_run": False}))
     head, tail = sessions[:-DEMO_MANAGED_SESSIONS], sessions[-DEMO_MANAGED_SESSIONS:]
     orders_only = [k for k in live_sim.resolve_job_def("submit_orders").asset_layer
-                   .executable_asset_keys if k.to_user_string() == "broker_orders"]
+                   .executable_asset_keys
+                   if k.to_user_string() in ("broker_orders", "opposing_orders")]
     _execute(live_sim, "submit_orders", echo, selection=orders_only, first=str(head[0]),
              last=str(head[-1]))
     echo(f"      then day by day for the last {len(tail)} sessions: orders and position "

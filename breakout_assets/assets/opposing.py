@@ -151,6 +151,8 @@ def send_approved(context, postgres: PostgresResource, broker: BrokerResource, s
             [o.order_ref for p in approved.itertuples() for o in legs(p)])
         for plan in approved.itertuples():
             orders, ids, errors = legs(plan), [], []
+            if not dry_run:
+                connected.sync(plan.session)  # the broker's account as of that close
             for order in orders:
                 if kill_switch.engaged():
                     context.log.error(f"KILL SWITCH engaged: {order.order_ref} not sent")

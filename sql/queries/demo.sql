@@ -38,8 +38,11 @@ SELECT (SELECT count(*) FROM signal_scores)                                 AS s
           FROM (SELECT status, count(*) AS n FROM trade_plan GROUP BY status) p) AS plans,
        (SELECT string_agg(status || ' ' || n, ', ' ORDER BY status)
           FROM (SELECT status, count(*) AS n FROM broker_orders GROUP BY status) b) AS orders,
+       (SELECT coalesce(string_agg(status || ' ' || n, ', ' ORDER BY status), 'none')
+          FROM (SELECT status, count(*) AS n FROM opposing_orders GROUP BY status) f)
+                                                                        AS opposing_fades,
        (SELECT count(*) FROM sim_fills)                                     AS simulated_fills,
-       (SELECT string_agg(action || ' ' || n, ', ' ORDER BY action)
+       (SELECT coalesce(string_agg(action || ' ' || n, ', ' ORDER BY action), 'none')
           FROM (SELECT action, count(*) AS n FROM stop_updates GROUP BY action) u)
                                                                         AS position_management,
        (SELECT count(*) FROM closed)                                        AS closed_trades,
@@ -50,4 +53,4 @@ SELECT (SELECT count(*) FROM signal_scores)                                 AS s
 -- name: reset_trading
 -- The demo owns the simulated account: each demo trades its year from a fresh one.
 TRUNCATE sim_stop_changes, sim_fills, sim_orders, sim_processed_sessions, sim_account,
-         stop_updates, broker_orders, trade_plan, signal_scores, halt_events;
+         stop_updates, broker_orders, trade_plan, opposing_orders, signal_scores, halt_events;
