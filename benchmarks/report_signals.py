@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ sys.path.insert(0, str(ROOT))
 
 from breakout_assets.core.scanner import MarketArrays, index_close_arrays, scan  # noqa: E402
 from breakout_assets.core.sectors import MARKET_ETF  # noqa: E402
-from breakout_assets.resources.market_data.files import FilesSource  # noqa: E402
 from breakout_assets.settings import load_settings  # noqa: E402
 
 

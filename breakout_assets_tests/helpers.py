@@ -56,3 +56,28 @@ def read_table(url: str, sql: str) -> pd.DataFrame:
         frame = pd.read_sql(text(sql), conn)
     engine.dispose()
     return frame
+
+
+HAND_BUILT_SIGNAL = "TEST:2024-01-02:long"
+
+
+def seed_hand_built(url: str, bars: Sequence[tuple], extra_sql: Sequence[str] = ()) -> None:
+    """Hand-built daily bars of TEST and one long signal on 2024-01-02 (entry 100, stop 96,
+    R = 4, targets 104 / 106 / 108, booked 104), plus any extra statements."""
+    engine = create_engine(with_driver(url, "psycopg"))
+    with engine.begin() as conn:
+        for session, o, h, lo, c in bars:
+            conn.execute(text("""INSERT INTO market_bars (ticker, session, open, high, low,
+                                 close, volume) VALUES ('TEST', :s, :o, :h, :l, :c, 1000000)"""),
+                         {"s": session, "o": o, "h": h, "l": lo, "c": c})
+        conn.execute(text("""
+            INSERT INTO breakout_signals (signal_id, ticker, session, side, rally_start,
+                rally_end, consol_start, consol_end, rally_high, rally_low, move_height, entry,
+                stop, stop_rule, atr, atr_window, target_50, target_75, target_100,
+                booked_target, adjusted_entry, risk, reward_risk)
+            VALUES (:id, 'TEST', '2024-01-02', 'long', '2023-11-01', '2023-11-20',
+                '2023-11-21', '2024-01-01', 99, 91, 8, 100, 96, 'atr', 2, 30, 104, 106, 108,
+                104, false, 4, 1)"""), {"id": HAND_BUILT_SIGNAL})
+        for statement in extra_sql:
+            conn.execute(text(statement))
+    engine.dispose()

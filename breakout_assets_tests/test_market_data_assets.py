@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
 
 import pandas as pd
 import pytest
-from dagster import AssetKey
 
 from breakout_assets.definitions import build_resources
 from breakout_assets.resources.market_data import MarketDataResource, MarketDataSource
-from breakout_assets.resources.market_data.base import MissingDataError
 from breakout_assets.settings import load_settings
 from breakout_assets_tests.conftest import SAMPLE_DIR
-from breakout_assets_tests.helpers import read_table, run_assets
+from breakout_assets_tests.helpers import market_assets, read_table, run_assets
 
 BARS = "SELECT * FROM market_bars ORDER BY ticker, session"
 
@@ -180,7 +177,7 @@ def test_coverage_drop_fails_the_blocking_check(settings, tmp_path):
     assert not coverage.passed
     breaks = coverage.metadata["coverage_breaks"].value
     assert {b["session"] for b in breaks} == {"2024-03-05", "2024-03-06"}
-    spec = [s for s in run_assets.__globals__["market_assets"](thin)[0].check_specs
+    spec = [s for s in market_assets(thin)[0].check_specs
             if s.name == "session_coverage"][0]
     assert spec.blocking
 

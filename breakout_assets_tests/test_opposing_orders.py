@@ -12,15 +12,13 @@ from datetime import date
 
 import pytest
 from dagster import materialize
-from sqlalchemy import create_engine, text
 
 from breakout_assets.approvals import decide
 from breakout_assets.definitions import build_assets, build_resources
-from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.settings import load_settings
 from breakout_assets_tests import helpers
 from breakout_assets_tests.conftest import new_database
-from breakout_assets_tests.helpers import read_table
+from breakout_assets_tests.helpers import read_table, seed_hand_built
 
 REF = "OPP-TEST-20240102-S"
 RUN = [  # session, open, high, low, close
@@ -30,29 +28,14 @@ RUN = [  # session, open, high, low, close
 ALERT = ("2024-01-04", 102.5, 102.8, 100.8, 101.0)
 AFTER = [("2024-01-05", 100.9, 101.2, 100.1, 100.4), ("2024-01-08", 100.3, 100.6, 98.0, 98.5)]
 FADES = "SELECT * FROM opposing_orders ORDER BY order_ref"
+SCORE = """INSERT INTO signal_scores (signal_id, session, side, experiment_id, confidence,
+                expected_value, tier, decision, reason, regime)
+            VALUES ('TEST:2024-01-02:long', '2024-01-02', 'long', 'long-test', 0.40, -0.2,
+                NULL, 'opposing', 'test', '{}')"""
 
 
 def _seed(url: str, bars) -> None:
-    engine = create_engine(with_driver(url, "psycopg"))
-    with engine.begin() as conn:
-        for session, o, h, lo, c in bars:
-            conn.execute(text("""INSERT INTO market_bars (ticker, session, open, high, low,
-                                 close, volume) VALUES ('TEST', :s, :o, :h, :l, :c, 1000000)"""),
-                         {"s": session, "o": o, "h": h, "l": lo, "c": c})
-        conn.execute(text("""
-            INSERT INTO breakout_signals (signal_id, ticker, session, side, rally_start,
-                rally_end, consol_start, consol_end, rally_high, rally_low, move_height, entry,
-                stop, stop_rule, atr, atr_window, target_50, target_75, target_100,
-                booked_target, adjusted_entry, risk, reward_risk)
-            VALUES ('TEST:2024-01-02:long', 'TEST', '2024-01-02', 'long', '2023-11-01',
-                '2023-11-20', '2023-11-21', '2024-01-01', 99, 91, 8, 100, 96, 'atr', 2, 30,
-                104, 106, 108, 104, false, 4, 1)"""))
-        conn.execute(text("""
-            INSERT INTO signal_scores (signal_id, session, side, experiment_id, confidence,
-                expected_value, tier, decision, reason, regime)
-            VALUES ('TEST:2024-01-02:long', '2024-01-02', 'long', 'long-test', 0.40, -0.2,
-                NULL, 'opposing', 'test', '{}')"""))
-    engine.dispose()
+    seed_hand_built(url, bars, [SCORE])
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.settings import load_settings
 from breakout_assets_tests import helpers
 from breakout_assets_tests.conftest import new_database
-from breakout_assets_tests.helpers import read_table
+from breakout_assets_tests.helpers import read_table, seed_hand_built
 
 REF = "BRK-TEST-20240102-L"
 BARS = [  # session, open, high, low, close
@@ -28,29 +28,14 @@ BARS = [  # session, open, high, low, close
     ("2024-01-08", 103.1, 103.9, 102.6, 103.5),
 ]
 UPDATES = "SELECT * FROM stop_updates ORDER BY session, action"
+PLAN = f"""INSERT INTO trade_plan (order_ref, signal_id, session, ticker, side, quantity, entry,
+                stop, take_profit, risk_dollars, tier, status, reason)
+            VALUES ({REF!r}, 'TEST:2024-01-02:long', '2024-01-02', 'TEST', 'long', 100, 100, 96,
+                104, 400, 'GOOD', 'sent', 'test')"""
 
 
 def _seed(url: str) -> None:
-    engine = create_engine(with_driver(url, "psycopg"))
-    with engine.begin() as conn:
-        for session, o, h, lo, c in BARS:
-            conn.execute(text("""INSERT INTO market_bars (ticker, session, open, high, low,
-                                 close, volume) VALUES ('TEST', :s, :o, :h, :l, :c, 1000000)"""),
-                         {"s": session, "o": o, "h": h, "l": lo, "c": c})
-        conn.execute(text("""
-            INSERT INTO breakout_signals (signal_id, ticker, session, side, rally_start,
-                rally_end, consol_start, consol_end, rally_high, rally_low, move_height, entry,
-                stop, stop_rule, atr, atr_window, target_50, target_75, target_100,
-                booked_target, adjusted_entry, risk, reward_risk)
-            VALUES ('TEST:2024-01-02:long', 'TEST', '2024-01-02', 'long', '2023-11-01',
-                '2023-11-20', '2023-11-21', '2024-01-01', 99, 91, 8, 100, 96, 'atr', 2, 30,
-                104, 106, 108, 104, false, 4, 1)"""))
-        conn.execute(text("""
-            INSERT INTO trade_plan (order_ref, signal_id, session, ticker, side, quantity, entry,
-                stop, take_profit, risk_dollars, tier, status, reason)
-            VALUES (:ref, 'TEST:2024-01-02:long', '2024-01-02', 'TEST', 'long', 100, 100, 96,
-                104, 400, 'GOOD', 'sent', 'test')"""), {"ref": REF})
-    engine.dispose()
+    seed_hand_built(url, BARS, [PLAN])
 
 
 @pytest.fixture

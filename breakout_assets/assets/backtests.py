@@ -15,7 +15,7 @@ from breakout_assets.core.opposing import FadeBars, fade_summary, replay_fade
 from breakout_assets.core.trade_management import (
     ManagedPosition, ManagementConfig, bars_from_arrays, replay_managed,
 )
-from breakout_assets.assets.metadata import png_metadata, table_metadata
+from breakout_assets.assets.common import png_metadata, table_metadata
 from breakout_assets.ml.dataset import model_confidence
 from breakout_assets.ml.evaluation import bar_chart_png
 from breakout_assets.partitions import ordinal_sessions, session_ordinals

@@ -16,14 +16,13 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 from sqlalchemy import Connection
 
+from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
@@ -111,10 +110,8 @@ def write_daily_features(
 def build_feature_assets(
     partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
 ) -> list[AssetsDefinition]:
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres"},
         deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
     )

@@ -17,11 +17,9 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 from sqlalchemy import Connection
 
@@ -29,6 +27,7 @@ from breakout_assets.assets.orders import BROKER_POOL
 from breakout_assets.core.trade_management import (
     Action, ManagedPosition, ManagementConfig, apply, bars_from_arrays, manage,
 )
+from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions, session_ordinals
 from breakout_assets.resources.broker.base import Broker, BrokerError, BracketOrder
 from breakout_assets.resources.broker.resource import BrokerResource
@@ -99,10 +98,8 @@ def build_management_assets(
     kill_switch = KillSwitch(settings.kill_switch_path)
     config = ManagementConfig(outcomes=settings.outcomes)
 
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres"},
         deps=["broker_orders", "market_bars"],
         pool=BROKER_POOL,

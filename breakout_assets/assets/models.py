@@ -21,7 +21,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.metadata import png_metadata, table_metadata
+from breakout_assets.assets.common import png_metadata, table_metadata
 from breakout_assets.ml.dataset import training_set
 from breakout_assets.ml.evaluation import plot_calibration, plot_gate_sweep, plot_importance
 from breakout_assets.ml.experiment import Experiment, run_experiment

@@ -15,16 +15,15 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 
 from breakout_assets.assets.orders import BROKER_POOL
 from breakout_assets.assets.trading import UNATTENDED
 from breakout_assets.core.opposing import FadeBars, fade_levels, fade_quantity, replay_fade
+from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions, lookback_start, session_ordinals
 from breakout_assets.resources.broker.base import BracketOrder
 from breakout_assets.resources.broker.resource import BrokerResource
@@ -64,10 +63,8 @@ def build_opposing_assets(
     config = settings.opposing
     kill_switch = KillSwitch(settings.kill_switch_path)
 
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres"},
         deps=["signal_scores", "market_bars"],
         pool=BROKER_POOL,

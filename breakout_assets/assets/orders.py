@@ -13,13 +13,12 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 
+from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions
 from breakout_assets.resources.broker.base import BracketOrder
 from breakout_assets.resources.broker.resource import BrokerResource
@@ -45,10 +44,8 @@ def build_order_assets(
     kill_switch = KillSwitch(settings.kill_switch_path)
     valid_sessions = settings.outcomes.entry_valid_sessions
 
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres"},
         deps=["trade_plan"],
         pool=BROKER_POOL,

@@ -15,15 +15,14 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 from sqlalchemy import Connection
 
 from breakout_assets.core.outcomes import BarPaths, OutcomeConfig, replay
+from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions, ordinal_sessions, session_ordinals
 from breakout_assets.resources.bar_reader import read_bar_paths
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
@@ -95,10 +94,8 @@ def build_outcome_assets(
 ) -> list[AssetsDefinition]:
     config = settings.outcomes
 
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres"},
         deps=[AssetKey("breakout_signals"), AssetKey("market_bars")],
     )

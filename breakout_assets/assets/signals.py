@@ -17,16 +17,15 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 from sqlalchemy import Connection
 
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, index_close_arrays, scan
 from breakout_assets.core.sectors import MARKET_ETF
+from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.bar_reader import read_bar_window, read_market_window
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
@@ -116,10 +115,8 @@ def build_signal_assets(
 ) -> list[AssetsDefinition]:
     config = settings.scanner
 
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres"},
         deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
         check_specs=SIGNAL_CHECKS,

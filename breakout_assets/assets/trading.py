@@ -13,11 +13,9 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 from sqlalchemy import Connection
 
@@ -25,6 +23,7 @@ from breakout_assets.core.planning import ScoredSignal, plan_session
 from breakout_assets.core.scoring import Regime, score_signal
 from breakout_assets.core.sizing import Account
 from breakout_assets.ml.dataset import model_confidence
+from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions
 from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.model_store import ModelStore
@@ -81,10 +80,8 @@ def scored_signals(conn: Connection, sessions: list) -> list[ScoredSignal]:
 def build_trading_assets(
     partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
 ) -> list[AssetsDefinition]:
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres", "xgboost"},
         deps=[AssetKey("breakout_signals"), AssetKey("daily_features"), AssetKey("long_model"),
               AssetKey("short_model"), AssetKey("index_bars")],
@@ -109,10 +106,8 @@ def build_trading_assets(
             "models": MetadataValue.json(sorted({r["experiment_id"] for r in rows})),
         })
 
-    @asset(
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
+    @session_asset(
+        partitions_def, GROUP,
         kinds={"postgres"},
         deps=[signal_scores],
     )
