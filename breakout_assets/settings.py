@@ -20,7 +20,7 @@ from breakout_assets.core.scanner import ScannerConfig
 from breakout_assets.core.scoring import RegimeConfig
 from breakout_assets.core.sizing import SizingConfig
 from breakout_assets.ml.registry import PromotionRules
-from breakout_assets.ml.training import TrainingConfig
+from breakout_assets.ml.config import TrainingConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "BREAKOUT_"

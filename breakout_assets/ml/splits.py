@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 if TYPE_CHECKING:
-    from breakout_assets.ml.training import TrainingConfig
+    from breakout_assets.ml.config import TrainingConfig
 
 Fold = tuple[np.ndarray, np.ndarray]
 
