@@ -50,12 +50,27 @@ def history_sessions(config: ScannerConfig) -> int:
     return config.lookback_bars + config.feature_lookback_bars + config.volume_baseline_bars
 
 
+# Up to this many sessions, a scan first asks Postgres which tickers can break out at all (a
+# live day reads ~1 ticker in 10); a long backfill chunk would gain nothing from it.
+PREFILTER_MAX_SESSIONS = 20
+
+
+def breakout_candidates(conn: Connection, first: date, last: date,
+                        config: ScannerConfig) -> list[str]:
+    cmin = config.min_consol_bars
+    return list(conn.execute(query("signals.breakout_candidates"), {
+        "base_start": lookback_start(first, cmin), "first": first, "last": last, "cmin": cmin,
+    }).scalars())
+
+
 def scan_sessions(conn: Connection, sessions: Sequence[date], config: ScannerConfig) -> pd.DataFrame:
     """Signals breaking out on `sessions` (contiguous), as rows of the breakout_signals table."""
     first, last = sessions[0], sessions[-1]
     start = lookback_start(first, history_sessions(config))
     window = nyse_sessions(start, last)
-    tickers, bars = read_market_window(conn, start, first, last, window)
+    candidates = (breakout_candidates(conn, first, last, config)
+                  if len(sessions) <= PREFILTER_MAX_SESSIONS else None)
+    tickers, bars = read_market_window(conn, start, first, last, window, candidates)
     if not len(tickers):
         return pd.DataFrame()
     arrays = MarketArrays(tickers, np.array(window, dtype="datetime64[D]"), **bars)

@@ -58,15 +58,17 @@ def _unpack(payload: bytes | None, value_type: str) -> np.ndarray:
 
 
 def read_market_window(
-    conn: Connection, start: date, first: date, end: date, sessions: list[date]
+    conn: Connection, start: date, first: date, end: date, sessions: list[date],
+    tickers: list[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """History start..end of the tickers trading in first..end, as dense (ticker x session)
-    arrays over `sessions`: (tickers, {open, high, low, close, volume}), NaN where no bar.
+    """History start..end of `tickers` (default: every ticker trading in first..end), as dense
+    (ticker x session) arrays over `sessions`: (tickers, {open, high, low, close, volume}), NaN
+    where no bar.
     """
-    bounds = {"first": first, "end": end}
-    tickers = np.array(
-        conn.execute(query("signals.window_tickers"), bounds).scalars().all(), dtype=object
-    )
+    if tickers is None:
+        tickers = conn.execute(query("signals.window_tickers"),
+                               {"first": first, "end": end}).scalars().all()
+    tickers = np.array(sorted(tickers), dtype=object)
     shape = (len(tickers), len(sessions))
     arrays = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close", "volume")}
     if not len(tickers):
@@ -75,11 +77,12 @@ def read_market_window(
                           {"start": start, "end": end, "tickers": list(tickers)}).one()
     rows = _unpack(packed.ticker_row, ">i4") - 1
     days = _unpack(packed.day, ">i4")
+    prices = {name: _unpack(getattr(packed, name), ">f8") for name in arrays}
     grid = (np.array(sessions, dtype="datetime64[D]") - _PG_EPOCH).astype(np.int32)
     columns = np.searchsorted(grid, days)
     inside = (columns < len(grid)) & (grid[np.minimum(columns, len(grid) - 1)] == days)
     for name in arrays:
-        arrays[name][rows[inside], columns[inside]] = _unpack(getattr(packed, name), ">f8")[inside]
+        arrays[name][rows[inside], columns[inside]] = prices[name][inside]
     return tickers, arrays
 
 

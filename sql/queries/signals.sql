@@ -82,3 +82,20 @@ FROM market_bars b
 JOIN unnest(CAST(:tickers AS text[])) WITH ORDINALITY AS t(ticker, row_number)
   ON t.ticker = b.ticker
 WHERE b.session BETWEEN :start AND :end;
+
+-- name: breakout_candidates
+-- Tickers that can break out on :first..:last at all: the scanner only examines a session whose
+-- close clears every one of the :cmin bars before it (above their highest high for a long,
+-- below their lowest low for a short; core/scanner.py). A superset of the scanner's test (rows
+-- rather than calendar sessions), so filtering by it changes no result.
+WITH w AS (
+    SELECT ticker, session, close,
+           max(high) OVER prev AS hmax, min(low) OVER prev AS lmin, count(*) OVER prev AS n
+    FROM market_bars
+    WHERE session BETWEEN :base_start AND :last
+    WINDOW prev AS (PARTITION BY ticker ORDER BY session
+                    ROWS BETWEEN :cmin PRECEDING AND 1 PRECEDING)
+)
+SELECT DISTINCT ticker FROM w
+WHERE session BETWEEN :first AND :last AND n = :cmin AND (close > hmax OR close < lmin)
+ORDER BY ticker;
