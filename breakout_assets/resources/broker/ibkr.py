@@ -358,39 +358,34 @@ class IbkrBroker:
     def modify_stop(self, order_ref: str, new_stop: float) -> None:
         """Move the working stop (same orderId). No return channel, so a missing stop or IB's
         refusal raises BrokerError."""
-        ib = self._ib()
-        with self._guard(f"stop modification of {order_ref}"):
-            stops = [t for t in ib.openTrades() if t.order.orderRef == order_ref
-                     and t.order.orderType == "STP" and t.order.parentId]  # not a stop-entry
-            if not stops:
-                raise BrokerError(f"no working stop order for {order_ref} at {self.where}")
-            for trade in stops:
-                _, tick = self._contract(ib, trade.contract.symbol)
-                # toward the position: a SELL stop (long) rounds up, a BUY stop (short) down
-                trade.order.auxPrice = round_to_tick(
-                    new_stop, tick, "up" if trade.order.action == "SELL" else "down")
-                errors = self._send(ib, trade.contract, [trade.order], cancel_on_error=False,
-                                    modify=True)
-                if errors:
-                    raise BrokerError(f"IB refused the stop of {order_ref}: {errors}")
+        # toward the position: a SELL stop (long) rounds up, a BUY stop (short) down
+        self._modify_exit(order_ref, "STP", "auxPrice", new_stop, sell_rounds="up")
 
     def modify_take_profit(self, order_ref: str, new_take_profit: float) -> None:
         """Move the working take-profit limit (same orderId), rounded toward the entry."""
+        # a SELL take-profit (long) rounds down, a BUY take-profit (short) up
+        self._modify_exit(order_ref, "LMT", "lmtPrice", new_take_profit, sell_rounds="down")
+
+    def _modify_exit(self, order_ref: str, order_type: str, field: str, price: float,
+                     sell_rounds: str) -> None:
+        """Re-price one kind of child of the bracket (children carry a parentId; a stop-entry
+        or limit parent does not)."""
+        what = "stop" if order_type == "STP" else "take-profit"
         ib = self._ib()
-        with self._guard(f"take-profit modification of {order_ref}"):
-            limits = [t for t in ib.openTrades() if t.order.orderRef == order_ref
-                      and t.order.orderType == "LMT" and t.order.parentId]
-            if not limits:
-                raise BrokerError(f"no working take-profit for {order_ref} at {self.where}")
-            for trade in limits:
+        with self._guard(f"{what} modification of {order_ref}"):
+            children = [t for t in ib.openTrades() if t.order.orderRef == order_ref
+                        and t.order.orderType == order_type and t.order.parentId]
+            if not children:
+                raise BrokerError(f"no working {what} order for {order_ref} at {self.where}")
+            for trade in children:
                 _, tick = self._contract(ib, trade.contract.symbol)
-                # a SELL take-profit (long) rounds down, a BUY take-profit (short) up
-                trade.order.lmtPrice = round_to_tick(
-                    new_take_profit, tick, "down" if trade.order.action == "SELL" else "up")
+                buy_rounds = "down" if sell_rounds == "up" else "up"
+                setattr(trade.order, field, round_to_tick(
+                    price, tick, sell_rounds if trade.order.action == "SELL" else buy_rounds))
                 errors = self._send(ib, trade.contract, [trade.order], cancel_on_error=False,
                                     modify=True)
                 if errors:
-                    raise BrokerError(f"IB refused the take-profit of {order_ref}: {errors}")
+                    raise BrokerError(f"IB refused the {what} of {order_ref}: {errors}")
 
     def close_position(self, order_ref: str) -> None:
         """Expiry: cancel the bracket's exit orders, then close at market (ref `<ref>-EXP`)."""
