@@ -383,3 +383,22 @@ def test_random_paths_exercise_both_legs() -> None:
         seen.add((out.status, out.leg))
     assert {("win", "limit"), ("win", "alert"), ("loss", "limit"), ("loss", "alert"),
             ("no_alert", None)} <= seen
+
+
+def test_plan_fade_only_on_the_session_the_alert_arms():
+    """A long primary (E 100, S 96, T = T50 = 104): the run prints 103.5, the next bar closes
+    below that bar's low, arming the alert at its low 100.8; legs 1R from their own entries."""
+    from breakout_assets.core.opposing import plan_fade
+
+    bars = FadeBars(np.array([1, 2]), np.array([101.0, 102.5]), np.array([103.5, 102.8]),
+                    np.array([101.5, 100.8]), np.array([103.0, 101.0]))
+    config = OpposingConfig()
+    assert plan_fade(1, 100.0, 96.0, 104.0, 104.0, FadeBars(*(a[:1] for a in (
+        bars.session, bars.open, bars.high, bars.low, bars.close))), 0, 1, 100_000.0,
+        config) is None  # the run, no alert yet
+    plan = plan_fade(1, 100.0, 96.0, 104.0, 104.0, bars, 0, 2, 100_000.0, config)
+    assert (plan.side, plan.alert_level, plan.limit_level, plan.stop, plan.take_profit) == (
+        -1, 100.8, 103.0, 104.0, 96.0)
+    assert (plan.risk_dollars, plan.alert_quantity, plan.limit_quantity) == (500.0, 156, 500)
+    assert plan.valid_sessions == config.window_sessions - 2
+    assert plan_fade(1, 100.0, 96.0, 104.0, 104.0, bars, 0, 3, 100_000.0, config) is None

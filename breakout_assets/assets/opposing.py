@@ -9,7 +9,6 @@ dry-run, kill-switch and find-refs-first rules as `broker_orders`.
 """
 
 import json
-import math
 
 import pandas as pd
 from dagster import (
@@ -22,7 +21,7 @@ from dagster import (
 
 from breakout_assets.assets.orders import BROKER_POOL
 from breakout_assets.assets.trading import UNATTENDED
-from breakout_assets.core.opposing import FadeBars, fade_levels, fade_quantity, replay_fade
+from breakout_assets.core.opposing import FadeBars, plan_fade
 from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions, lookback_start, session_ordinals
 from breakout_assets.resources.broker.base import BracketOrder
@@ -88,37 +87,30 @@ def build_opposing_assets(
                         "ticker": c.ticker, "after": c.session, "through": session})
                     if bars.empty:
                         continue
-                    primary = 1 if c.side == "long" else -1
-                    signal_ord = int(session_ordinals([c.session])[0])
-                    fade = replay_fade(primary, c.entry, c.stop, c.booked_target, c.target_50,
-                                       FadeBars(session_ordinals(bars["session"]), bars["open"],
-                                                bars["high"], bars["low"], bars["close"]),
-                                       config, signal_session=signal_ord, as_of_session=today)
-                    if fade.armed_index < 0 or session_ordinals(
-                            [bars["session"].iloc[fade.armed_index]])[0] != today:
-                        continue  # no alert, no trade (or it armed earlier and was planned)
-                    levels = fade_levels(primary, c.entry, c.stop, c.booked_target, c.target_50,
-                                         config)
-                    risk = equity * config.risk_fraction
-                    alert_qty = fade_quantity(risk, fade.alert_level, levels.stop)
-                    limit_qty = (fade_quantity(risk, levels.limit, levels.stop)
-                                 if math.isfinite(levels.limit) else None)
-                    sized = alert_qty > 0
+                    plan = plan_fade(
+                        1 if c.side == "long" else -1, c.entry, c.stop, c.booked_target,
+                        c.target_50, FadeBars(session_ordinals(bars["session"]), bars["open"],
+                                              bars["high"], bars["low"], bars["close"]),
+                        int(session_ordinals([c.session])[0]), today, equity, config)
+                    if plan is None:
+                        continue
+                    sized = plan.alert_quantity > 0
                     status = ("approved" if settings.auto_approve else "pending_approval") \
                         if sized else "skipped"
                     conn.execute(query("opposing.insert_plan"), {
-                        "order_ref": fade_ref(c.ticker, c.session, levels.side),
+                        "order_ref": fade_ref(c.ticker, c.session, plan.side),
                         "signal_id": c.signal_id, "session": session,
                         "signal_session": c.session, "ticker": c.ticker,
-                        "side": "long" if levels.side > 0 else "short",
-                        "confidence": c.confidence, "alert_level": fade.alert_level,
-                        "alert_quantity": alert_qty,
-                        "limit_level": levels.limit if math.isfinite(levels.limit) else None,
-                        "limit_quantity": limit_qty, "stop": levels.stop,
-                        "take_profit": levels.take_profit, "risk_dollars": risk,
-                        "valid_sessions": max(1, signal_ord + config.window_sessions - today),
+                        "side": "long" if plan.side > 0 else "short",
+                        "confidence": c.confidence, "alert_level": plan.alert_level,
+                        "alert_quantity": plan.alert_quantity,
+                        "limit_level": plan.limit_level if plan.limit_quantity is not None
+                        else None,
+                        "limit_quantity": plan.limit_quantity, "stop": plan.stop,
+                        "take_profit": plan.take_profit, "risk_dollars": plan.risk_dollars,
+                        "valid_sessions": plan.valid_sessions,
                         "status": status,
-                        "reason": (f"2-bar reversal alert armed at {fade.alert_level:.4f}; "
+                        "reason": (f"2-bar reversal alert armed at {plan.alert_level:.4f}; "
                                    f"primary confidence {c.confidence:.3f}") if sized
                         else "a leg of 1R cannot buy one share",
                         "decided_by": UNATTENDED if status == "approved" else None,

@@ -154,6 +154,43 @@ def fade_levels(primary_side: int, entry: float, stop: float, target: float, tar
                       run_level=m * (e + config.arm_fraction * (t - e)))
 
 
+@dataclass(frozen=True)
+class FadePlan:
+    """The fade to place after a close: its two legs (limit NaN when not placed) and levels."""
+
+    side: int  # +1 long / -1 short: the fade's side
+    alert_level: float
+    alert_quantity: int
+    limit_level: float
+    limit_quantity: int | None
+    stop: float
+    take_profit: float
+    risk_dollars: float
+    valid_sessions: int  # sessions the legs may still work in the window
+
+
+def plan_fade(primary_side: int, entry: float, stop: float, target: float, target_50: float,
+              bars: FadeBars, signal_session: int, today: int, equity: float,
+              config: OpposingConfig) -> FadePlan | None:
+    """The fade whose 2-bar reversal alert armed at `today`'s close, each leg 1R
+    (`risk_fraction` of equity) from its own entry; None when no alert armed today (no alert,
+    no trade; one that armed earlier was planned on its own session)."""
+    fade = replay_fade(primary_side, entry, stop, target, target_50, bars, config,
+                       signal_session=signal_session, as_of_session=today)
+    if fade.armed_index < 0 or bars.session[fade.armed_index] != today:
+        return None
+    levels = fade_levels(primary_side, entry, stop, target, target_50, config)
+    risk = equity * config.risk_fraction
+    placed = math.isfinite(levels.limit)
+    return FadePlan(
+        side=levels.side, alert_level=fade.alert_level,
+        alert_quantity=fade_quantity(risk, fade.alert_level, levels.stop),
+        limit_level=levels.limit,
+        limit_quantity=fade_quantity(risk, levels.limit, levels.stop) if placed else None,
+        stop=levels.stop, take_profit=levels.take_profit, risk_dollars=risk,
+        valid_sessions=max(1, signal_session + config.window_sessions - today))
+
+
 def fade_quantity(risk_dollars: float, entry: float, stop: float) -> int:
     """Shares putting at most `risk_dollars` at risk from `entry` to `stop` (1R); 0 if none fit."""
     dist = abs(entry - stop)
