@@ -62,6 +62,21 @@ def test_range_is_one_run_with_one_materialization_per_session(settings):
     assert counts["n"][0] == 47
 
 
+def test_bulk_load_leaves_planner_statistics(settings):
+    """A first load into an empty table is analysed in the same run: the scans right after it
+    (features, signals) would otherwise plan without column statistics (a ticker filter taken
+    for a handful of rows picks a sort-merge over millions)."""
+    run_assets(settings, ["market_bars", "index_bars"], "2024-01-02", "2024-03-08")
+    stats = read_table(settings.database_url, """
+        SELECT tablename, attname, n_distinct FROM pg_stats
+        WHERE tablename IN ('market_bars', 'index_bars') AND attname IN ('ticker', 'session')
+        ORDER BY tablename, attname""")
+    distinct = {(t, a): n for t, a, n in stats.itertuples(index=False)}
+    assert distinct[("market_bars", "ticker")] == 150
+    assert distinct[("market_bars", "session")] == 47
+    assert ("index_bars", "ticker") in distinct
+
+
 class _CrashingSource(MarketDataSource):
     """The real files source, failing after its first chunk: a crash mid-write."""
 

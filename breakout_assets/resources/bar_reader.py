@@ -2,7 +2,8 @@
 
 A scan over 10,000 tickers with a year and a half of history reads ~4M bars; any per-row Python
 step (a DBAPI cursor, even COPY's one message per row) would dominate the run. The market window
-comes back as a handful of binary arrays decoded by numpy; the small index window uses COPY.
+comes back as one packed binary string per ticker, decoded by numpy in one call; the small index
+window uses COPY.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def read_bar_window(conn: Connection, statement: str, start: date, end: date) ->
 
 _PG_EPOCH = np.datetime64("2000-01-01", "D")
 _ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, length, lower bound (int32 each)
+_BAR_RECORD = np.dtype([("day", ">i4"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"),
+                        ("close", ">f8"), ("volume", ">f8")])  # signals.window_bars_by_ticker
 
 
 def _unpack(payload: bytes | None, value_type: str) -> np.ndarray:
@@ -73,16 +76,19 @@ def read_market_window(
     arrays = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close", "volume")}
     if not len(tickers):
         return tickers, arrays
-    packed = conn.execute(query("signals.window_bars_packed"),
-                          {"start": start, "end": end, "tickers": list(tickers)}).one()
-    rows = _unpack(packed.ticker_row, ">i4") - 1
-    days = _unpack(packed.day, ">i4")
-    prices = {name: _unpack(getattr(packed, name), ">f8") for name in arrays}
+    conn.execute(query("signals.window_work_mem"))
+    packed = conn.execute(query("signals.window_bars_by_ticker"),
+                          {"start": start, "end": end, "tickers": list(tickers)}).all()
+    position = {ticker: i for i, ticker in enumerate(tickers)}
+    records = np.frombuffer(b"".join(row.bars for row in packed), dtype=_BAR_RECORD)
+    rows = np.repeat(np.array([position[row.ticker] for row in packed], dtype=np.int64),
+                     [len(row.bars) // _BAR_RECORD.itemsize for row in packed])
     grid = (np.array(sessions, dtype="datetime64[D]") - _PG_EPOCH).astype(np.int32)
+    days = records["day"]
     columns = np.searchsorted(grid, days)
     inside = (columns < len(grid)) & (grid[np.minimum(columns, len(grid) - 1)] == days)
     for name in arrays:
-        arrays[name][rows[inside], columns[inside]] = prices[name][inside]
+        arrays[name][rows[inside], columns[inside]] = records[name][inside]
     return tickers, arrays
 
 

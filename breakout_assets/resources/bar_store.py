@@ -4,7 +4,8 @@ A partition (or a range of them) is rewritten by delete-then-insert inside one t
 re-run yields identical rows and a crash mid-write leaves the previous rows in place. When the
 range being written is all the table holds (a first load or a full reload) the table is
 truncated, its indexes are dropped, and they are rebuilt once at the end: one sort instead of 25M
-index insertions, and under `wal_level=minimal` no WAL for the load at all. Both paths run in the
+index insertions, and under `wal_level=minimal` no WAL for the load at all; the table is then
+analysed so the first scan does not plan on an empty table's statistics. Both paths run in the
 same transaction and roll back the same way.
 """
 

@@ -37,9 +37,11 @@ ALTER TABLE market_bars DROP CONSTRAINT market_bars_pkey;
 DROP INDEX market_bars_session_idx;
 
 -- name: create_indexes_market_bars
+-- ... and fresh planner statistics: the first scan after a load must not plan on an empty table.
 SET LOCAL maintenance_work_mem = '1GB';
 ALTER TABLE market_bars ADD CONSTRAINT market_bars_pkey PRIMARY KEY (ticker, session);
 CREATE INDEX market_bars_session_idx ON market_bars (session);
+ANALYZE market_bars;
 
 -- name: drop_indexes_index_bars
 ALTER TABLE index_bars DROP CONSTRAINT index_bars_pkey;
@@ -49,6 +51,7 @@ DROP INDEX index_bars_session_idx;
 SET LOCAL maintenance_work_mem = '1GB';
 ALTER TABLE index_bars ADD CONSTRAINT index_bars_pkey PRIMARY KEY (ticker, session);
 CREATE INDEX index_bars_session_idx ON index_bars (session);
+ANALYZE index_bars;
 
 -- name: copy_quarantined
 COPY quarantined_bars (dataset, ticker, session, open, high, low, close, volume, reason, source)
