@@ -27,8 +27,11 @@ _PG_EPOCH = np.datetime64("2000-01-01", "D")
 
 def encode_bars_binary(frame: pd.DataFrame) -> bytes:
     """Binary COPY tuples (no header/trailer) for (ticker, session, 4 x float8, int8 volume)."""
-    tickers = frame["ticker"].to_numpy(dtype=str).astype(np.bytes_)  # ASCII symbols
-    lengths = np.char.str_len(tickers)
+    # A few thousand distinct symbols over millions of rows: encode each symbol once.
+    codes, symbols = pd.factorize(frame["ticker"])
+    symbol_bytes = np.array([s.encode("ascii") for s in symbols], dtype=np.bytes_)
+    tickers = symbol_bytes[codes]
+    lengths = np.char.str_len(symbol_bytes)[codes]
     days = (frame["session"].to_numpy().astype("datetime64[D]") - _PG_EPOCH).astype(np.int32)
     prices = [frame[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")]
     volume = frame["volume"].to_numpy(dtype=np.int64)
