@@ -198,3 +198,29 @@ def test_outcome_invariants(bars):
     if status in ("unfilled", "pending") and out["entry_bar"] < 0:
         assert np.isnan(r) and out["bars_held"] == 0
     assert out["entry_bar"] < 0 or out["entry_price"] <= LONG["entry"]
+
+
+def test_labels_have_no_time_cut_by_default() -> None:
+    """A trade that needs 30 sessions to reach its target expires as a live position (20-session
+    limit) but is a win as a label; with a label horizon set it expires as a label too."""
+    bars = [(100.0, 100.5, 99.5, 100.0)] * 30 + [(100.0, 106.0, 99.8, 105.5)]
+    signals = {"side": np.array([1]), "entry": np.array([100.0]), "stop": np.array([95.0]),
+               "booked_target": np.array([105.0]), "target_50": np.array([105.0]),
+               "target_75": np.array([107.5]), "target_100": np.array([110.0]),
+               "risk": np.array([5.0]), "signal_ord": np.array([0])}
+
+    def paths_of(n: int) -> BarPaths:
+        return BarPaths.from_rows(np.zeros(n, np.int64), np.arange(1, n + 1), 1,
+                                  **{c: np.array([b[i] for b in bars[:n]])
+                                     for i, c in enumerate(("open", "high", "low", "close"))})
+
+    n = len(bars)
+    paths = paths_of(n)
+    live = replay(signals, paths, n, OutcomeConfig())
+    label = replay(signals, paths, n, OutcomeConfig(), labels=True)
+    capped = replay(signals, paths, n, OutcomeConfig(label_horizon_sessions=25), labels=True)
+    assert Status(live.status[0]) is Status.EXPIRED and live.bars_held[0] == 20
+    assert Status(label.status[0]) is Status.WIN and label.r_multiple[0] == pytest.approx(1.0)
+    assert Status(capped.status[0]) is Status.EXPIRED and capped.bars_held[0] == 25
+    still_open = replay(signals, paths_of(n - 1), n - 1, OutcomeConfig(), labels=True)
+    assert Status(still_open.status[0]) is Status.PENDING

@@ -182,8 +182,8 @@ EXPECTED_LONG = {
     "consol_high": 21.6,
     "consol_low": 20.5, "entry": 22.4, "atr": ATR, "atr_window": 13, "stop": 22.4 - 2 * ATR,
     "stop_rule": "atr", "target_50": 24.4, "target_75": 25.4, "target_100": 26.4,
-    "adjusted_entry": True, "booked_target": 22.4 + 2 * 4.0, "risk": 2 * ATR,
-    "reward_risk": 8.0 / (2 * ATR),
+    "adjusted_entry": False, "booked_target": 24.4, "risk": 2 * ATR,
+    "reward_risk": 2.0 / (2 * ATR),
 }
 
 
@@ -196,7 +196,7 @@ EXPECTED_SHORT = dict(
     EXPECTED_LONG, side=-1, rally_high=22.0, rally_low=18.0, consol_high=40 - 20.5,
     consol_low=40 - 21.6,
     entry=17.6, stop=17.6 + 2 * ATR, target_50=15.6, target_75=14.6, target_100=13.6,
-    booked_target=17.6 - 8.0,
+    booked_target=15.6,
 )
 
 
@@ -254,20 +254,25 @@ def test_golden_short_is_the_mirror() -> None:
         assert short_f[name][0] == pytest.approx(long_f[name][0]), name
 
 
-def test_golden_weak_close_books_the_50_percent_target() -> None:
+def test_golden_adjusted_entry_when_the_rule_is_on() -> None:
+    """Off by default; with the 0.618 candle reading a strong close books 2 x MH, a weak one 50%."""
+    config = ScannerConfig(adjusted_entry_fib=0.618)
+    strong = dict(EXPECTED_LONG, adjusted_entry=True, booked_target=22.4 + 2 * 4.0,
+                  reward_risk=8.0 / (2 * ATR))
+    assert_setup(scan(_arrays([GOLDEN]), config), strong)
+    assert_setup(reference_scan(_arrays([GOLDEN]), config), strong)
+    strong_short = dict(EXPECTED_SHORT, adjusted_entry=True, booked_target=17.6 - 8.0,
+                        reward_risk=8.0 / (2 * ATR))
+    assert_setup(scan(_arrays([mirror(GOLDEN)]), config), strong_short)
     weak = (21.4, 23.4, 21.3, 22.4, 5000)  # closes at 1.1 / 2.1 = 0.52 of its range
-    expected = dict(EXPECTED_LONG, adjusted_entry=False, booked_target=24.4,
-                    reward_risk=2.0 / (2 * ATR))
-    assert_setup(scan(_arrays([LEAD + RALLY + BASE + [weak]])), expected)
-    expected_short = dict(EXPECTED_SHORT, adjusted_entry=False, booked_target=15.6,
-                          reward_risk=2.0 / (2 * ATR))
-    assert_setup(scan(_arrays([mirror(LEAD + RALLY + BASE + [weak])])), expected_short)
+    assert_setup(scan(_arrays([LEAD + RALLY + BASE + [weak]]), config), EXPECTED_LONG)
+    assert_setup(scan(_arrays([mirror(LEAD + RALLY + BASE + [weak])]), config), EXPECTED_SHORT)
 
 
 def test_golden_stop_falls_back_to_the_consolidation_extreme() -> None:
     config = ScannerConfig(stop_atr_multiple=30.0)  # 22.4 - 30 x 0.977 < 0: no ATR stop
     expected = dict(EXPECTED_LONG, stop=20.5, stop_rule="consolidation", risk=1.9,
-                    reward_risk=8.0 / 1.9)
+                    reward_risk=2.0 / 1.9)
     assert_setup(scan(_arrays([GOLDEN]), config), expected)
     assert_setup(reference_scan(_arrays([GOLDEN]), config), expected)
 
@@ -276,27 +281,31 @@ def test_golden_atr_is_capped_to_the_last_bars() -> None:
     config = ScannerConfig(atr_max_bars=8)  # the base only: 1.0 + 0.8 x 2 + 1.1 + 0.8 x 4 = 6.9
     atr = 6.9 / 8
     expected = dict(EXPECTED_LONG, atr=atr, atr_window=8, stop=22.4 - 2 * atr, risk=2 * atr,
-                    reward_risk=8.0 / (2 * atr))
+                    reward_risk=2.0 / (2 * atr))
     assert_setup(scan(_arrays([GOLDEN]), config), expected)
 
 
 @pytest.mark.parametrize("name, bars, config", [
     ("consolidation too short (7 < 1.5 x 5 bars)",
      LEAD + RALLY + BASE[:7] + [BREAKOUT] + AFTER, DEFAULT),
-    ("base too loose (retraces 62.5% of the move)",
-     LEAD + RALLY + BASE[:3] + [(21.2, 21.6, 19.5, 21.2, 1000)] + BASE[4:] + [BREAKOUT] + AFTER,
+    ("base too loose (retraces 80% of the move, past 78.6%)",
+     LEAD + RALLY + BASE[:3] + [(21.2, 21.6, 18.8, 21.2, 1000)] + BASE[4:] + [BREAKOUT] + AFTER,
      DEFAULT),
+    ("base too loose for a stricter retracement rule (62.5% > 50%)",
+     LEAD + RALLY + BASE[:3] + [(21.2, 21.6, 19.5, 21.2, 1000)] + BASE[4:] + [BREAKOUT] + AFTER,
+     ScannerConfig(consol_max_retracement=0.5)),
     ("base too wide for a tighter range rule", GOLDEN, ScannerConfig(consol_max_range_pct=0.05)),
     ("only an intraday poke above the rally high",
      LEAD + RALLY + BASE + [(21.4, 22.6, 21.3, 21.9, 5000), (21.9, 22.0, 21.2, 21.4, 2000),
                             (21.4, 21.7, 21.0, 21.3, 2000), (21.3, 21.6, 21.0, 21.2, 2000)],
      DEFAULT),
-    ("rally too weak (the pattern at half scale: 2.0 / 19.0 = 10.5% < 12%)",
-     [tuple(20 + (p - 20) * 0.5 for p in bar[:4]) + (bar[4],) for bar in GOLDEN], DEFAULT),
+    ("rally too weak (the pattern at a fifth of its scale: 0.8 / 19.6 = 4.1% < 5%)",
+     [tuple(20 + (p - 20) * 0.2 for p in bar[:4]) + (bar[4],) for bar in GOLDEN], DEFAULT),
     ("rally too weak for a stricter threshold (22.2% < 25%)", GOLDEN,
      ScannerConfig(rally_min_pct=0.25)),
-    ("breakout on thin volume (900 < the base's 1000)",
-     LEAD + RALLY + BASE + [BREAKOUT[:4] + (900,)] + AFTER, DEFAULT),
+    ("breakout on thin volume (900 < the base's 1000) when the volume rule is on",
+     LEAD + RALLY + BASE + [BREAKOUT[:4] + (900,)] + AFTER,
+     ScannerConfig(breakout_min_volume_ratio=1.0)),
     ("breakout close not clear enough (22.4 < 22.0 x 1.025)", GOLDEN,
      ScannerConfig(breakout_min_close_pct=0.025)),
     ("a missing bar inside the base",
@@ -361,7 +370,7 @@ def check_setup_properties(arrays: MarketArrays, setups: Setups, config: Scanner
         # booked target and R:R
         rng = hi[t] - lo[t]
         position = 1.0 if rng <= 0 else ((cl[t] - lo[t]) if d > 0 else (hi[t] - cl[t])) / rng
-        assert row.adjusted_entry == (position >= config.adjusted_entry_fib)
+        assert row.adjusted_entry == (position >= config.adjusted_threshold)
         booked = row.entry + d * config.adjusted_target_fraction * row.move_height
         booked = booked if row.adjusted_entry else row.target_50
         assert row.booked_target == pytest.approx(booked, rel=1e-12)
@@ -473,7 +482,8 @@ def test_config_is_validated() -> None:
     assert DEFAULT.consol_min_ratio == 1.5 and DEFAULT.atr_max_bars == 50
     assert DEFAULT.stop_atr_multiple == 2.0
     assert DEFAULT.target_fractions == (0.5, 0.75, 1.0)
-    assert DEFAULT.adjusted_entry_fib == 0.618 and DEFAULT.adjusted_target_fraction == 2.0
+    assert DEFAULT.adjusted_entry_fib is None and DEFAULT.adjusted_threshold == math.inf
+    assert ScannerConfig(adjusted_entry_fib=0.618).adjusted_threshold == 0.618
 
 
 def test_empty_market() -> None:

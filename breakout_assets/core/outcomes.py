@@ -21,9 +21,12 @@ Exit (`exit_on_bar`), with stop `S` and booked target `T`, on each bar after the
 - a bar that opens through the target exits at the open, one that touches it exits at `T`;
 - on the fill bar itself, when the fill was intraday (not at the open), only the stop counts:
   the bar's extreme in our favour may have come before the fill;
-- a position still open `max_holding_sessions` sessions after its fill session (the fill session
-  counts as the first) expires at that session's close, or at the last close the ticker has if
-  it stopped trading.
+- a live position (orders, management, the simulated broker, the backtests' managed book) still
+  open `max_holding_sessions` sessions after its fill session (the fill session counts as the
+  first) expires at that session's close, or at the last close the ticker has if it stopped
+  trading. Labels have no time cut by default (`label_horizon_sessions` None): as the design's
+  label says, the target or the stop decides, and a trade still open when the bars end stays
+  pending. A label horizon, when set, expires labels the same way.
 
 Outcomes are in R, the signal's planned risk `|E - S|`: `r_multiple = side x (exit - fill) / R`,
 the unit sizing uses (shares = risk dollars / R). MFE and MAE are the largest favourable and
@@ -53,8 +56,21 @@ class OutcomeConfig(BaseModel):
                     "for the next session).")
     max_holding_sessions: int = Field(
         20, ge=1, le=250,
-        description="Sessions a filled trade may stay open, counting the fill session; it "
-                    "expires at the close of the last one.")
+        description="Sessions a live position may stay open, counting the fill session; it "
+                    "expires at the close of the last one (a management rule).")
+    label_horizon_sessions: int | None = Field(
+        None, ge=1, le=5000,
+        description="Sessions a labelled trade may stay open before it counts as expired; None "
+                    "(the default): no time cut, the target or the stop decides.")
+
+    def holding(self, labels: bool = False) -> int:
+        """The holding limit in sessions: the live one, or the labels' (NO_LIMIT when unset)."""
+        if not labels:
+            return self.max_holding_sessions
+        return NO_LIMIT if self.label_horizon_sessions is None else self.label_horizon_sessions
+
+
+NO_LIMIT = 1 << 40  # sessions: "no time cut" for the replay kernel (far past any bar)
 
 
 class Status(IntEnum):
@@ -263,8 +279,10 @@ class Outcomes:
 
 
 def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int,
-           config: OutcomeConfig) -> Outcomes:
+           config: OutcomeConfig, *, labels: bool = False) -> Outcomes:
     """Replay each signal's bracket on its bars up to session `as_of_ord`.
+
+    `labels=True` applies the label horizon (default: none) instead of the live holding limit.
 
     `signals` holds aligned arrays: side (+1 long, -1 short), entry, stop, booked_target,
     target_50, target_75, target_100, risk and signal_ord (the signal session's ordinal).
@@ -292,7 +310,7 @@ def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int,
             np.ascontiguousarray(signals["signal_ord"], dtype=np.int64), paths.offsets,
             paths.open, paths.high, paths.low, paths.close,
             paths.session_ord, int(as_of_ord), config.entry_valid_sessions,
-            config.max_holding_sessions, out.status, out.entry_bar, out.entry_price,
+            config.holding(labels), out.status, out.entry_bar, out.entry_price,
             out.exit_bar, out.exit_price, out.r_multiple, out.mfe_r, out.mae_r, out.bars_held,
             out.hit_targets)
     return out

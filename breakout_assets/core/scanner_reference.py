@@ -111,7 +111,7 @@ def _candidate(high, low, close, volume, valid, t, e, side, cfg: ScannerConfig,
         if not volume[t] >= cfg.breakout_min_volume_ratio * (total / nb):
             return None
     if side < 0:
-        adjusted = _close_position(high[t], low[t], close[t], side) >= cfg.adjusted_entry_fib
+        adjusted = _close_position(high[t], low[t], close[t], side) >= cfg.adjusted_threshold
         f = cfg.adjusted_target_fraction if adjusted else cfg.target_fractions[0]
         if not (close[t] - f * mh > 0 and close[t] - cfg.target_fractions[2] * mh > 0):
             return None
@@ -138,7 +138,7 @@ def _geometry(high, low, close, t, e, l, side, cfg: ScannerConfig) -> dict:
         if not (atr > 0 and stop > 0):
             stop, rule = c_high, "consolidation"
     f50, f75, f100 = cfg.target_fractions
-    adjusted = _close_position(high[t], low[t], entry, side) >= cfg.adjusted_entry_fib
+    adjusted = _close_position(high[t], low[t], entry, side) >= cfg.adjusted_threshold
     if side > 0:
         targets = [entry + f * mh for f in (f50, f75, f100)]
         booked = entry + cfg.adjusted_target_fraction * mh if adjusted else targets[0]
