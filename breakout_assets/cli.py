@@ -5,6 +5,7 @@
     breakout db migrate           apply pending schema migrations
     breakout dagster ARGS...      run the `dagster` CLI against this project's instance
     breakout demo                 backfill the bundled sample through every asset, then summarise
+    breakout research --files-dir DIR   the design's tables measured on real history in DIR
     breakout models list          every training run, its held-out AUC and which one serves
     breakout models promote ID    serve a run (one that failed the promotion rules needs --force)
     breakout models rollback SIDE serve the side's previous model again
@@ -97,6 +98,29 @@ def demo() -> None:
     from breakout_assets.demo import run_demo
 
     run_demo(_settings(), echo=click.echo)
+
+
+@main.command("research")
+@click.option("--files-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Stocks, indices, reference (and hourly_raw/) as the files source reads them.")
+@click.option("--database", default="breakout_research", show_default=True,
+              help="The research's own database on the same server (recreated unless --reuse).")
+@click.option("--start", default="2015-01-02", show_default=True, help="First session loaded.")
+@click.option("--test-start", default="2022-01-01", show_default=True,
+              help="Signals from this date on are held out (chronological split, embargoed).")
+@click.option("--reuse", is_flag=True, help="Keep the loaded data; train and report again.")
+def research(files_dir: str, database: str, start: str, test_start: str, reuse: bool) -> None:
+    """Load DIR into its own database, backfill through outcomes, train both sides with the
+    production settings and print the design's tables next to ours."""
+    from datetime import date
+    from pathlib import Path
+
+    from breakout_assets.research import format_report, run_research
+
+    report = run_research(_settings(), Path(files_dir), database=database,
+                          start=date.fromisoformat(start), test_start=date.fromisoformat(test_start),
+                          load=not reuse, echo=click.echo)
+    click.echo(format_report(report))
 
 
 def _decide(session: str, all_plans: bool, refs: tuple[str, ...], approve: bool,

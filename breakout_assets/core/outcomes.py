@@ -314,3 +314,23 @@ def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int,
             out.exit_bar, out.exit_price, out.r_multiple, out.mfe_r, out.mae_r, out.bars_held,
             out.hit_targets)
     return out
+
+
+def paths_after(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                rows: np.ndarray, cols: np.ndarray, horizon: int) -> BarPaths:
+    """BarPaths of dense (tickers x sessions) bars: for signal i, the traded bars of ticker row
+    rows[i] in the `horizon` sessions after session column cols[i] (columns are consecutive
+    sessions, so a column index is the session ordinal). For research on arrays in memory."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    width = close.shape[1]
+    steps = cols[:, None] + np.arange(1, horizon + 1)[None, :]
+    signal = np.broadcast_to(np.arange(len(rows))[:, None], steps.shape)
+    ticker = np.broadcast_to(rows[:, None], steps.shape)
+    inside = steps < width
+    signal, ticker, steps = signal[inside], ticker[inside], steps[inside]
+    traded = ~np.isnan(close[ticker, steps])
+    signal, ticker, steps = signal[traded], ticker[traded], steps[traded]
+    return BarPaths.from_rows(signal, steps, len(rows), open=open_[ticker, steps],
+                              high=high[ticker, steps], low=low[ticker, steps],
+                              close=close[ticker, steps])
+
