@@ -21,6 +21,7 @@ from breakout_assets.ml.evaluation import (
     classification_metrics,
     evaluate,
     expectancy_table,
+    expected_calibration_error,
     gain_importance,
     plot_calibration,
     plot_gate_sweep,
@@ -113,6 +114,50 @@ def test_calibration_with_other_bin_count_and_no_rows() -> None:
     assert calibration_table([], [])["count"].sum() == 0
 
 
+def test_expected_calibration_error_matches_hand_computation() -> None:
+    y, p = [0, 0, 1, 1, 0, 1], [0.0, 0.05, 0.1, 0.35, 0.99, 1.0]
+    # bins 0, 1, 3, 9: |0.025 - 0| x 2, |0.1 - 1| x 1, |0.35 - 1| x 1, |0.995 - 0.5| x 2; of 6
+    expected = (2 * 0.025 + 0.9 + 0.65 + 2 * 0.495) / 6
+    assert expected_calibration_error(y, p) == pytest.approx(expected)
+    table = calibration_table(y, p)
+    filled = table[table["count"] > 0]
+    assert expected_calibration_error(y, p) == pytest.approx(np.average(
+        (filled["mean_predicted"] - filled["observed_rate"]).abs(), weights=filled["count"]))
+    assert expected_calibration_error(y, p, bins=1) == pytest.approx(abs(np.mean(p) - 0.5))
+    assert expected_calibration_error([0, 1, 0, 1], [0.5, 0.5, 0.55, 0.55]) == pytest.approx(0.025)
+    assert math.isnan(expected_calibration_error([], []))
+    with pytest.raises(ValueError):
+        expected_calibration_error([0, 1], [0.2, 1.2])
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.integers(0, 1)), min_size=1, max_size=50))
+@settings(max_examples=100, deadline=None)
+def test_expected_calibration_error_is_a_bounded_weighted_gap(
+        rows: list[tuple[float, int]]) -> None:
+    p = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    ece = expected_calibration_error(y, p)
+    assert 0.0 <= ece <= 1.0
+    # no bin's gap can exceed what the whole set's worst row could contribute
+    assert ece <= np.max(np.abs(p - y)) + 1e-12
+
+
+def test_evaluation_reports_raw_beside_calibrated() -> None:
+    raw = np.clip(P + 0.05, 0, 1)
+    evaluation = evaluate(Y, P, R, gain_importance({}, ["a"]), raw_p=raw)
+    metrics = evaluation.metrics
+    assert metrics["ece"] == pytest.approx(expected_calibration_error(Y, P))
+    assert metrics["raw_ece"] == pytest.approx(expected_calibration_error(Y, raw))
+    assert metrics["raw_brier"] == pytest.approx(classification_metrics(Y, raw)["brier"])
+    assert metrics["brier"] == pytest.approx(classification_metrics(Y, P)["brier"])
+    pd.testing.assert_frame_equal(evaluation.raw_calibration, calibration_table(Y, raw))
+    record = evaluation.to_json()
+    assert len(record["raw_calibration"]) == 10 and record["metrics"]["raw_log_loss"] > 0
+    without = evaluate(Y, P, R, gain_importance({}, ["a"]))
+    assert "raw_ece" not in without.metrics and "ece" in without.metrics
+    assert without.raw_calibration is None and "raw_calibration" not in without.to_json()
+
+
 def test_expectancy_matches_hand_computation() -> None:
     table = expectancy_table(P_GATED, R)
     assert list(table.columns) == [
@@ -194,6 +239,7 @@ def test_plots_are_deterministic_pngs(booster: xgb.Booster) -> None:
     renders = [
         lambda: plot_calibration(calibration_table(Y, P)),
         lambda: plot_calibration(calibration_table([], []), title="no trades"),
+        lambda: plot_calibration(calibration_table(Y, P), raw=calibration_table(Y, P_GATED)),
         lambda: plot_importance(importance, top=2),
         lambda: plot_gate_sweep(P_GATED, R),
         lambda: plot_gate_sweep(P_GATED, R, gates=[0.5, 0.9], title="two gates"),

@@ -4,7 +4,9 @@ elimination and byte-for-byte reproducibility. Tiny configs keep the file fast."
 from __future__ import annotations
 
 import json
-from datetime import date
+from dataclasses import replace as dataclasses_replace
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,16 +15,29 @@ import xgboost as xgb
 from sklearn.metrics import brier_score_loss, fbeta_score
 
 from breakout_assets.ml import training
+from breakout_assets.ml.calibration import Calibrator, fit_calibrator
+from breakout_assets.ml.dataset import model_confidence
+from breakout_assets.ml.evaluation import expected_calibration_error
+from breakout_assets.ml.experiment import run_experiment
+from breakout_assets.ml.features import FEATURES
+from breakout_assets.ml.registry import PromotionRules
 from breakout_assets.ml.training import (
     FIXED_PARAMS,
     TrainedModel,
     TrainingConfig,
     TrainingSet,
+    confidence,
     cv_folds,
     predict,
     scale_pos_weight,
     split_rows,
     train_side,
+)
+from breakout_assets.resources.model_store import (
+    CALIBRATOR_FILE,
+    LEGACY_CALIBRATION,
+    ModelStore,
+    ModelStoreError,
 )
 
 INFORMATIVE = ("f03", "f07", "f10")
@@ -172,7 +187,7 @@ def test_scale_pos_weight_is_losses_over_wins(ts: TrainingSet,
     monkeypatch.setattr(training, "_fit", spy)
     config = TrainingConfig(**{**TINY, "trials": 2, "max_rounds": 1})
     model = train_side(ts, "short", config)
-    assert len(seen) == 2 * 3 + 1  # two trials x three folds, one refit
+    assert len(seen) == 2 * 3 + 1 + 3  # two trials x three folds, one refit, three OOF fits
     assert all(spw == pytest.approx(expected, rel=1e-12) for spw, expected in seen)
     y = ts.label[model.train_idx]
     assert model.params["scale_pos_weight"] == (y == 0).sum() / (y == 1).sum()
@@ -233,7 +248,9 @@ def test_refit_model_and_held_out_predictions(ts: TrainingSet, long_model: Train
     y = ts.label[m.test_idx]
     assert m.test_probability[y == 1].mean() > m.test_probability[y == 0].mean() + 0.2
     frame = ts.features.iloc[m.test_idx][m.features[::-1]]  # column order does not matter
-    assert np.array_equal(predict(m.booster, frame, m.features), m.test_probability)
+    assert np.array_equal(predict(m.booster, frame, m.features), m.test_raw_probability)
+    assert np.array_equal(confidence(m.booster, m.calibrator, frame, m.features),
+                          m.test_probability)
     with pytest.raises(ValueError, match=f"lacks the model's features: {m.features[0]}"):
         predict(m.booster, frame.drop(columns=[m.features[0]]), m.features)
 
@@ -245,6 +262,8 @@ def test_same_data_and_config_give_identical_bytes(ts: TrainingSet,
     assert again.params == long_model.params and again.cv_score == long_model.cv_score
     assert again.rounds == long_model.rounds and again.features == long_model.features
     assert np.array_equal(again.test_probability, long_model.test_probability)
+    assert np.array_equal(again.test_raw_probability, long_model.test_raw_probability)
+    assert again.calibrator.to_bytes() == long_model.calibrator.to_bytes()
     json.dumps(again.params)  # recordable as an experiment as it is
 
 
@@ -255,3 +274,126 @@ def test_config_validates_elimination_step() -> None:
     assert training._n_drop(50, TrainingConfig()) == 10
     assert training._n_drop(9, TrainingConfig()) == 1
     assert training._n_drop(40, TrainingConfig(eliminate_per_round=5, min_features=37)) == 3
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+def test_calibrator_is_fit_on_out_of_fold_training_predictions(
+        ts: TrainingSet, long_model: TrainedModel, short_model: TrainedModel) -> None:
+    for m in (long_model, short_model):
+        train = ts.subset(m.train_idx)
+        assert len(m.oof_raw_probability) == len(m.train_idx)
+        # the best round's params refit per fold, each with its own scale_pos_weight
+        np.testing.assert_allclose(m.oof_raw_probability, _out_of_fold(ts, m), rtol=1e-6)
+        expected = fit_calibrator(train.label, m.oof_raw_probability, cv_folds(train, m.config))
+        assert m.calibrator == expected and m.calibrator.method in ("sigmoid", "isotonic")
+        assert m.calibrator.selection["rows"] == len(m.train_idx)
+        frame = ts.features.iloc[m.test_idx]
+        assert np.array_equal(m.test_raw_probability, predict(m.booster, frame, m.features))
+        assert np.array_equal(m.test_probability, m.calibrator.apply(m.test_raw_probability))
+        assert np.array_equal(m.test_probability,
+                              confidence(m.booster, m.calibrator, frame, m.features))
+
+
+def test_held_out_labels_never_shape_the_calibrator(ts: TrainingSet,
+                                                    short_model: TrainedModel) -> None:
+    flipped = ts.label.copy()
+    flipped[short_model.test_idx] = 1 - flipped[short_model.test_idx]
+    other = TrainingSet(ts.features, flipped, ts.signal_session, ts.exit_session,
+                        ts.r_multiple, ts.signal_id)
+    again = train_side(other, "short", short_model.config)
+    assert np.array_equal(again.test_idx, short_model.test_idx)
+    assert again.calibrator.to_bytes() == short_model.calibrator.to_bytes()
+    assert np.array_equal(again.oof_raw_probability, short_model.oof_raw_probability)
+    assert np.array_equal(again.test_probability, short_model.test_probability)
+
+
+def test_calibration_undoes_the_class_weighting(ts: TrainingSet,
+                                                short_model: TrainedModel) -> None:
+    """~40% wins trained with scale_pos_weight ~1.5: raw output overstates wins on average;
+    calibrated confidence is centred on the observed win rate and no worse by Brier."""
+    train = ts.subset(short_model.train_idx)
+    y, oof = train.label, short_model.oof_raw_probability
+    calibrated = short_model.calibrator.apply(oof)
+    assert oof.mean() - y.mean() > 0.03
+    assert abs(calibrated.mean() - y.mean()) < 0.02
+    assert np.mean((calibrated - y) ** 2) < np.mean((oof - y) ** 2)
+    assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, oof)
+
+
+# --- the saved model: serving parity, integrity, legacy artifacts ------------------------------
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory):
+    """A model trained on the synthetic set under real feature names, saved to a fresh store."""
+    base = synthetic_set()
+    names = list(FEATURES[: len(base.feature_names)])
+    named = TrainingSet(base.features.set_axis(names, axis=1), base.label, base.signal_session,
+                        base.exit_session, base.r_multiple, base.signal_id)
+    config = TrainingConfig(**{**TINY, "max_rounds": 1, "min_features": 4})
+    experiment = run_experiment(named, "long", config, PromotionRules(),
+                                datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
+    store = ModelStore(root=str(tmp_path_factory.mktemp("store")))
+    return named, experiment, store, store.save(experiment.card, experiment.model)
+
+
+def test_serving_confidence_is_the_evaluated_confidence(saved) -> None:
+    named, experiment, store, artifact = saved
+    booster, card = store.load(artifact)
+    assert card.calibrator == experiment.trained.calibrator
+    rows = named.features.iloc[experiment.trained.test_idx].assign(other_column=1.0)
+    served = model_confidence(booster, card, rows)
+    assert np.array_equal(served, experiment.trained.test_probability)
+    metrics = experiment.evaluation.metrics
+    assert metrics["ece"] == expected_calibration_error(
+        named.label[experiment.trained.test_idx], served)
+    assert {"raw_ece", "raw_brier", "raw_log_loss"} <= set(metrics)
+    assert experiment.split["calibrator"]["method"] == card.calibrator.method
+    meta = json.loads((Path(store.root) / artifact).with_name("metadata.json").read_text())
+    assert "calibrator" not in meta and meta["calibrator_sha256"] == card.calibrator_sha256
+
+
+def test_the_store_refuses_a_tampered_or_missing_calibrator(saved, tmp_path: Path) -> None:
+    _, experiment, store, artifact = saved
+    folder = tmp_path / "store"
+    store = ModelStore(root=str(folder))
+    artifact = store.save(experiment.card, experiment.model)
+    file = (folder / artifact).with_name(CALIBRATOR_FILE)
+    good = file.read_bytes()
+    data = json.loads(good)
+    data["b"] = data["b"] + 0.5 if data["method"] == "sigmoid" else data["b"]
+    data["y"] = [min(1.0, v + 0.1) for v in data["y"]]
+    file.write_text(json.dumps(data))
+    with pytest.raises(ModelStoreError, match="calibrator.json does not match its recorded sha256"):
+        store.load(artifact)
+    file.unlink()
+    with pytest.raises(ModelStoreError, match="cannot read the calibrator"):
+        store.load(artifact)
+    file.write_bytes(good)
+    assert store.load(artifact)[1].calibrator == experiment.trained.calibrator
+    with pytest.raises(ModelStoreError, match="calibrator"):
+        store.save(dataclasses_replace(experiment.card, calibrator=None), experiment.model)
+    wrong = Calibrator.identity("not the trained one")
+    with pytest.raises(ModelStoreError, match="calibrator_sha256"):
+        store.save(dataclasses_replace(experiment.card, calibrator=wrong), experiment.model)
+
+
+def test_a_legacy_model_without_calibrator_serves_raw_output_and_says_so(
+        saved, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    named, experiment, _, _ = saved
+    folder = tmp_path / "store"
+    store = ModelStore(root=str(folder))
+    artifact = store.save(experiment.card, experiment.model)
+    meta = (folder / artifact).with_name("metadata.json")
+    card = json.loads(meta.read_text())
+    del card["calibrator_sha256"]  # what a model saved before calibration looks like
+    meta.write_text(json.dumps(card))
+    (folder / artifact).with_name(CALIBRATOR_FILE).unlink()
+    with caplog.at_level("WARNING"):
+        booster, loaded = store.load(artifact)
+    assert loaded.calibrator.method == "identity"
+    assert loaded.calibrator.selection["reason"] == LEGACY_CALIBRATION
+    assert LEGACY_CALIBRATION in caplog.text
+    rows = named.features.iloc[experiment.trained.test_idx]
+    assert np.array_equal(model_confidence(booster, loaded, rows),
+                          experiment.trained.test_raw_probability)

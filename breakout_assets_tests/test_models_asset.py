@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from urllib.parse import urlparse
@@ -70,6 +71,17 @@ def test_a_run_is_recorded_saved_and_promoted_by_rule(labelled):
     assert set(row.metrics["metrics"]) >= {"accuracy", "roc_auc", "precision", "recall", "f1",
                                            "brier", "log_loss"}
     assert len(row.metrics["calibration"]) == 10
+    # calibrated confidence, with the raw booster output beside it for comparison
+    calibrator = model_file.parent / "calibrator.json"
+    assert card["calibrator_sha256"] == hashlib.sha256(calibrator.read_bytes()).hexdigest()
+    saved = json.loads(calibrator.read_text())
+    assert saved["method"] == metadata["calibrator"].value == row.split["calibrator"]["method"]
+    assert saved["method"] in ("sigmoid", "isotonic") and saved["selection"]["score"] == "brier"
+    assert {"ece", "raw_ece", "raw_brier", "raw_log_loss"} <= set(row.metrics["metrics"])
+    assert len(row.metrics["raw_calibration"]) == 10
+    for key in ("ece", "raw_ece", "brier", "raw_brier"):
+        assert metadata[key].value == round(row.metrics["metrics"][key], 4)
+    assert "calibrator_selection" in metadata and "raw_calibration" in metadata
     assert [r["gate"] for r in row.metrics["expectancy"]] == [None, 0.5, 0.55, 0.6, 0.65]
     for plot in ("calibration_plot", "importance_plot", "gate_sweep_plot"):
         assert "data:image/png;base64," in metadata[plot].value
@@ -89,6 +101,9 @@ def test_same_data_and_seed_give_identical_model_bytes_and_metrics(labelled):
     assert first.metrics == second.metrics and first.params == second.params
     store = Path(labelled.model_store_dir)
     assert (store / first.artifact_path).read_bytes() == (store / second.artifact_path).read_bytes()
+    calibrators = [(store / row.artifact_path).with_name("calibrator.json").read_bytes()
+                   for row in (first, second)]
+    assert calibrators[0] == calibrators[1]
     train(labelled, side="short", seed=8)
     third = read_table(labelled.database_url, EXPERIMENTS).iloc[-1]
     assert third.model_sha256 != first.model_sha256
@@ -105,6 +120,8 @@ def test_promote_rollback_and_a_stale_feature_list(labelled):
     train(labelled, seed=1)
     train(labelled, seed=2)
     first, second = read_table(labelled.database_url, EXPERIMENTS).itertuples()
+    # start from no pointer, whichever run the rules promoted on its own
+    (Path(labelled.model_store_dir) / ACTIVE_FILE).unlink(missing_ok=True)
     store.promote("long", first.experiment_id, first.artifact_path, reason="test")
     store.promote("long", second.experiment_id, second.artifact_path, reason="test")
     assert store.active()["long"]["experiment_id"] == second.experiment_id
@@ -121,8 +138,15 @@ def test_promote_rollback_and_a_stale_feature_list(labelled):
     meta.write_text(json.dumps({**card_json, "features": card_json["features"] + ["gone_feature"]}))
     with pytest.raises(FeatureMismatch, match="gone_feature"):
         store.load_active("long")
-    # a corrupted model file is refused too
+    # so is a calibrator that is not the one saved with the model
     meta.write_text(json.dumps(card_json))
+    calibrator = meta.with_name("calibrator.json")
+    saved = calibrator.read_bytes()
+    calibrator.write_bytes(saved.replace(b'"method"', b'"method" ', 1))
+    with pytest.raises(ModelStoreError, match="calibrator.json does not match"):
+        store.load_active("long")
+    calibrator.write_bytes(saved)
+    # a corrupted model file is refused too
     (Path(labelled.model_store_dir) / first.artifact_path).write_bytes(b"not a model")
     with pytest.raises(ModelStoreError, match="sha256"):
         store.load_active("long")

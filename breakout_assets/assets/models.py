@@ -72,10 +72,14 @@ def record_experiment(conn: Connection, experiment: Experiment, artifact_path: s
     })
 
 
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def experiment_metadata(experiment: Experiment, promoted: bool) -> dict:
     evaluation, trained = experiment.evaluation, experiment.trained
-    metrics = {k: (round(v, 4) if isinstance(v, float) else v)
-               for k, v in evaluation.metrics.items()}
+    metrics = {k: _rounded(v) for k, v in evaluation.metrics.items()}
+    calibrator = trained.calibrator
     return {
         "experiment_id": experiment.card.experiment_id,
         "promoted": promoted,
@@ -83,6 +87,16 @@ def experiment_metadata(experiment: Experiment, promoted: bool) -> dict:
         "metrics": MetadataValue.json(metrics),
         "expectancy": table_metadata(evaluation.expectancy),
         "calibration": table_metadata(evaluation.calibration),
+        # held-out, 10 equal-width bins; confidence is calibrated, raw is the booster's output
+        "ece": _rounded(evaluation.metrics["ece"]),
+        "raw_ece": _rounded(evaluation.metrics["raw_ece"]),
+        "brier": _rounded(evaluation.metrics["brier"]),
+        "raw_brier": _rounded(evaluation.metrics["raw_brier"]),
+        "raw_calibration": table_metadata(evaluation.raw_calibration),
+        "calibrator": calibrator.method,
+        "calibrator_selection": MetadataValue.json(
+            {k: ({m: _rounded(s) for m, s in v.items()} if isinstance(v, dict) else _rounded(v))
+             for k, v in calibrator.selection.items()}),
         "features": MetadataValue.json(experiment.card.features),
         "train_range": " .. ".join(experiment.card.train_range),
         "test_range": " .. ".join(experiment.card.test_range),
@@ -91,7 +105,9 @@ def experiment_metadata(experiment: Experiment, promoted: bool) -> dict:
         "cv_score": round(trained.cv_score, 4),
         "objective": trained.objective,
         "elimination": MetadataValue.json(trained.rounds),
-        "calibration_plot": png_metadata(plot_calibration(evaluation.calibration), "calibration"),
+        "calibration_plot": png_metadata(
+            plot_calibration(evaluation.calibration, raw=evaluation.raw_calibration),
+            "calibration"),
         "importance_plot": png_metadata(plot_importance(evaluation.importance), "importance"),
         "gate_sweep_plot": png_metadata(plot_gate_sweep(trained.test_probability, experiment.test_r),
                                 "gate sweep"),
@@ -136,6 +152,7 @@ def _model_asset(side: str, settings: BreakoutSettings) -> AssetsDefinition:
                                 reason="passed the promotion rules")
         verdict = "PROMOTED" if promoted else "not promoted (rules failed)"
         context.log.info(f"{side}_model {experiment.card.experiment_id}: {verdict}; "
+                         f"calibrator {experiment.trained.calibrator.method}; "
                          f"held-out {experiment.evaluation.metrics}")
         return MaterializeResult(metadata=experiment_metadata(experiment, promoted))
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from breakout_assets.ml.features import FEATURES
 from breakout_assets.ml.splits import TrainingSet
-from breakout_assets.ml.training import predict
+from breakout_assets.ml.training import confidence
 
 LABEL_STATUSES = ("win", "loss", "expired")
 
@@ -51,7 +51,12 @@ def training_set(rows: pd.DataFrame, label: str = "booked_target") -> TrainingSe
 
 
 def model_confidence(booster, card, rows: pd.DataFrame) -> np.ndarray:
-    """P(win) of each row by a stored model, its features picked in the model's order."""
+    """Calibrated P(win) of each row by a stored model (features picked in the model's order,
+    its saved calibrator applied): the same `confidence` its held-out evaluation used."""
+    if card.calibrator is None:
+        raise ValueError(f"model {card.experiment_id} has no calibrator loaded: load it "
+                         "through the model store")
     if rows.empty:
         return np.empty(0)
-    return predict(booster, feature_frame(rows, card.features), card.features)
+    return confidence(booster, card.calibrator, feature_frame(rows, card.features),
+                      card.features)

@@ -3,7 +3,9 @@
 Pure functions of numpy arrays, one entry per held-out trade: `y` the label (1 = the booked
 target was hit first), `p` the model's win probability and `r` the realised outcome in R. The
 question they answer is the one promotion asks: does gating the scanner's trades on `p` improve
-expectancy, and can `p` be read as a probability (it sizes trades through EV)?
+expectancy, and can `p` be read as a probability (it sizes trades through EV)? `p` is the
+calibrated confidence serving uses; the booster's raw output is evaluated beside it (`raw_*`
+metrics, `raw_calibration`) to show what calibration changed.
 """
 
 from __future__ import annotations
@@ -99,6 +101,20 @@ def calibration_table(y: ArrayLike, p: ArrayLike, bins: int = 10) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def expected_calibration_error(y: ArrayLike, p: ArrayLike, bins: int = 10) -> float:
+    """Mean |mean predicted - observed win rate| over the `calibration_table` bins, weighted by
+    each bin's share of the rows (equal-width bins); NaN when there are no rows.
+
+    In probability points: 0.05 means confidences are off by five points on average, which
+    moves EV = conf x R:R - (1 - conf) by 0.05 x (R:R + 1) R."""
+    table = calibration_table(y, p, bins)
+    filled = table[table["count"] > 0]
+    if filled.empty:
+        return math.nan
+    gap = (filled["mean_predicted"] - filled["observed_rate"]).abs()
+    return float((gap * filled["count"]).sum() / filled["count"].sum())
+
+
 def _trade_row(strategy: str, gate: float, r: np.ndarray) -> dict[str, Any]:
     trades = int(r.size)
     return {
@@ -155,8 +171,10 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def plot_calibration(table: pd.DataFrame, title: str = "Calibration (held-out)") -> bytes:
-    """Reliability curve of a `calibration_table` against the diagonal, with counts per bin."""
+def plot_calibration(table: pd.DataFrame, title: str = "Calibration (held-out)",
+                     raw: pd.DataFrame | None = None) -> bytes:
+    """Reliability curve of a `calibration_table` against the diagonal, with counts per bin;
+    `raw`, the table of the uncalibrated output, is drawn beside it for comparison."""
     figure = Figure(figsize=(6, 5), dpi=DPI)
     ax = figure.add_subplot()
     counts = ax.twinx()
@@ -167,7 +185,12 @@ def plot_calibration(table: pd.DataFrame, title: str = "Calibration (held-out)")
     ax.patch.set_visible(False)
     filled = table[table["count"] > 0]
     ax.plot([0, 1], [0, 1], linestyle="--", color="black", label="perfectly calibrated")
-    ax.plot(filled["mean_predicted"], filled["observed_rate"], marker="o", label="model")
+    if raw is not None:
+        shown = raw[raw["count"] > 0]
+        ax.plot(shown["mean_predicted"], shown["observed_rate"], marker="x", linestyle=":",
+                color="tab:red", label="raw (uncalibrated)")
+    ax.plot(filled["mean_predicted"], filled["observed_rate"], marker="o",
+            label="model" if raw is None else "calibrated")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted win probability",
            ylabel="observed win rate", title=title)
     ax.legend(loc="upper left")
@@ -240,25 +263,42 @@ class Evaluation:
     calibration: pd.DataFrame
     expectancy: pd.DataFrame
     importance: pd.DataFrame
+    raw_calibration: pd.DataFrame | None = None  # reliability of the uncalibrated output
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict (NaN -> None, tables as lists of records) for a jsonb column."""
-        return {
+        record = {
             "metrics": {k: _json_value(v) for k, v in self.metrics.items()},
             "calibration": _json_records(self.calibration),
             "expectancy": _json_records(self.expectancy),
             "importance": _json_records(self.importance),
         }
+        if self.raw_calibration is not None:
+            record["raw_calibration"] = _json_records(self.raw_calibration)
+        return record
 
 
 def evaluate(
     y: ArrayLike, p: ArrayLike, r: ArrayLike, importance: pd.DataFrame,
-    gates: Sequence[float] = GATES,
+    gates: Sequence[float] = GATES, raw_p: ArrayLike | None = None,
 ) -> Evaluation:
-    """The single held-out evaluation of a refit model; `importance` is its `gain_importance`."""
+    """The single held-out evaluation of a refit model; `importance` is its `gain_importance`.
+
+    `p` is the confidence serving uses (calibrated); `raw_p`, when given, the booster's raw
+    output for the same rows: its ECE, Brier and log loss are reported as `raw_*` metrics and
+    its reliability table as `raw_calibration`, next to the calibrated ones."""
+    metrics = classification_metrics(y, p)
+    metrics["ece"] = expected_calibration_error(y, p)
+    raw_calibration = None
+    if raw_p is not None:
+        raw = classification_metrics(y, raw_p)
+        metrics |= {"raw_ece": expected_calibration_error(y, raw_p), "raw_brier": raw["brier"],
+                    "raw_log_loss": raw["log_loss"]}
+        raw_calibration = calibration_table(y, raw_p)
     return Evaluation(
-        metrics=classification_metrics(y, p),
+        metrics=metrics,
         calibration=calibration_table(y, p),
         expectancy=expectancy_table(p, r, gates),
         importance=importance,
+        raw_calibration=raw_calibration,
     )

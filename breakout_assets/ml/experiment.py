@@ -38,7 +38,9 @@ class Experiment:
                 "train_rows": len(self.trained.train_idx),
                 "test_rows": len(self.trained.test_idx),
                 "objective": self.trained.objective, "cv_score": self.trained.cv_score,
-                "rounds": self.trained.rounds}
+                "rounds": self.trained.rounds,
+                "calibrator": {"method": self.trained.calibrator.method,
+                               **self.trained.calibrator.selection}}
 
 
 def run_experiment(ts: TrainingSet, side: Side, config: TrainingConfig, rules: PromotionRules,
@@ -46,7 +48,8 @@ def run_experiment(ts: TrainingSet, side: Side, config: TrainingConfig, rules: P
     trained = train_side(ts, side, config)
     test = ts.subset(trained.test_idx)
     evaluation = evaluate(test.label, trained.test_probability, test.r_multiple,
-                          gain_importance(trained.booster, trained.features))
+                          gain_importance(trained.booster, trained.features),
+                          raw_p=trained.test_raw_probability)
     model = bytes(trained.booster.save_raw("ubj"))
     digest = sha256(model)
     card = ModelCard(
@@ -57,6 +60,7 @@ def run_experiment(ts: TrainingSet, side: Side, config: TrainingConfig, rules: P
         created_at=now.isoformat(timespec="seconds"), model_sha256=digest,
         xgboost_version=xgb.__version__,
         extra={"test_signal_ids": test.signal_id.tolist(), "label": config.label},
+        calibrator_sha256=sha256(trained.calibrator.to_bytes()), calibrator=trained.calibrator,
     )
     verdict = promotion_verdict(evaluation.metrics, evaluation.expectancy, rules)
     return Experiment(trained, evaluation, card, verdict, model, test.r_multiple)

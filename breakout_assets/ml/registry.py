@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from breakout_assets.ml.features import check_model_features
+
+if TYPE_CHECKING:  # settings import this module; keep scikit-learn out of their import
+    from breakout_assets.ml.calibration import Calibrator
 
 
 class PromotionRules(BaseModel):
@@ -67,7 +71,12 @@ def _finite(value) -> float | None:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """The metadata JSON saved next to a model: enough to serve and to audit it."""
+    """The metadata JSON saved next to a model: enough to serve and to audit it.
+
+    The calibrator is saved as its own file (`calibrator.json`) whose sha256 the card records,
+    like the model's; `calibrator` holds it in memory (the store fills it on load) and is not
+    part of the card's JSON. `calibrator_sha256` None marks a model saved before calibration.
+    """
 
     experiment_id: str
     side: str
@@ -83,12 +92,17 @@ class ModelCard:
     model_format: str = "ubj"
     xgboost_version: str = ""
     extra: dict = field(default_factory=dict)
+    calibrator_sha256: str | None = None
+    calibrator: Calibrator | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(replace(self, calibrator=None))
+        del data["calibrator"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> ModelCard:
+        data = {k: v for k, v in data.items() if k != "calibrator"}  # only calibrator.json counts
         card = cls(**{**data, "train_range": tuple(data["train_range"]),
                       "test_range": tuple(data["test_range"])})
         check_model_features(card.features)

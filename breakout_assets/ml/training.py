@@ -3,7 +3,11 @@
 `train_side` splits the rows (`ml.splits`), then runs recursive feature elimination: each round
 tunes XGBoost with Optuna TPE on CV folds of the training rows only, fits the round's best
 params on all training rows and drops the features with the least gain. The round with the best
-CV score wins; its model is scored once on the held-out rows.
+CV score wins. Its params are fitted once more on each CV fold (each with its own
+scale_pos_weight, as in tuning) to get out-of-fold raw predictions of every training row; a
+calibrator (`ml.calibration`) is fitted on those, so held-out rows never shape it. The model is
+then scored once on the held-out rows with calibrated confidence (`confidence`), the same
+function serving uses.
 
 Determinism is a contract (same set + config = identical model bytes and metrics): the sampler
 and XGBoost are seeded, nothing reads the clock, folds are fitted concurrently but collected in
@@ -27,6 +31,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import brier_score_loss, fbeta_score
 
+from breakout_assets.ml.calibration import Calibrator, fit_calibrator
 from breakout_assets.ml.config import TrainingConfig
 from breakout_assets.ml.splits import (
     Fold,
@@ -38,8 +43,9 @@ from breakout_assets.ml.splits import (
 )
 
 __all__ = [
-    "OBJECTIVES", "Objective", "Side", "TrainedModel", "TrainingConfig", "TrainingSet",
-    "cv_folds", "predict", "scale_pos_weight", "split_rows", "train_side",
+    "OBJECTIVES", "Calibrator", "Objective", "Side", "TrainedModel", "TrainingConfig",
+    "TrainingSet", "confidence", "cv_folds", "predict", "scale_pos_weight", "split_rows",
+    "train_side",
 ]
 
 Side = Literal["long", "short"]
@@ -77,7 +83,7 @@ def _brier(label: np.ndarray, probability: np.ndarray) -> float:
 # opportunity, so false positives are what must be avoided. short: the Brier score (mean squared
 # error of P(win)), which rewards confidences that can be used as they are in EV = conf x R:R -
 # (1 - conf). Note scale_pos_weight shifts probabilities toward the minority class, so the tuner
-# is scoring calibration of a reweighted model; the evaluation's calibration table shows the cost.
+# is scoring calibration of a reweighted model; the calibrator fitted after tuning undoes it.
 OBJECTIVES: dict[str, Objective] = {
     "long": Objective("f0.5@0.50", "maximize", _f_half),
     "short": Objective("brier", "minimize", _brier),
@@ -99,7 +105,11 @@ class TrainedModel:
     best_round: int
     train_idx: np.ndarray  # positions in the TrainingSet
     test_idx: np.ndarray
-    test_probability: np.ndarray  # P(win) of the held-out rows, in test_idx order
+    test_probability: np.ndarray  # calibrated P(win) of the held-out rows, in test_idx order
+    test_raw_probability: np.ndarray  # the booster's raw output for them (before calibration)
+    oof_raw_probability: np.ndarray  # out-of-fold raw output of the training rows (train_idx
+    #                                  order): what the calibrator was fitted on
+    calibrator: Calibrator
     train_range: tuple[date, date]  # first and last signal session
     test_range: tuple[date, date]
     config: TrainingConfig
@@ -113,7 +123,8 @@ def scale_pos_weight(label: np.ndarray) -> float:
 
 
 def predict(booster: xgb.Booster, frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
-    """P(win) for each row of `frame`, its columns picked by name in the model's order."""
+    """The booster's raw P(win) for each row of `frame` (columns picked by name in the model's
+    order). Raw output is skewed by scale_pos_weight: trade decisions use `confidence`."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise ValueError(f"the frame lacks the model's features: {', '.join(missing)}")
@@ -123,8 +134,16 @@ def predict(booster: xgb.Booster, frame: pd.DataFrame, features: Sequence[str]) 
     return booster.predict(_matrix(frame, list(features)))
 
 
+def confidence(booster: xgb.Booster, calibrator: Calibrator, frame: pd.DataFrame,
+               features: Sequence[str]) -> np.ndarray:
+    """Calibrated P(win) of each row: the one path from features to confidence, shared by the
+    held-out evaluation and serving (`ml.dataset.model_confidence`)."""
+    return calibrator.apply(predict(booster, frame, features))
+
+
 def train_side(ts: TrainingSet, side: Side, config: TrainingConfig | None = None) -> TrainedModel:
-    """Split, tune and eliminate features on the training rows, refit, score held-out once."""
+    """Split, tune and eliminate features on the training rows, refit, calibrate on out-of-fold
+    predictions of the training rows, score held-out once."""
     if side not in OBJECTIVES:
         raise ValueError(f"side must be 'long' or 'short', not {side!r}")
     config = config or TrainingConfig()
@@ -134,12 +153,19 @@ def train_side(ts: TrainingSet, side: Side, config: TrainingConfig | None = None
     folds = cv_folds(ts_train, config)
     with _quiet_optuna(), ThreadPoolExecutor(config.n_jobs) as pool:
         best, rounds = _eliminate(ts_train, folds, objective, config, pool)
-    probability = predict(best.booster, ts.features.iloc[test_idx], best.features)
+        base = {k: v for k, v in best.params.items() if k != "scale_pos_weight"}
+        oof = _out_of_fold(len(ts_train), _fold_matrices(ts_train, best.features, folds),
+                           base, pool)
+    calibrator = fit_calibrator(ts_train.label, oof, folds)  # training rows only
+    test_frame = ts.features.iloc[test_idx]
     return TrainedModel(
         side=side, booster=best.booster, features=best.features, params=best.params,
         cv_score=best.cv_score, objective=objective.name,
         objective_direction=objective.direction, rounds=rounds, best_round=best.round,
-        train_idx=train_idx, test_idx=test_idx, test_probability=probability,
+        train_idx=train_idx, test_idx=test_idx,
+        test_probability=confidence(best.booster, calibrator, test_frame, best.features),
+        test_raw_probability=predict(best.booster, test_frame, best.features),
+        oof_raw_probability=oof, calibrator=calibrator,
         train_range=session_range(ts, train_idx), test_range=session_range(ts, test_idx),
         config=config,
     )
@@ -212,21 +238,12 @@ def _tune(ts: TrainingSet, features: list[str], folds: list[Fold], objective: Ob
           config: TrainingConfig, pool: ThreadPoolExecutor,
           warm: dict[str, Any] | None) -> tuple[dict[str, Any], float]:
     """Best params and out-of-fold score of `trials` TPE trials; starts from `warm` if given."""
-    matrices = [(_matrix(ts.features.iloc[tr], features, ts.label[tr]),
-                 _matrix(ts.features.iloc[va], features), va, scale_pos_weight(ts.label[tr]))
-                for tr, va in folds]
+    matrices = _fold_matrices(ts, features, folds)
 
     def run(trial: optuna.Trial) -> float:
         tuned = _search_space(trial)
-        base = {**tuned, **FIXED_PARAMS, "seed": config.seed}
-
-        def fold(item: tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray, float]) -> np.ndarray:
-            train, valid, _, spw = item
-            return _fit(train, {**base, "scale_pos_weight": spw}).predict(valid)
-
-        oof = np.full(len(ts), np.nan)
-        for (_, _, valid_idx, _), p in zip(matrices, pool.map(fold, matrices)):
-            oof[valid_idx] = p
+        oof = _out_of_fold(len(ts), matrices, {**tuned, **FIXED_PARAMS, "seed": config.seed},
+                           pool)
         seen = ~np.isnan(oof)
         return objective.score(ts.label[seen], oof[seen])
 
@@ -236,6 +253,30 @@ def _tune(ts: TrainingSet, features: list[str], folds: list[Fold], objective: Ob
         study.enqueue_trial(warm)
     study.optimize(run, n_trials=config.trials)
     return dict(study.best_trial.params), float(study.best_value)
+
+
+_FoldMatrices = list[tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray, float]]
+
+
+def _fold_matrices(ts: TrainingSet, features: list[str], folds: list[Fold]) -> _FoldMatrices:
+    """Per fold: training matrix, validation matrix, validation positions, scale_pos_weight."""
+    return [(_matrix(ts.features.iloc[tr], features, ts.label[tr]),
+             _matrix(ts.features.iloc[va], features), va, scale_pos_weight(ts.label[tr]))
+            for tr, va in folds]
+
+
+def _out_of_fold(n: int, matrices: _FoldMatrices, base: dict[str, Any],
+                 pool: ThreadPoolExecutor) -> np.ndarray:
+    """Raw P(win) of each row by the fold model that did not see it (NaN: in no validation part).
+    Each fold fits with its own scale_pos_weight; results are collected in fold order."""
+    def fold(item: tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray, float]) -> np.ndarray:
+        train, valid, _, spw = item
+        return _fit(train, {**base, "scale_pos_weight": spw}).predict(valid)
+
+    oof = np.full(n, np.nan)
+    for (_, _, valid_idx, _), p in zip(matrices, pool.map(fold, matrices)):
+        oof[valid_idx] = p
+    return oof
 
 
 def _fit(train: xgb.DMatrix, params: dict[str, Any]) -> xgb.Booster:

@@ -1,26 +1,39 @@
 """The model store: model files and `ACTIVE_MODELS.json`, the serving pointer per side.
 
-Models are saved in XGBoost's own UBJ format with a metadata JSON beside them (never pickle);
-every write goes to a temporary file first and is renamed into place, so a crash never leaves a
+Models are saved in XGBoost's own UBJ format with their probability calibrator
+(`calibrator.json`, plain numbers) and a metadata JSON beside them (never pickle); the card
+records the sha256 of both files and loading refuses either one when it does not match. Every
+write goes to a temporary file first and is renamed into place, so a crash never leaves a
 half-written model or pointer. Promotion and rollback only move the pointer: serving reads it,
 so changing the model needs no code change.
+
+A model saved before calibration existed (no `calibrator_sha256` in its card) still loads, with
+an identity calibrator whose `selection["reason"]` says so and a logged warning: serving keeps
+running on what it served before, and the card shows it is uncalibrated until it is retrained.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import xgboost as xgb
 from dagster import ConfigurableResource
 
+from breakout_assets.ml.calibration import Calibrator
 from breakout_assets.ml.registry import ModelCard, sha256
 
 ACTIVE_FILE = "ACTIVE_MODELS.json"
+CALIBRATOR_FILE = "calibrator.json"
 SIDES = ("long", "short")
+LEGACY_CALIBRATION = ("legacy artifact saved without a calibrator: raw booster output (skewed "
+                      "by scale_pos_weight) is served as confidence; retrain to calibrate")
+log = logging.getLogger(__name__)
 
 
 class ModelStoreError(RuntimeError):
@@ -50,18 +63,25 @@ class ModelStore(ConfigurableResource):
 
     # --- artifacts -------------------------------------------------------------------------
     def save(self, card: ModelCard, model: bytes) -> str:
-        """Write model + metadata; returns the artifact path relative to the store."""
+        """Write model + calibrator + metadata (last); returns the artifact path relative to the
+        store."""
         if sha256(model) != card.model_sha256:
             raise ModelStoreError("the model bytes do not match the card's sha256")
+        if card.calibrator is None or card.calibrator_sha256 is None:
+            raise ModelStoreError("a model is saved with its calibrator (and its sha256)")
+        calibrator = card.calibrator.to_bytes()
+        if sha256(calibrator) != card.calibrator_sha256:
+            raise ModelStoreError("the calibrator does not match the card's calibrator_sha256")
         folder = Path(card.side) / card.experiment_id
         _write_atomic(self.path / folder / "model.ubj", model)
+        _write_atomic(self.path / folder / CALIBRATOR_FILE, calibrator)
         _write_atomic(self.path / folder / "metadata.json",
                       json.dumps(card.to_json(), indent=2, sort_keys=True).encode())
         return str(folder / "model.ubj")
 
     def load(self, artifact_path: str) -> tuple[xgb.Booster, ModelCard]:
-        """The model and its card, checked: bytes match the recorded hash, features match
-        the features this code computes."""
+        """The model and its card (calibrator filled in), checked: model and calibrator bytes
+        match their recorded hashes, features match the features this code computes."""
         model_file = self.path / artifact_path
         try:
             payload = model_file.read_bytes()
@@ -74,7 +94,23 @@ class ModelStore(ConfigurableResource):
         booster = xgb.Booster()
         booster.load_model(bytearray(payload))
         booster.feature_names = list(card.features)
-        return booster, card
+        return booster, replace(card, calibrator=self._calibrator(model_file.parent, card))
+
+    def _calibrator(self, folder: Path, card: ModelCard) -> Calibrator:
+        if card.calibrator_sha256 is None:
+            log.warning("model %s: %s", card.experiment_id, LEGACY_CALIBRATION)
+            return Calibrator.identity(LEGACY_CALIBRATION)
+        file = folder / CALIBRATOR_FILE
+        try:
+            payload = file.read_bytes()
+        except OSError as error:
+            raise ModelStoreError(f"cannot read the calibrator {file}: {error}") from error
+        if sha256(payload) != card.calibrator_sha256:
+            raise ModelStoreError(f"{file} does not match its recorded sha256")
+        try:
+            return Calibrator.from_bytes(payload)
+        except (ValueError, TypeError) as error:
+            raise ModelStoreError(f"{file} is not a valid calibrator: {error}") from error
 
     # --- the serving pointer ---------------------------------------------------------------
     def active(self) -> dict:
