@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from breakout_assets.core.costs import CostConfig
 from breakout_assets.core.opposing import OpposingConfig
 from breakout_assets.core.outcomes import OutcomeConfig
 from breakout_assets.core.scanner import ScannerConfig
@@ -128,6 +129,12 @@ class BreakoutSettings(BaseSettings):
         default_factory=OutcomeConfig,
         description="Entry window and holding limit shared by labels, backtests and orders; "
                     "e.g. BREAKOUT_OUTCOMES__MAX_HOLDING_SESSIONS=30.",
+    )
+
+    costs: CostConfig = Field(
+        default_factory=CostConfig,
+        description="Commissions (IBKR Fixed) and slippage turning gross R into net R for "
+                    "labels, EV, tiers and backtests; e.g. BREAKOUT_COSTS__SLIPPAGE_BPS=5.",
     )
 
     # --- models -------------------------------------------------------------------------------

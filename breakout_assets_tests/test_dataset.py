@@ -90,3 +90,15 @@ def test_model_feature_lists_are_checked_against_the_code():
         check_model_features(["rsi_14", "secret_sauce"])
     with pytest.raises(FeatureMismatch, match="order"):
         check_model_features([FEATURES[5], FEATURES[0]])
+
+
+def test_training_set_carries_net_r_next_to_gross():
+    rows = _rows()
+    rows["net_r_multiple"] = rows["r_multiple"] - 0.05
+    rows.loc[rows["signal_id"] == "T1:2020-01-02:long", "net_r_multiple"] = None  # no costs
+    ts = training_set(rows)
+    net = ts.net_r_multiple
+    assert net[[0, 2, 3, 4, 5]].tolist() == pytest.approx([1.95, 0.35, 1.45, -1.25, -0.35])
+    assert np.isnan(net[1])
+    assert ts.subset([3, 0]).net_r_multiple.tolist() == pytest.approx([1.95, 1.45])
+    assert np.isnan(training_set(_rows()).net_r_multiple).all()  # costs not recorded at all

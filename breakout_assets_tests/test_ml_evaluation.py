@@ -161,8 +161,10 @@ def test_evaluation_reports_raw_beside_calibrated() -> None:
 def test_expectancy_matches_hand_computation() -> None:
     table = expectancy_table(P_GATED, R)
     assert list(table.columns) == [
-        "strategy", "gate", "trades", "win_rate", "expectancy_r", "sum_r",
+        "strategy", "gate", "trades", "win_rate", "expectancy_r", "sum_r", "expectancy_net_r",
+        "sum_net_r",
     ]
+    assert table["expectancy_net_r"].isna().all() and table["sum_net_r"].isna().all()  # no costs
     assert table["strategy"].tolist() == ["scanner only"] + ["scanner + ML"] * 4
     assert math.isnan(table["gate"].iloc[0])
     assert table["gate"].iloc[1:].tolist() == [0.50, 0.55, 0.60, 0.65]
@@ -170,6 +172,22 @@ def test_expectancy_matches_hand_computation() -> None:
     assert table["win_rate"].tolist() == pytest.approx([2 / 5, 2 / 4, 1 / 3, 1 / 2, 0.0])
     assert table["expectancy_r"].tolist() == pytest.approx([0.2, 0.5, 0.0, 0.5, -0.5])
     assert table["sum_r"].tolist() == pytest.approx([1.0, 2.0, 0.0, 1.0, -0.5])
+
+
+def test_expectancy_gross_and_net_of_costs() -> None:
+    cost = np.array([0.05, 0.10, 0.05, 0.20, 0.10])
+    table = expectancy_table(P_GATED, R, net_r=R - cost)
+    assert table["expectancy_r"].tolist() == pytest.approx([0.2, 0.5, 0.0, 0.5, -0.5])
+    # scanner only: (1.0 - 0.5) / 5; gate 0.50: (2.0 - 0.45) / 4; ... gate 0.65: -0.5 - 0.1
+    assert table["sum_net_r"].tolist() == pytest.approx([0.5, 1.55, -0.35, 0.7, -0.6])
+    assert table["expectancy_net_r"].tolist() == pytest.approx(
+        [0.1, 1.55 / 4, -0.35 / 3, 0.35, -0.6])
+    assert (table["expectancy_net_r"] <= table["expectancy_r"]).all()
+    empty = expectancy_table([0.6], [1.0], gates=(0.9,), net_r=[0.9]).iloc[1]
+    assert empty["sum_net_r"] == 0.0 and math.isnan(empty["expectancy_net_r"])
+    with pytest.raises(ValueError):
+        expectancy_table(P_GATED, R, net_r=[0.0, math.nan, 0.0, 0.0, 0.0])
+    assert plot_gate_sweep(P_GATED, R, net_r=R - cost).startswith(PNG_SIGNATURE)
 
 
 def test_gate_keeping_no_trade_and_scratch_trades() -> None:
@@ -273,6 +291,7 @@ def test_evaluation_to_json_round_trips(booster: xgb.Booster) -> None:
     assert record["expectancy"][0] == {
         "strategy": "scanner only", "gate": None, "trades": 5, "win_rate": 0.4,
         "expectancy_r": pytest.approx(0.2), "sum_r": pytest.approx(1.0),
+        "expectancy_net_r": None, "sum_net_r": None,  # no costs given
     }
     assert record["expectancy"][2]["win_rate"] is None  # no trade at 0.99
     assert len(record["calibration"]) == 10

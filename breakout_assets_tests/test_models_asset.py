@@ -83,6 +83,11 @@ def test_a_run_is_recorded_saved_and_promoted_by_rule(labelled):
         assert metadata[key].value == round(row.metrics["metrics"][key], 4)
     assert "calibrator_selection" in metadata and "raw_calibration" in metadata
     assert [r["gate"] for r in row.metrics["expectancy"]] == [None, 0.5, 0.55, 0.6, 0.65]
+    # expectancy gross and net of costs (core.costs); promotion judges the net one
+    scanner = row.metrics["expectancy"][0]
+    assert scanner["expectancy_net_r"] < scanner["expectancy_r"]
+    assert scanner["sum_net_r"] < scanner["sum_r"]
+    assert row.promotion["checks"][-1]["rule"] == "net expectancy at the gate > scanner only"
     for plot in ("calibration_plot", "importance_plot", "gate_sweep_plot"):
         assert "data:image/png;base64," in metadata[plot].value
     assert row.split["split"] == "random" and row.split["trials"] == 3

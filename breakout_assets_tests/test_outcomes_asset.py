@@ -130,3 +130,72 @@ def test_rerunning_signals_drops_their_outcomes_until_outcomes_run_again(loaded)
     assert str(before["session"].iloc[0]) not in set(gone["session"].astype(str))
     _outcomes(loaded, session)
     pd.testing.assert_frame_equal(before, read_table(loaded.database_url, OUTCOMES))
+
+
+def test_final_trades_carry_gross_and_net_r(loaded):
+    """Every win / loss / expiry has cost_r >= 0 and net = gross - cost, computed by core.costs
+    from the signal's risk and ATR; pending and unfilled rows have neither."""
+    from breakout_assets.core.costs import round_trip_costs_r
+
+    _outcomes(loaded, FIRST, LAST)
+    rows = read_table(loaded.database_url, """
+        SELECT o.*, s.risk, s.atr, s.side FROM signal_outcomes o
+        JOIN breakout_signals s USING (signal_id) ORDER BY signal_id""")
+    final = rows["status"].isin(["win", "loss", "expired"])
+    assert final.any() and (~final).any()
+    assert rows.loc[~final, ["cost_r", "net_r_multiple"]].isna().all().all()
+    done = rows[final]
+    assert (done["cost_r"] > 0).all() and (done["net_r_multiple"] < done["r_multiple"]).all()
+    assert ((done["r_multiple"] - done["cost_r"] - done["net_r_multiple"]).abs() < 1e-12).all()
+    expected = round_trip_costs_r(done["entry_price"], done["exit_price"], done["risk"],
+                                  done["atr"].astype(float), config=loaded.costs)
+    np.testing.assert_allclose(done["cost_r"], expected, rtol=1e-12)
+    assert set(done["side"]) == {"long", "short"}  # both sides are costed
+    # the asset reports both sums
+    metadata = _outcomes(loaded, FIRST, LAST).asset_materializations_for_node(
+        "signal_outcomes")[0].metadata
+    for side in ("long", "short"):
+        assert metadata[f"{side}_sum_net_r"].value < metadata[f"{side}_sum_r"].value
+
+
+def test_rows_final_before_costs_get_them_once_and_nothing_else_changes(loaded):
+    _outcomes(loaded, FIRST, LAST)
+    labelled = read_table(loaded.database_url, OUTCOMES)
+    # as a database migrated to 0012 holds them: final rows without costs
+    _execute(loaded, "UPDATE signal_outcomes SET cost_r = NULL, net_r_multiple = NULL")
+    result = _outcomes(loaded, LAST)  # any partition records them
+    metadata = result.asset_materializations_for_node("signal_outcomes")[0].metadata
+    final = labelled["status"].isin(["win", "loss", "expired"])
+    assert metadata["costs_recorded_for_older_final_rows"].value == int(final.sum())
+    pd.testing.assert_frame_equal(labelled, read_table(loaded.database_url, OUTCOMES))
+    # a cost once recorded is kept, whatever the settings say later
+    dearer = load_settings(database_url=loaded.database_url, files_dir=SAMPLE_DIR,
+                           costs={"slippage_bps": 50})
+    _outcomes(dearer, FIRST, LAST)
+    pd.testing.assert_frame_equal(labelled, read_table(loaded.database_url, OUTCOMES))
+
+
+def test_backtest_static_bracket_costs_what_its_label_does(loaded):
+    """primary_backtest's cost of a static bracket (core.costs.fills_cost_r at the reference
+    size) equals the label's cost_r wherever both closed the trade at the same exit."""
+    from breakout_assets.assets.backtests import primary_positions, replay_cost_r
+    from breakout_assets.core.trade_management import ManagementConfig, replay_managed
+
+    _outcomes(loaded, FIRST, LAST)
+    labels = read_table(loaded.database_url, OUTCOMES).set_index("signal_id")
+    engine = _engine(loaded.database_url)
+    with engine.connect() as conn:
+        positions = primary_positions(conn, loaded.outcomes.max_holding_sessions)
+    management = ManagementConfig(outcomes=loaded.outcomes)
+    compared = 0
+    for _, position, path, atr in positions:
+        label = labels.loc[position.order_ref]
+        result = replay_managed(position, path, management, frozenset())
+        if result.exit_session is None or label["status"] not in ("win", "loss", "expired"):
+            continue
+        if result.exit_price != pytest.approx(label["exit_price"]):
+            continue
+        assert replay_cost_r(position, result, atr, loaded.costs) == pytest.approx(
+            label["cost_r"], rel=1e-9)
+        compared += 1
+    assert compared > 100

@@ -45,3 +45,15 @@ def test_unknown_regime_inputs_do_not_block():
     regime = Regime(None, math.nan, None)
     assert regime.risk_off_reasons(REGIME) == []
     assert score_signal("long", 0.52, 3.0, regime, SIZING, REGIME).decision == "trade"
+
+
+def test_ev_tier_and_decision_are_net_of_the_expected_cost():
+    gross = score_signal("long", 0.60, 2.5, CALM, SIZING, REGIME)
+    net = score_signal("long", 0.60, 2.5, CALM, SIZING, REGIME, cost_r=0.15)
+    assert net.expected_value == pytest.approx(0.6 * (2.5 - 0.15) - 0.4 * 1.15)  # 0.95 R
+    assert net.expected_value < gross.expected_value == net.gross_expected_value
+    assert net.cost_r == 0.15 and "costs 0.150 R" in net.reason
+    assert (gross.tier, net.tier) == ("EXCELLENT", "VERY GOOD")
+    # a thin edge that costs eat is skipped
+    thin = score_signal("short", 0.52, 1.0, CALM, SIZING, REGIME, cost_r=0.05)
+    assert thin.gross_expected_value > 0 >= thin.expected_value and thin.decision == "skip"

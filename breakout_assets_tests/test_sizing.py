@@ -67,6 +67,36 @@ def test_expected_value_rejects_invalid_inputs(confidence: float, reward_risk: f
         expected_value(confidence, reward_risk)
 
 
+def test_net_expected_value_by_hand_and_a_tier_lost_to_costs() -> None:
+    # 0.6 x (2.5 - 0.1) - 0.4 x (1 + 0.1) = 1.44 - 0.44 = 1.0 (gross 1.1)
+    assert expected_value(0.6, 2.5, 0.1) == pytest.approx(1.0, abs=1e-12)
+    assert expected_value(0.6, 2.5, 0.0) == expected_value(0.6, 2.5)
+    # gross EV 1.5 is ULTRA PREMIUM; 0.05 R of costs makes it EXCELLENT, and the size follows
+    assert tier_for(0.5, expected_value(0.5, 4.0), DEFAULT) is RiskTier.ULTRA_PREMIUM
+    assert tier_for(0.5, expected_value(0.5, 4.0, 0.05), DEFAULT) is RiskTier.EXCELLENT
+    assert _size().shares == 1250
+    net = size_position(0.5, 4.0, 10.0, 8.0, LOOSE, DEFAULT, cost_r=0.05)
+    assert (net.tier, net.shares) == (RiskTier.EXCELLENT, 1000)
+    for bad in (-0.01, math.nan, math.inf):
+        with pytest.raises(ValueError):
+            expected_value(0.5, 2.0, bad)
+
+
+@PROPS
+@given(confidence=st.floats(0.0, 1.0), reward_risk=st.floats(0.0, 20.0),
+       cost_r=st.floats(0.0, 5.0))
+def test_net_expected_value_never_exceeds_gross(confidence: float, reward_risk: float,
+                                                cost_r: float) -> None:
+    gross, net = expected_value(confidence, reward_risk), expected_value(confidence, reward_risk,
+                                                                         cost_r)
+    assert net <= gross + 1e-12
+    assert net == pytest.approx(gross - cost_r, abs=1e-9)
+    # a tier earned net is never better than the one earned gross
+    tiers = [*TIERS, None]
+    assert tiers.index(tier_for(confidence, net, DEFAULT)) >= tiers.index(
+        tier_for(confidence, gross, DEFAULT))
+
+
 # --- tiers --------------------------------------------------------------------------------------
 
 def test_tier_display_names_and_order() -> None:

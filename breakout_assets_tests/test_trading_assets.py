@@ -104,8 +104,11 @@ def test_scores_follow_ev_tiers_and_the_gate_and_plans_respect_the_caps(settings
     signals = read_table(settings.database_url, f"""
         SELECT signal_id FROM breakout_signals WHERE session BETWEEN '{FIRST}' AND '{LAST}'""")
     assert sorted(scores["signal_id"]) == sorted(signals["signal_id"]) and len(scores) >= 10
-    ev = scores["confidence"] * scores["reward_risk"] - (1 - scores["confidence"])
-    assert (ev - scores["expected_value"]).abs().max() < 1e-9
+    gross = scores["confidence"] * scores["reward_risk"] - (1 - scores["confidence"])
+    assert (gross - scores["gross_expected_value"]).abs().max() < 1e-9
+    # EV, tiers and decisions are net of each signal's expected costs (core.costs)
+    assert (scores["cost_r"] > 0).all()
+    assert (gross - scores["cost_r"] - scores["expected_value"]).abs().max() < 1e-9
     assert ((scores["confidence"] < 0.5) == (scores["decision"] == "opposing")).all()
     assert (scores.loc[scores["decision"] == "trade", "tier"].notna()).all()
     assert set(scores["decision"]) >= {"trade", "opposing"}
@@ -310,10 +313,20 @@ def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_f
         SELECT s.side, sum(o.r_multiple) AS sum_r, count(*) AS trades
         FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
         WHERE o.status IN ('win', 'loss', 'expired') GROUP BY s.side""").set_index("side")
+    net_labels = read_table(settings.database_url, """
+        SELECT s.side, sum(o.net_r_multiple) AS sum_net_r
+        FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
+        WHERE o.status IN ('win', 'loss', 'expired') GROUP BY s.side""").set_index("side")
     for side in ("long", "short"):  # one exit rule: the static bracket replays the labels
         static = primary.loc[("static bracket", side)]
         assert static.trades == labels.loc[side, "trades"]
         assert static.sum_r == pytest.approx(labels.loc[side, "sum_r"], abs=1e-9)
+        # ... and costs them as the labels do: gross and net both reported
+        assert static.sum_net_r == pytest.approx(net_labels.loc[side, "sum_net_r"], abs=1e-6)
+    assert (primary["sum_net_r"] < primary["sum_r"]).all()
+    assert (primary["expectancy_net_r"] < primary["expectancy_r"]).all()
+    # the opposing book is gross only so far
+    assert results.loc[results["backtest"] == "opposing_hourly", "sum_net_r"].isna().all()
     opposing = results[results["backtest"] == "opposing_hourly"]
     assert set(opposing["variant"]) == {"all", "limit", "alert"}
     assert set(opposing["side"]) == {"long", "short"}  # the fades' sides
@@ -322,3 +335,8 @@ def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_f
     for name in ("primary_backtest", "opposing_backtest"):
         metadata = result.asset_materializations_for_node(name)[0].metadata
         assert "data:image/png;base64," in metadata["expectancy_plot"].value
+    primary_meta = result.asset_materializations_for_node("primary_backtest")[0].metadata
+    assert "expectancy_net_r" in primary_meta["results"].value  # the table shows both
+    assert "sum_net_r" in primary_meta["results"].value
+    assert "data:image/png;base64," in primary_meta["expectancy_net_plot"].value
+    assert primary_meta["costs"].value["commission_per_share"] == 0.005

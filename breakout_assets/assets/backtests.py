@@ -1,6 +1,8 @@
 """Backtest assets: the opposing book on 1-hour bars, the primary book with and without each
 management rule on daily bars. Both write `backtest_results` and put tables and plots in their
-metadata.
+metadata. The primary book reports R before and after costs (core.costs: the entry, each add-on
+and the exit pay commission and slippage, at the reference trade's size); the opposing book is
+gross only so far (its net columns are NULL).
 """
 
 import json
@@ -8,12 +10,15 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset,
+)
 from sqlalchemy import Connection
 
+from breakout_assets.core.costs import CostConfig, fills_cost_r, reference_shares
 from breakout_assets.core.opposing import FadeBars, fade_summary, replay_fade
 from breakout_assets.core.trade_management import (
-    ManagedPosition, ManagementConfig, bars_from_arrays, replay_managed,
+    ManagedPosition, ManagementConfig, ReplayResult, bars_from_arrays, replay_managed,
 )
 from breakout_assets.assets.common import png_metadata, table_metadata
 from breakout_assets.ml.dataset import model_confidence
@@ -44,7 +49,8 @@ def write_results(conn: Connection, backtest: str, rows: list[dict]) -> pd.DataF
     conn.execute(query("backtests.delete_results"), {"backtest": backtest})
     if rows:
         conn.execute(query("backtests.insert_result"),
-                     [{**r, "backtest": backtest, "detail": json.dumps(r["detail"])} for r in rows])
+                     [{"expectancy_net_r": None, "sum_net_r": None, **r, "backtest": backtest,
+                       "detail": json.dumps(r["detail"])} for r in rows])
     return pd.DataFrame(rows).drop(columns=["detail"], errors="ignore")
 
 
@@ -64,7 +70,8 @@ def hourly_fade_bars(source, ticker: str, session, window_days: int) -> FadeBars
 
 
 def primary_positions(conn: Connection, max_holding: int):
-    """Each filled signal as a managed position, with its daily bars from the fill session."""
+    """Each filled signal as (side, managed position, its daily bars from the fill session, the
+    signal's ATR (NaN where it has none))."""
     signals = pd.read_sql(query("backtests.filled_signals"), conn)
     if signals.empty:
         return []
@@ -86,15 +93,37 @@ def primary_positions(conn: Connection, max_holding: int):
             stop=float(s.stop), take_profit=float(s.booked_target), planned_risk=float(s.risk),
             original_dollar_risk=_QUANTITY * float(s.risk), signal_entry=float(s.entry),
             targets=(float(s.target_50), float(s.target_75), float(s.target_100)))
-        out.append((s.side, position, path))
+        out.append((s.side, position, path, np.nan if pd.isna(s.atr) else float(s.atr)))
     return out
 
 
-def _summary_row(variant: str, side: str, results: list, detail: dict) -> dict:
-    r = np.array([x.r_multiple for x in results if x.exit_session is not None])
+def replay_cost_r(position: ManagedPosition, result: ReplayResult, atr: float,
+                  costs: CostConfig) -> float:
+    """Commissions and slippage of a closed replay in R of its original dollar risk: the
+    entry, each add-on and the exit are one order each, scaled to the reference trade's shares
+    (core.costs.reference_shares), so a static bracket costs what its label does."""
+    quantities, prices = [position.quantity], [position.fill_price]
+    for a in result.actions:
+        if a.action == "add_on":
+            quantities.append(a.new_quantity - a.old_quantity)
+            prices.append(a.price)
+    quantities.append(sum(quantities))
+    prices.append(result.exit_price)
+    scale = float(reference_shares(position.planned_risk, costs)) / position.quantity
+    return fills_cost_r(np.asarray(quantities, dtype=float) * scale, prices,
+                        position.planned_risk, atr, position.quantity * scale, config=costs)
+
+
+def _summary_row(variant: str, side: str, results: list, net: list[float],
+                 detail: dict) -> dict:
+    """One variant and side: gross R (expectancy_r, sum_r) and R after costs (*_net_r)."""
+    closed = [x.exit_session is not None for x in results]
+    r = np.array([x.r_multiple for x, c in zip(results, closed) if c])
+    n = np.array([v for v, c in zip(net, closed, strict=True) if c])
     return {"variant": variant, "side": side, "signals": len(results), "trades": len(r),
             "wins": int((r > 0).sum()), "win_rate": float((r > 0).mean()) if len(r) else None,
             "expectancy_r": float(r.mean()) if len(r) else None, "sum_r": float(r.sum()),
+            "expectancy_net_r": float(n.mean()) if len(n) else None, "sum_net_r": float(n.sum()),
             "detail": detail}
 
 
@@ -113,11 +142,14 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
         rows = []
         for variant, rules in VARIANTS.items():
             for side in ("long", "short"):
-                results = [replay_managed(p, path, management, rules)
-                           for s, p, path in positions if s == side]
-                rows.append(_summary_row(variant, side, results, {
+                replays = [(p, replay_managed(p, path, management, rules), atr)
+                           for s, p, path, atr in positions if s == side]
+                net = [x.r_multiple - replay_cost_r(p, x, atr, settings.costs)
+                       if x.exit_session is not None else np.nan for p, x, atr in replays]
+                rows.append(_summary_row(variant, side, [x for _, x, _ in replays], net, {
                     "rules": sorted(rules), "data_source": settings.data_source,
-                    "bars": "daily", "max_holding_sessions": settings.outcomes.max_holding_sessions}))
+                    "bars": "daily", "max_holding_sessions": settings.outcomes.max_holding_sessions,
+                    "costs": settings.costs.model_dump()}))
         with postgres.transaction() as conn:
             table = write_results(conn, "primary_daily", rows)
         context.log.info(f"primary_backtest:\n{table}")
@@ -126,9 +158,15 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
             "data_source": f"{settings.data_source} daily bars",
             "positions": len(positions),
             "results": table_metadata(table),
+            "costs": MetadataValue.json(settings.costs.model_dump()),
             "expectancy_plot": png_metadata(bar_chart_png(
                 labels, [r["expectancy_r"] or 0.0 for r in rows], "expectancy (R per trade)",
-                "Primary book: static bracket vs each management rule"), "primary"),
+                "Primary book: static bracket vs each management rule (gross)"), "primary"),
+            "expectancy_net_plot": png_metadata(bar_chart_png(
+                labels, [r["expectancy_net_r"] or 0.0 for r in rows],
+                "expectancy after costs (R per trade)",
+                "Primary book: static bracket vs each management rule (net of costs)"),
+                "primary net"),
         })
 
     @asset(

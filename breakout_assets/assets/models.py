@@ -109,7 +109,8 @@ def experiment_metadata(experiment: Experiment, promoted: bool) -> dict:
             plot_calibration(evaluation.calibration, raw=evaluation.raw_calibration),
             "calibration"),
         "importance_plot": png_metadata(plot_importance(evaluation.importance), "importance"),
-        "gate_sweep_plot": png_metadata(plot_gate_sweep(trained.test_probability, experiment.test_r),
+        "gate_sweep_plot": png_metadata(plot_gate_sweep(trained.test_probability, experiment.test_r,
+                                                        net_r=experiment.test_net_r),
                                 "gate sweep"),
     }
 

@@ -4,6 +4,9 @@ A run over sessions first..last labels the signals of those sessions with every 
 them, and carries forward every earlier signal still pending, so pending outcomes are completed
 by later partitions (the daily run completes them as the bars arrive). Final rows are never
 rewritten (the merge refuses to), so re-running any partition changes nothing already decided.
+A final, filled row (win, loss, expired) carries its gross `r_multiple` and, after commissions
+and slippage (core.costs, `BREAKOUT_COSTS__*`), `cost_r` and `net_r_multiple`; rows decided
+before costs existed get those two columns once, and nothing else of them changes.
 """
 
 from collections.abc import Sequence
@@ -21,6 +24,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
+from breakout_assets.core.costs import CostConfig, round_trip_costs_r
 from breakout_assets.core.outcomes import BarPaths, OutcomeConfig, replay
 from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions, ordinal_sessions, session_ordinals
@@ -33,11 +37,38 @@ from breakout_assets.settings import BreakoutSettings
 GROUP = "outcomes"
 _COLUMNS = ["signal_id", "session", "status", "entry_session", "entry_price", "exit_session",
             "exit_price", "r_multiple", "mfe_r", "mae_r", "bars_held", "hit_target_50",
-            "hit_target_75", "hit_target_100", "as_of"]
+            "hit_target_75", "hit_target_100", "as_of", "cost_r", "net_r_multiple"]
+_FINAL_TRADES = ["win", "loss", "expired"]
 
 
-def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeConfig
-                    ) -> pd.DataFrame:
+def outcome_costs(final, entry_price, exit_price, r_multiple, risk, atr,
+                  costs: CostConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(cost_r, net_r_multiple) of outcome rows: set where `final` (a filled trade that is
+    decided: the reference trade's costs, core.costs), NaN (NULL) elsewhere."""
+    final = np.asarray(final, dtype=bool)
+    cost = np.full(len(final), np.nan)
+    if final.any():
+        pick = [np.asarray(v, dtype=np.float64)[final]
+                for v in (entry_price, exit_price, risk, atr)]
+        cost[final] = round_trip_costs_r(*pick, config=costs)
+    return cost, np.asarray(r_multiple, dtype=np.float64) - cost
+
+
+def fill_missing_costs(conn: Connection, costs: CostConfig) -> int:
+    """Record the costs of final rows decided before costs existed (their gross R, exit and
+    status are untouched); returns how many rows got them."""
+    rows = pd.read_sql(query("outcomes.final_without_costs"), conn)
+    if rows.empty:
+        return 0
+    cost, _ = outcome_costs(np.ones(len(rows), bool), rows["entry_price"], rows["exit_price"],
+                            rows["r_multiple"], rows["risk"], rows["atr"], costs)
+    conn.execute(query("outcomes.set_missing_costs"),
+                 {"signal_ids": rows["signal_id"].tolist(), "costs": cost.tolist()})
+    return len(rows)
+
+
+def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeConfig,
+                    costs: CostConfig = CostConfig()) -> pd.DataFrame:
     """Outcome rows of every signal a run over first..last must (re)label, as of the newest
     stored bars."""
     latest = conn.execute(query("outcomes.latest_bar_session")).scalar_one()
@@ -63,6 +94,9 @@ def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeCo
     rows.insert(0, "signal_id", signals["signal_id"].to_numpy())
     rows.insert(1, "session", signals["session"].to_numpy())
     rows["as_of"] = latest
+    rows["cost_r"], rows["net_r_multiple"] = outcome_costs(
+        rows["status"].isin(_FINAL_TRADES), rows["entry_price"], rows["exit_price"],
+        rows["r_multiple"], signals["risk"], signals["atr"], costs)
     return rows[_COLUMNS]
 
 
@@ -86,6 +120,7 @@ def summary_metadata(conn: Connection, sessions: Sequence[date]) -> dict:
         metadata[f"{side}_outcomes"] = MetadataValue.json({k: int(v) for k, v in counts.items()})
         metadata[f"{side}_win_rate"] = round(counts.get("win", 0) / trades, 4) if trades else 0.0
         metadata[f"{side}_sum_r"] = round(float(decided["sum_r"].sum()), 3)
+        metadata[f"{side}_sum_net_r"] = round(float(decided["sum_net_r"].sum()), 3)
     return metadata
 
 
@@ -104,8 +139,9 @@ def build_outcome_assets(
         (labels for the models and the backtests); pending ones complete in later partitions."""
         sessions = keys_to_sessions(context.partition_keys)
         with postgres.transaction() as conn:
-            rows = replay_outcomes(conn, sessions[0], sessions[-1], config)
+            rows = replay_outcomes(conn, sessions[0], sessions[-1], config, settings.costs)
             merge_outcomes(conn, rows)
+            costs_backfilled = fill_missing_costs(conn, settings.costs)
             metadata = summary_metadata(conn, sessions)
         statuses = rows["status"].value_counts().to_dict()
         as_of = str(rows["as_of"].iloc[0]) if len(rows) else "nothing to replay"
@@ -116,6 +152,8 @@ def build_outcome_assets(
             "as_of": as_of,
             "entry_valid_sessions": config.entry_valid_sessions,
             "max_holding_sessions": config.max_holding_sessions,
+            "costs": MetadataValue.json(settings.costs.model_dump()),
+            "costs_recorded_for_older_final_rows": costs_backfilled,
             **metadata,
         })
 

@@ -19,6 +19,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
+from breakout_assets.core.costs import expected_costs_r
 from breakout_assets.core.planning import ScoredSignal, plan_session
 from breakout_assets.core.scoring import Regime, score_signal
 from breakout_assets.core.sizing import Account
@@ -53,16 +54,19 @@ def score_rows(inputs: pd.DataFrame, model_store: ModelStore, regimes: dict,
     for side, group in inputs.groupby("side", sort=True):
         booster, card = model_store.load_active(side)
         confidence = model_confidence(booster, card, group)
-        for signal, conf in zip(group.itertuples(), confidence, strict=True):
+        costs = expected_costs_r(group["entry"], group["risk"], group["signal_atr"],
+                                 settings.costs)
+        for signal, conf, cost in zip(group.itertuples(), confidence, costs, strict=True):
             regime = regimes[signal.session]
             score = score_signal(side, float(conf), float(signal.reward_risk), regime,
-                                 settings.sizing, settings.regime)
+                                 settings.sizing, settings.regime, cost_r=float(cost))
             rows.append({
                 "signal_id": signal.signal_id, "session": signal.session, "side": side,
                 "experiment_id": card.experiment_id, "confidence": score.confidence,
                 "expected_value": score.expected_value, "tier": score.tier,
                 "decision": score.decision, "reason": score.reason,
                 "regime": json.dumps(regime.to_json()),
+                "gross_expected_value": score.gross_expected_value, "cost_r": score.cost_r,
             })
     return rows
 
@@ -74,7 +78,7 @@ def scored_signals(conn: Connection, sessions: list) -> list[ScoredSignal]:
         entry=float(r.entry), stop=float(r.stop), take_profit=float(r.booked_target),
         reward_risk=float(r.reward_risk), confidence=float(r.confidence),
         expected_value=float(r.expected_value), tier=r.tier, decision=r.decision,
-        reason=r.reason) for r in frame.itertuples()]
+        reason=r.reason, cost_r=float(r.cost_r)) for r in frame.itertuples()]
 
 
 def build_trading_assets(
@@ -100,8 +104,13 @@ def build_trading_assets(
             if rows:
                 conn.execute(query("trading.insert_score"), rows)
         decisions = pd.Series([r["decision"] for r in rows], dtype=object).value_counts()
+        means = pd.DataFrame(rows, columns=["expected_value", "gross_expected_value",
+                                            "cost_r"]).mean().round(4)
         return MaterializeResult(metadata={
             "scored": len(rows),
+            **({"mean_ev_net_r": float(means["expected_value"]),
+                "mean_ev_gross_r": float(means["gross_expected_value"]),
+                "mean_cost_r": float(means["cost_r"])} if rows else {}),
             **{f"decision_{k}": int(decisions.get(k, 0)) for k in ("trade", "skip", "opposing")},
             "models": MetadataValue.json(sorted({r["experiment_id"] for r in rows})),
         })

@@ -33,6 +33,7 @@ class ScoredSignal:
     tier: str | None
     decision: str  # 'trade' | 'skip'
     reason: str
+    cost_r: float = 0.0  # expected round-trip cost in R: sizing's tier is net of it
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def plan_session(signals: list[ScoredSignal], account: Account, sizing: SizingCo
             plans.append(PlannedTrade(ref, signal, 0, 0.0, "skipped", signal.reason))
             continue
         size = size_position(signal.confidence, signal.reward_risk, signal.entry, signal.stop,
-                             account, sizing)
+                             account, sizing, cost_r=signal.cost_r)
         if size.shares <= 0:
             plans.append(PlannedTrade(ref, signal, 0, 0.0, "skipped", size.reason))
             continue

@@ -1,6 +1,8 @@
 """From a model's confidence to a decision: expected value, risk tier, regime, opposing book.
 
-`EV = conf x R:R - (1 - conf)` in R (core.sizing). A signal trades when its confidence clears
+`EV = conf x (R:R - cost) - (1 - conf) x (1 + cost)` in R (core.sizing), `cost` the round
+trip's expected commissions and slippage in R (core.costs); the gross EV (cost 0) is kept next
+to it. A signal trades when its confidence clears
 the gate and its EV earns a tier. A signal below the 0.50 gate is an opposing-book candidate:
 the model expects the breakout to fail, which is what the fade trades.
 
@@ -57,29 +59,40 @@ def _known(value: float | None) -> bool:
 @dataclass(frozen=True)
 class Score:
     confidence: float
-    expected_value: float
+    expected_value: float  # net of the expected cost
     tier: str | None
     decision: str  # 'trade' | 'skip' | 'opposing'
     reason: str
+    gross_expected_value: float = math.nan  # the same EV before costs
+    cost_r: float = 0.0  # the expected round-trip cost in R
 
 
 def score_signal(side: str, confidence: float, reward_risk: float, regime: Regime,
-                 sizing: SizingConfig, regime_config: RegimeConfig) -> Score:
-    ev = expected_value(confidence, reward_risk)
+                 sizing: SizingConfig, regime_config: RegimeConfig,
+                 cost_r: float = 0.0) -> Score:
+    """Decision for one signal; `cost_r` is its expected round-trip cost in R
+    (core.costs.expected_cost_r): the EV, the tier and the decision are net of it."""
+    ev = expected_value(confidence, reward_risk, cost_r)
+    gross = expected_value(confidence, reward_risk)
+
+    def score(tier: str | None, decision: str, reason: str) -> Score:
+        return Score(confidence, ev, tier, decision, reason, gross, cost_r)
+
+    net = f"EV {ev:+.3f} R (gross {gross:+.3f}, costs {cost_r:.3f} R)"
     gate = sizing.confidence_gate
     if confidence < gate:
-        return Score(confidence, ev, None, "opposing",
+        return score(None, "opposing",
                      f"confidence {confidence:.3f} < gate {gate:.2f}: opposing-book candidate")
     risk_off = regime.risk_off_reasons(regime_config) if side == "long" else []
     needed = gate + (regime_config.long_gate_step if risk_off else 0.0)
     if confidence < needed:
-        return Score(confidence, ev, None, "skip",
+        return score(None, "skip",
                      f"risk-off regime ({'; '.join(risk_off)}): longs need confidence "
                      f">= {needed:.2f}, got {confidence:.3f}")
     tier = tier_for(confidence, ev, sizing)
     if tier is None:
-        return Score(confidence, ev, None, "skip", f"EV {ev:+.3f} R earns no tier")
+        return score(None, "skip", f"{net} earns no tier")
     regime_note = f"; risk-off regime, gate raised to {needed:.2f}" if risk_off else ""
-    return Score(confidence, ev, tier.value, "trade",
-                 f"EV {ev:+.3f} R -> {tier.value} ({sizing.risk_fraction(tier):.1%} risk)"
+    return score(tier.value, "trade",
+                 f"{net} -> {tier.value} ({sizing.risk_fraction(tier):.1%} risk)"
                  f"{regime_note}")

@@ -1,7 +1,8 @@
 """Expected value, risk tiers and position size (DESIGN.md, "Expected value and size").
 
 Pure and deterministic: no Dagster, no SQL, no I/O. A signal's model confidence and reward:risk
-give its expected value in R; the EV picks a risk tier (a fraction of equity put at risk); the
+give its expected value in R, net of the trade's expected costs (core.costs: commissions and
+slippage in R); the net EV picks a risk tier (a fraction of equity put at risk); the
 size is `floor(equity x tier% / R)` shares, then cut by every cap in a fixed order. A size is
 never guessed: invalid inputs raise `ValueError` instead of producing a number.
 """
@@ -102,17 +103,22 @@ class SizingConfig(BaseModel):
         return float(getattr(self, "risk_" + tier.name.lower()))
 
 
-def expected_value(confidence: float, reward_risk: float) -> float:
-    """EV in R: win `reward_risk` R with probability `confidence`, else lose 1 R."""
+def expected_value(confidence: float, reward_risk: float, cost_r: float = 0.0) -> float:
+    """EV in R, net of the round trip's cost: win `reward_risk - cost_r` R with probability
+    `confidence`, else lose `1 + cost_r` R; `cost_r` (core.costs.expected_cost_r) is paid
+    either way, so EV = conf x R:R - (1 - conf) - cost_r. At cost 0 it is the gross EV."""
     if not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0):
         raise ValueError(f"confidence must be a probability in [0, 1], got {confidence!r}")
     if not (math.isfinite(reward_risk) and reward_risk >= 0.0):
         raise ValueError(f"reward_risk must be finite and >= 0, got {reward_risk!r}")
-    return confidence * reward_risk - (1.0 - confidence)
+    if not (math.isfinite(cost_r) and cost_r >= 0.0):
+        raise ValueError(f"cost_r must be finite and >= 0, got {cost_r!r}")
+    return confidence * (reward_risk - cost_r) - (1.0 - confidence) * (1.0 + cost_r)
 
 
 def tier_for(confidence: float, ev: float, config: SizingConfig) -> RiskTier | None:
-    """The best tier whose EV cut-off is met; None below the gate or at EV <= 0."""
+    """The best tier whose EV cut-off is met; None below the gate or at EV <= 0. Pass the net
+    EV (`expected_value` with the expected cost): tiers are earned after costs."""
     if not (confidence >= config.confidence_gate and ev > EPS):  # NaN fails too
         return None
     return next((t for t in TIERS if ev >= config.cutoff(t) - EPS), None)
@@ -159,8 +165,9 @@ def _floor(x: float) -> int:
 
 
 def size_position(confidence: float, reward_risk: float, entry: float, stop: float,
-                  account: Account, config: SizingConfig) -> SizeDecision:
-    """Shares for one trade: the tier's risk budget over R, then every cap (DESIGN.md)."""
+                  account: Account, config: SizingConfig, cost_r: float = 0.0) -> SizeDecision:
+    """Shares for one trade: the tier's risk budget over R, then every cap (DESIGN.md). The
+    tier comes from the EV net of `cost_r`, the round trip's expected cost in R."""
     if not (math.isfinite(entry) and math.isfinite(stop)):
         raise ValueError(f"entry and stop must be finite, got entry={entry!r} stop={stop!r}")
     if entry <= 0 or stop <= 0:
@@ -168,7 +175,7 @@ def size_position(confidence: float, reward_risk: float, entry: float, stop: flo
     risk = abs(entry - stop)
     if risk <= 0:
         raise ValueError(f"risk per share R = |entry - stop| must be > 0 (entry = stop = {entry})")
-    ev = expected_value(confidence, reward_risk)
+    ev = expected_value(confidence, reward_risk, cost_r)
     tier = tier_for(confidence, ev, config)
     if tier is None:
         why = (f"confidence {confidence:.4f} below the gate {config.confidence_gate:.2f}"

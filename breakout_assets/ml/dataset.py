@@ -5,7 +5,8 @@ Every feature is as of the signal session (the scanner and the feature SQL read 
 `test_dataset.py` perturbs later bars to prove it); the outcome columns are the labels only.
 By default a win (booked target first) is 1 and a loss or an expiry is 0, whatever its R: the
 model learns whether the bracket pays as planned, which is the confidence EV = conf x R:R -
-(1 - conf) assumes; the expectancy tables use the realised R either way.
+(1 - conf) assumes; the expectancy tables use the realised R either way, gross and net of
+costs (`net_r_multiple`, NaN where an outcome has no recorded costs).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def training_set(rows: pd.DataFrame, label: str = "booked_target") -> TrainingSe
         exit_session=pd.to_datetime(rows["exit_session"]).to_numpy("datetime64[D]"),
         r_multiple=rows["r_multiple"].to_numpy(np.float64),
         signal_id=rows["signal_id"].to_numpy(str),
+        net_r_multiple=(np.asarray(rows["net_r_multiple"], dtype=np.float64)  # NULL -> NaN
+                        if "net_r_multiple" in rows else None),
     )
 
 

@@ -115,7 +115,8 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, bins: int = 10) -> fl
     return float((gap * filled["count"]).sum() / filled["count"].sum())
 
 
-def _trade_row(strategy: str, gate: float, r: np.ndarray) -> dict[str, Any]:
+def _trade_row(strategy: str, gate: float, r: np.ndarray,
+               net: np.ndarray | None) -> dict[str, Any]:
     trades = int(r.size)
     return {
         "strategy": strategy,
@@ -124,19 +125,26 @@ def _trade_row(strategy: str, gate: float, r: np.ndarray) -> dict[str, Any]:
         "win_rate": float((r > 0).mean()) if trades else math.nan,
         "expectancy_r": float(r.mean()) if trades else math.nan,
         "sum_r": float(r.sum()),
+        "expectancy_net_r": float(net.mean()) if net is not None and trades else math.nan,
+        "sum_net_r": float(net.sum()) if net is not None else math.nan,
     }
 
 
-def expectancy_table(p: ArrayLike, r: ArrayLike, gates: Sequence[float] = GATES) -> pd.DataFrame:
+def expectancy_table(p: ArrayLike, r: ArrayLike, gates: Sequence[float] = GATES,
+                     net_r: ArrayLike | None = None) -> pd.DataFrame:
     """Expectancy in R of taking every scanner trade vs only those the model scores p >= gate.
 
     The first row ("scanner only", gate NaN) is the baseline the model must beat; a win is r > 0.
     A gate that keeps no trade has 0 trades, NaN win rate and expectancy, and sum_r 0.
+    `r` is the gross R; `net_r`, the same trades after costs (core.costs), gives
+    `expectancy_net_r` and `sum_net_r` (NaN when it is not given).
     """
     p = _probabilities(p)
     r = _aligned(r, p, "r")
-    rows = [_trade_row("scanner only", math.nan, r)]
-    rows += [_trade_row("scanner + ML", float(gate), r[p >= gate]) for gate in gates]
+    net = None if net_r is None else _aligned(net_r, p, "net_r")
+    rows = [_trade_row("scanner only", math.nan, r, net)]
+    rows += [_trade_row("scanner + ML", float(gate), r[p >= gate],
+                        None if net is None else net[p >= gate]) for gate in gates]
     return pd.DataFrame(rows)
 
 
@@ -212,18 +220,26 @@ def plot_importance(
 
 def plot_gate_sweep(
     p: ArrayLike, r: ArrayLike, gates: Sequence[float] = SWEEP_GATES,
-    title: str = "Expectancy by confidence gate",
+    title: str = "Expectancy by confidence gate", net_r: ArrayLike | None = None,
 ) -> bytes:
-    """Expectancy in R and trade count as the gate rises, against the scanner-only expectancy."""
-    table = expectancy_table(p, r, gates)
+    """Expectancy in R and trade count as the gate rises, against the scanner-only expectancy;
+    with `net_r`, the expectancy after costs too."""
+    table = expectancy_table(p, r, gates, net_r=net_r)
     baseline, gated = table.iloc[0], table.iloc[1:]
     figure = Figure(figsize=(7, 5), dpi=DPI)
     ax = figure.add_subplot()
     trades = ax.twinx()
     trades.plot(gated["gate"], gated["trades"], color="tab:gray", marker=".", label="trades")
     trades.set_ylabel("trades")
-    ax.plot(gated["gate"], gated["expectancy_r"], marker="o", label="scanner + ML")
-    ax.axhline(baseline["expectancy_r"], linestyle="--", color="black", label="scanner only")
+    gross = " (gross)" if net_r is not None else ""
+    ax.plot(gated["gate"], gated["expectancy_r"], marker="o", label=f"scanner + ML{gross}")
+    ax.axhline(baseline["expectancy_r"], linestyle="--", color="black",
+               label=f"scanner only{gross}")
+    if net_r is not None:
+        ax.plot(gated["gate"], gated["expectancy_net_r"], marker="o", color="tab:orange",
+                label="scanner + ML (net)")
+        ax.axhline(baseline["expectancy_net_r"], linestyle=":", color="tab:orange",
+                   label="scanner only (net)")
     ax.set(xlabel="gate (p >=)", ylabel="expectancy (R)", title=title)
     ax.legend(loc="upper left")
     return _png(figure)
@@ -281,12 +297,14 @@ class Evaluation:
 def evaluate(
     y: ArrayLike, p: ArrayLike, r: ArrayLike, importance: pd.DataFrame,
     gates: Sequence[float] = GATES, raw_p: ArrayLike | None = None,
+    net_r: ArrayLike | None = None,
 ) -> Evaluation:
     """The single held-out evaluation of a refit model; `importance` is its `gain_importance`.
 
     `p` is the confidence serving uses (calibrated); `raw_p`, when given, the booster's raw
     output for the same rows: its ECE, Brier and log loss are reported as `raw_*` metrics and
-    its reliability table as `raw_calibration`, next to the calibrated ones."""
+    its reliability table as `raw_calibration`, next to the calibrated ones. `net_r`, the
+    trades' R after costs, adds net expectancy columns to the expectancy table."""
     metrics = classification_metrics(y, p)
     metrics["ece"] = expected_calibration_error(y, p)
     raw_calibration = None
@@ -298,7 +316,7 @@ def evaluate(
     return Evaluation(
         metrics=metrics,
         calibration=calibration_table(y, p),
-        expectancy=expectancy_table(p, r, gates),
+        expectancy=expectancy_table(p, r, gates, net_r=net_r),
         importance=importance,
         raw_calibration=raw_calibration,
     )

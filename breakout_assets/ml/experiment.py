@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import xgboost as xgb
 
 from breakout_assets.ml.evaluation import Evaluation, evaluate, gain_importance
@@ -27,6 +28,7 @@ class Experiment:
     verdict: dict
     model: bytes  # UBJ
     test_r: object  # numpy array: realised R of the held-out trades, in test order
+    test_net_r: object = None  # the same after costs; None when costs were not recorded
 
     @property
     def split(self) -> dict:
@@ -47,9 +49,11 @@ def run_experiment(ts: TrainingSet, side: Side, config: TrainingConfig, rules: P
                    now: datetime) -> Experiment:
     trained = train_side(ts, side, config)
     test = ts.subset(trained.test_idx)
+    # net R (after costs) when every held-out outcome has it; promotion then compares net
+    net_r = test.net_r_multiple if np.isfinite(test.net_r_multiple).all() else None
     evaluation = evaluate(test.label, trained.test_probability, test.r_multiple,
                           gain_importance(trained.booster, trained.features),
-                          raw_p=trained.test_raw_probability)
+                          raw_p=trained.test_raw_probability, net_r=net_r)
     model = bytes(trained.booster.save_raw("ubj"))
     digest = sha256(model)
     card = ModelCard(
@@ -63,4 +67,4 @@ def run_experiment(ts: TrainingSet, side: Side, config: TrainingConfig, rules: P
         calibrator_sha256=sha256(trained.calibrator.to_bytes()), calibrator=trained.calibrator,
     )
     verdict = promotion_verdict(evaluation.metrics, evaluation.expectancy, rules)
-    return Experiment(trained, evaluation, card, verdict, model, test.r_multiple)
+    return Experiment(trained, evaluation, card, verdict, model, test.r_multiple, net_r)

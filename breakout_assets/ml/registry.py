@@ -34,7 +34,8 @@ class PromotionRules(BaseModel):
     min_gated_trades: int = Field(
         10, ge=1, description="Held-out trades at the gate needed to judge its expectancy.")
     must_beat_scanner: bool = Field(
-        True, description="Expectancy (R) at the gate must exceed the scanner-only expectancy.")
+        True, description="Expectancy (R) at the gate must exceed the scanner-only expectancy, "
+                          "both net of costs (gross only for outcomes without recorded costs).")
 
 
 def promotion_verdict(metrics: dict, expectancy: pd.DataFrame, rules: PromotionRules) -> dict:
@@ -55,11 +56,15 @@ def promotion_verdict(metrics: dict, expectancy: pd.DataFrame, rules: PromotionR
          "passed": bool(at_gate["trades"] >= rules.min_gated_trades)},
     ]
     if rules.must_beat_scanner:
+        # after costs: a gate that keeps fewer, costlier trades must still pay for them
+        net = "sum_net_r" in expectancy and math.isfinite(scanner["sum_net_r"])
+        column = "expectancy_net_r" if net else "expectancy_r"
         checks.append({
-            "rule": "expectancy at the gate > scanner only",
-            "value": _finite(at_gate["expectancy_r"]),
-            "threshold": _finite(scanner["expectancy_r"]),
-            "passed": bool(at_gate["expectancy_r"] > scanner["expectancy_r"]),
+            "rule": ("net expectancy at the gate > scanner only" if net else
+                     "expectancy at the gate > scanner only (gross: no costs recorded)"),
+            "value": _finite(at_gate[column]),
+            "threshold": _finite(scanner[column]),
+            "passed": bool(at_gate[column] > scanner[column]),
         })
     return {"passed": all(c["passed"] for c in checks), "gate": rules.gate, "checks": checks}
 

@@ -39,8 +39,11 @@ class TrainingSet:
     label: np.ndarray  # int8: 1 = win, 0 = loss/expired
     signal_session: np.ndarray  # datetime64[D]: the signal's session
     exit_session: np.ndarray  # datetime64[D]: when the outcome was known (>= signal_session)
-    r_multiple: np.ndarray  # float64: realised R of the trade
+    r_multiple: np.ndarray  # float64: realised R of the trade (gross: before costs)
     signal_id: np.ndarray  # str
+    # float64: realised R after commissions and slippage (signal_outcomes.net_r_multiple);
+    # None -> all NaN (costs not recorded), NaN where a row has none
+    net_r_multiple: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         coerced = {
@@ -50,6 +53,9 @@ class TrainingSet:
             "exit_session": np.asarray(self.exit_session, dtype="datetime64[D]"),
             "r_multiple": np.asarray(self.r_multiple, dtype=np.float64),
             "signal_id": np.asarray(self.signal_id, dtype=str),
+            "net_r_multiple": (np.full(len(self.features), np.nan)
+                               if self.net_r_multiple is None
+                               else np.asarray(self.net_r_multiple, dtype=np.float64)),
         }
         for name, value in coerced.items():
             object.__setattr__(self, name, value)
@@ -94,6 +100,7 @@ class TrainingSet:
             exit_session=self.exit_session[idx],
             r_multiple=self.r_multiple[idx],
             signal_id=self.signal_id[idx],
+            net_r_multiple=self.net_r_multiple[idx],
         )
 
 

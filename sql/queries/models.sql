@@ -2,7 +2,7 @@
 
 -- name: training_rows
 -- Signals of one side with a final, filled outcome, with their features; oldest first.
-SELECT i.*, o.status, o.r_multiple, o.exit_session
+SELECT i.*, o.status, o.r_multiple, o.net_r_multiple, o.exit_session
 FROM model_inputs i
 JOIN signal_outcomes o USING (signal_id)
 WHERE i.side = :side AND o.status IN ('win', 'loss', 'expired')

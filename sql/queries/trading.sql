@@ -1,7 +1,10 @@
 -- Statements behind signal_scores, trade_plan, approvals and broker_orders.
 
 -- name: scoring_inputs
-SELECT * FROM model_inputs WHERE session = ANY(:sessions) ORDER BY session, signal_id;
+-- The model's inputs and the signal's ATR (its expected slippage, core.costs).
+SELECT i.*, s.atr AS signal_atr
+FROM model_inputs i JOIN breakout_signals s USING (signal_id)
+WHERE i.session = ANY(:sessions) ORDER BY i.session, i.signal_id;
 
 -- name: regime
 -- Per session: SPY's close and its :sma_n-session average (NULL until :sma_n closes exist),
@@ -26,15 +29,16 @@ DELETE FROM signal_scores WHERE session = ANY(:sessions);
 
 -- name: insert_score
 INSERT INTO signal_scores (signal_id, session, side, experiment_id, confidence, expected_value,
-                           tier, decision, reason, regime)
+                           tier, decision, reason, regime, gross_expected_value, cost_r)
 VALUES (:signal_id, :session, :side, :experiment_id, :confidence, :expected_value, :tier,
-        :decision, :reason, CAST(:regime AS jsonb));
+        :decision, :reason, CAST(:regime AS jsonb), :gross_expected_value, :cost_r);
 
 -- name: plan_inputs
 -- Scored signals of the sessions that are trades or skips (opposing candidates belong to the
 -- opposing book), best EV first within a session: the order caps are applied in.
 SELECT sc.signal_id, sc.session, sc.side, sc.confidence, sc.expected_value, sc.tier,
-       sc.decision, sc.reason, s.ticker, s.entry, s.stop, s.booked_target, s.reward_risk
+       sc.decision, sc.reason, coalesce(sc.cost_r, 0) AS cost_r, s.ticker, s.entry, s.stop,
+       s.booked_target, s.reward_risk
 FROM signal_scores sc JOIN breakout_signals s USING (signal_id)
 WHERE sc.session = ANY(:sessions) AND sc.decision IN ('trade', 'skip')
 ORDER BY sc.session, sc.expected_value DESC, sc.signal_id;
