@@ -407,3 +407,13 @@ def test_plan_fade_only_on_the_session_the_alert_arms():
     assert (plan.risk_dollars, plan.alert_quantity, plan.limit_quantity) == (500.0, 156, 500)
     assert plan.valid_sessions == config.window_sessions - 2
     assert plan_fade(1, 100.0, 96.0, 104.0, 104.0, bars, 0, 3, 100_000.0, config) is None
+
+
+def test_daily_bars_keep_the_holding_limit_in_sessions() -> None:
+    """140 one-hour bars (7 a session) are 20 sessions on daily bars; nothing else changes."""
+    hourly = OpposingConfig()
+    daily = hourly.on_daily_bars()
+    assert daily.max_holding_bars == 20
+    assert daily.model_dump(exclude={"max_holding_bars"}) == hourly.model_dump(
+        exclude={"max_holding_bars"})
+    assert OpposingConfig(max_holding_bars=3).on_daily_bars().max_holding_bars == 1

@@ -308,30 +308,50 @@ def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_f
                          instance=helpers.DEFAULT_INSTANCE)
     results = read_table(settings.database_url, "SELECT * FROM backtest_results")
     primary = results[results["backtest"] == "primary_daily"].set_index(["variant", "side"])
-    assert len(primary) == 8
+    assert len(primary) == 10
     labels = read_table(settings.database_url, """
-        SELECT s.side, sum(o.r_multiple) AS sum_r, count(*) AS trades
+        SELECT s.side, sum(o.r_multiple) AS sum_r, count(*) AS trades,
+               sum(o.net_r_multiple) AS sum_net_r
         FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
         WHERE o.status IN ('win', 'loss', 'expired') GROUP BY s.side""").set_index("side")
-    net_labels = read_table(settings.database_url, """
-        SELECT s.side, sum(o.net_r_multiple) AS sum_net_r
+    holding = settings.outcomes.max_holding_sessions
+    expiring = read_table(settings.database_url, f"""
+        SELECT s.side,
+               count(*) FILTER (WHERE o.status IN ('win', 'loss') AND o.bars_held <= {holding})
+                   AS closed_in_time,
+               count(*) FILTER (WHERE o.bars_held > {holding}) AS past_the_limit
         FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
-        WHERE o.status IN ('win', 'loss', 'expired') GROUP BY s.side""").set_index("side")
-    for side in ("long", "short"):  # one exit rule: the static bracket replays the labels
+        WHERE o.entry_session IS NOT NULL GROUP BY s.side""").set_index("side")
+    for side in ("long", "short"):
+        # the book as labelled IS the labels, gross and net
+        as_labelled = primary.loc[("labels: target or stop", side)]
+        assert as_labelled.trades == labels.loc[side, "trades"]
+        assert as_labelled.sum_r == pytest.approx(labels.loc[side, "sum_r"], abs=1e-9)
+        assert as_labelled.sum_net_r == pytest.approx(labels.loc[side, "sum_net_r"], abs=1e-6)
+        # one exit rule: the static bracket closes what the labels close within the holding
+        # limit, and expires every trade the labels held longer
         static = primary.loc[("static bracket", side)]
-        assert static.trades == labels.loc[side, "trades"]
-        assert static.sum_r == pytest.approx(labels.loc[side, "sum_r"], abs=1e-9)
-        # ... and costs them as the labels do: gross and net both reported
-        assert static.sum_net_r == pytest.approx(net_labels.loc[side, "sum_net_r"], abs=1e-6)
+        assert static.trades == (expiring.loc[side, "closed_in_time"]
+                                 + expiring.loc[side, "past_the_limit"])
     assert (primary["sum_net_r"] < primary["sum_r"]).all()
     assert (primary["expectancy_net_r"] < primary["expectancy_r"]).all()
-    # the opposing book is gross only so far
-    assert results.loc[results["backtest"] == "opposing_hourly", "sum_net_r"].isna().all()
-    opposing = results[results["backtest"] == "opposing_hourly"]
-    assert set(opposing["variant"]) == {"all", "limit", "alert"}
-    assert set(opposing["side"]) == {"long", "short"}  # the fades' sides
-    coverage = opposing[opposing["variant"] == "all"]["detail"].tolist()
-    assert all(d["data_source"] == "files" and "without_hourly_bars" in d for d in coverage)
+    # the opposing book is gross only so far; 1-hour bars where stored, daily bars elsewhere
+    opposing = results[results["backtest"].isin(["opposing_hourly", "opposing_daily"])]
+    assert opposing["sum_net_r"].isna().all()
+    for name in ("opposing_hourly", "opposing_daily"):
+        book = opposing[opposing["backtest"] == name]
+        assert set(book["variant"]) == {"all", "limit", "alert"}
+        assert set(book["side"]) == {"long", "short"}  # the fades' sides
+    every = opposing[opposing["variant"] == "all"]
+    coverage = every["detail"].tolist()
+    assert all(d["data_source"] == "files" and d["bars"] in ("hourly", "daily")
+               for d in coverage)
+    for fade in ("long", "short"):  # every faded signal is replayed on exactly one frequency
+        rows = every[every["side"] == fade]
+        d = rows["detail"].iloc[0]
+        assert rows["signals"].sum() == d["scored_below_gate"]
+        assert d["with_hourly_bars"] + d["without_hourly_bars"] == d["scored_below_gate"]
+    assert every.loc[every["backtest"] == "opposing_daily", "signals"].sum() > 0
     for name in ("primary_backtest", "opposing_backtest"):
         metadata = result.asset_materializations_for_node(name)[0].metadata
         assert "data:image/png;base64," in metadata["expectancy_plot"].value

@@ -35,6 +35,7 @@ from breakout_assets.settings import BreakoutSettings
 GROUP = "backtests"
 # Cumulative rule sets: each variant adds one rule to the one before (take-profit moves with
 # the add-on, as DESIGN.md's table has it).
+LABEL_VARIANT = "labels: target or stop"  # the static bracket without the live expiry
 VARIANTS = {
     "static bracket": frozenset(),
     "+ breakeven": frozenset({"breakeven"}),
@@ -43,6 +44,13 @@ VARIANTS = {
 }
 _QUANTITY = 100  # R multiples do not depend on it; it makes add-on share counts whole
 FADES = {"long": "long primary -> opposing short", "short": "short primary -> opposing long"}
+
+
+def _plain(value):
+    """numpy / pandas scalars as Python ones (NULL for NaN) for the insert."""
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 def write_results(conn: Connection, backtest: str, rows: list[dict]) -> pd.DataFrame:
@@ -67,6 +75,33 @@ def hourly_fade_bars(source, ticker: str, session, window_days: int) -> FadeBars
         return None
     days = pd.to_datetime(bars["ts"]).dt.tz_localize(None).dt.normalize().to_numpy("datetime64[D]")
     return FadeBars(session_ordinals(days), bars["open"], bars["high"], bars["low"], bars["close"])
+
+
+def daily_fade_bars(conn: Connection, signals: pd.DataFrame, sessions: int) -> list[FadeBars]:
+    """Each signal's stored daily bars for `sessions` sessions after its signal session."""
+    if signals.empty:
+        return []
+    signal_ord = session_ordinals(signals["session"].to_numpy("datetime64[D]"))
+    until = pd.to_datetime(ordinal_sessions(signal_ord + sessions)).date.tolist()
+    bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(), until)
+    order = np.lexsort((bars["session"], bars["signal_row"]))
+    starts = np.searchsorted(bars["signal_row"][order], np.arange(len(signals) + 1))
+    bar_ord = session_ordinals(bars["session"][order])
+    prices = [bars[c][order] for c in ("open", "high", "low", "close")]
+    return [FadeBars(bar_ord[a:b], *(p[a:b] for p in prices))
+            for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
+def _fade_rows(side: str, signals: int, outcomes: list, detail: dict) -> list[dict]:
+    """backtest_results rows of one direction's fades: all legs, then each leg."""
+    summary = fade_summary(outcomes)
+    detail = {**detail, "no_alert": summary["no_alert"], "unfilled": summary["unfilled"],
+              "pending": summary["pending"]}
+    return [{"variant": variant, "side": "short" if side == "long" else "long",
+             "signals": signals, "trades": stats["trades"], "wins": stats["wins"],
+             "win_rate": stats["win_rate"], "expectancy_r": stats["expectancy_r"],
+             "sum_r": stats["sum_r"], "detail": detail}
+            for variant, stats in [("all", summary), *summary["legs"].items()]]
 
 
 def primary_positions(conn: Connection, max_holding: int):
@@ -134,12 +169,18 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
     @asset(group_name=GROUP, kinds={"postgres"}, deps=[AssetKey("signal_outcomes")])
     def primary_backtest(context: AssetExecutionContext,
                          postgres: PostgresResource) -> MaterializeResult:
-        """Every filled primary replayed on daily bars as a static bracket, then adding
-        breakeven, the day-2 add-on (with its take-profit) and the trail, in R of the original
-        dollar risk."""
+        """The primary book both ways: as labelled (target or stop, no time cut), then every
+        filled primary replayed on daily bars as a static bracket with the live holding limit,
+        then adding breakeven, the day-2 add-on (with its take-profit) and the trail, in R of
+        the original dollar risk, gross and net of costs."""
         with postgres.transaction() as conn:
             positions = primary_positions(conn, settings.outcomes.max_holding_sessions)
-        rows = []
+            labels = pd.read_sql(query("backtests.label_trades"), conn)
+        label_detail = {"rules": [], "data_source": settings.data_source, "bars": "daily",
+                        "label_horizon_sessions": settings.outcomes.label_horizon_sessions,
+                        "costs": settings.costs.model_dump()}
+        rows = [{**{k: _plain(v) for k, v in r.items()}, "variant": LABEL_VARIANT,
+                 "detail": label_detail} for r in labels.to_dict("records")]
         for variant, rules in VARIANTS.items():
             for side in ("long", "short"):
                 replays = [(p, replay_managed(p, path, management, rules), atr)
@@ -172,16 +213,20 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
     @asset(
         group_name=GROUP,
         kinds={"postgres"},
-        deps=[AssetKey("long_model"), AssetKey("short_model"), AssetKey("breakout_signals")],
+        deps=[AssetKey("long_model"), AssetKey("short_model"), AssetKey("breakout_signals"),
+              AssetKey("market_bars")],
     )
     def opposing_backtest(context: AssetExecutionContext, postgres: PostgresResource,
                           model_store: ModelStore,
                           market_data: MarketDataResource) -> MaterializeResult:
-        """The fade of every held-out primary its active model scored below the gate, replayed
-        on 1-hour bars: win rate, expectancy in R and trades per direction and per leg."""
+        """The fade of every held-out primary its active model scored below the gate: replayed
+        on 1-hour bars where the source has them, on daily bars (the same conservative order
+        inside a bar) elsewhere, reported separately: win rate, expectancy in R and trades per
+        direction and per leg."""
         source = market_data.source()
+        daily = opposing.on_daily_bars()
         window_days = int((opposing.window_sessions + opposing.max_holding_bars / 6) * 1.6) + 5
-        rows, outcomes_by_side = [], {}
+        rows: dict[str, list[dict]] = {"opposing_hourly": [], "opposing_daily": []}
         for side in ("long", "short"):
             booster, card = model_store.load_active(side)
             with postgres.transaction() as conn:
@@ -191,42 +236,48 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
             if held_out is not None:
                 signals = signals[signals["signal_id"].isin(held_out)]
             faded = signals[model_confidence(booster, card, signals) < opposing.confidence_below]
-            outcomes, uncovered = [], 0
-            for s in faded.itertuples():
-                bars = hourly_fade_bars(source, s.ticker, s.session, window_days)
-                if bars is None:
-                    uncovered += 1
-                    continue
-                outcomes.append(replay_fade(
-                    1 if side == "long" else -1, s.entry, s.stop, s.booked_target, s.target_50,
-                    bars, opposing,
-                    signal_session=int(session_ordinals(np.array([s.session], "datetime64[D]"))[0])))
-            outcomes_by_side[side] = outcomes
-            summary = fade_summary(outcomes)
+            hourly = [hourly_fade_bars(source, s.ticker, s.session, window_days)
+                      for s in faded.itertuples()]
+            covered = np.array([bars is not None for bars in hourly], dtype=bool)
+            with postgres.transaction() as conn:
+                elsewhere = daily_fade_bars(conn, faded[~covered],
+                                            daily.window_sessions + daily.max_holding_bars)
             detail = {"direction": FADES[side], "data_source": settings.data_source,
                       "experiment_id": card.experiment_id, "held_out": list(card.test_range),
                       "held_out_signals": len(signals), "scored_below_gate": len(faded),
-                      "without_hourly_bars": uncovered, "no_alert": summary["no_alert"],
-                      "unfilled": summary["unfilled"], "pending": summary["pending"]}
-            for variant, stats in [("all", summary), *summary["legs"].items()]:
-                rows.append({"variant": variant, "side": "short" if side == "long" else "long",
-                             "signals": len(faded), "trades": stats["trades"],
-                             "wins": stats["wins"], "win_rate": stats["win_rate"],
-                             "expectancy_r": stats["expectancy_r"], "sum_r": stats["sum_r"],
-                             "detail": detail})
+                      "with_hourly_bars": int(covered.sum()),
+                      "without_hourly_bars": int((~covered).sum())}
+            for backtest, config, group, bars in (
+                    ("opposing_hourly", opposing, faded[covered],
+                     [b for b in hourly if b is not None]),
+                    ("opposing_daily", daily, faded[~covered], elsewhere)):
+                outcomes = [replay_fade(
+                    1 if side == "long" else -1, s.entry, s.stop, s.booked_target, s.target_50,
+                    path, config, signal_session=int(session_ordinals(
+                        np.array([s.session], "datetime64[D]"))[0]))
+                    for s, path in zip(group.itertuples(), bars, strict=True)]
+                rows[backtest] += _fade_rows(side, len(group), outcomes, {
+                    **detail, "bars": backtest.removeprefix("opposing_"),
+                    "max_holding_bars": config.max_holding_bars})
+        tables = {}
         with postgres.transaction() as conn:
-            table = write_results(conn, "opposing_hourly", rows)
-        context.log.info(f"opposing_backtest ({settings.data_source} hourly bars):\n{table}")
+            for backtest, found in rows.items():
+                tables[backtest] = write_results(conn, backtest, found)
+        table = pd.concat([t.assign(backtest=name) for name, t in tables.items()],
+                          ignore_index=True)
+        context.log.info(f"opposing_backtest ({settings.data_source}):\n{table}")
         overall = table[table["variant"] == "all"]
         return MaterializeResult(metadata={
-            "data_source": f"{settings.data_source} 1-hour bars",
+            "data_source": f"{settings.data_source}: 1-hour bars where stored, else daily",
             "results": table_metadata(table),
             "coverage": table_metadata(pd.DataFrame(
-                [r["detail"] for r in rows if r["variant"] == "all"])),
+                [r["detail"] for found in rows.values() for r in found
+                 if r["variant"] == "all"])),
             "expectancy_plot": png_metadata(bar_chart_png(
-                [FADES[s] for s in ("long", "short")],
-                [overall.iloc[i]["expectancy_r"] or 0.0 for i in range(len(overall))],
-                "expectancy (R per trade)", "Opposing book on 1-hour bars"), "opposing"),
+                [f"{r.backtest.removeprefix('opposing_')}: {r.side} fade"
+                 for r in overall.itertuples()],
+                [r.expectancy_r or 0.0 for r in overall.itertuples()],
+                "expectancy (R per trade)", "Opposing book: 1-hour vs daily bars"), "opposing"),
         })
 
     return [primary_backtest, opposing_backtest]

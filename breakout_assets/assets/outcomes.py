@@ -78,19 +78,7 @@ def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeCo
         return pd.DataFrame(columns=_COLUMNS)
     as_of = int(session_ordinals(np.array([latest], dtype="datetime64[D]"))[0])
     signal_ord = session_ordinals(signals["session"].to_numpy(dtype="datetime64[D]"))
-    horizon = np.minimum(
-        signal_ord + config.entry_valid_sessions + config.max_holding_sessions - 1, as_of)
-    bars = read_bar_paths(conn, signals["ticker"].tolist(),
-                          signals["session"].tolist(),
-                          pd.to_datetime(ordinal_sessions(horizon)).date.tolist())
-    paths = BarPaths.from_rows(bars["signal_row"], session_ordinals(bars["session"]),
-                               len(signals), **{k: bars[k] for k in ("open", "high", "low", "close")})
-    arrays = {k: signals[k].to_numpy() for k in (
-        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
-    arrays["side"] = np.where(signals["side"] == "long", 1, -1)
-    arrays["signal_ord"] = signal_ord
-    outcomes = replay(arrays, paths, as_of, config)
-    rows = outcomes.to_frame(ordinal_sessions(paths.session_ord))
+    rows = _replay_widening(conn, signals, signal_ord, as_of, config)
     rows.insert(0, "signal_id", signals["signal_id"].to_numpy())
     rows.insert(1, "session", signals["session"].to_numpy())
     rows["as_of"] = latest
@@ -98,6 +86,50 @@ def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeCo
         rows["status"].isin(_FINAL_TRADES), rows["entry_price"], rows["exit_price"],
         rows["r_multiple"], signals["risk"], signals["atr"], costs)
     return rows[_COLUMNS]
+
+
+FIRST_READ_SESSIONS = 60  # most labels are decided within this many sessions
+READ_GROWTH = 4  # each later round reads this many times further for those still open
+MAX_READ_BARS = 1_000_000  # bars one read may return (one query's arrays stay far below 1 GB)
+
+
+def _replay_widening(conn: Connection, signals: pd.DataFrame, signal_ord: np.ndarray,
+                     as_of: int, config: OutcomeConfig) -> pd.DataFrame:
+    """Outcome rows (signal order) read in widening rounds: labels have no time cut, so a
+    signal may need every bar up to `as_of`, but most are decided within weeks. Each round
+    reads the bars of the still-open signals a few times further, in chunks of at most
+    MAX_READ_BARS; a signal is replayed as of the last session read for it, which gives the
+    same row as one replay over all its bars (core.outcomes.replay)."""
+    limit = np.minimum(signal_ord + config.entry_valid_sessions + config.holding(labels=True) - 1,
+                       as_of)
+    todo = np.arange(len(signals))
+    reach, decided = FIRST_READ_SESSIONS, []
+    while len(todo):
+        until = np.minimum(signal_ord[todo] + reach, limit[todo])
+        step = max(1, MAX_READ_BARS // (reach + 1))
+        rows = pd.concat([
+            _replay_read(conn, signals.iloc[todo[k:k + step]], signal_ord[todo[k:k + step]],
+                         until[k:k + step], config).set_axis(todo[k:k + step])
+            for k in range(0, len(todo), step)])
+        again = (rows["status"] == "pending").to_numpy() & (until < limit[todo])
+        decided.append(rows[~again])
+        todo, reach = todo[again], reach * READ_GROWTH
+    return pd.concat(decided).sort_index().reset_index(drop=True)
+
+
+def _replay_read(conn: Connection, signals: pd.DataFrame, signal_ord: np.ndarray,
+                 until: np.ndarray, config: OutcomeConfig) -> pd.DataFrame:
+    """Rows of `signals` replayed on their bars up to session ordinal `until` (each its own)."""
+    bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(),
+                          pd.to_datetime(ordinal_sessions(until)).date.tolist())
+    paths = BarPaths.from_rows(bars["signal_row"], session_ordinals(bars["session"]),
+                               len(signals), **{k: bars[k] for k in ("open", "high", "low", "close")})
+    arrays = {k: signals[k].to_numpy() for k in (
+        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
+    arrays["side"] = np.where(signals["side"] == "long", 1, -1)
+    arrays["signal_ord"] = signal_ord
+    outcomes = replay(arrays, paths, until, config, labels=True)
+    return outcomes.to_frame(ordinal_sessions(paths.session_ord))
 
 
 def merge_outcomes(conn: Connection, rows: pd.DataFrame) -> None:
@@ -151,7 +183,7 @@ def build_outcome_assets(
             "replayed_pending": int(statuses.get("pending", 0)),
             "as_of": as_of,
             "entry_valid_sessions": config.entry_valid_sessions,
-            "max_holding_sessions": config.max_holding_sessions,
+            "label_horizon_sessions": config.label_horizon_sessions or "none (target or stop)",
             "costs": MetadataValue.json(settings.costs.model_dump()),
             "costs_recorded_for_older_final_rows": costs_backfilled,
             **metadata,

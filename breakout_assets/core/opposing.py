@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from breakout_assets.core.outcomes import exit_on_bar
 
 LEGS = ("limit", "alert")
+HOURLY_BARS_PER_SESSION = 7  # regular-hours 1-hour bars of a full NYSE session
 TRADE_STATUSES = ("win", "loss", "expired")
 STATUSES = ("no_alert", "unfilled", *TRADE_STATUSES, "pending")
 
@@ -86,6 +87,11 @@ class OpposingConfig(BaseModel):
         140, ge=1, le=5000,
         description="Bars of the replay's frequency a filled fade may stay open, the fill bar "
                     "counted (140 = 20 sessions of 7 regular-hours 1-hour bars; 20 for daily).")
+
+    def on_daily_bars(self) -> OpposingConfig:
+        """The same book replayed on daily bars: the holding limit turned into sessions."""
+        sessions = max(1, math.ceil(self.max_holding_bars / HOURLY_BARS_PER_SESSION))
+        return self.model_copy(update={"max_holding_bars": sessions})
 
 
 @dataclass(frozen=True)

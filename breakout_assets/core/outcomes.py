@@ -188,9 +188,9 @@ def _replay(side, entry, stop, target, levels, risk, signal_day, offsets, bar_op
                 out_exit_bar[s], out_exit_price[s] = k, bar_close[k]
                 break
         if status == 0:
-            if fill_bar < 0 and as_of_ord >= fill_limit:
+            if fill_bar < 0 and as_of_ord[s] >= fill_limit:
                 status = 4
-            elif fill_bar >= 0 and as_of_ord >= fill_ord + max_holding - 1:
+            elif fill_bar >= 0 and as_of_ord[s] >= fill_ord + max_holding - 1:
                 last = stop_at - 1  # the ticker stopped trading before the holding limit
                 while last > fill_bar and session_ord[last] > fill_ord + max_holding - 1:
                     last -= 1
@@ -278,10 +278,11 @@ class Outcomes:
         return frame
 
 
-def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int,
+def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int | np.ndarray,
            config: OutcomeConfig, *, labels: bool = False) -> Outcomes:
     """Replay each signal's bracket on its bars up to session `as_of_ord`.
 
+    `as_of_ord` may be one session per signal (how far its bars were read).
     `labels=True` applies the label horizon (default: none) instead of the live holding limit.
 
     `signals` holds aligned arrays: side (+1 long, -1 short), entry, stop, booked_target,
@@ -309,7 +310,9 @@ def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int,
             floats["stop"], floats["booked_target"], levels, floats["risk"],
             np.ascontiguousarray(signals["signal_ord"], dtype=np.int64), paths.offsets,
             paths.open, paths.high, paths.low, paths.close,
-            paths.session_ord, int(as_of_ord), config.entry_valid_sessions,
+            paths.session_ord,
+            np.ascontiguousarray(np.broadcast_to(np.asarray(as_of_ord, np.int64), (n,))),
+            config.entry_valid_sessions,
             config.holding(labels), out.status, out.entry_bar, out.entry_price,
             out.exit_bar, out.exit_price, out.r_multiple, out.mfe_r, out.mae_r, out.bars_held,
             out.hit_targets)

@@ -25,3 +25,21 @@ INSERT INTO backtest_results (backtest, variant, side, signals, trades, wins, wi
                               expectancy_r, sum_r, detail, expectancy_net_r, sum_net_r)
 VALUES (:backtest, :variant, :side, :signals, :trades, :wins, :win_rate, :expectancy_r,
         :sum_r, CAST(:detail AS jsonb), :expectancy_net_r, :sum_net_r);
+
+-- name: label_trades
+-- The static bracket without a time cut is exactly the labels: every filled signal the target
+-- or the stop decided (expiries only when a label horizon is set), gross and net of costs.
+SELECT s.side, count(*) FILTER (WHERE o.entry_session IS NOT NULL)         AS signals,
+       count(*) FILTER (WHERE o.status IN ('win', 'loss', 'expired'))      AS trades,
+       count(*) FILTER (WHERE o.status IN ('win', 'loss', 'expired') AND o.r_multiple > 0) AS wins,
+       avg((o.r_multiple > 0)::int) FILTER (WHERE o.status IN ('win', 'loss', 'expired'))
+                                                                            AS win_rate,
+       avg(o.r_multiple) FILTER (WHERE o.status IN ('win', 'loss', 'expired'))  AS expectancy_r,
+       coalesce(sum(o.r_multiple) FILTER (WHERE o.status IN ('win', 'loss', 'expired')), 0)
+                                                                            AS sum_r,
+       avg(o.net_r_multiple) FILTER (WHERE o.status IN ('win', 'loss', 'expired'))
+                                                                            AS expectancy_net_r,
+       coalesce(sum(o.net_r_multiple) FILTER (WHERE o.status IN ('win', 'loss', 'expired')), 0)
+                                                                            AS sum_net_r
+FROM breakout_signals s JOIN signal_outcomes o USING (signal_id)
+GROUP BY s.side ORDER BY s.side;
