@@ -36,7 +36,7 @@ from breakout_assets_tests import test_ibkr_broker as fake_ib
 from breakout_assets_tests.conftest import SAMPLE_DIR, new_database
 from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table, run_assets
 
-SCANNER = ScannerConfig(adjusted_target_fraction=0.5)  # labels with both classes (see models test)
+SCANNER = ScannerConfig()  # the production defaults (50% booked target: both label classes)
 QUICK = {"trials": 3, "folds": 2, "max_rounds": 1, "min_features": 10, "split": "random",
          "test_fraction": 0.3}
 FIRST, LAST = "2022-01-03", "2024-03-08"
@@ -126,6 +126,28 @@ def test_scores_follow_ev_tiers_and_the_gate_and_plans_respect_the_caps(settings
     assert row.order_ref == order_ref(row.ticker, row.session, row.side)
     # a re-run rewrites nothing it should not
     pd.testing.assert_frame_equal(plans, scored_and_planned(settings))
+
+
+def test_a_side_without_a_serving_model_is_not_scored(settings_for, tmp_path):
+    """A side whose model never passed the rules does not trade; the other side still does,
+    and the run says which signals went unscored."""
+    import shutil
+
+    settings = settings_for()
+    store = tmp_path / "store"
+    shutil.copytree(settings.model_store_dir, store)
+    active = json.loads((store / "ACTIVE_MODELS.json").read_text())
+    active.pop("short")
+    (store / "ACTIVE_MODELS.json").write_text(json.dumps(active))
+    settings = settings.model_copy(update={"model_store_dir": store})
+    result = run(settings, ["signal_scores"])
+    scores = read_table(settings.database_url, "SELECT side FROM signal_scores")
+    shorts = read_table(settings.database_url, f"""
+        SELECT count(*) AS n FROM breakout_signals
+        WHERE side = 'short' AND session BETWEEN '{FIRST}' AND '{LAST}'""").n.iloc[0]
+    assert set(scores["side"]) == {"long"} and shorts > 0
+    metadata = result.asset_materializations_for_node("signal_scores")[0].metadata
+    assert metadata["unscored_no_active_model"].value == {"short": int(shorts)}
 
 
 def test_approval_by_cli_and_job_survives_reruns_and_dry_run_sends_nothing(settings_for):

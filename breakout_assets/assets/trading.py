@@ -49,9 +49,15 @@ def read_regimes(conn: Connection, sessions: list, sma_n: int) -> dict:
 
 
 def score_rows(inputs: pd.DataFrame, model_store: ModelStore, regimes: dict,
-               settings: BreakoutSettings) -> list[dict]:
-    rows = []
+               settings: BreakoutSettings) -> tuple[list[dict], dict[str, int]]:
+    """Score rows, and the signals of each side that has no serving model (not scored: a
+    side whose model never passed the promotion rules does not trade)."""
+    rows, unscored = [], {}
+    serving = model_store.active()
     for side, group in inputs.groupby("side", sort=True):
+        if not serving.get(side):
+            unscored[str(side)] = len(group)
+            continue
         booster, card = model_store.load_active(side)
         confidence = model_confidence(booster, card, group)
         costs = expected_costs_r(group["entry"], group["risk"], group["signal_atr"],
@@ -68,7 +74,7 @@ def score_rows(inputs: pd.DataFrame, model_store: ModelStore, regimes: dict,
                 "regime": json.dumps(regime.to_json()),
                 "gross_expected_value": score.gross_expected_value, "cost_r": score.cost_r,
             })
-    return rows
+    return rows, unscored
 
 
 def scored_signals(conn: Connection, sessions: list) -> list[ScoredSignal]:
@@ -99,10 +105,15 @@ def build_trading_assets(
             inputs = pd.read_sql(query("trading.scoring_inputs"), conn,
                                  params={"sessions": sessions})
             regimes = read_regimes(conn, sessions, settings.regime.spy_sma_sessions)
-            rows = score_rows(inputs, model_store, regimes, settings) if len(inputs) else []
+            rows, unscored = (score_rows(inputs, model_store, regimes, settings)
+                              if len(inputs) else ([], {}))
             conn.execute(query("trading.delete_scores"), {"sessions": sessions})
             if rows:
                 conn.execute(query("trading.insert_score"), rows)
+        for side, count in unscored.items():
+            context.log.warning(
+                f"signal_scores: no active {side} model, {count} {side} signals not scored "
+                f"(none will trade): materialise {side}_model or `breakout models promote`")
         decisions = pd.Series([r["decision"] for r in rows], dtype=object).value_counts()
         means = pd.DataFrame(rows, columns=["expected_value", "gross_expected_value",
                                             "cost_r"]).mean().round(4)
@@ -113,6 +124,7 @@ def build_trading_assets(
                 "mean_cost_r": float(means["cost_r"])} if rows else {}),
             **{f"decision_{k}": int(decisions.get(k, 0)) for k in ("trade", "skip", "opposing")},
             "models": MetadataValue.json(sorted({r["experiment_id"] for r in rows})),
+            "unscored_no_active_model": MetadataValue.json(unscored),
         })
 
     @session_asset(
