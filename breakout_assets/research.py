@@ -159,14 +159,16 @@ def _step(echo: Echo, seconds: dict[str, float], name: str) -> Iterator[None]:
 
 
 def _materialize(rs: BreakoutSettings, names: list[str], first: str, last: str,
-                 instance: DagsterInstance | None = None) -> Any:
+                 instance: DagsterInstance | None = None,
+                 run_config: dict | None = None) -> Any:
     defs = build_definitions(rs)
     job = defs.resolve_implicit_global_asset_job_def()
     keys = [k for k in job.asset_layer.executable_asset_keys if k.to_user_string() in names]
     tags = {_RANGE[0]: first, _RANGE[1]: last, "breakout/research": "true"} if first else {
         "breakout/research": "true"}
     return job.execute_in_process(instance=instance or DagsterInstance.ephemeral(),
-                                  asset_selection=keys, tags=tags, run_config=_QUIET)
+                                  asset_selection=keys, tags=tags,
+                                  run_config={**_QUIET, **(run_config or {})})
 
 
 def _train(rs: BreakoutSettings, side: str) -> dict[str, Any]:
@@ -181,15 +183,16 @@ def _train(rs: BreakoutSettings, side: str) -> dict[str, Any]:
     return dict(row)
 
 
-def _opposing(rs: BreakoutSettings, models: dict[str, dict], echo: Echo) -> pd.DataFrame | None:
-    """The opposing backtest needs each side's just-trained model serving; a model the rules
-    refused is not forced into service, so the book is then not measured (said so)."""
-    refused = [side for side, m in models.items() if not m["promoted"]]
-    if refused:
-        echo(f"      not run: the {' and '.join(refused)} model failed the promotion rules, so "
-             "it does not serve and its fades are not the ones the system would trade")
-        return None
-    _materialize(rs, ["opposing_backtest"], "", "")
+def _opposing(rs: BreakoutSettings, models: dict[str, dict], echo: Echo) -> pd.DataFrame:
+    """The fades of the held-out primaries each just-trained model scored below the gate,
+    whether or not it was promoted (the backtest is told which experiments to use)."""
+    for side, m in models.items():
+        if not m["promoted"]:
+            echo(f"      note: the {side} model was not promoted; its fades are measured all the "
+                 "same, as research (it does not serve)")
+    run_config = {"ops": {"opposing_backtest": {"config": {
+        f"{side}_experiment_id": m["experiment_id"] for side, m in models.items()}}}}
+    _materialize(rs, ["opposing_backtest"], "", "", run_config=run_config)
     engine = create_engine(local_postgres.with_driver(rs.database_url or "", "psycopg"))
     with engine.connect() as conn:
         table = pd.read_sql(query("research.opposing_results"), conn)
@@ -254,7 +257,7 @@ def format_report(report: ResearchReport) -> str:
         lines.append(f"   promotion: {m['promotion']}")
     lines.append("\n-- Opposing book (primaries scored below the gate, held-out set)")
     if report.opposing is None or report.opposing.empty:
-        lines.append("   not measured (see above)")
+        lines.append("   no fades to measure")
     else:
         for row in report.opposing.itertuples():
             lines.append(f"   {row.backtest:<16}{row.direction:<32}{row.variant:<7}"

@@ -11,7 +11,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 from dagster import (
-    AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset,
+    AssetExecutionContext, AssetKey, AssetsDefinition, Config, MaterializeResult, MetadataValue,
+    asset,
 )
 from sqlalchemy import Connection
 
@@ -75,6 +76,24 @@ def hourly_fade_bars(source, ticker: str, session, window_days: int) -> FadeBars
         return None
     days = pd.to_datetime(bars["ts"]).dt.tz_localize(None).dt.normalize().to_numpy("datetime64[D]")
     return FadeBars(session_ordinals(days), bars["open"], bars["high"], bars["low"], bars["close"])
+
+
+class OpposingBacktestRun(Config):
+    """Which models decide the fades: each side's serving model by default, or a recorded
+    experiment (research measures the book of the models it just trained, promoted or not)."""
+
+    long_experiment_id: str | None = None
+    short_experiment_id: str | None = None
+
+    def model(self, side: str, conn: Connection, store: ModelStore):
+        experiment_id = getattr(self, f"{side}_experiment_id")
+        if experiment_id is None:
+            return store.load_active(side)
+        row = conn.execute(query("models.get_experiment"),
+                           {"experiment_id": experiment_id}).mappings().first()
+        if row is None or row["side"] != side:
+            raise ValueError(f"no {side} experiment {experiment_id!r} (breakout models list)")
+        return store.load(row["artifact_path"])
 
 
 def daily_fade_bars(conn: Connection, signals: pd.DataFrame, sessions: int) -> list[FadeBars]:
@@ -216,8 +235,8 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
         deps=[AssetKey("long_model"), AssetKey("short_model"), AssetKey("breakout_signals"),
               AssetKey("market_bars")],
     )
-    def opposing_backtest(context: AssetExecutionContext, postgres: PostgresResource,
-                          model_store: ModelStore,
+    def opposing_backtest(context: AssetExecutionContext, config: OpposingBacktestRun,
+                          postgres: PostgresResource, model_store: ModelStore,
                           market_data: MarketDataResource) -> MaterializeResult:
         """The fade of every held-out primary its active model scored below the gate: replayed
         on 1-hour bars where the source has them, on daily bars (the same conservative order
@@ -228,8 +247,8 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
         window_days = int((opposing.window_sessions + opposing.max_holding_bars / 6) * 1.6) + 5
         rows: dict[str, list[dict]] = {"opposing_hourly": [], "opposing_daily": []}
         for side in ("long", "short"):
-            booster, card = model_store.load_active(side)
             with postgres.transaction() as conn:
+                booster, card = config.model(side, conn, model_store)
                 signals = pd.read_sql(query("backtests.held_out_signals"), conn, params={
                     "side": side, "first": card.test_range[0], "last": card.test_range[1]})
             held_out = card.extra.get("test_signal_ids")  # exactly the rows it never saw
@@ -247,18 +266,18 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
                       "held_out_signals": len(signals), "scored_below_gate": len(faded),
                       "with_hourly_bars": int(covered.sum()),
                       "without_hourly_bars": int((~covered).sum())}
-            for backtest, config, group, bars in (
+            for backtest, book, group, bars in (
                     ("opposing_hourly", opposing, faded[covered],
                      [b for b in hourly if b is not None]),
                     ("opposing_daily", daily, faded[~covered], elsewhere)):
                 outcomes = [replay_fade(
                     1 if side == "long" else -1, s.entry, s.stop, s.booked_target, s.target_50,
-                    path, config, signal_session=int(session_ordinals(
+                    path, book, signal_session=int(session_ordinals(
                         np.array([s.session], "datetime64[D]"))[0]))
                     for s, path in zip(group.itertuples(), bars, strict=True)]
                 rows[backtest] += _fade_rows(side, len(group), outcomes, {
                     **detail, "bars": backtest.removeprefix("opposing_"),
-                    "max_holding_bars": config.max_holding_bars})
+                    "max_holding_bars": book.max_holding_bars})
         tables = {}
         with postgres.transaction() as conn:
             for backtest, found in rows.items():
