@@ -3,11 +3,12 @@
 The runs go into the project's Dagster instance (Postgres storage), so `make ui` shows them
 afterwards like any run launched from the UI.
 
-The models are trained with a DEMO PRESET, printed as such: a 150-ticker sample gives ~40
-labelled signals a side and, at the default geometry, almost none reach their booked target, so
-the demo labels profitable trades as wins, tunes briefly and relaxes the promotion rules. It
-shows the machinery end to end and leaves an active model per side; those models are not for
-trading. Real training runs `train_models` on real history with the production settings.
+The models are trained with the production settings (the booked-target label, the
+chronological split, the unchanged promotion rules) and fewer Optuna trials and elimination
+rounds, printed as such: the 150-ticker sample gives ~400 labelled trades a side. A side whose
+model fails the promotion rules does not serve, and the demo says so loudly; its signals are
+then not scored or traded (unless an earlier run's model still serves). Research on the whole
+universe runs `breakout research`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,9 @@ from breakout_assets.approvals import decide
 from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.partitions import nyse_sessions, sessions_to_keys
 from breakout_assets.resources.sql import query
-from breakout_assets.ml.registry import PromotionRules
 from breakout_assets.settings import BreakoutSettings
 
-DEMO_TRAINING = {"trials": 8, "folds": 3, "max_rounds": 3, "min_features": 10,
-                 "split": "random", "test_fraction": 0.3, "label": "profitable"}
-DEMO_PROMOTION = PromotionRules(min_auc_margin=-0.5, min_gated_trades=1, must_beat_scanner=False)
+DEMO_TRAINING = {"trials": 10, "max_rounds": 3}  # fewer than production; nothing else differs
 
 _RANGE_START = "dagster/asset_partition_range_start"
 _RANGE_END = "dagster/asset_partition_range_end"
@@ -85,12 +83,24 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
 
 
 def train_demo_models(settings: BreakoutSettings, echo: Callable[[str], None]) -> None:
-    echo("[3/5] training both models with the DEMO PRESET (not for trading):")
-    echo(f"      {DEMO_TRAINING}")
-    echo(f"      promotion rules relaxed to {DEMO_PROMOTION.model_dump()}")
-    defs = build_definitions(settings.model_copy(update={"promotion": DEMO_PROMOTION}))
+    echo("[3/5] training both models with the production settings, fewer trials: "
+         f"{DEMO_TRAINING}")
+    defs = build_definitions(settings)
     run_config = {"ops": {f"{side}_model": {"config": DEMO_TRAINING} for side in ("long", "short")}}
     _execute(defs, "train_models", echo, run_config=run_config)
+    postgres = build_resources(settings)["postgres"]
+    with postgres.transaction() as conn:
+        latest = conn.execute(query("demo.latest_experiments")).mappings().all()
+    for run in latest:
+        metrics = run["metrics"]["metrics"]
+        echo(f"      {run['side']}: {run['experiment_id']} AUC {metrics['roc_auc']:.3f}, "
+             f"ECE {metrics['ece']:.3f}: "
+             f"{'PROMOTED, it serves' if run['promoted'] else 'not promoted'}")
+        if not run["promoted"]:
+            failed = [c["rule"] for c in run["promotion"]["checks"] if not c["passed"]]
+            echo(f"      !!! THE {run['side'].upper()} MODEL FAILED THE PROMOTION RULES "
+                 f"({'; '.join(failed)}): it does not serve. {run['side']} signals are scored "
+                 "only by a model an earlier run promoted, else not at all.")
 
 
 def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str], None]) -> None:
@@ -117,6 +127,10 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
     echo(f"      APPROVED BY THE DEMO on your behalf: {approved} plans")
     echo("      orders go to the SIMULATED broker (not dry-run): nothing leaves this machine")
     live_sim = build_definitions(settings.model_copy(update={"dry_run": False}))
+    # The fresh account opens on the first trading session, so the fades of the range run
+    # (sent after the primaries' step) never fall before the account's first session.
+    with build_resources(settings)["broker"].session() as connected:
+        connected.sync(sessions[0])
     head, tail = sessions[:-DEMO_MANAGED_SESSIONS], sessions[-DEMO_MANAGED_SESSIONS:]
     orders_only = [k for k in live_sim.resolve_job_def("submit_orders").asset_layer
                    .executable_asset_keys

@@ -217,6 +217,16 @@ def _num(value: Any, digits: int = 3) -> str:
         else f"{float(value):.{digits}f}"
 
 
+def _calibration_in_the_large(bins: list[dict]) -> tuple[float, float]:
+    """Mean confidence and observed win rate over the held-out rows, from the 10-bin table."""
+    filled = [b for b in bins if b["count"]]
+    n = sum(b["count"] for b in filled)
+    if not n:
+        return math.nan, math.nan
+    return (sum(b["mean_predicted"] * b["count"] for b in filled) / n,
+            sum(b["observed_rate"] * b["count"] for b in filled) / n)
+
+
 def format_report(report: ResearchReport) -> str:
     lines = [f"\n=== Breakout research {report.range[0]}..{report.range[1]} "
              f"(held out from {report.test_start}); R is gross unless marked net"]
@@ -244,6 +254,10 @@ def format_report(report: ResearchReport) -> str:
         keys = ("accuracy", "roc_auc", "precision", "recall", "f1", "brier", "ece")
         lines.append("   " + "  ".join(f"{k} {_num(metrics.get(k))}" for k in keys))
         lines.append("   design " + "  ".join(f"{k} {_num(v)}" for k, v in design["model"].items()))
+        mean_conf, rate = _calibration_in_the_large(m["metrics"]["calibration"])
+        lines.append(f"   held out: mean confidence {_pct(mean_conf)} vs win rate {_pct(rate)} "
+                     "(a gap here is a shift of the base rate no calibrator fit on the past "
+                     "can see; it bounds the ECE from below)")
         lines.append(f"   {'strategy':<14}{'gate':>6}{'trades':>8}{'win':>7}{'exp R':>8}"
                      f"{'sum R':>9}{'net R':>8}{'sum net':>9}")
         for e in m["metrics"]["expectancy"]:

@@ -54,3 +54,9 @@ SELECT (SELECT count(*) FROM signal_scores)                                 AS s
 -- The demo owns the simulated account: each demo trades its year from a fresh one.
 TRUNCATE sim_stop_changes, sim_fills, sim_orders, sim_processed_sessions, sim_account,
          stop_updates, broker_orders, trade_plan, opposing_orders, signal_scores, halt_events;
+
+-- name: latest_experiments
+-- Each side's newest training run: what the demo says about it.
+SELECT DISTINCT ON (side) side, experiment_id, promoted, promotion, metrics
+FROM model_experiments
+ORDER BY side, created_at DESC;
