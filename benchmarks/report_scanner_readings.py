@@ -23,7 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from breakout_assets.core.outcomes import OutcomeConfig, Status, paths_after, replay  # noqa: E402
+from breakout_assets.core.outcomes import Status, label_setups  # noqa: E402
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, scan  # noqa: E402
 
 OLD = dict(rally_min_pct=0.12, rally_min_efficiency=0.5, consol_max_retracement=0.5,
@@ -53,13 +53,7 @@ def load(path: Path) -> MarketArrays:
 
 def reading(arrays: MarketArrays, config: ScannerConfig) -> dict[str, dict]:
     setups = scan(arrays, config, features=False)
-    signals = {k: getattr(setups, k) for k in (
-        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
-    signals["side"] = setups.side.astype(np.int64)
-    signals["signal_ord"] = setups.session
-    paths = paths_after(arrays.open, arrays.high, arrays.low, arrays.close, setups.ticker,
-                        setups.session, arrays.shape[1])
-    out = replay(signals, paths, arrays.shape[1] - 1, OutcomeConfig(), labels=True)
+    out = label_setups(arrays, setups)
     ticker_years = (~np.isnan(arrays.close)).sum() / 252
     figures = {}
     for side, name in ((1, "long"), (-1, "short")):

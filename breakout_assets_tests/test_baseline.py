@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from breakout_assets.core.outcomes import OutcomeConfig, Status, paths_after, replay
+from breakout_assets.core.outcomes import Status, label_setups
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, scan
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "stocks.parquet"
@@ -33,13 +33,7 @@ def sample() -> MarketArrays:
 
 def labelled(arrays: MarketArrays, config: ScannerConfig | None = None):
     setups = scan(arrays, config, features=False)
-    signals = {k: getattr(setups, k) for k in (
-        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
-    signals["side"] = setups.side.astype(np.int64)
-    signals["signal_ord"] = setups.session
-    paths = paths_after(arrays.open, arrays.high, arrays.low, arrays.close, setups.ticker,
-                        setups.session, arrays.shape[1])
-    return setups, replay(signals, paths, arrays.shape[1] - 1, OutcomeConfig(), labels=True)
+    return setups, label_setups(arrays, setups)
 
 
 def test_default_baseline_counts_are_pinned(sample: MarketArrays) -> None:

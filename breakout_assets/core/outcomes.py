@@ -37,12 +37,16 @@ conservative ordering (an exit bar counts only up to the exit).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from enum import IntEnum
 
 import numpy as np
 import pandas as pd
 from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # the scanner's types, for annotations only
+    from breakout_assets.core.scanner import MarketArrays, Setups
 
 
 class OutcomeConfig(BaseModel):
@@ -336,4 +340,17 @@ def paths_after(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     return BarPaths.from_rows(signal, steps, len(rows), open=open_[ticker, steps],
                               high=high[ticker, steps], low=low[ticker, steps],
                               close=close[ticker, steps])
+
+
+def label_setups(arrays: MarketArrays, setups: Setups, config: OutcomeConfig | None = None
+                 ) -> Outcomes:
+    """The labels of scanner setups replayed on the market they were found in (in memory: for
+    research and the baseline regression; the signal_outcomes asset reads bars from Postgres)."""
+    signals = {k: getattr(setups, k) for k in (
+        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
+    signals["side"] = setups.side.astype(np.int64)
+    signals["signal_ord"] = setups.session
+    paths = paths_after(arrays.open, arrays.high, arrays.low, arrays.close, setups.ticker,
+                        setups.session, arrays.shape[1])
+    return replay(signals, paths, arrays.shape[1] - 1, config or OutcomeConfig(), labels=True)
 
