@@ -429,12 +429,13 @@ def _qualify(tarr, barr, sign, high, low, close, volume, e, t, jlo, jhi, base_bo
     pct = mh / rally_low
     if not (pct >= fp[_PMIN] and pct <= fp[_PMAX]):
         return -1
-    path = 0.0  # the rally's path length, summed in session order
-    for k in range(start + 1, e + 1):
-        path += abs(close[k] - close[k - 1])
-    efficiency = sign * (close[e] - close[start]) / path if path > 0 else 0.0
-    if not efficiency >= fp[_EFF]:
-        return -1
+    if fp[_EFF] > -1.0:  # -1: no efficiency rule (every rally is at least -1)
+        path = 0.0  # the rally's path length, summed in session order
+        for k in range(start + 1, e + 1):
+            path += abs(close[k] - close[k - 1])
+        efficiency = sign * (close[e] - close[start]) / path if path > 0 else 0.0
+        if not efficiency >= fp[_EFF]:
+            return -1
     if not (top_e - base_bottom) / mh <= fp[_RETR]:
         return -1
     if fp[_VOL] > 0:
