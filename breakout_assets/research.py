@@ -29,7 +29,10 @@ from dagster import DagsterInstance
 from sqlalchemy import create_engine, text
 
 from breakout_assets import runtime
+from breakout_assets.core.costs import expected_costs_r
+from breakout_assets.core.sizing import expected_value, tier_for
 from breakout_assets.definitions import build_definitions, build_resources
+from breakout_assets.ml.dataset import model_confidence
 from breakout_assets.partitions import nyse_sessions, sessions_to_keys
 from breakout_assets.resources import local_postgres
 from breakout_assets.resources.sql import query, raw_query
@@ -177,10 +180,32 @@ def _train(rs: BreakoutSettings, side: str) -> dict[str, Any]:
     meta = result.asset_materializations_for_node(f"{side}_model")[0].metadata
     engine = create_engine(local_postgres.with_driver(rs.database_url or "", "psycopg"))
     with engine.connect() as conn:
-        row = conn.execute(query("research.experiment"),
-                           {"experiment_id": meta["experiment_id"].value}).mappings().one()
+        row = dict(conn.execute(query("research.experiment"),
+                                {"experiment_id": meta["experiment_id"].value}).mappings().one())
+        first, last = row["test_range"].split("..")
+        trades = pd.read_sql(query("research.held_out_trades"), conn,
+                             params={"side": side, "first": first, "last": last})
+        artifact = conn.execute(query("models.get_experiment"),
+                                {"experiment_id": row["experiment_id"]}).mappings().one()
     engine.dispose()
-    return dict(row)
+    booster, card = build_resources(rs)["model_store"].load(artifact["artifact_path"])
+    row["decision"] = trade_decision_row(trades, model_confidence(booster, card, trades), rs)
+    return row
+
+
+def trade_decision_row(trades: pd.DataFrame, confidence, rs: BreakoutSettings) -> dict:
+    """The held-out trades the system would take: confidence at the gate AND a net EV that
+    earns a risk tier (core.sizing, the sizing decision; the regime filter is left out)."""
+    cost = expected_costs_r(trades["entry"], trades["risk"], trades["atr"], rs.costs)
+    take = [tier_for(float(p), expected_value(float(p), float(rr), float(c)), rs.sizing)
+            is not None for p, rr, c in zip(confidence, trades["reward_risk"], cost, strict=True)]
+    chosen = trades[take]
+    return {"strategy": "ML decision", "gate": rs.sizing.confidence_gate, "trades": len(chosen),
+            "win_rate": float((chosen["r_multiple"] > 0).mean()) if len(chosen) else math.nan,
+            "expectancy_r": float(chosen["r_multiple"].mean()) if len(chosen) else math.nan,
+            "sum_r": float(chosen["r_multiple"].sum()),
+            "expectancy_net_r": float(chosen["net_r_multiple"].mean()) if len(chosen)
+            else math.nan, "sum_net_r": float(chosen["net_r_multiple"].sum())}
 
 
 def _opposing(rs: BreakoutSettings, models: dict[str, dict], echo: Echo) -> pd.DataFrame:
@@ -260,7 +285,7 @@ def format_report(report: ResearchReport) -> str:
                      "can see; it bounds the ECE from below)")
         lines.append(f"   {'strategy':<14}{'gate':>6}{'trades':>8}{'win':>7}{'exp R':>8}"
                      f"{'sum R':>9}{'net R':>8}{'sum net':>9}")
-        for e in m["metrics"]["expectancy"]:
+        for e in [*m["metrics"]["expectancy"], *([m["decision"]] if "decision" in m else [])]:
             gate = "-" if e["gate"] is None else f"{e['gate']:.2f}"
             lines.append(f"   {e['strategy']:<14}{gate:>6}{e['trades']:>8}{_pct(e['win_rate']):>7}"
                          f"{_r(e['expectancy_r']):>8}{_num(e['sum_r'], 1):>9}"
@@ -268,6 +293,8 @@ def format_report(report: ResearchReport) -> str:
         for name, d in (("scanner only", design["baseline"]), ("+ ML >= 0.50", design["gated"])):
             lines.append(f"   design {name:<14}{d['trades']:>5}{_pct(d['win_rate']):>7}"
                          f"{_r(d['expectancy_r']):>8}")
+        lines.append("   ML decision: confidence >= the gate AND net EV earns a risk tier (what "
+                     "trade_plan sizes; regime filter aside)")
         lines.append(f"   promotion: {m['promotion']}")
     lines.append("\n-- Opposing book (primaries scored below the gate, held-out set)")
     if report.opposing is None or report.opposing.empty:

@@ -60,9 +60,12 @@ def test_research_loads_its_own_database_trains_both_sides_and_prints_the_tables
         assert model["test_range"] >= str(TEST_START)  # held out chronologically
         gates = [e["gate"] for e in model["metrics"]["expectancy"]]
         assert gates[0] is None and 0.5 in gates
+        # the system's own decision takes a subset of the trades at the gate
+        at_gate = next(e for e in model["metrics"]["expectancy"] if e["gate"] == 0.5)
+        assert 0 <= model["decision"]["trades"] <= at_gate["trades"]
     assert set(report.opposing["backtest"]) == {"opposing_hourly", "opposing_daily"}
     text = research.format_report(report)
-    for needle in ("Scanner only", "design", "booked R", "long model", "short model",
+    for needle in ("Scanner only", "design", "booked R", "long model", "short model", "ML decision",
                    "Opposing book", "opposing_daily"):
         assert needle in text
     assert any(line.startswith("[2/4]") for line in lines)  # progress is shown

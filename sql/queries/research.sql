@@ -61,3 +61,14 @@ SELECT backtest, detail ->> 'direction' AS direction, variant, trades, win_rate,
 FROM backtest_results
 WHERE backtest LIKE 'opposing%'
 ORDER BY backtest, direction, variant;
+
+-- name: held_out_trades
+-- One side's final, filled trades signalled in :first..:last with their features and what the
+-- trade decision needs (R:R, entry, risk, ATR), gross and net R.
+SELECT i.*, s.atr, o.status, o.r_multiple, o.net_r_multiple
+FROM model_inputs i
+JOIN breakout_signals s USING (signal_id)
+JOIN signal_outcomes o USING (signal_id)
+WHERE i.side = :side AND i.session BETWEEN :first AND :last
+  AND o.status IN ('win', 'loss', 'expired')
+ORDER BY i.session, i.signal_id;
