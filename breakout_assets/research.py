@@ -302,7 +302,8 @@ def format_report(report: ResearchReport) -> str:
     else:
         for row in report.opposing.itertuples():
             lines.append(f"   {row.backtest:<16}{row.direction:<32}{row.variant:<7}"
-                         f"{row.trades:>6}{_pct(row.win_rate):>7}{_r(row.expectancy_r):>8}")
+                         f"{row.trades:>6}{_pct(row.win_rate):>7}{_r(row.expectancy_r):>8}"
+                         f"{_r(row.expectancy_net_r):>8} net")
         for side, name in (("long", "long primary -> opposing short"),
                            ("short", "short primary -> opposing long")):
             d = DESIGN[side]["opposing"]

@@ -357,9 +357,11 @@ def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_f
                                  + expiring.loc[side, "past_the_limit"])
     assert (primary["sum_net_r"] < primary["sum_r"]).all()
     assert (primary["expectancy_net_r"] < primary["expectancy_r"]).all()
-    # the opposing book is gross only so far; 1-hour bars where stored, daily bars elsewhere
+    # the opposing book, gross and net; 1-hour bars where stored, daily bars elsewhere
     opposing = results[results["backtest"].isin(["opposing_hourly", "opposing_daily"])]
-    assert opposing["sum_net_r"].isna().all()
+    traded = opposing[opposing["trades"] > 0]
+    assert len(traded) and (traded["sum_net_r"] < traded["sum_r"]).all()
+    assert (opposing.loc[opposing["trades"] == 0, "sum_net_r"] == 0).all()
     for name in ("opposing_hourly", "opposing_daily"):
         book = opposing[opposing["backtest"] == name]
         assert set(book["variant"]) == {"all", "limit", "alert"}

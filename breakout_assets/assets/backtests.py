@@ -1,8 +1,8 @@
-"""Backtest assets: the opposing book on 1-hour bars, the primary book with and without each
+"""Backtest assets: the opposing book on 1-hour (else daily) bars, the primary book with and without each
 management rule on daily bars. Both write `backtest_results` and put tables and plots in their
-metadata. The primary book reports R before and after costs (core.costs: the entry, each add-on
-and the exit pay commission and slippage, at the reference trade's size); the opposing book is
-gross only so far (its net columns are NULL).
+metadata. Both books report R before and after costs (core.costs: each order pays commission and
+slippage at the reference trade's size; the primary's entry, add-ons and exit, each fade leg's
+entry and exit).
 """
 
 import json
@@ -16,8 +16,10 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.core.costs import CostConfig, fills_cost_r, reference_shares
-from breakout_assets.core.opposing import FadeBars, fade_summary, replay_fade
+from breakout_assets.core.costs import (
+    CostConfig, fills_cost_r, reference_shares, round_trip_costs_r,
+)
+from breakout_assets.core.opposing import TRADE_STATUSES, FadeBars, fade_summary, replay_fade
 from breakout_assets.core.trade_management import (
     ManagedPosition, ManagementConfig, ReplayResult, bars_from_arrays, replay_managed,
 )
@@ -111,16 +113,32 @@ def daily_fade_bars(conn: Connection, signals: pd.DataFrame, sessions: int) -> l
             for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
-def _fade_rows(side: str, signals: int, outcomes: list, detail: dict) -> list[dict]:
-    """backtest_results rows of one direction's fades: all legs, then each leg."""
+def _fade_rows(side: str, signals: int, outcomes: list, atr: np.ndarray, costs: CostConfig,
+               detail: dict) -> list[dict]:
+    """backtest_results rows of one direction's fades: all legs, then each leg, gross and net
+    (each filled leg pays a round trip of the reference trade's costs, from its own fill)."""
     summary = fade_summary(outcomes)
     detail = {**detail, "no_alert": summary["no_alert"], "unfilled": summary["unfilled"],
               "pending": summary["pending"]}
-    return [{"variant": variant, "side": "short" if side == "long" else "long",
-             "signals": signals, "trades": stats["trades"], "wins": stats["wins"],
-             "win_rate": stats["win_rate"], "expectancy_r": stats["expectancy_r"],
-             "sum_r": stats["sum_r"], "detail": detail}
-            for variant, stats in [("all", summary), *summary["legs"].items()]]
+    traded = np.array([x.status in TRADE_STATUSES for x in outcomes], dtype=bool)
+    net = np.full(len(outcomes), np.nan)
+    if traded.any():
+        picked = [o for o, t in zip(outcomes, traded, strict=True) if t]
+        net[traded] = np.array([o.r_multiple for o in picked]) - round_trip_costs_r(
+            [o.fill_price for o in picked], [o.exit_price for o in picked],
+            [o.risk_per_share for o in picked], np.asarray(atr, dtype=float)[traded],
+            config=costs)
+    legs = np.array([o.leg for o in outcomes], dtype=object)
+    rows = []
+    for variant, stats in [("all", summary), *summary["legs"].items()]:
+        mine = net[traded & ((legs == variant) if variant != "all" else True)]
+        rows.append({"variant": variant, "side": "short" if side == "long" else "long",
+                     "signals": signals, "trades": stats["trades"], "wins": stats["wins"],
+                     "win_rate": stats["win_rate"], "expectancy_r": stats["expectancy_r"],
+                     "sum_r": stats["sum_r"],
+                     "expectancy_net_r": float(mine.mean()) if len(mine) else None,
+                     "sum_net_r": float(mine.sum()), "detail": detail})
+    return rows
 
 
 def primary_positions(conn: Connection, max_holding: int):
@@ -275,7 +293,8 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
                     path, book, signal_session=int(session_ordinals(
                         np.array([s.session], "datetime64[D]"))[0]))
                     for s, path in zip(group.itertuples(), bars, strict=True)]
-                rows[backtest] += _fade_rows(side, len(group), outcomes, {
+                rows[backtest] += _fade_rows(side, len(group), outcomes,
+                                             group["signal_atr"].to_numpy(float), settings.costs, {
                     **detail, "bars": backtest.removeprefix("opposing_"),
                     "max_holding_bars": book.max_holding_bars})
         tables = {}

@@ -2,7 +2,7 @@
 
 -- name: held_out_signals
 -- One side's signals in the held-out range of its active model, with their features.
-SELECT i.*, s.target_50
+SELECT i.*, s.target_50, s.atr AS signal_atr
 FROM model_inputs i JOIN breakout_signals s USING (signal_id)
 WHERE i.side = :side AND i.session BETWEEN :first AND :last
 ORDER BY i.session, i.signal_id;

@@ -57,7 +57,7 @@ FROM model_experiments WHERE experiment_id = :experiment_id;
 
 -- name: opposing_results
 SELECT backtest, detail ->> 'direction' AS direction, variant, trades, win_rate, expectancy_r,
-       sum_r
+       sum_r, expectancy_net_r
 FROM backtest_results
 WHERE backtest LIKE 'opposing%'
 ORDER BY backtest, direction, variant;
