@@ -26,10 +26,11 @@ from typing import Any
 
 import pandas as pd
 from dagster import DagsterInstance
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from breakout_assets import runtime
 from breakout_assets.core.costs import expected_costs_r
+from breakout_assets.core.outcomes import trade_stats
 from breakout_assets.core.sizing import expected_value, tier_for
 from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.ml.dataset import model_confidence
@@ -131,12 +132,10 @@ def run_research(settings: BreakoutSettings, files_dir: Path, *, database: str =
             models[side] = _train(rs, side)
     with _step(echo, seconds, "[4/4] opposing book on the held-out primaries"):
         opposing = _opposing(rs, models, echo)
-    engine = create_engine(local_postgres.with_driver(url, "psycopg"))
-    with engine.connect() as conn:
+    with build_resources(rs)["postgres"].transaction() as conn:
         baseline = pd.read_sql(query("research.baseline"), conn,
                                params={"first": scan_from, "last": last_key,
                                        "test_start": test_start})
-    engine.dispose()
     return ResearchReport((first_key, last_key), test_start, baseline, models, opposing, seconds)
 
 
@@ -178,17 +177,14 @@ def _train(rs: BreakoutSettings, side: str) -> dict[str, Any]:
     with DagsterInstance.get() as instance:  # the project's instance: visible in the UI
         result = _materialize(rs, [f"{side}_model"], "", "", instance=instance)
     meta = result.asset_materializations_for_node(f"{side}_model")[0].metadata
-    engine = create_engine(local_postgres.with_driver(rs.database_url or "", "psycopg"))
-    with engine.connect() as conn:
+    resources = build_resources(rs)
+    with resources["postgres"].transaction() as conn:
         row = dict(conn.execute(query("research.experiment"),
                                 {"experiment_id": meta["experiment_id"].value}).mappings().one())
         first, last = row["test_range"].split("..")
         trades = pd.read_sql(query("research.held_out_trades"), conn,
                              params={"side": side, "first": first, "last": last})
-        artifact = conn.execute(query("models.get_experiment"),
-                                {"experiment_id": row["experiment_id"]}).mappings().one()
-    engine.dispose()
-    booster, card = build_resources(rs)["model_store"].load(artifact["artifact_path"])
+    booster, card = resources["model_store"].load(row["artifact_path"])
     row["decision"] = trade_decision_row(trades, model_confidence(booster, card, trades), rs)
     return row
 
@@ -200,12 +196,8 @@ def trade_decision_row(trades: pd.DataFrame, confidence, rs: BreakoutSettings) -
     take = [tier_for(float(p), expected_value(float(p), float(rr), float(c)), rs.sizing)
             is not None for p, rr, c in zip(confidence, trades["reward_risk"], cost, strict=True)]
     chosen = trades[take]
-    return {"strategy": "ML decision", "gate": rs.sizing.confidence_gate, "trades": len(chosen),
-            "win_rate": float((chosen["r_multiple"] > 0).mean()) if len(chosen) else math.nan,
-            "expectancy_r": float(chosen["r_multiple"].mean()) if len(chosen) else math.nan,
-            "sum_r": float(chosen["r_multiple"].sum()),
-            "expectancy_net_r": float(chosen["net_r_multiple"].mean()) if len(chosen)
-            else math.nan, "sum_net_r": float(chosen["net_r_multiple"].sum())}
+    return {"strategy": "ML decision", "gate": rs.sizing.confidence_gate,
+            **trade_stats(chosen["r_multiple"].to_numpy(), chosen["net_r_multiple"].to_numpy())}
 
 
 def _opposing(rs: BreakoutSettings, models: dict[str, dict], echo: Echo) -> pd.DataFrame:
@@ -218,11 +210,8 @@ def _opposing(rs: BreakoutSettings, models: dict[str, dict], echo: Echo) -> pd.D
     run_config = {"ops": {"opposing_backtest": {"config": {
         f"{side}_experiment_id": m["experiment_id"] for side, m in models.items()}}}}
     _materialize(rs, ["opposing_backtest"], "", "", run_config=run_config)
-    engine = create_engine(local_postgres.with_driver(rs.database_url or "", "psycopg"))
-    with engine.connect() as conn:
-        table = pd.read_sql(query("research.opposing_results"), conn)
-    engine.dispose()
-    return table
+    with build_resources(rs)["postgres"].transaction() as conn:
+        return pd.read_sql(query("research.opposing_results"), conn)
 
 
 # --- the printed report ------------------------------------------------------------------------

@@ -20,14 +20,15 @@ from breakout_assets.core.costs import (
     CostConfig, fills_cost_r, reference_shares, round_trip_costs_r,
 )
 from breakout_assets.core.opposing import TRADE_STATUSES, FadeBars, fade_summary, replay_fade
+from breakout_assets.core.outcomes import trade_stats
 from breakout_assets.core.trade_management import (
     ManagedPosition, ManagementConfig, ReplayResult, bars_from_arrays, replay_managed,
 )
 from breakout_assets.assets.common import png_metadata, table_metadata
 from breakout_assets.ml.dataset import model_confidence
 from breakout_assets.ml.evaluation import bar_chart_png
-from breakout_assets.partitions import ordinal_sessions, session_ordinals
-from breakout_assets.resources.bar_reader import read_bar_paths
+from breakout_assets.partitions import session_ordinals
+from breakout_assets.resources.bar_reader import read_signal_paths
 from breakout_assets.resources.market_data import MarketDataResource
 from breakout_assets.resources.market_data.base import MarketDataError
 from breakout_assets.resources.model_store import ModelStore
@@ -60,7 +61,8 @@ def write_results(conn: Connection, backtest: str, rows: list[dict]) -> pd.DataF
     conn.execute(query("backtests.delete_results"), {"backtest": backtest})
     if rows:
         conn.execute(query("backtests.insert_result"),
-                     [{"expectancy_net_r": None, "sum_net_r": None, **r, "backtest": backtest,
+                     [{"expectancy_net_r": None, "sum_net_r": None,
+                       **{k: _plain(v) for k, v in r.items()}, "backtest": backtest,
                        "detail": json.dumps(r["detail"])} for r in rows])
     return pd.DataFrame(rows).drop(columns=["detail"], errors="ignore")
 
@@ -103,23 +105,16 @@ def daily_fade_bars(conn: Connection, signals: pd.DataFrame, sessions: int) -> l
     if signals.empty:
         return []
     signal_ord = session_ordinals(signals["session"].to_numpy("datetime64[D]"))
-    until = pd.to_datetime(ordinal_sessions(signal_ord + sessions)).date.tolist()
-    bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(), until)
-    order = np.lexsort((bars["session"], bars["signal_row"]))
-    starts = np.searchsorted(bars["signal_row"][order], np.arange(len(signals) + 1))
-    bar_ord = session_ordinals(bars["session"][order])
-    prices = [bars[c][order] for c in ("open", "high", "low", "close")]
-    return [FadeBars(bar_ord[a:b], *(p[a:b] for p in prices))
-            for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    paths = read_signal_paths(conn, signals, signal_ord + sessions)
+    return [FadeBars(paths.session_ord[a:b], paths.open[a:b], paths.high[a:b], paths.low[a:b],
+                     paths.close[a:b])
+            for a, b in zip(paths.offsets[:-1], paths.offsets[1:], strict=True)]
 
 
 def _fade_rows(side: str, signals: int, outcomes: list, atr: np.ndarray, costs: CostConfig,
                detail: dict) -> list[dict]:
     """backtest_results rows of one direction's fades: all legs, then each leg, gross and net
     (each filled leg pays a round trip of the reference trade's costs, from its own fill)."""
-    summary = fade_summary(outcomes)
-    detail = {**detail, "no_alert": summary["no_alert"], "unfilled": summary["unfilled"],
-              "pending": summary["pending"]}
     traded = np.array([x.status in TRADE_STATUSES for x in outcomes], dtype=bool)
     net = np.full(len(outcomes), np.nan)
     if traded.any():
@@ -128,17 +123,14 @@ def _fade_rows(side: str, signals: int, outcomes: list, atr: np.ndarray, costs: 
             [o.fill_price for o in picked], [o.exit_price for o in picked],
             [o.risk_per_share for o in picked], np.asarray(atr, dtype=float)[traded],
             config=costs)
-    legs = np.array([o.leg for o in outcomes], dtype=object)
-    rows = []
-    for variant, stats in [("all", summary), *summary["legs"].items()]:
-        mine = net[traded & ((legs == variant) if variant != "all" else True)]
-        rows.append({"variant": variant, "side": "short" if side == "long" else "long",
-                     "signals": signals, "trades": stats["trades"], "wins": stats["wins"],
-                     "win_rate": stats["win_rate"], "expectancy_r": stats["expectancy_r"],
-                     "sum_r": stats["sum_r"],
-                     "expectancy_net_r": float(mine.mean()) if len(mine) else None,
-                     "sum_net_r": float(mine.sum()), "detail": detail})
-    return rows
+    summary = fade_summary(outcomes, net)
+    detail = {**detail, "no_alert": summary["no_alert"], "unfilled": summary["unfilled"],
+              "pending": summary["pending"]}
+    keys = ("trades", "wins", "win_rate", "expectancy_r", "sum_r", "expectancy_net_r",
+            "sum_net_r")
+    return [{"variant": variant, "side": "short" if side == "long" else "long",
+             "signals": signals, **{k: stats[k] for k in keys}, "detail": detail}
+            for variant, stats in [("all", summary), *summary["legs"].items()]]
 
 
 def primary_positions(conn: Connection, max_holding: int):
@@ -148,17 +140,13 @@ def primary_positions(conn: Connection, max_holding: int):
     if signals.empty:
         return []
     fill_ord = session_ordinals(signals["entry_session"].to_numpy("datetime64[D]"))
-    until = pd.to_datetime(ordinal_sessions(fill_ord + max_holding - 1)).date.tolist()
-    bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(), until)
-    order = np.lexsort((bars["session"], bars["signal_row"]))
-    bar_ord = session_ordinals(bars["session"][order])
-    prices = [bars[c][order] for c in ("open", "high", "low", "close")]
-    starts = np.searchsorted(bars["signal_row"][order], np.arange(len(signals) + 1))
+    paths = read_signal_paths(conn, signals, fill_ord + max_holding - 1)
+    prices = (paths.open, paths.high, paths.low, paths.close)
     out = []
     for i, s in enumerate(signals.itertuples()):
-        k = np.arange(starts[i], starts[i + 1])
-        k = k[bar_ord[k] >= fill_ord[i]]
-        path = bars_from_arrays(bar_ord[k], *(p[k] for p in prices))
+        k = np.arange(paths.offsets[i], paths.offsets[i + 1])
+        k = k[paths.session_ord[k] >= fill_ord[i]]
+        path = bars_from_arrays(paths.session_ord[k], *(p[k] for p in prices))
         position = ManagedPosition(
             order_ref=s.signal_id, book="primary", side=s.side, fill_price=float(s.entry_price),
             fill_session=int(fill_ord[i]), quantity=_QUANTITY, original_stop=float(s.stop),
@@ -190,13 +178,10 @@ def _summary_row(variant: str, side: str, results: list, net: list[float],
                  detail: dict) -> dict:
     """One variant and side: gross R (expectancy_r, sum_r) and R after costs (*_net_r)."""
     closed = [x.exit_session is not None for x in results]
-    r = np.array([x.r_multiple for x, c in zip(results, closed) if c])
-    n = np.array([v for v, c in zip(net, closed, strict=True) if c])
-    return {"variant": variant, "side": side, "signals": len(results), "trades": len(r),
-            "wins": int((r > 0).sum()), "win_rate": float((r > 0).mean()) if len(r) else None,
-            "expectancy_r": float(r.mean()) if len(r) else None, "sum_r": float(r.sum()),
-            "expectancy_net_r": float(n.mean()) if len(n) else None, "sum_net_r": float(n.sum()),
-            "detail": detail}
+    r = [x.r_multiple for x, c in zip(results, closed, strict=True) if c]
+    n = [v for v, c in zip(net, closed, strict=True) if c]
+    return {"variant": variant, "side": side, "signals": len(results),
+            **trade_stats(np.array(r), np.array(n)), "detail": detail}
 
 
 def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
@@ -216,8 +201,8 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
         label_detail = {"rules": [], "data_source": settings.data_source, "bars": "daily",
                         "label_horizon_sessions": settings.outcomes.label_horizon_sessions,
                         "costs": settings.costs.model_dump()}
-        rows = [{**{k: _plain(v) for k, v in r.items()}, "variant": LABEL_VARIANT,
-                 "detail": label_detail} for r in labels.to_dict("records")]
+        rows = [{**r, "variant": LABEL_VARIANT, "detail": label_detail}
+                for r in labels.to_dict("records")]
         for variant, rules in VARIANTS.items():
             for side in ("long", "short"):
                 replays = [(p, replay_managed(p, path, management, rules), atr)

@@ -25,10 +25,10 @@ from dagster import (
 from sqlalchemy import Connection
 
 from breakout_assets.core.costs import CostConfig, round_trip_costs_r
-from breakout_assets.core.outcomes import BarPaths, OutcomeConfig, replay
+from breakout_assets.core.outcomes import OutcomeConfig, replay
 from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions, ordinal_sessions, session_ordinals
-from breakout_assets.resources.bar_reader import read_bar_paths
+from breakout_assets.resources.bar_reader import read_signal_paths
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
@@ -120,10 +120,7 @@ def _replay_widening(conn: Connection, signals: pd.DataFrame, signal_ord: np.nda
 def _replay_read(conn: Connection, signals: pd.DataFrame, signal_ord: np.ndarray,
                  until: np.ndarray, config: OutcomeConfig) -> pd.DataFrame:
     """Rows of `signals` replayed on their bars up to session ordinal `until` (each its own)."""
-    bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(),
-                          pd.to_datetime(ordinal_sessions(until)).date.tolist())
-    paths = BarPaths.from_rows(bars["signal_row"], session_ordinals(bars["session"]),
-                               len(signals), **{k: bars[k] for k in ("open", "high", "low", "close")})
+    paths = read_signal_paths(conn, signals, until)
     arrays = {k: signals[k].to_numpy() for k in (
         "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
     arrays["side"] = np.where(signals["side"] == "long", 1, -1)

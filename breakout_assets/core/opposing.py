@@ -316,21 +316,31 @@ def _manage(m: float, k: int, leg: str, fill: float, level: float, at_open: bool
                        bars_held=held, **base)
 
 
-def _stats(outcomes: list[FadeOutcome]) -> dict[str, Any]:
-    """Trades (win, loss, expired), win rate, expectancy and total in R; None when no trade."""
-    r = np.array([x.r_multiple for x in outcomes if x.status in TRADE_STATUSES], dtype=float)
+def _stats(outcomes: list[FadeOutcome], net_r: np.ndarray | None) -> dict[str, Any]:
+    """Trades (win, loss, expired), win rate, expectancy and total in R, gross and (with
+    `net_r`, each outcome's R after costs) net; None when no trade (net: when not given)."""
+    traded = np.array([x.status in TRADE_STATUSES for x in outcomes], dtype=bool)
+    r = np.array([x.r_multiple for x in outcomes], dtype=float)[traded]
+    net = None if net_r is None else np.asarray(net_r, dtype=float)[traded]
     wins = sum(x.status == "win" for x in outcomes)
     return {"trades": len(r), "wins": wins,
             "win_rate": wins / len(r) if len(r) else None,
             "expectancy_r": float(r.mean()) if len(r) else None,
-            "sum_r": float(r.sum())}
+            "sum_r": float(r.sum()),
+            "expectancy_net_r": float(net.mean()) if net is not None and len(r) else None,
+            "sum_net_r": float(net.sum()) if net is not None else None}
 
 
-def fade_summary(outcomes: Iterable[FadeOutcome]) -> dict[str, Any]:
-    """Book-level figures of many fades, overall and per leg (pending ones are not trades)."""
+def fade_summary(outcomes: Iterable[FadeOutcome], net_r: Iterable[float] | None = None
+                 ) -> dict[str, Any]:
+    """Book-level figures of many fades, overall and per leg (pending ones are not trades);
+    `net_r`, aligned with `outcomes`, is each one's R after costs (NaN where no trade)."""
     rows = list(outcomes)
+    net = None if net_r is None else np.asarray(list(net_r), dtype=float)
+    legs = np.array([x.leg for x in rows], dtype=object)
     return {"signals": len(rows),
             **{status: sum(x.status == status for x in rows)
                for status in ("no_alert", "unfilled", "pending")},
-            **_stats(rows),
-            "legs": {leg: _stats([x for x in rows if x.leg == leg]) for leg in LEGS}}
+            **_stats(rows, net),
+            "legs": {leg: _stats([x for x in rows if x.leg == leg],
+                                 None if net is None else net[legs == leg]) for leg in LEGS}}

@@ -36,6 +36,7 @@ conservative ordering (an exit bar counts only up to the exit).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from enum import IntEnum
@@ -353,4 +354,18 @@ def label_setups(arrays: MarketArrays, setups: Setups, config: OutcomeConfig | N
     paths = paths_after(arrays.open, arrays.high, arrays.low, arrays.close, setups.ticker,
                         setups.session, arrays.shape[1])
     return replay(signals, paths, arrays.shape[1] - 1, config or OutcomeConfig(), labels=True)
+
+
+def trade_stats(r: np.ndarray, net_r: np.ndarray | None = None) -> dict[str, float | int]:
+    """A book's figures from its closed trades' R: trades, wins (r > 0), win rate, expectancy
+    and sum in R, gross and (when `net_r`, the same trades after costs, is given) net. NaN
+    where a figure has no trade to stand on; sums of no trade are 0."""
+    r = np.asarray(r, dtype=np.float64)
+    n = r.size
+    net = None if net_r is None else np.asarray(net_r, dtype=np.float64)
+    return {"trades": n, "wins": int((r > 0).sum()),
+            "win_rate": float((r > 0).mean()) if n else math.nan,
+            "expectancy_r": float(r.mean()) if n else math.nan, "sum_r": float(r.sum()),
+            "expectancy_net_r": float(net.mean()) if net is not None and n else math.nan,
+            "sum_net_r": float(net.sum()) if net is not None else math.nan}
 

@@ -27,6 +27,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from breakout_assets.core.outcomes import trade_stats
+
 GATES = (0.50, 0.55, 0.60, 0.65)
 SWEEP_GATES = tuple(np.round(np.arange(0.30, 0.81, 0.05), 2).tolist())
 DPI = 100
@@ -117,17 +119,9 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, bins: int = 10) -> fl
 
 def _trade_row(strategy: str, gate: float, r: np.ndarray,
                net: np.ndarray | None) -> dict[str, Any]:
-    trades = int(r.size)
-    return {
-        "strategy": strategy,
-        "gate": gate,
-        "trades": trades,
-        "win_rate": float((r > 0).mean()) if trades else math.nan,
-        "expectancy_r": float(r.mean()) if trades else math.nan,
-        "sum_r": float(r.sum()),
-        "expectancy_net_r": float(net.mean()) if net is not None and trades else math.nan,
-        "sum_net_r": float(net.sum()) if net is not None else math.nan,
-    }
+    stats = trade_stats(r, net)
+    del stats["wins"]
+    return {"strategy": strategy, "gate": gate, **stats}
 
 
 def expectancy_table(p: ArrayLike, r: ArrayLike, gates: Sequence[float] = GATES,

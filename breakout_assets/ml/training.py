@@ -157,14 +157,14 @@ def train_side(ts: TrainingSet, side: Side, config: TrainingConfig | None = None
         oof = _out_of_fold(len(ts_train), _fold_matrices(ts_train, best.features, folds),
                            base, pool)
     calibrator = fit_calibrator(ts_train.label, oof, folds)  # training rows only
-    test_frame = ts.features.iloc[test_idx]
+    raw = predict(best.booster, ts.features.iloc[test_idx], best.features)
     return TrainedModel(
         side=side, booster=best.booster, features=best.features, params=best.params,
         cv_score=best.cv_score, objective=objective.name,
         objective_direction=objective.direction, rounds=rounds, best_round=best.round,
         train_idx=train_idx, test_idx=test_idx,
-        test_probability=confidence(best.booster, calibrator, test_frame, best.features),
-        test_raw_probability=predict(best.booster, test_frame, best.features),
+        # = confidence(booster, calibrator, ...) of the held-out rows, without predicting twice
+        test_probability=calibrator.apply(raw), test_raw_probability=raw,
         oof_raw_probability=oof, calibrator=calibrator,
         train_range=session_range(ts, train_idx), test_range=session_range(ts, test_idx),
         config=config,

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection
 
+from breakout_assets.core.outcomes import BarPaths
+from breakout_assets.partitions import ordinal_sessions, session_ordinals
 from breakout_assets.resources.sql import query, raw_query
 
 _BAR_TYPES = {
@@ -102,3 +104,13 @@ def read_bar_paths(conn: Connection, tickers: list[str], after: list[date], unti
     for name in ("open", "high", "low", "close"):
         rows[name] = _unpack(getattr(packed, name), ">f8")
     return rows
+
+
+def read_signal_paths(conn: Connection, signals: pd.DataFrame, until_ord: np.ndarray) -> BarPaths:
+    """Each signal's (`ticker`, `session` columns) stored bars after its session up to session
+    ordinal `until_ord` (one per signal), grouped per signal in time order."""
+    until = pd.to_datetime(ordinal_sessions(np.asarray(until_ord))).date.tolist()
+    bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(), until)
+    return BarPaths.from_rows(bars["signal_row"], session_ordinals(bars["session"]),
+                              len(signals), **{k: bars[k] for k in ("open", "high", "low", "close")})
+

@@ -50,7 +50,7 @@ GROUP BY r.side, r.period, e.all_days, e.train_days, e.test_days
 ORDER BY r.side, array_position(ARRAY['all', 'train', 'test'], r.period);
 
 -- name: experiment
-SELECT experiment_id, side, promoted, promotion, metrics, split,
+SELECT experiment_id, side, promoted, promotion, metrics, split, artifact_path,
        lower(train_range)::text || '..' || (upper(train_range) - 1)::text AS train_range,
        lower(test_range)::text || '..' || (upper(test_range) - 1)::text AS test_range
 FROM model_experiments WHERE experiment_id = :experiment_id;
