@@ -111,6 +111,11 @@ class BreakoutSettings(BaseSettings):
         default=0.45, gt=0,
         description="Overnight |open / previous close - 1| flagged as a possible unadjusted split.",
     )
+    max_bar_price: float = Field(
+        default=10_000_000.0, gt=0,
+        description="Highest believable price (BRK.A trades near $1M): a bar above it is "
+                    "quarantined as a vendor fault, not stored.",
+    )
     write_chunk_sessions: int = Field(
         default=50, ge=1, description="Sessions fetched and written per chunk in a backfill."
     )
