@@ -1,7 +1,9 @@
-"""Data-quality checks on the bar tables, evaluated on the sessions a run just wrote.
+"""Data-quality checks on the bar tables, evaluated on the sessions a run is writing.
 
-They run inside the asset's step (check_specs), so they always describe exactly the rows written
-and a failing blocking check stops everything downstream of the partition.
+They run inside the asset's write transaction, after the new rows are in place and before the
+commit, so they describe exactly the rows written; a failing blocking check refuses the run
+(`refuse_failed_blocking`): the transaction rolls back, the stored rows stay as they were and
+nothing downstream of the partitions runs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import date
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 from sqlalchemy import Connection
 
+from breakout_assets.core.quality import RefusedSessionsError
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
 
@@ -123,6 +126,28 @@ def index_bars_checks(
                       "examples": MetadataValue.json([f"{s} {t}" for s, t in missing[:_EXAMPLES]])},
         )
     ]
+
+
+def refuse_failed_blocking(
+    table: str, origin: str, specs: Sequence[AssetCheckSpec], results: Sequence[AssetCheckResult]
+) -> None:
+    """Raise (inside the write transaction) when a blocking check failed, saying which and why."""
+    blocking = {spec.name for spec in specs if spec.blocking}
+    failed = [r for r in results if r.check_name in blocking and not r.passed]
+    if not failed:
+        return
+    details = "; ".join(
+        f"{r.check_name} ({', '.join(f'{k}={_shown(v)}' for k, v in r.metadata.items())})"
+        for r in failed
+    )
+    raise RefusedSessionsError(
+        f"{table} from {origin}: blocking quality check(s) failed before the commit: {details}. "
+        f"Nothing was written: the stored rows of every session in the run are unchanged."
+    )
+
+
+def _shown(value) -> str:
+    return str(getattr(value, "value", value))
 
 
 def _jsonable(rows) -> list[dict]:

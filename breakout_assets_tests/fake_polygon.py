@@ -92,7 +92,7 @@ class _Forced:
     prefix: str
     status: int
     remaining: int | None  # None: forever
-    body: dict[str, Any] | None
+    body: Any
 
 
 @dataclass
@@ -132,6 +132,11 @@ class FakePolygon:
         """The next `times` requests whose path starts with `prefix` get `status` (None: all)."""
         with self._lock:
             self._forced.append(_Forced(prefix, status, times, body))
+
+    def answer(self, prefix: str, body: Any, times: int | None = None) -> None:
+        """Answer requests under `prefix` with HTTP 200 and `body` as JSON (a misshapen payload)."""
+        with self._lock:
+            self._forced.append(_Forced(prefix, 200, times, body))
 
     def delay(self, seconds: float, prefix: str = "/", times: int | None = None) -> None:
         """Answer requests under `prefix` only after `seconds` (to provoke client timeouts)."""
@@ -176,7 +181,7 @@ class FakePolygon:
 
     # --- request handling (called from server threads) -------------------------------------
 
-    def handle(self, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any] | bytes]:
+    def handle(self, raw_path: str, headers: dict[str, str]) -> tuple[int, Any]:
         parts = urlsplit(raw_path)
         path, query = unquote(parts.path), dict(parse_qsl(parts.query, keep_blank_values=True))
         with self._lock:
@@ -185,7 +190,8 @@ class FakePolygon:
         if pause:
             self._stopping.wait(pause)
         if forced is not None:
-            return forced.status, forced.body or _error_body(forced.status)
+            body = _error_body(forced.status) if forced.body is None else forced.body
+            return forced.status, body
         if not self._authorized(headers, query):
             return 401, _error_body(401)
         return self._route(path, query)

@@ -1,7 +1,9 @@
 """Market-data assets: fetch through the market-data resource, validate, write to Postgres.
 
 Each run covers whatever partition range it was launched for (one session or years of them, as
-one run) and writes it atomically; metadata says what landed and what was quarantined.
+one run) and writes it atomically; metadata says what landed and what was quarantined. The
+quality checks run before the commit: a run that would empty a session or fails a blocking
+check changes nothing, so bad data never replaces good data.
 """
 
 
@@ -11,6 +13,7 @@ from datetime import date
 
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
     BackfillPolicy,
@@ -20,16 +23,20 @@ from dagster import (
     asset,
 )
 
+from sqlalchemy import Connection
+
 from breakout_assets.checks import (
     INDEX_BARS_CHECKS,
     MARKET_BARS_CHECKS,
     index_bars_checks,
     market_bars_checks,
+    refuse_failed_blocking,
 )
-from breakout_assets.core.quality import ValidatedBars, validate_bars
+from breakout_assets.core.quality import ValidatedBars, valid_ticker_mask, validate_bars
 from breakout_assets.partitions import keys_to_sessions
 from breakout_assets.resources.bar_store import BarTableName, WriteStats, write_bar_chunks
-from breakout_assets.resources.market_data import MarketDataResource
+from breakout_assets.resources.market_data import MarketDataResource, MarketDataSource
+from breakout_assets.resources.market_data.base import answered_non_sessions
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
@@ -38,11 +45,12 @@ GROUP = "market_data"
 
 
 def _validated(
-    frames: Iterator[pd.DataFrame], sessions: Sequence[date], log: Callable[[str], None]
+    frames: Iterator[pd.DataFrame], sessions: Sequence[date], max_price: float,
+    log: Callable[[str], None],
 ) -> Iterator[ValidatedBars]:
-    wanted = set(sessions)
+    wanted, strays = set(sessions), set(answered_non_sessions(sessions))
     for frame in frames:
-        checked = validate_bars(frame, wanted)
+        checked = validate_bars(frame, wanted, strays, max_price)
         if len(checked.quarantined):
             log(f"quarantined {len(checked.quarantined)} rows: {checked.reasons}")
         yield checked
@@ -68,18 +76,32 @@ def _load(
     context: AssetExecutionContext,
     postgres: PostgresResource,
     table: BarTableName,
-    source: str,
+    source: MarketDataSource,
     frames: Callable[[Sequence[date]], Iterator[pd.DataFrame]],
-) -> tuple[list[date], dict]:
+    checks: Callable[[Connection, Sequence[date]], list[AssetCheckResult]],
+    max_price: float,
+) -> tuple[dict, list[AssetCheckResult]]:
+    """Write the run's sessions; the checks run inside the write, before its commit."""
     sessions = keys_to_sessions(context.partition_keys)
-    context.log.info(f"{table}: {len(sessions)} sessions {sessions[0]}..{sessions[-1]} from {source}")
+    context.log.info(
+        f"{table}: {len(sessions)} sessions {sessions[0]}..{sessions[-1]} from {source.origin}"
+    )
+    results: list[AssetCheckResult] = []
+    specs = context.assets_def.check_specs
+
+    def verify(conn: Connection) -> None:
+        results.extend(checks(conn, sessions))
+        refuse_failed_blocking(table, source.origin, list(specs), results)
+
     started = time.perf_counter()
     stats = write_bar_chunks(
-        postgres, table, sessions, source, _validated(frames(sessions), sessions, context.log.warning)
+        postgres, table, sessions, source.name,
+        _validated(frames(sessions), sessions, max_price, context.log.warning),
+        origin=source.origin, verify=verify, on_wait=context.log.info,
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{table}: wrote {stats.rows} rows in {seconds:.2f}s")
-    return sessions, _write_metadata(stats, sessions, source, seconds)
+    return _write_metadata(stats, sessions, source.name, seconds), results
 
 
 def build_market_data_assets(
@@ -98,12 +120,11 @@ def build_market_data_assets(
     ) -> MaterializeResult:
         """Daily OHLCV of every US common stock (OTC excluded), one row per ticker and session."""
         source = market_data.source()
-        sessions, metadata = _load(
-            context, postgres, "market_bars", source.name,
+        metadata, checks = _load(
+            context, postgres, "market_bars", source,
             lambda s: source.iter_daily_bars(s, settings.write_chunk_sessions),
+            lambda conn, s: market_bars_checks(conn, s, settings), settings.max_bar_price,
         )
-        with postgres.transaction() as conn:
-            checks = market_bars_checks(conn, sessions, settings)
         return MaterializeResult(metadata=metadata, check_results=checks)
 
     @asset(check_specs=INDEX_BARS_CHECKS, **common)
@@ -113,12 +134,11 @@ def build_market_data_assets(
         """SPY, QQQ, IWM, DIA, the sector SPDRs and VIX: the market context of every session."""
         source = market_data.source()
         tickers = list(settings.index_tickers)
-        sessions, metadata = _load(
-            context, postgres, "index_bars", source.name,
+        metadata, checks = _load(
+            context, postgres, "index_bars", source,
             lambda s: iter([source.index_bars(s, tickers)]),
+            lambda conn, s: index_bars_checks(conn, s, tickers), settings.max_bar_price,
         )
-        with postgres.transaction() as conn:
-            checks = index_bars_checks(conn, sessions, tickers)
         return MaterializeResult(metadata=metadata, check_results=checks)
 
     @asset(**common)
@@ -129,6 +149,12 @@ def build_market_data_assets(
         source = market_data.source()
         as_of = keys_to_sessions(context.partition_keys)[-1]
         reference = source.ticker_reference(as_of)
+        malformed = ~valid_ticker_mask(reference["ticker"])
+        if malformed.any():  # the same symbols are quarantined from the bar tables
+            shown = [repr(t) for t in reference.loc[malformed, "ticker"].head(5)]
+            context.log.warning(f"ticker_reference: skipped {int(malformed.sum())} malformed "
+                                f"ticker(s) from {source.origin}, e.g. {', '.join(shown)}")
+            reference = reference.loc[~malformed]
         rows = _reference_rows(reference, source.name, as_of)
         with postgres.transaction() as conn:
             if rows:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
+from datetime import date, timedelta
+
 import pandas as pd
 
 BAR_COLUMNS = ("ticker", "session", "open", "high", "low", "close", "volume")
@@ -31,3 +35,23 @@ def conform_bars(frame: pd.DataFrame) -> pd.DataFrame:
     for col in PRICE_COLUMNS + ("volume",):
         out[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     return out.reset_index(drop=True)
+
+
+def non_session_days(sessions: Sequence[date], calendar: Sequence[date]) -> list[date]:
+    """The weekend and holiday dates the run of `sessions` answers for.
+
+    A session answers for the calendar days since the previous session (Monday for the weekend
+    before it), so a bar a source dated on one of them is quarantined by exactly one run.
+    `calendar` holds every session from the one before the first of `sessions` on.
+    """
+    known = sorted(calendar)
+    days: list[date] = []
+    for session in sorted(set(sessions)):
+        position = bisect_left(known, session)
+        if position == 0:
+            continue
+        day = known[position - 1] + timedelta(days=1)
+        while day < session:
+            days.append(day)
+            day += timedelta(days=1)
+    return days

@@ -8,7 +8,17 @@ DELETE FROM market_bars WHERE session = ANY(:sessions);
 DELETE FROM index_bars WHERE session = ANY(:sessions);
 
 -- name: delete_quarantined
-DELETE FROM quarantined_bars WHERE dataset = :dataset AND session = ANY(:sessions);
+-- The quarantine a run answers for: its sessions, the weekends and holidays before them, and
+-- the rows without a readable date (every run re-reports those).
+DELETE FROM quarantined_bars
+WHERE dataset = :dataset AND (session = ANY(:days) OR session IS NULL);
+
+-- name: try_lock_bar_table
+-- One writer per bar table at a time; released when the writing transaction ends.
+SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:name AS text), 0));
+
+-- name: lock_bar_table
+SELECT pg_advisory_xact_lock(hashtextextended(CAST(:name AS text), 0));
 
 -- name: copy_market_bars
 COPY market_bars (ticker, session, open, high, low, close, volume) FROM STDIN (FORMAT binary);

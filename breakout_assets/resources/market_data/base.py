@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
+
+from breakout_assets.core.bars import non_session_days
+from breakout_assets.partitions import nyse_sessions
 
 
 class MarketDataError(RuntimeError):
@@ -25,8 +28,30 @@ class AuthenticationError(MarketDataError):
     """The source refused our credentials; the message names the variable to set."""
 
 
+class VendorPayloadError(MarketDataError):
+    """A vendor answered in a shape we cannot read; the message names vendor, endpoint, session."""
+
+
+def answered_non_sessions(sessions: Sequence[date]) -> list[date]:
+    """The weekend and holiday dates a run of `sessions` answers for (see core.bars)."""
+    if not sessions:
+        return []
+    calendar = nyse_sessions(min(sessions) - timedelta(days=15), max(sessions))
+    return non_session_days(sessions, calendar)
+
+
 class MarketDataSource(ABC):
+    """A source of bars. Besides the rows of the requested sessions, a source that can hold
+    rows dated on a weekend or holiday (`answered_non_sessions`) or with an unreadable date
+    (NaT) delivers them too, so the run quarantines them with a reason instead of losing them.
+    """
+
     name: str
+
+    @property
+    def origin(self) -> str:
+        """Where the bars come from, for messages: the source and its location."""
+        return self.name
 
     @abstractmethod
     def daily_bars(self, sessions: Sequence[date]) -> pd.DataFrame:

@@ -10,8 +10,9 @@ Layout (the bundled `sample_data/` is one):
 
 Each file is read once per instance, on first use. A file that is missing, unreadable or lacks
 columns raises MarketDataError naming it; a malformed value inside a readable file becomes NaN
-(via `conform_bars`) so the quality layer can quarantine the row. Rows whose date cannot be
-parsed cannot belong to any session and are dropped.
+(via `conform_bars`) so the quality layer can quarantine the row. Rows dated on a weekend or
+holiday come with the session after them, and rows whose date cannot be parsed with the first
+chunk of every run: the quality layer quarantines both with their reason.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from breakout_assets.resources.market_data.base import (
     MarketDataError,
     MarketDataSource,
     MissingDataError,
+    answered_non_sessions,
 )
 
 FILE_COLUMNS = ("ticker", "date", "open", "high", "low", "close", "volume")
@@ -45,10 +47,11 @@ _SHOWN = 5
 
 @dataclass(frozen=True)
 class BarFile:
-    """One bar file, conformed and sorted by session then ticker."""
+    """One bar file, conformed: dated rows sorted by session then ticker, and the undated rows."""
 
     path: Path
     frame: pd.DataFrame
+    undated: pd.DataFrame
 
     @property
     def covered(self) -> str:
@@ -62,16 +65,22 @@ class BarFile:
         return frozenset(self.frame["ticker"].dropna().unique())
 
     def select(
-        self, sessions: Sequence[date], tickers: Sequence[str] | None = None
+        self, sessions: Sequence[date], tickers: Sequence[str] | None = None,
+        undated: bool = False,
     ) -> pd.DataFrame:
-        """Rows of the sessions (and tickers); MissingDataError for a session without rows."""
+        """Rows of the sessions (and tickers), with the rows dated on the weekends and holidays
+        the sessions answer for, and (`undated`) the rows without a readable date.
+
+        MissingDataError for a session without rows.
+        """
         wanted = _session_index(sessions)
         if wanted.empty:
             return empty_bars()
-        mask = self.frame["session"].isin(wanted)
+        strays = _session_index(answered_non_sessions([d.date() for d in wanted]))
+        mask = self.frame["session"].isin(wanted.append(strays))
         if tickers is not None:
             mask &= self.frame["ticker"].isin(list(tickers))
-        rows = self.frame.loc[mask].reset_index(drop=True)
+        rows = self.frame.loc[mask]
         absent = wanted.difference(pd.DatetimeIndex(rows["session"].unique()))
         if len(absent):
             shown = ", ".join(f"{s:%Y-%m-%d}" for s in absent[:_SHOWN])
@@ -79,7 +88,12 @@ class BarFile:
             raise MissingDataError(
                 f"no bars for session(s) {shown}{more} in {self.path} (it covers {self.covered})"
             )
-        return rows
+        if undated and len(self.undated):
+            lost = self.undated
+            if tickers is not None:
+                lost = lost.loc[lost["ticker"].isin(list(tickers))]
+            rows = pd.concat([rows, lost])
+        return rows.reset_index(drop=True)
 
 
 class FilesSource(MarketDataSource):
@@ -91,6 +105,10 @@ class FilesSource(MarketDataSource):
     """
 
     name = "files"
+
+    @property
+    def origin(self) -> str:
+        return f"files in {self.directory}"
 
     def __init__(
         self,
@@ -127,7 +145,7 @@ class FilesSource(MarketDataSource):
             raise ValueError(f"chunk_sessions must be >= 1, got {chunk_sessions}")
         ordered = _session_index(sessions)
         for start in range(0, len(ordered), chunk_sessions):
-            yield self.daily_bars(ordered[start : start + chunk_sessions])
+            yield self.stocks.select(ordered[start : start + chunk_sessions], undated=start == 0)
 
     def index_bars(self, sessions: Sequence[date], tickers: Sequence[str]) -> pd.DataFrame:
         unknown = sorted(set(tickers) - self.indices.tickers)
@@ -136,7 +154,7 @@ class FilesSource(MarketDataSource):
                 f"index ticker(s) {unknown} are not in {self.indices.path} "
                 f"(it has {sorted(self.indices.tickers)})"
             )
-        return self.indices.select(sessions, tickers)
+        return self.indices.select(sessions, tickers, undated=True)
 
     # --- reference -----------------------------------------------------------------------------
 
@@ -218,8 +236,10 @@ def _read_bar_file(directory: Path, stem: str) -> BarFile:
     frame = table.select(list(FILE_COLUMNS)).to_pandas(date_as_object=False)
     bars = conform_bars(frame.rename(columns={"date": "session"}))
     bars["session"] = bars["session"].astype("datetime64[us]")  # one unit for parquet and CSV
-    bars = bars.loc[bars["session"].notna()].sort_values(["session", "ticker"], kind="stable")
-    return BarFile(path=path, frame=bars.reset_index(drop=True))
+    dated = bars["session"].notna()
+    frame = bars.loc[dated].sort_values(["session", "ticker"], kind="stable")
+    return BarFile(path=path, frame=frame.reset_index(drop=True),
+                   undated=bars.loc[~dated].reset_index(drop=True))
 
 
 def _read_table(path: Path) -> pa.Table:

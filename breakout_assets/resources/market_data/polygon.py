@@ -51,6 +51,8 @@ from breakout_assets.resources.market_data.base import (
     MarketDataError,
     MarketDataSource,
     MissingDataError,
+    VendorPayloadError,
+    answered_non_sessions,
 )
 from breakout_assets.settings import DEFAULT_INDEX_TICKERS
 
@@ -126,6 +128,9 @@ _RETRY_STATUSES = frozenset([429, *range(500, 600)])
 _RETRY_AFTER_CAP_S = 60.0
 _AGGS_LIMIT = 50_000
 _TICKERS_PAGE = 1000
+_GROUPED_PATH = "/v2/aggs/grouped/locale/us/market/stocks/{day}"
+_AGGS_PATH = "/v2/aggs/ticker/{symbol}/range/1/{span}/{first}/{last}"
+_SHAPE_FAULTS = (AttributeError, KeyError, TypeError, ValueError)
 
 
 def sic_sector(sic_description: str | None) -> str | None:
@@ -234,6 +239,10 @@ class PolygonSource(MarketDataSource):
 
     name = "polygon"
 
+    @property
+    def origin(self) -> str:
+        return f"polygon at {self._base_url}"
+
     def __init__(
         self,
         api_key: str,
@@ -295,13 +304,15 @@ class PolygonSource(MarketDataSource):
             response = self._client.get_grouped_daily_aggs(
                 day, adjusted=True, include_otc=False, raw=True
             )
+        endpoint = _GROUPED_PATH.format(day=day)
         try:
-            results = json.loads(response.data).get("results") or []  # type: ignore[union-attr]
-        except (ValueError, AttributeError) as exc:
-            raise MarketDataError(
-                f"Polygon sent an unreadable grouped daily body for {day}"
+            body = json.loads(response.data)  # type: ignore[union-attr]
+        except ValueError as exc:
+            raise VendorPayloadError(
+                f"Polygon sent an unreadable body for GET {endpoint} (session {day})"
             ) from exc
-        raw = pd.DataFrame(results, columns=["T", "o", "h", "l", "c", "v", "otc"])
+        raw = pd.DataFrame(_grouped_results(body, endpoint, day),
+                           columns=["T", "o", "h", "l", "c", "v", "otc"])
         raw = raw[raw["otc"].ne(True)]
         if raw.empty:
             raise MissingDataError(f"Polygon returned no daily bars for session {day}")
@@ -327,14 +338,18 @@ class PolygonSource(MarketDataSource):
         """Daily bars of one series over the sessions' span, stored under our name (VIX)."""
         symbol = INDEX_SYMBOLS.get(ticker, ticker)
         first, last = wanted[0].date(), wanted[-1].date()
-        with self._errors(f"daily bars of {symbol} {first}..{last}"):
-            aggs = list(self._client.list_aggs(
+        endpoint = _AGGS_PATH.format(symbol=symbol, span="day", first=first, last=last)
+        with self._errors(f"daily bars of {symbol} {first}..{last}"), \
+                _shape(endpoint, f"sessions {first}..{last}"):
+            frame = _aggs_frame(list(self._client.list_aggs(
                 symbol, 1, "day", first, last, adjusted=True, sort="asc", limit=_AGGS_LIMIT
-            ))
-        frame = _aggs_frame(aggs)
-        frame["session"] = ms_to_session(frame.pop("timestamp"))
-        frame = frame[frame["session"].isin(wanted)].drop_duplicates("session", keep="last")
-        if frame.empty:
+            )))
+            frame["session"] = ms_to_session(frame.pop("timestamp"))
+        # Bars of sessions not asked for belong to other runs; a weekend, holiday or unreadable
+        # stamp is kept for the quality layer to quarantine with its reason.
+        strays = pd.DatetimeIndex(answered_non_sessions([d.date() for d in wanted]))
+        frame = frame[frame["session"].isin(wanted.append(strays)) | frame["session"].isna()]
+        if not frame["session"].isin(wanted).any():
             raise MissingDataError(
                 f"Polygon returned no daily bars for {symbol} between {first} and {last}"
             )
@@ -346,11 +361,12 @@ class PolygonSource(MarketDataSource):
     def hourly_bars(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Extended-hours bars included (flagged): the caller decides what to keep."""
         start, end = _as_date(start), _as_date(end)
-        with self._errors(f"hourly bars of {ticker} {start}..{end}"):
-            aggs = list(self._client.list_aggs(
+        endpoint = _AGGS_PATH.format(symbol=ticker, span="hour", first=start, last=end)
+        with self._errors(f"hourly bars of {ticker} {start}..{end}"), \
+                _shape(endpoint, f"sessions {start}..{end}"):
+            frame = _aggs_frame(list(self._client.list_aggs(
                 ticker, 1, "hour", start, end, adjusted=True, sort="asc", limit=_AGGS_LIMIT
-            ))
-        frame = _aggs_frame(aggs)
+            )))
         frame.insert(0, "ticker", pd.array([ticker] * len(frame), dtype="string"))
         frame.insert(1, "ts", ms_to_new_york(frame.pop("timestamp")))
         frame = frame.dropna(subset=["ts"]).sort_values("ts").drop_duplicates("ts", keep="last")
@@ -459,6 +475,38 @@ class PolygonSource(MarketDataSource):
         if isinstance(reason, Urllib3Timeout):
             return f"timed out (no answer within {self._timeout_s:g} s)"
         return self._redact(f"{type(reason).__name__}: {reason}")
+
+
+def _grouped_results(body: Any, endpoint: str, day: str) -> list[dict[str, Any]]:
+    """The `results` rows of a grouped daily body: a list of objects, or absent when empty."""
+    where = f"Polygon GET {endpoint} (session {day})"
+    if not isinstance(body, dict):
+        raise VendorPayloadError(f"{where} answered a JSON {type(body).__name__}, not an object")
+    results = body.get("results")
+    if results is None:
+        return []
+    if not isinstance(results, list):
+        raise VendorPayloadError(
+            f"{where}: `results` is a {type(results).__name__}, not a list of bars"
+        )
+    odd = next((r for r in results if not isinstance(r, dict)), None)
+    if odd is not None:
+        raise VendorPayloadError(
+            f"{where}: `results` holds a {type(odd).__name__} ({str(odd)[:40]!r}), not bar objects"
+        )
+    return results
+
+
+@contextmanager
+def _shape(endpoint: str, what: str) -> Iterator[None]:
+    """An answer massive or we could not take apart becomes an error naming the endpoint."""
+    try:
+        yield
+    except _SHAPE_FAULTS as exc:
+        raise VendorPayloadError(
+            f"Polygon GET {endpoint} ({what}) answered in an unexpected shape: "
+            f"{type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
 
 
 def _aggs_frame(aggs: Sequence[Any]) -> pd.DataFrame:
