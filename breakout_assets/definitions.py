@@ -37,8 +37,10 @@ def build_resources(settings: BreakoutSettings) -> dict:
         files_dir=str(settings.files_dir),
         index_tickers=list(settings.index_tickers),
         hourly_aliases=settings.hourly_aliases,
-        # The key is passed by name, never by value: it stays out of the UI and run config.
-        polygon_api_key=EnvVar("BREAKOUT_POLYGON_API_KEY") if settings.data_source == "polygon" else None,
+        # The key is passed by name, never by value: it stays out of the UI and run config. The
+        # name is the variable the settings read it from (BREAKOUT_POLYGON_API_KEY or an alias).
+        polygon_api_key=(EnvVar(settings.polygon_key_variable())
+                         if settings.data_source == "polygon" else None),
         polygon_base_url=settings.polygon_base_url,
         polygon_timeout_s=settings.polygon_timeout_s,
         polygon_max_retries=settings.polygon_max_retries,
@@ -48,7 +50,8 @@ def build_resources(settings: BreakoutSettings) -> dict:
         synthetic_origin=settings.synthetic_origin.isoformat(),
     )
     postgres = PostgresResource(
-        database_url=settings.database_url, local_data_dir=str(settings.pg_data_dir)
+        database_url=settings.database_url, local_data_dir=str(settings.pg_data_dir),
+        database_url_variable=settings.env_name("database_url"),
     )
     model_store = ModelStore(root=str(settings.model_store_dir))
     broker = BrokerResource(

@@ -21,6 +21,13 @@ def nyse_calendar() -> xcals.ExchangeCalendar:
     return xcals.get_calendar(EXCHANGE)
 
 
+def calendar_bounds() -> tuple[date, date]:
+    """First and last session the exchange calendar knows (a window around today): partitions,
+    session ordinals and holidays outside it cannot be computed."""
+    cal = nyse_calendar()
+    return cal.first_session.date(), cal.last_session.date()
+
+
 def nyse_sessions(start: date, end: date) -> list[date]:
     cal = nyse_calendar()
     start = max(pd.Timestamp(start), cal.first_session)

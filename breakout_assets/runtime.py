@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from breakout_assets.resources import local_postgres
-from breakout_assets.resources.postgres import resolve_url
+from breakout_assets.resources.postgres import check_reachable, resolve_url
 from breakout_assets.settings import PROJECT_ROOT, BreakoutSettings
 
 DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"
@@ -59,6 +59,12 @@ def dagster_environment(settings: BreakoutSettings) -> dict[str, str]:
 
 
 def apply_dagster_environment(settings: BreakoutSettings) -> dict[str, str]:
+    """Set the variables for a Dagster process about to start. A configured storage URL must
+    answer first: Dagster would retry it for a while, then fail without naming the variable."""
+    for field in ("dagster_database_url", "database_url"):
+        if url := getattr(settings, field):
+            check_reachable(url, settings.env_name(field))
+            break
     env = dagster_environment(settings)
     os.environ.update(env)
     return env

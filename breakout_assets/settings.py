@@ -1,17 +1,28 @@
 """The one settings object: every tunable of the system, read from `BREAKOUT_*` variables.
 
 Settings are validated when definitions load, so a wrong value stops the code location with a
-message naming the environment variable to fix, instead of failing halfway through a run.
+message naming the environment variable to fix, instead of failing halfway through a run: URLs
+are parsed, dates checked against the exchange calendar, paths must not be empty, fractions of
+equity or price are bounded, and secrets never appear in a message.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from breakout_assets.core.costs import CostConfig
@@ -22,6 +33,8 @@ from breakout_assets.core.scoring import RegimeConfig
 from breakout_assets.core.sizing import SizingConfig
 from breakout_assets.ml.registry import PromotionRules
 from breakout_assets.ml.config import TrainingConfig
+from breakout_assets.partitions import EXCHANGE, calendar_bounds
+from breakout_assets.resources.local_postgres import check_url, redact
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "BREAKOUT_"
@@ -91,7 +104,7 @@ class BreakoutSettings(BaseSettings):
             "BREAKOUT_POLYGON_API_KEY", "POLYGON_API_KEY", "MASSIVE_API_KEY"
         ),
     )
-    polygon_base_url: str = "https://api.massive.com"
+    polygon_base_url: str = Field(default="https://api.massive.com", pattern=r"^https?://\S+$")
     polygon_timeout_s: float = Field(default=10.0, gt=0)
     polygon_max_retries: int = Field(default=5, ge=0)
     polygon_backoff_s: float = Field(default=0.5, ge=0)
@@ -108,7 +121,7 @@ class BreakoutSettings(BaseSettings):
         description="Max relative change in tickers per session vs the previous session.",
     )
     jump_threshold: float = Field(
-        default=0.45, gt=0,
+        default=0.45, gt=0, le=10,
         description="Overnight |open / previous close - 1| flagged as a possible unadjusted split.",
     )
     max_bar_price: float = Field(
@@ -180,13 +193,62 @@ class BreakoutSettings(BaseSettings):
         description="While this file exists no order is sent and broker runs are cancelled.")
     simulated_starting_equity: float = Field(
         default=100_000.0, gt=0, description="Cash the simulated broker's account starts with.")
-    ibkr_host: str = Field(default="127.0.0.1", description="IB Gateway / TWS host.")
-    ibkr_port: int = Field(default=4002, description="4002: IB Gateway paper; 4001: live.")
-    ibkr_client_id: int = Field(default=17, description="API client id of this pipeline.")
+    ibkr_host: str = Field(default="127.0.0.1", min_length=1,
+                           description="IB Gateway / TWS host.")
+    ibkr_port: int = Field(default=4002, ge=1, le=65535,
+                           description="4002: IB Gateway paper; 4001: live.")
+    ibkr_client_id: int = Field(default=17, ge=0, description="API client id of this pipeline.")
     ibkr_account: str | None = Field(default=None, description="IBKR account id (required "
                                      "with BREAKOUT_BROKER=ibkr).")
     ibkr_connect_timeout_s: float = Field(default=10.0, gt=0)
     ibkr_request_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("database_url", "dagster_database_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: object) -> object:
+        """Parsed now (empty is unset): a typo fails here, not inside a driver mid-run."""
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            check_url(value)
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _inside_the_calendar(cls, value: date) -> date:
+        """Partitions are the calendar's sessions: outside its window none can be listed."""
+        first, last = calendar_bounds()
+        if not first <= value <= last:
+            raise ValueError(f"{value} is outside the {EXCHANGE} calendar, which knows the "
+                             f"sessions from {first} to {last}")
+        return value
+
+    @field_validator("pg_data_dir", "dagster_home", "files_dir", "model_store_dir",
+                     "kill_switch_path", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value: object) -> object:
+        """An empty path would silently mean the current directory."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: give a path")
+        return value
+
+    @field_validator("kill_switch_path")
+    @classmethod
+    def _kill_switch_is_a_file(cls, value: Path) -> Path:
+        """A directory "exists" for ever (trading halted for good) and cannot be removed by
+        `breakout kill-switch off`."""
+        if value.is_dir():
+            raise ValueError(f"{value} is a directory: the kill switch is a file that need not "
+                             f"exist, e.g. {value / 'KILL_SWITCH'}")
+        return value
+
+    @field_validator("polygon_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @model_validator(mode="after")
     def _broker_needs_its_inputs(self) -> "BreakoutSettings":
@@ -203,7 +265,17 @@ class BreakoutSettings(BaseSettings):
         return self
 
     def env_name(self, field: str) -> str:
-        return f"{ENV_PREFIX}{field.upper()}"
+        return env_variable(field)
+
+    def polygon_key_variable(self, environ: Mapping[str, str] = os.environ) -> str:
+        """The environment variable holding the Polygon key: the resource reads the key from it
+        at run time (by name, never by value), so it must be the one the settings read."""
+        name = env_variable("polygon_api_key", environ)
+        if self.polygon_api_key is not None and name not in environ:
+            raise SettingsError(
+                "the Polygon API key was given in code, but runs read it from the environment: "
+                "set BREAKOUT_POLYGON_API_KEY")
+        return name
 
     # --- features ----------------------------------------------------------------------------
     feature_lookback_sessions: int = Field(
@@ -226,15 +298,50 @@ class BreakoutSettings(BaseSettings):
     )
 
 
+def env_variable(field: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The environment variable that sets `field`. Of a field's aliases it is the first one set
+    (the one pydantic reads), else the first; nested fields join with `__`."""
+    info = BreakoutSettings.model_fields.get(field)
+    aliases = getattr(info.validation_alias, "choices", None) if info else None
+    if not aliases:
+        return ENV_PREFIX + field.upper().replace(".", "__")
+    present = {name.upper(): name for name in environ}
+    return next((present[a.upper()] for a in aliases if a.upper() in present), aliases[0])
+
+
+def _field_of(loc: tuple) -> str:
+    """pydantic's error location -> dotted field name (an alias becomes its field)."""
+    head, *rest = [str(p) for p in loc]
+    for name, info in BreakoutSettings.model_fields.items():
+        choices = getattr(info.validation_alias, "choices", None) or []
+        if head in choices:
+            head = name
+    return ".".join([head, *rest])
+
+
+_SECRETS = {"polygon_api_key"}
+_URLS = {"database_url", "dagster_database_url"}
+
+
+def _shown(field: str, value: object) -> str:
+    """A rejected value as a message may show it: secrets hidden, URL passwords masked."""
+    if field in _SECRETS:
+        return "'***'"
+    if field in _URLS and isinstance(value, str):
+        return repr(redact(value))
+    return repr(value)
+
+
 def _explain(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "settings"
-        name = field if field.startswith(ENV_PREFIX) else f"{ENV_PREFIX}{field.upper()}"
-        if field == "settings":
-            lines.append(item["msg"].removeprefix("Value error, "))
-        else:
-            lines.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
+        message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:
+            lines.append(message)
+            continue
+        field = _field_of(item["loc"])
+        lines.append(f"{env_variable(field)}: {message} "
+                     f"(got {_shown(field, item.get('input'))})")
     return "invalid Breakout settings:\n  " + "\n  ".join(lines)
 
 

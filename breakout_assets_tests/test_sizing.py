@@ -332,7 +332,7 @@ def configs(draw: st.DrawFn) -> SizingConfig:
         confidence_gate=draw(st.floats(0.3, 0.7)),
         **{f"ev_{n}": c for n, c in zip(names, cuts)},
         **{f"risk_{n}": r for n, r in zip(names, risks)},
-        max_position_notional_pct=draw(st.floats(0.01, 2.0)),
+        max_position_notional_pct=draw(st.floats(0.01, 1.0)),
         max_open_risk_pct=draw(st.floats(0.005, 0.2)),
         max_open_positions=draw(st.integers(1, 20)),
         margin_requirement=draw(st.floats(0.05, 1.0)),
@@ -435,8 +435,11 @@ def test_no_trade_below_gate_or_at_non_positive_ev(confidence: float, reward_ris
     assert (d.shares, d.tier, d.risk_dollars, d.notional, d.capped_by) == (0, None, 0.0, 0.0, ())
 
 
-LOOSE_CAPS = SizingConfig(max_position_notional_pct=1e6, max_open_risk_pct=1.0,
-                          max_open_positions=10**6, margin_cushion_min=0.0)
+# Caps that never bind, so the tier ladder shows uncut. The notional cap is set past the 1.0
+# (the whole account) a setting may hold: model_copy does not validate.
+LOOSE_CAPS = SizingConfig(max_open_risk_pct=1.0, max_open_positions=10**6,
+                          margin_cushion_min=0.0).model_copy(
+    update={"max_position_notional_pct": 1e6})
 
 
 @PROPS

@@ -76,11 +76,13 @@ class CostConfig(BaseModel):
         0.01, gt=0, le=1, description="Largest commission of an order as a fraction of its "
                                       "trade value, shares x price (IBKR Fixed: 1%).")
     slippage_atr_fraction: float = Field(
-        0.05, ge=0, description="Slippage per fill (entry and exit each), in dollars per share, "
-                                "as a fraction of the signal's ATR; 0.05 ATR = 0.025 R.")
+        0.05, ge=0, le=1,
+        description="Slippage per fill (entry and exit each), in dollars per share, as a "
+                    "fraction of the signal's ATR; 0.05 ATR = 0.025 R.")
     slippage_bps: float = Field(
-        0.0, ge=0, description="Slippage per fill (entry and exit each) in basis points of the "
-                               "fill price; adds to the ATR slippage.")
+        0.0, ge=0, le=1000,
+        description="Slippage per fill (entry and exit each) in basis points of the fill price "
+                    "(at most 10%); adds to the ATR slippage.")
     atr_fallback_risk_fraction: float = Field(
         0.5, gt=0, description="ATR assumed, as a fraction of R = |entry - stop|, for a signal "
                                "without one (consolidation-low stop): the ATR stop is 2 ATR.")

@@ -103,9 +103,11 @@ class ScannerConfig(BaseModel):
     rally_max_bars: int = Field(
         20, ge=2, le=250, description="Most bars in the rally, swing low and swing high included.")
     rally_min_pct: float = Field(
-        0.05, gt=0, description="Smallest move height as a fraction of the rally low (MH / low).")
+        0.05, gt=0, le=10,
+        description="Smallest move height as a fraction of the rally low (MH / low).")
     rally_max_pct: float = Field(
-        1.0, gt=0, description="Largest move height as a fraction of the rally low (MH / low).")
+        1.0, gt=0, le=10,
+        description="Largest move height as a fraction of the rally low (MH / low).")
     rally_min_efficiency: float = Field(
         -1.0, ge=-1, le=1,
         description="Momentum: net close progress over the rally / sum of absolute close changes "
@@ -117,11 +119,11 @@ class ScannerConfig(BaseModel):
     consol_max_bars: int = Field(
         60, ge=1, le=1000, description="The base lasts at most this many bars.")
     consol_max_retracement: float = Field(
-        0.786, gt=0,
+        0.786, gt=0, le=1,
         description="Deepest retracement of the move inside the base, (H - base low) / MH "
                     "(0.786: the deepest Fibonacci level that still leaves the rally intact).")
     consol_max_range_pct: float = Field(
-        0.25, gt=0,
+        0.25, gt=0, le=1,
         description="Widest base: consolidation high <= consolidation low x (1 + this).")
     # --- breakout -----------------------------------------------------------------------------
     breakout_min_close_pct: float = Field(

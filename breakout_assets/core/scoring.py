@@ -27,7 +27,7 @@ class RegimeConfig(BaseModel):
 
     spy_sma_sessions: int = Field(50, ge=2, description="SPY average the market must hold.")
     vix_spike_pct: float = Field(
-        0.20, gt=0, description="A VIX rise over 5 sessions above this is a spike.")
+        0.20, gt=0, le=10, description="A VIX rise over 5 sessions above this is a spike.")
     long_gate_step: float = Field(
         0.05, ge=0, lt=0.5, description="Extra confidence longs need in a risk-off regime.")
 

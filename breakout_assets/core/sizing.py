@@ -69,8 +69,9 @@ class SizingConfig(BaseModel):
     risk_decent: float = Field(0.005, gt=0, le=1, description="Equity at risk, DECENT.")
     # --- caps ----------------------------------------------------------------------------------
     max_position_notional_pct: float = Field(
-        0.20, gt=0, description="One position's notional (shares x entry) <= this x equity, so "
-                                "a tight stop cannot concentrate the account in one name.")
+        0.20, gt=0, le=1, description="One position's notional (shares x entry) <= this x "
+                                      "equity, so a tight stop cannot concentrate the account "
+                                      "in one name (at most all of it: 1.0).")
     max_open_risk_pct: float = Field(
         0.06, gt=0, le=1, description="Open risk of all positions (this one included) <= this x "
                                       "equity: the loss if every stop is hit at once.")

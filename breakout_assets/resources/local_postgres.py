@@ -77,6 +77,25 @@ def _pg_ctl(data_dir: Path, action: str) -> None:
     pg_ctl(["-w", "-m", "fast", action], pgdata=data_dir, user=user)
 
 
+URL_FORM = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError saying what is wrong with a Postgres URL (never echoing its password),
+    so a typo is caught when settings load instead of deep inside a driver."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # ArgumentError (no scheme) or ValueError (port not a number)
+        raise ValueError(f"not a URL: expected {URL_FORM}") from None
+    if parsed.drivername.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"not a Postgres URL (scheme {parsed.drivername!r}): expected "
+                         f"{URL_FORM}")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError(f"port {parsed.port} is not a TCP port (1-65535)")
+
+
 def with_driver(url: str, driver: str) -> str:
     """`postgresql://...` -> `postgresql+DRIVER://...` (SQLAlchemy picks the DBAPI from it)."""
     scheme, rest = url.split("://", 1)
@@ -88,6 +107,12 @@ def with_driver(url: str, driver: str) -> str:
 def with_database(url: str, database: str) -> str:
     parsed = urlparse(url)
     return parsed._replace(path=f"/{database}").geturl()
+
+
+def password_of(url: str) -> str | None:
+    """The URL's password (in the user part or a `password=` query parameter), to mask it."""
+    parsed = urlparse(url)
+    return parsed.password or next(iter(parse_qs(parsed.query).get("password", [])), None)
 
 
 def redact(url: str) -> str:
