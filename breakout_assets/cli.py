@@ -12,6 +12,7 @@
     breakout approve SESSION (--all | --ref REF ...)   approve pending trade plans
     breakout reject SESSION (--all | --ref REF ...)    reject them
     breakout kill-switch on|off|status                 halt (or resume) all order activity
+    breakout runs recover [--dry-run] [--assume-local] fail dead runs, free their broker slots
 """
 
 from __future__ import annotations
@@ -188,6 +189,34 @@ def kill_switch(action: str, reason: str) -> None:
         details = switch.details()
         click.echo(f"ON since {details.get('at', '?')}: {details.get('reason', '')} "
                    f"({switch.path})" if switch.engaged() else f"off ({switch.path} absent)")
+
+
+@main.group()
+def runs() -> None:
+    """Dagster runs of this project's instance."""
+
+
+@runs.command("recover")
+@click.option("--dry-run", is_flag=True, help="Only say what would be done.")
+@click.option("--assume-local", is_flag=True,
+              help="Judge runs that recorded no host as runs of this host.")
+def runs_recover(dry_run: bool, assume_local: bool) -> None:
+    """Mark failed the started runs of this host whose processes are all dead (e.g. after a
+    kill -9) and free their concurrency slots, so the next broker run is not blocked."""
+    from dagster import DagsterInstance
+
+    from breakout_assets import runtime
+    from breakout_assets.run_guard import recover_dead_runs
+
+    runtime.apply_dagster_environment(_settings())
+    with DagsterInstance.get() as instance:
+        verdicts = recover_dead_runs(instance, assume_local=assume_local, dry_run=dry_run)
+    prefix = "WOULD BE " if dry_run else ""
+    for verdict in verdicts:
+        click.echo((prefix if verdict.changed else "") + str(verdict))
+    changed = sum(v.changed for v in verdicts)
+    click.echo(f"{changed} run(s) {'to recover' if dry_run else 'recovered'}, "
+               f"{len(verdicts) - changed} left alone")
 
 
 @main.group()

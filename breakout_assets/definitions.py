@@ -26,8 +26,9 @@ from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.kill_switch import KillSwitch
+from breakout_assets.run_guard import guarded_executor
 from breakout_assets.schedules import build_daily_schedule, build_pre_open_schedule
-from breakout_assets.sensors import build_kill_switch_sensor
+from breakout_assets.sensors import build_dead_runs_sensor, build_kill_switch_sensor
 from breakout_assets.settings import BreakoutSettings, get_settings
 
 
@@ -91,8 +92,10 @@ def build_definitions(settings: BreakoutSettings) -> Definitions:
         assets=build_assets(settings),
         jobs=[daily_pipeline, build_train_models(), submit_orders, approve_trades],
         schedules=[build_daily_schedule(daily_pipeline), build_pre_open_schedule(submit_orders)],
-        sensors=[build_kill_switch_sensor(KillSwitch(settings.kill_switch_path))],
+        sensors=[build_kill_switch_sensor(KillSwitch(settings.kill_switch_path)),
+                 build_dead_runs_sensor()],
         resources=build_resources(settings),
+        executor=guarded_executor,  # dead runs recovered before any step waits for a slot
     )
 
 

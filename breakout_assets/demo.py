@@ -42,7 +42,7 @@ def demo_range(settings: BreakoutSettings) -> tuple[str, str]:
     return first_key, last_key
 
 
-TRADING_ASSETS = ("signal_scores", "trade_plan", "opposing_orders")
+TRADING_ASSETS = ("signal_scores", "trade_plan", "fade_plan")
 DEMO_TRADING_SESSIONS = 250  # the last year of the sample goes through scoring and orders
 DEMO_MANAGED_SESSIONS = 40  # ... and its last sessions run day by day, managing positions
 _LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -1,28 +1,36 @@
-"""Jobs: what runs together."""
+"""Jobs: what runs together.
+
+An asset that can send, change or cancel an order carries the broker tag (BROKER_ASSET_TAGS in
+assets/orders.py) and runs only in jobs with the same run tag: one broker run at a time, and
+the kill-switch sensor cancels them. Selections therefore go by that tag, never by group alone
+(the opposing group holds both the fade plan and the fades' orders).
+"""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset_job
 
 from breakout_assets.assets.features import GROUP as FEATURES
-from breakout_assets.assets.management import GROUP as MANAGEMENT
 from breakout_assets.assets.market_data import GROUP as MARKET_DATA
 from breakout_assets.assets.models import GROUP as MODELS
 from breakout_assets.assets.opposing import GROUP as OPPOSING
-from breakout_assets.assets.orders import GROUP as EXECUTION
 from breakout_assets.assets.trading import GROUP as TRADING
 from breakout_assets.assets.outcomes import GROUP as OUTCOMES
 from breakout_assets.assets.signals import GROUP as SIGNALS
 from breakout_assets.sensors import BROKER_TAG
+
+BROKER_ASSETS = AssetSelection.tag(BROKER_TAG, "true")
 
 
 def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",
-        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES, TRADING, OPPOSING),
+        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES, TRADING, OPPOSING)
+        - BROKER_ASSETS,
         description="After the close: market data, features, signals, outcomes, scores, the "
-                    "trade plan and the opposing book's fades awaiting approval.",
+                    "trade plan and the opposing book's fades awaiting approval (nothing that "
+                    "sends an order).",
     )
 
 
@@ -40,7 +48,7 @@ def build_submit_orders():
     at a time)."""
     return define_asset_job(
         "submit_orders",
-        selection=AssetSelection.groups(EXECUTION, MANAGEMENT, OPPOSING),
+        selection=BROKER_ASSETS,
         tags={BROKER_TAG: "true"},
         description="Send the approved brackets (dry-run by default); the kill switch cancels it.",
     )

@@ -1,4 +1,4 @@
-"""Sensors: the kill switch."""
+"""Sensors: the kill switch, and the clean-up of runs that died (with the daemon)."""
 
 import json
 
@@ -18,6 +18,28 @@ from breakout_assets.resources.sql import query
 BROKER_TAG = "breakout/touches_broker"
 _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
            DagsterRunStatus.STARTED]
+
+
+def build_dead_runs_sensor():
+    """With the daemon: a killed run stays STARTED and holds its slot, and a queued broker run
+    would wait behind it for ever (the tag limit), before any step of it could clean up."""
+    from breakout_assets.run_guard import recover_dead_runs
+
+    @sensor(
+        name="dead_runs",
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Marks failed the started runs of this host whose processes are all gone "
+                    "and frees their concurrency slots (as `breakout runs recover`).",
+    )
+    def dead_runs_sensor(context: SensorEvaluationContext):
+        changed = [v for v in recover_dead_runs(context.instance) if v.changed]
+        for verdict in changed:
+            context.log.warning(f"RECOVERED {verdict}")
+        return SkipReason(f"{len(changed)} dead run(s) recovered" if changed
+                          else "no dead run")
+
+    return dead_runs_sensor
 
 
 def build_kill_switch_sensor(kill_switch: KillSwitch):

@@ -38,7 +38,12 @@ from ib_async import Position as IbPosition
 from ib_async.objects import TradeLogEntry
 
 from breakout_assets.resources.broker.base import BracketOrder, Broker, BrokerError
-from breakout_assets.resources.broker.ibkr import IbkrBroker, bracket_prices, round_to_tick
+from breakout_assets.resources.broker.ibkr import (
+    IbkrBroker,
+    bracket_prices,
+    last_closed_session,
+    round_to_tick,
+)
 
 ACCOUNT = "DU1234567"
 CONIDS = {"AAPL": 265598, "MSFT": 272093, "TSLA": 76792991, "PENNY": 1111}
@@ -319,6 +324,34 @@ def test_reconnects_once_after_a_drop(fake: FakeIB, broker: IbkrBroker) -> None:
     with pytest.raises(BrokerError, match="cannot connect"):
         broker.find_refs(["a"])
     assert len(fake.connects) == 3  # one attempt per request, no retry loop
+
+
+# --- the current session ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("now, session", [
+    ("2024-07-02T13:00:00+00:00", date(2024, 7, 1)),   # 09:00 New York: before the open
+    ("2024-07-02T19:59:59+00:00", date(2024, 7, 1)),   # a second before the close
+    ("2024-07-02T20:00:00+00:00", date(2024, 7, 2)),   # the close
+    ("2024-07-03T17:30:00+00:00", date(2024, 7, 3)),   # after the 13:00 early close
+    ("2024-07-05T03:00:00+00:00", date(2024, 7, 3)),   # the night after the holiday
+    ("2024-07-06T15:00:00+00:00", date(2024, 7, 5)),   # a Saturday
+    ("2024-07-08T12:00:00", date(2024, 7, 5)),         # naive: read as UTC
+])
+def test_last_closed_session_follows_the_exchange_calendar(now: str, session: date) -> None:
+    assert last_closed_session(datetime.fromisoformat(now)) == session
+
+
+def test_current_session_is_the_wall_clocks_not_the_pipelines(fake: FakeIB) -> None:
+    """IBKR trades in real time: whatever session the pipeline runs, the current session is
+    the calendar's last close at the adapter's clock, and finding it needs no connection."""
+    broker = IbkrBroker("gw.local", 4002, 7, ACCOUNT, ib_factory=lambda: fake,
+                        clock=lambda: datetime(2024, 7, 9, 21, 0, tzinfo=timezone.utc))
+    assert broker.current_session(date(2023, 3, 10)) == date(2024, 7, 9)
+    assert broker.current_session(date(2030, 1, 2)) == date(2024, 7, 9)
+    assert fake.connects == []
+    default = IbkrBroker("gw.local", 4002, 7, ACCOUNT, ib_factory=lambda: fake)
+    assert default.current_session(date(2024, 1, 2)) == last_closed_session(
+        datetime.now(timezone.utc))
 
 
 # --- bracket structure -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`opposing_orders` on hand-built bars against the simulated broker, real Postgres and Dagster.
+"""`fade_plan` and `opposing_orders` on hand-built bars against the simulated broker, real
+Postgres and Dagster.
 
 A long primary scored 0.40 (an opposing candidate): entry 100, stop 96, booked target = 50%
 target 104 (t75 106, t100 108). The fade is a short: stop at the 50% line 104, take-profit at
@@ -48,8 +49,10 @@ def market(pg_server, tmp_path):
 
 
 def fade(settings, session):
-    [asset] = [a for a in build_assets(settings) if a.key.to_user_string() == "opposing_orders"]
-    return materialize([asset], resources=build_resources(settings), partition_key=session,
+    """The fade's plan, then its orders, as the daily pipeline and the broker job run them."""
+    assets = [a for a in build_assets(settings)
+              if a.key.to_user_string() in ("fade_plan", "opposing_orders")]
+    return materialize(assets, resources=build_resources(settings), partition_key=session,
                        instance=helpers.DEFAULT_INSTANCE)
 
 

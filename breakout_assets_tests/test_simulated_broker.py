@@ -245,6 +245,18 @@ def test_late_order_whose_window_passed_is_rejected(engine, broker):
     assert late.status == "rejected" and "window passed" in late.error
 
 
+def test_current_session_is_the_accounts_clock(engine, broker):
+    """What `sync(through)` would make it, without syncing: `through` until the account has
+    processed a later close, then that close (the pipeline expires plans it has passed)."""
+    assert broker.current_session(SESSIONS[3]) == SESSIONS[3]
+    with engine.connect() as conn:  # nothing processed by asking
+        assert not conn.execute(text("SELECT count(*) FROM sim_processed_sessions")).scalar()
+    broker.sync(SESSIONS[5])
+    assert broker.current_session(SESSIONS[0]) == SESSIONS[5]
+    assert broker.current_session(SESSIONS[5]) == SESSIONS[5]
+    assert broker.current_session(SESSIONS[8]) == SESSIONS[8]
+
+
 def test_cancel_withdraws_a_working_entry_only(engine, broker):
     add_bars(engine, "AAA", [(99.5, 101, 99, 100.5), (100, 101, 99, 100)])
     broker.place_bracket(bracket(ref="GONE"))

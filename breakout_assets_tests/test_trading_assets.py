@@ -9,6 +9,7 @@ an IB Gateway cannot run here, and that fake is the only mocked part.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -24,6 +25,7 @@ from breakout_assets.core.scanner import ScannerConfig
 from breakout_assets.definitions import build_assets, build_resources
 from breakout_assets.ml.registry import PromotionRules
 from breakout_assets.model_admin import promote
+from breakout_assets.partitions import nyse_calendar
 from breakout_assets.resources.broker import ibkr
 from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.kill_switch import KillSwitch
@@ -268,14 +270,23 @@ def test_kill_switch_cli(settings_for):
 
 
 class FakeIbkrResource(BrokerResource):
-    """The broker resource with IBKR's adapter talking to FakeIB (no gateway can run here)."""
+    """The broker resource with IBKR's adapter talking to FakeIB (no gateway can run here),
+    its wall clock set by the test (IBKR's current session is the calendar's at that time)."""
 
     def build(self):
         return ibkr.IbkrBroker("127.0.0.1", 4002, 7, fake_ib.ACCOUNT, connect_timeout_s=1,
-                               request_timeout_s=0.2, ib_factory=lambda: SHARED_FAKE[0])
+                               request_timeout_s=0.2, ib_factory=lambda: SHARED_FAKE[0],
+                               clock=lambda: SHARED_CLOCK[0])
 
 
 SHARED_FAKE: list = []
+SHARED_CLOCK: list = []
+
+
+def after_close(session) -> datetime:
+    """An hour after the session's close: IBKR's current session is then `session`."""
+    close = nyse_calendar().session_close(pd.Timestamp(session))
+    return (close + pd.Timedelta(hours=1)).to_pydatetime()
 
 
 def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, monkeypatch):
@@ -285,18 +296,27 @@ def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, mo
     plans = scored_and_planned(settings)  # sized against the simulated account
     _approve_all(settings, plans)
     approved = plans[plans["status"] == "pending_approval"]
+    latest = approved["session"].max()
+    current, stale = approved[approved["session"] == latest], approved[approved["session"] < latest]
+    assert len(current) and len(stale)
     fake = fake_ib.FakeIB()
     for i, ticker in enumerate(sorted(set(approved["ticker"]))):
         monkeypatch.setitem(fake_ib.CONIDS, ticker, 500_000 + i)
         fake.min_ticks[ticker] = 0.01
     SHARED_FAKE[:] = [fake]
+    SHARED_CLOCK[:] = [after_close(latest)]  # the evening of the latest plans' session
     resources = build_resources(settings)
     resources["broker"] = FakeIbkrResource(kind="ibkr", postgres=resources["postgres"])
     run(settings, ["broker_orders"], resources=resources)
     placed_once = len(fake.placed)
-    assert placed_once == 3 * len(approved)  # parent, take-profit, stop per bracket
+    assert placed_once == 3 * len(current)  # parent, take-profit, stop per bracket
     parents = [o for _, o in fake.placed if o.parentId == 0]
-    assert sorted(o.orderRef for o in parents) == sorted(approved["order_ref"])
+    assert sorted(o.orderRef for o in parents) == sorted(current["order_ref"])
+    # the plans of earlier sessions are past their entry window at IBKR: expired, never sent
+    expired = read_table(settings.database_url,
+                         "SELECT order_ref, error FROM broker_orders WHERE status = 'expired'")
+    assert sorted(expired["order_ref"]) == sorted(stale["order_ref"])
+    assert expired["error"].str.contains("never sent").all()
     run(settings, ["broker_orders"], resources=resources)  # sent plans are not sent again
     assert len(fake.placed) == placed_once
     # a crash after sending, before the plans were marked sent: the broker is asked first
@@ -304,7 +324,7 @@ def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, mo
     run(settings, ["broker_orders"], resources=resources)
     assert len(fake.placed) == placed_once
     orders = read_table(settings.database_url, "SELECT status FROM broker_orders")
-    assert set(orders["status"]) <= {"submitted", "already_at_broker"}
+    assert set(orders["status"]) <= {"submitted", "already_at_broker", "expired"}
     plan_statuses = read_table(settings.database_url, "SELECT status FROM trade_plan")["status"]
     assert "approved" not in set(plan_statuses)
 

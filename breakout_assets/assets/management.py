@@ -6,8 +6,10 @@ position for, is reported, never adopted or dropped), each position is rebuilt f
 and the actions already recorded, and the session's actions are applied to the live bracket
 (stop and take-profit of the bracket and of its add-on, the add-on as its own order, expiry as
 a close). Primary brackets follow the primary book's rules, filled fade legs the opposing
-book's. Dry-run and the kill switch as for orders. A position already handled for a session
-is rebuilt with them, so a re-run finds nothing left to do and changes nothing.
+book's. Dry-run and the run guard (kill switch, dead parent, stopped run) as for orders; an
+add-on is a new entry, so like a plan it is sent only inside its entry window as the broker
+sees it, and expired (recorded, never sent) once that has passed. A position already handled
+for a session is rebuilt with them, so a re-run finds nothing left to do and changes nothing.
 """
 
 import math
@@ -23,7 +25,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.orders import BROKER_POOL
+from breakout_assets.assets.orders import BROKER_ASSET_TAGS, BROKER_POOL, entry_window
 from breakout_assets.core.trade_management import (
     Action, ManagedPosition, ManagementConfig, apply, bars_from_arrays, manage,
 )
@@ -34,6 +36,7 @@ from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
+from breakout_assets.run_guard import RunGuard
 from breakout_assets.settings import BreakoutSettings
 
 GROUP = "management"
@@ -103,11 +106,14 @@ def build_management_assets(
         kinds={"postgres"},
         deps=["broker_orders", "market_bars"],
         pool=BROKER_POOL,
+        tags=BROKER_ASSET_TAGS,
     )
     def stop_updates(context: AssetExecutionContext, postgres: PostgresResource,
                      broker: BrokerResource) -> MaterializeResult:
         """Breakeven, day-2 add-on, trail, take-profit and expiry actions on open positions,
         applied to the live brackets (recorded only, in dry-run)."""
+        guard = RunGuard.start(context, kill_switch)
+        valid_sessions = settings.outcomes.entry_valid_sessions
         counts: dict[str, int] = {}
         unknown_positions, missing_positions = set(), set()
         with broker.session() as connected:
@@ -140,12 +146,19 @@ def build_management_assets(
                                             bars["high"], bars["low"], bars["close"])
                     for action in manage(position, path, _ordinal(session), config):
                         status, error = ("dry_run" if settings.dry_run else "applied"), None
-                        if kill_switch.engaged():
-                            status, error = "halted", "kill switch engaged"
+                        stop = guard.stop()
+                        window = entry_window(connected, session, valid_sessions) \
+                            if action.action == "add_on" else None
+                        if stop is not None:
+                            status, error = "halted", stop.reason
+                        elif window is not None and window.state != "open":
+                            # a stale add-on is expired; one before its session's close waits
+                            status = "expired" if window.state == "passed" else "halted"
+                            error = window.reason
                         elif not settings.dry_run:
                             try:
                                 send(connected, position, plan.ticker, action, session,
-                                     settings.outcomes.entry_valid_sessions)
+                                     valid_sessions)
                             except BrokerError as exc:
                                 status, error = "error", str(exc)
                         with postgres.transaction() as conn:
@@ -160,7 +173,9 @@ def build_management_assets(
                                 "dry_run": settings.dry_run, "status": status, "error": error})
                         counts[f"{action.action}:{status}"] = counts.get(
                             f"{action.action}:{status}", 0) + 1
-                        if status in ("halted", "error"):
+                        if stop is not None:
+                            stop.raise_if_orphaned()
+                        if status in ("halted", "error", "expired"):
                             break  # the rest of this position's actions wait for a re-run
                         position = apply(position, [action])
         for what, refs in (("positions the broker holds that we have no plan for",

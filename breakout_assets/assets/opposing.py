@@ -1,11 +1,15 @@
-"""`opposing_orders`: the fade of primaries the model expects to fail (core.opposing).
+"""`fade_plan` and `opposing_orders`: the fade of primaries the model expects to fail.
 
-On each session, every opposing candidate whose legs window is open is replayed on the daily
-bars up to that close; when its 2-bar reversal alert armed on that session, the fade is planned
-(no alert, no trade): the alert stop-entry and the 75% limit as one-cancels-other legs, stop at
-the 50% target line, take-profit at the primary's stop, each leg 1R from its own entry. Plans
-wait for approval like primary plans (`breakout approve`); approved fades are sent with the same
-dry-run, kill-switch and find-refs-first rules as `broker_orders`.
+`fade_plan` (after the close, with the trade plan): on each session, every opposing candidate
+whose legs window is open is replayed on the daily bars up to that close; when its 2-bar reversal
+alert armed on that session, the fade is planned (no alert, no trade): the alert stop-entry and
+the 75% limit as one-cancels-other legs, stop at the 50% target line, take-profit at the
+primary's stop, each leg 1R from its own entry (core.opposing). Plans wait for approval like
+primary plans (`breakout approve`).
+
+`opposing_orders` (a broker asset, in broker-tagged jobs only): approved fades are sent with
+the same dry-run, run-guard, entry-window and find-refs-first rules as `broker_orders`; a fade
+whose window has passed by the broker's current session is expired, never sent.
 """
 
 import json
@@ -19,7 +23,7 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
-from breakout_assets.assets.orders import BROKER_POOL
+from breakout_assets.assets.orders import BROKER_ASSET_TAGS, BROKER_POOL, entry_window
 from breakout_assets.assets.trading import UNATTENDED
 from breakout_assets.core.opposing import FadeBars, plan_fade
 from breakout_assets.assets.common import session_asset
@@ -29,6 +33,7 @@ from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
+from breakout_assets.run_guard import RunGuard
 from breakout_assets.settings import BreakoutSettings
 
 GROUP = "opposing"
@@ -66,12 +71,11 @@ def build_opposing_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=["signal_scores", "market_bars"],
-        pool=BROKER_POOL,
     )
-    def opposing_orders(context: AssetExecutionContext, postgres: PostgresResource,
-                        broker: BrokerResource) -> MaterializeResult:
-        """Fades planned on the session their reversal alert armed, and approved fades sent
-        as two one-cancels-other legs (recorded only, in dry-run)."""
+    def fade_plan(context: AssetExecutionContext, postgres: PostgresResource,
+                  broker: BrokerResource) -> MaterializeResult:
+        """Fades planned on the session their reversal alert armed, sized against the broker's
+        equity, awaiting approval (approved at once only in unattended mode)."""
         sessions = keys_to_sessions(context.partition_keys)
         with broker.session() as connected:
             equity = connected.account().equity
@@ -117,48 +121,105 @@ def build_opposing_assets(
                         "decided_at": pd.Timestamp.now(tz="UTC") if status == "approved" else None,
                     })
                     planned += 1
-        sent = send_approved(context, postgres, broker, sessions, kill_switch, settings.dry_run)
         with postgres.transaction() as conn:
             counts = pd.read_sql(query("opposing.counts"), conn, params={"sessions": sessions})
         return MaterializeResult(metadata={
-            "planned": planned, "legs_sent": sent, "dry_run": settings.dry_run,
+            "planned": planned, "equity": round(equity, 2),
             "by_status": MetadataValue.md(counts.to_markdown(index=False)),
         })
 
-    return [opposing_orders]
+    @session_asset(
+        partitions_def, GROUP,
+        kinds={"postgres"},
+        deps=["fade_plan"],
+        pool=BROKER_POOL,
+        tags=BROKER_ASSET_TAGS,
+    )
+    def opposing_orders(context: AssetExecutionContext, postgres: PostgresResource,
+                        broker: BrokerResource) -> MaterializeResult:
+        """Approved fades sent as two one-cancels-other legs (recorded only, in dry-run);
+        fades whose entry window has passed expired, never sent."""
+        guard = RunGuard.start(context, kill_switch)
+        sessions = keys_to_sessions(context.partition_keys)
+        outcome = send_approved(context, postgres, broker, sessions, guard, settings.dry_run)
+        with postgres.transaction() as conn:
+            counts = pd.read_sql(query("opposing.counts"), conn, params={"sessions": sessions})
+        return MaterializeResult(metadata={
+            "legs_sent": outcome.pop("legs_sent", 0), "dry_run": settings.dry_run,
+            "outcome": MetadataValue.json(outcome),
+            "by_status": MetadataValue.md(counts.to_markdown(index=False)),
+        })
+
+    return [fade_plan, opposing_orders]
 
 
 def send_approved(context, postgres: PostgresResource, broker: BrokerResource, sessions,
-                  kill_switch: KillSwitch, dry_run: bool) -> int:
+                  guard: RunGuard, dry_run: bool) -> dict[str, int]:
+    """Approved fades of `sessions` to the broker; stale ones (and stale approved fades of
+    earlier sessions) expired. Counts by outcome, and the legs placed."""
     with postgres.transaction() as conn:
         approved = pd.read_sql(query("opposing.approved"), conn, params={"sessions": sessions})
-    if approved.empty:
-        return 0
-    sent = 0
+        earlier = pd.read_sql(query("opposing.approved_before"), conn,
+                              params={"session": sessions[0]})
+    counts: dict[str, int] = {"legs_sent": 0}
+    if approved.empty and earlier.empty:
+        return counts
+
+    def expire(plan, reason: str) -> None:
+        counts["expired"] = counts.get("expired", 0) + 1
+        context.log.warning(f"{plan.order_ref}: {reason}")
+        with postgres.transaction() as conn:
+            conn.execute(query("opposing.expire"), {
+                "order_ref": plan.order_ref, "dry_run": dry_run, "broker": broker.kind,
+                "reason": reason})
+
     with broker.session() as connected:
-        known = {} if dry_run else connected.find_refs(
+        for plan in earlier.itertuples():  # left approved by earlier runs (or dry-run)
+            window = entry_window(connected, plan.session, int(plan.valid_sessions), sessions[0])
+            if window.state == "passed":
+                expire(plan, window.reason)
+        known = {} if dry_run or approved.empty else connected.find_refs(
             [o.order_ref for p in approved.itertuples() for o in legs(p)])
         for plan in approved.itertuples():
             orders, ids, errors = legs(plan), [], []
-            if not dry_run:
-                connected.sync(plan.session)  # the broker's account as of that close
+            window = entry_window(connected, plan.session, int(plan.valid_sessions))
+            if not dry_run and window.state == "open":
+                connected.sync(window.current_session)  # the account as of that close
+            at_broker = any(o.order_ref in known for o in orders)
+            if window.state != "open" and not at_broker:
+                if window.state == "passed":
+                    expire(plan, window.reason)
+                else:
+                    counts["not_yet"] = counts.get("not_yet", 0) + 1
+                    context.log.warning(f"{plan.order_ref}: {window.reason}")
+                continue
             for order in orders:
-                if kill_switch.engaged():
-                    context.log.error(f"KILL SWITCH engaged: {order.order_ref} not sent")
-                    return sent
-                if dry_run:
-                    continue
+                stop = guard.stop()
+                if stop is not None:
+                    with postgres.transaction() as conn:
+                        conn.execute(query("trading.record_halt"), {
+                            "source": "opposing_orders",
+                            "detail": json.dumps({"run_id": context.run.run_id,
+                                                  "reason": stop.reason,
+                                                  "orders_not_sent": [order.order_ref]})})
+                    context.log.error(f"HALTED: {stop.reason}: {order.order_ref} not sent")
+                    stop.raise_if_orphaned()
+                    counts["halted"] = counts.get("halted", 0) + 1
+                    return counts
                 if order.order_ref in known:
                     ids += known[order.order_ref].broker_order_ids
                     continue
+                if dry_run or window.state != "open":
+                    continue  # a stale fade's missing leg is never placed
                 answer = connected.place_bracket(order)
                 ids += answer.broker_order_ids
                 if answer.status != "submitted":
                     errors.append(f"{order.order_ref}: {answer.status}: {answer.error}")
-                sent += 1
+                counts["legs_sent"] += 1
+            outcome = "dry_run" if dry_run else "sent"
+            counts[outcome] = counts.get(outcome, 0) + 1
             with postgres.transaction() as conn:
                 conn.execute(query("opposing.record_sent"), {
                     "order_ref": plan.order_ref, "dry_run": dry_run, "broker": broker.kind,
                     "ids": json.dumps(ids), "error": "; ".join(errors) or None})
-    return sent
-
+    return counts

@@ -1,4 +1,4 @@
--- Statements behind opposing_orders.
+-- Statements behind fade_plan and opposing_orders.
 
 -- name: candidates
 -- Primaries scored below the gate whose legs window is still open on :session.
@@ -25,6 +25,17 @@ ON CONFLICT (order_ref) DO NOTHING;
 -- name: approved
 SELECT * FROM opposing_orders WHERE session = ANY(:sessions) AND status = 'approved'
 ORDER BY session, order_ref;
+
+-- name: approved_before
+-- Approved fades of sessions before a run's range: never sent, and expired once stale.
+SELECT * FROM opposing_orders WHERE session < :session AND status = 'approved'
+ORDER BY session, order_ref;
+
+-- name: expire
+-- Final: an expired fade is never sent, retried or approved again.
+UPDATE opposing_orders
+SET status = 'expired', broker = :broker, dry_run = :dry_run, error = :reason
+WHERE order_ref = :order_ref AND status = 'approved';
 
 -- name: record_sent
 UPDATE opposing_orders

@@ -77,8 +77,18 @@ SELECT * FROM trade_plan
 WHERE session = ANY(:sessions) AND status = 'approved'
 ORDER BY session, expected_value DESC, order_ref;
 
+-- name: approved_before
+-- Approved plans of sessions before a run's range: never sent, and expired once stale.
+SELECT * FROM trade_plan
+WHERE session < :session AND status = 'approved'
+ORDER BY session, order_ref;
+
 -- name: mark_sent
 UPDATE trade_plan SET status = 'sent' WHERE order_ref = :order_ref AND status = 'approved';
+
+-- name: mark_expired
+-- Final: an expired plan is never sent, retried or approved again.
+UPDATE trade_plan SET status = 'expired' WHERE order_ref = :order_ref AND status = 'approved';
 
 -- name: record_order
 -- A live answer (submitted / already at the broker) is final: a later run never overwrites it.

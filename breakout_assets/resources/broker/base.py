@@ -125,4 +125,11 @@ class Broker(Protocol):
         simulated broker fills its orders on the bars to date; a real broker needs nothing)."""
         ...
 
+    def current_session(self, through: date) -> date:
+        """The session whose close the broker stands after once brought up to `through`: an
+        order placed now works from the next session. The simulated broker's clock is its
+        account's (what `sync(through)` makes it, without syncing); a real broker's is the
+        exchange calendar at the wall clock, whatever session the pipeline is running."""
+        ...
+
     def close(self) -> None: ...

@@ -33,6 +33,9 @@ Design notes (see the ib_async 2.1.0 source):
   about a 2 x ATR stop on a momentum stock, deliberately on the high side) of its cost; working
   entries count remaining qty x |limit (or stop-entry trigger) - stop|, an OCA group its largest
   entry only (at most one of them can fill).
+* The current session is the exchange calendar's last closed session at the wall clock
+  (`clock`): IBKR trades in real time, so a plan of an older session is stale there whatever
+  partition the pipeline runs (the caller expires it; `place_bracket` itself does not judge).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -109,6 +112,22 @@ def good_till(session: date, valid_sessions: int) -> str:
     return util.formatIBDatetime(close.to_pydatetime())
 
 
+def last_closed_session(now: datetime) -> date:
+    """The latest NYSE session whose close (early closes included) is at or before `now`."""
+    at = pd.Timestamp(now)
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    today = at.tz_convert("America/New_York").date()
+    calendar = nyse_calendar()
+    for session in reversed(nyse_sessions(today - timedelta(days=14), today)):
+        if calendar.session_close(pd.Timestamp(session)) <= at:
+            return session
+    raise BrokerError(f"no NYSE session closed in the two weeks before {now}")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def _order_id(order: Order) -> int:
     return order.orderId or order.permId  # orders from TWS or earlier sessions may lack orderId
 
@@ -171,12 +190,14 @@ class IbkrBroker:
     def __init__(self, host: str, port: int, client_id: int, account: str,
                  connect_timeout_s: float = 10.0, request_timeout_s: float = 10.0,
                  ib_factory: Callable[[], Any] = IB,
-                 unprotected_risk_fraction: float = UNPROTECTED_RISK_FRACTION) -> None:
+                 unprotected_risk_fraction: float = UNPROTECTED_RISK_FRACTION,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
         self.host, self.port, self.client_id = host, int(port), int(client_id)
         self.account_id = account
         self.connect_timeout_s, self.request_timeout_s = connect_timeout_s, request_timeout_s
         self.unprotected_risk_fraction = unprotected_risk_fraction
         self._factory = ib_factory
+        self._clock = clock
         self._conn: Any = None
         self._contracts: dict[str, tuple[Contract, float]] = {}
         self._reconciled: dict[str, KnownOrder] = {}
@@ -227,6 +248,10 @@ class IbkrBroker:
 
     def sync(self, through: date) -> None:
         """Nothing to do: IBKR itself is the record of fills and positions."""
+
+    def current_session(self, through: date) -> date:
+        """The last closed session at the wall clock; `through` changes nothing here."""
+        return last_closed_session(self._clock())
 
     def close(self) -> None:
         if self._conn is not None:

@@ -359,6 +359,13 @@ class SimulatedBroker:
     def sync(self, through: date) -> None:
         self.process_session(through)
 
+    def current_session(self, through: date) -> date:
+        """The account's last processed close, or `through` when that is later (a sync to
+        `through` would bring it there): orders of sessions it already passed are stale."""
+        with self._begin() as conn:
+            last = conn.execute(_q("last_processed")).scalar()
+        return through if last is None or last < through else last
+
     def fills(self, order_ref: str) -> list[dict[str, Any]]:
         """The fills of one bracket, entry first (for the journal and tests)."""
         with self._begin() as conn:
