@@ -174,6 +174,27 @@ def test_malformed_values_become_nan_and_the_row_is_kept(tmp_path: Path) -> None
     assert pd.isna(bars.loc[2, "volume"])
 
 
+def test_rows_of_no_session_come_with_the_run_that_answers_for_them(tmp_path: Path) -> None:
+    """Weekend/holiday rows come with the next session, undated rows with the first chunk of
+    every run: the quality layer quarantines them instead of their vanishing unseen."""
+    stocks = (
+        "ticker,date,open,high,low,close,volume\n"
+        "AAA,2024-02-16,10,11,9,10.5,1000\n"
+        "AAA,2024-02-17,10,11,9,10.5,1000\n"  # Saturday
+        "AAA,2024-02-19,10,11,9,10.5,1000\n"  # Presidents' Day
+        "AAA,2024-02-20,10,11,9,10.5,1000\n"
+        "AAA,2024-02-21,10,11,9,10.5,1000\n"
+        "AAA,someday,10,11,9,10.5,1000\n"
+    )
+    source = FilesSource(write_dir(tmp_path, stocks))
+    first, second = source.iter_daily_bars([date(2024, 2, 20), date(2024, 2, 21)], 1)
+    assert [None if pd.isna(s) else f"{s:%Y-%m-%d}" for s in first["session"]] == [
+        "2024-02-17", "2024-02-19", "2024-02-20", None]
+    assert list(second["session"].dt.strftime("%Y-%m-%d")) == ["2024-02-21"]
+    friday = source.daily_bars([date(2024, 2, 16)])  # the weekend after it is not its own
+    assert list(friday["session"].dt.strftime("%Y-%m-%d")) == ["2024-02-16"]
+
+
 # --- reference ---------------------------------------------------------------------------------
 
 
