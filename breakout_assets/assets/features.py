@@ -4,6 +4,8 @@
 of them, as one run): it deletes the range's rows and recomputes them from the bar tables with
 one set-based statement per chunk of sessions (each reading a lookback of earlier sessions), all
 inside one transaction, so a re-run gives identical rows and a failure leaves the previous rows.
+Each ticker's ATR / RSI sums continue from the Wilder state stored on its previous bar's row
+when there is one, so the daily run costs the same with one year stored or twenty.
 The definitions of the features are the header of `sql/features/daily_features.sql`.
 """
 
@@ -30,6 +32,9 @@ from breakout_assets.settings import BreakoutSettings
 
 GROUP = "features"
 _SQL = "features/daily_features"
+# The longest Wilder chain, in rows: the closed-form weights (13/14)^-k stay finite to ~9,000, and
+# 7,000 is what the largest lookback + chunk settings already reach. A longer chain folds afresh.
+WILDER_MAX_ROW = 7_000
 
 FEATURE_COLUMNS = (
     "atr_14", "atr_pct_14", "volatility_20d", "rsi_14", "stoch_14",
@@ -62,6 +67,9 @@ def compute_daily_features(
     `feature_lookback_sessions` earlier sessions. When the sessions are a contiguous range that
     holds every stored row (a first backfill or a full rebuild) the table is truncated and its
     indexes rebuilt once at the end, as the bar writer does; either way it is one transaction.
+    Outside that bulk path (whose dropped indexes make stored rows slow to find) each ticker's
+    Wilder sums continue from its previous bar's stored row (the previous chunk's included), and
+    only tickers without one fold their lookback.
     """
     started = time.perf_counter()
     ordered = sorted(sessions)
@@ -88,6 +96,8 @@ def compute_daily_features(
                 "first_session": chunk[0],
                 "last_session": chunk[-1],
                 "sp500_cap_per_spy": settings.sp500_cap_per_spy,
+                "continue_chain": not stats.bulk,
+                "max_chain_row": WILDER_MAX_ROW - len(chunk),
             },
         )
     if stats.bulk:

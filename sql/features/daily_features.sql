@@ -77,18 +77,20 @@ DELETE FROM daily_features WHERE session = ANY(:sessions);
 
 -- name: compute
 -- The features of the sessions :sessions (first .. last), reading bars from :lookback_start.
--- Plan shape, chosen so a one-session run of 10,000 tickers stays well under 10 s on 2 cores
--- (window functions do not run in parallel, so the point is doing less per row):
---   lookback  the sessions before the range, read once in (ticker, session) order: one window
---             pass gives each row's Wilder inputs and whether it is among the ticker's last 20
---             before the range;
---   base      all but those last 20 rows folded per ticker into Wilder sums (a streaming
---             GROUP BY, not a second window pass over ~300 rows a ticker);
---   tail      per written ticker, its last folded row, the 20 after it and the range (primary
---             key range scans): the running sums continue from `base`, and 5/20-row sums come
---             from differences of running sums (one O(1) pass) instead of frames re-aggregated
---             for every row; the 14-row high / low is the one fixed frame. A one-session run
---             does this on ~21 rows a ticker, not ~300.
+-- Plan shape, chosen so a one-session run of 10,000 tickers takes ~1 s whatever the history
+-- stored (window functions do not run in parallel, so the point is doing less per row, and every
+-- read is a primary-key range of one ticker, never a scan ordered over the whole table):
+--   edge      per written ticker, its last 20 bars before the range (where its tail starts) and
+--             its last bar before the range;
+--   chain     the Wilder state stored on that last bar's row (see the header): continued when
+--             the tail is full (20 rows) and the chain short enough (:max_chain_row);
+--   base      otherwise the lookback up to the tail's first row, folded per ticker into Wilder
+--             sums (a ticker's primary-key range read in order: one small window and a sum);
+--   tail      per written ticker, its last 20 bars before the range and the range: the Wilder
+--             running sums continue from `chain` or `base`, and 5/20-row sums come from
+--             differences of running sums (one O(1) pass) instead of frames re-aggregated for
+--             every row; the 14-row high / low is the one fixed frame. A one-session run does
+--             this on 21 rows a ticker, and folds nothing once the previous session is stored.
 --   context   the index series' features per sector ETF and session, and the industries' total
 --             caps, joined on at the end.
 INSERT INTO daily_features (
@@ -98,31 +100,11 @@ INSERT INTO daily_features (
     sector_vs_spy_weekly_ret_w1, sector_vs_spy_weekly_ret_w2,
     sector_vs_spy_weekly_ret_w3, sector_vs_spy_weekly_ret_w4,
     sector_etf_weekly_oc_atr_w2, sector_etf_weekly_oc_atr_w3, sector_etf_weekly_oc_atr_w4,
-    market_cap_to_sp500, market_cap_to_industry_index
+    market_cap_to_sp500, market_cap_to_industry_index,
+    wilder_row, wilder_tr_base, wilder_tr_run, wilder_gain_base, wilder_gain_run,
+    wilder_loss_base, wilder_loss_run
 )
-WITH lookback AS (
-    -- The sessions before the range, in (ticker, session) order.
-    SELECT ticker, session,
-           wilder_weight(row_number() OVER w, 15, 14) AS weight,
-           CASE WHEN row_number() OVER w > 1
-                THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w) END AS tr,
-           greatest(close - lag(close) OVER w, 0) AS gain,
-           greatest(lag(close) OVER w - close, 0) AS loss,
-           lead(session, 19) OVER w IS NULL AS in_last_20
-    FROM market_bars
-    WHERE session >= :lookback_start AND session < :first_session
-    WINDOW w AS (PARTITION BY ticker ORDER BY session)
-),
-base AS (
-    -- Rows 1..k0 of each ticker's lookback, folded; row k0 is on split_session.
-    SELECT ticker, count(*) AS k0, max(session) AS split_session,
-           sum(tr * weight) AS tr_base, sum(gain * weight) AS gain_base,
-           sum(loss * weight) AS loss_base
-    FROM lookback
-    WHERE NOT in_last_20
-    GROUP BY ticker
-),
-written AS (
+WITH written AS (
     -- The tickers with a bar to write, in ticker order, with their reference (sector ETF,
     -- shares outstanding, industry).
     SELECT w.ticker, coalesce(t.sector_etf, 'SPY') AS sector_etf, t.shares_outstanding,
@@ -131,26 +113,81 @@ written AS (
     LEFT JOIN tickers t ON t.ticker = w.ticker
     ORDER BY w.ticker
 ),
+edge AS (
+    SELECT w.ticker, e.tail_start, e.pre_rows, e.prev_session
+    FROM written w
+    CROSS JOIN LATERAL (
+        SELECT min(session) AS tail_start, count(*) AS pre_rows, max(session) AS prev_session
+        FROM (SELECT m.session
+              FROM market_bars m
+              WHERE m.ticker = w.ticker
+                AND m.session >= :lookback_start AND m.session < :first_session
+              ORDER BY m.session DESC
+              LIMIT 20) pre
+    ) e
+),
+chain AS (
+    -- The chain continues from the last bar before the range: its row is the tail's 20th.
+    SELECT e.ticker, f.wilder_row - e.pre_rows AS k_offset, e.prev_session AS split_session,
+           f.wilder_tr_base AS tr_base, f.wilder_tr_run AS tr_seed,
+           f.wilder_gain_base AS gain_base, f.wilder_gain_run AS gain_seed,
+           f.wilder_loss_base AS loss_base, f.wilder_loss_run AS loss_seed
+    FROM edge e
+    JOIN daily_features f ON f.ticker = e.ticker AND f.session = e.prev_session
+    WHERE :continue_chain AND e.pre_rows = 20
+      AND f.wilder_row BETWEEN 20 AND :max_chain_row
+),
+base AS (
+    -- Rows 1..k0 of the ticker's lookback, folded; row k0 is the tail's first (split_session).
+    SELECT e.ticker, fold.k0 - 1 AS k_offset, e.tail_start AS split_session,
+           coalesce(fold.tr_base, 0) AS tr_base, coalesce(fold.gain_base, 0) AS gain_base,
+           coalesce(fold.loss_base, 0) AS loss_base
+    FROM edge e
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS k0, sum(tr * weight) AS tr_base, sum(gain * weight) AS gain_base,
+               sum(loss * weight) AS loss_base
+        FROM (
+            SELECT wilder_weight(row_number() OVER w, 15, 14) AS weight,
+                   CASE WHEN row_number() OVER w > 1
+                        THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w)
+                   END AS tr,
+                   greatest(close - lag(close) OVER w, 0) AS gain,
+                   greatest(lag(close) OVER w - close, 0) AS loss
+            FROM market_bars m
+            WHERE m.ticker = e.ticker
+              AND m.session >= :lookback_start AND m.session <= e.tail_start
+            WINDOW w AS (ORDER BY m.session)
+        ) lookback
+    ) fold
+    WHERE e.pre_rows = 20 AND NOT EXISTS (SELECT 1 FROM chain c WHERE c.ticker = e.ticker)
+),
 tail_bars AS (
+    -- A ticker with fewer than 20 bars before the range has nothing to fold: its Wilder sums
+    -- start on its first lookback row (k = j).
     SELECT w.ticker, w.sector_etf, w.shares_outstanding, w.industry,
            b.session, b.high, b.low, b.close,
-           coalesce(base.k0 - 1, 0) AS k_offset, base.split_session,
-           coalesce(base.tr_base, 0) AS tr_base, coalesce(base.gain_base, 0) AS gain_base,
-           coalesce(base.loss_base, 0) AS loss_base
+           coalesce(c.k_offset, f.k_offset, 0) AS k_offset,
+           coalesce(c.split_session, f.split_session) AS split_session,
+           coalesce(c.tr_base, f.tr_base, 0) AS tr_base,
+           coalesce(c.gain_base, f.gain_base, 0) AS gain_base,
+           coalesce(c.loss_base, f.loss_base, 0) AS loss_base,
+           c.tr_seed, c.gain_seed, c.loss_seed
     FROM written w
-    LEFT JOIN base ON base.ticker = w.ticker
+    JOIN edge e ON e.ticker = w.ticker
+    LEFT JOIN chain c ON c.ticker = w.ticker
+    LEFT JOIN base f ON f.ticker = w.ticker
     CROSS JOIN LATERAL (
         SELECT m.session, m.high, m.low, m.close
         FROM market_bars m
         WHERE m.ticker = w.ticker
-          AND m.session BETWEEN :lookback_start AND :last_session
-          AND m.session >= coalesce(base.split_session, :lookback_start)
+          AND m.session BETWEEN coalesce(e.tail_start, :first_session) AND :last_session
         OFFSET 0  -- a range scan per ticker, never a join over the whole table
     ) b
 ),
 tail_rows AS (
-    -- Row number k in the whole lookback (j in the tail), Wilder inputs of the rows not folded
-    -- yet, log prices and returns. Per-row expressions are computed here, once.
+    -- Row number k in the chain (j in the tail), the Wilder terms of the rows after the split
+    -- (the split row itself carries the chain's running sums: NULL when folded), log prices and
+    -- returns. Per-row expressions are computed here, once.
     SELECT ticker, sector_etf, shares_outstanding, industry, session, high, low, close,
            tr_base, gain_base, loss_base,
            k_offset + row_number() OVER w AS k,
@@ -158,24 +195,36 @@ tail_rows AS (
            ln(close / lag(close) OVER w) AS log_return,
            ln(close / lag(close, 20) OVER w) AS log_return_20,
            ln(close / first_value(close) OVER w) AS log_growth,
-           CASE WHEN split_session IS NULL OR session > split_session
-                THEN wilder_weight(k_offset + row_number() OVER w, 15, 14) END AS weight,
-           CASE WHEN row_number() OVER w > 1
-                THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w) END AS tr,
-           greatest(close - lag(close) OVER w, 0) AS gain,
-           greatest(lag(close) OVER w - close, 0) AS loss
+           CASE WHEN session = split_session THEN tr_seed
+                WHEN split_session IS NULL OR session > split_session
+                THEN CASE WHEN row_number() OVER w > 1
+                          THEN greatest(high, lag(close) OVER w) - least(low, lag(close) OVER w)
+                     END * wilder_weight(k_offset + row_number() OVER w, 15, 14)
+           END AS tr_term,
+           CASE WHEN session = split_session THEN gain_seed
+                WHEN split_session IS NULL OR session > split_session
+                THEN greatest(close - lag(close) OVER w, 0)
+                     * wilder_weight(k_offset + row_number() OVER w, 15, 14)
+           END AS gain_term,
+           CASE WHEN session = split_session THEN loss_seed
+                WHEN split_session IS NULL OR session > split_session
+                THEN greatest(lag(close) OVER w - close, 0)
+                     * wilder_weight(k_offset + row_number() OVER w, 15, 14)
+           END AS loss_term
     FROM tail_bars
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
 tail_running AS (
-    -- Running sums (one pass, O(1) a row): Wilder's, continuing from `base`, and plain ones whose
-    -- differences 5 or 20 rows apart give the fixed-length windows' sums (see `tail_windows`).
-    -- The 14-row extremes are a frame of their own.
+    -- Running sums (one pass, O(1) a row): Wilder's, continuing from the chain or `base` (the
+    -- base and the running sum are kept apart, as stored, so a continued chain adds exactly
+    -- what one longer run would), and plain ones whose differences 5 or 20 rows apart give the
+    -- fixed-length windows' sums (see `tail_windows`). The 14-row extremes are a frame of their
+    -- own.
     SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, j,
-           log_return_20,
-           tr_base + coalesce(sum(tr * weight) OVER run, 0) AS tr_sum,
-           gain_base + coalesce(sum(gain * weight) OVER run, 0) AS gain_sum,
-           loss_base + coalesce(sum(loss * weight) OVER run, 0) AS loss_sum,
+           log_return_20, tr_base, gain_base, loss_base,
+           sum(tr_term) OVER run AS tr_run,
+           sum(gain_term) OVER run AS gain_run,
+           sum(loss_term) OVER run AS loss_run,
            sum(close) OVER run AS close_sum,
            sum(log_return * log_return) OVER run AS return_square_sum,
            sum(log_growth) OVER run AS growth_sum,
@@ -191,7 +240,11 @@ tail_windows AS (
     -- tail). The terms are small (prices, squared returns, logs relative to the tail's first
     -- close, row numbers within the tail), so the differences keep ~14 significant digits.
     SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, j,
-           log_return_20, tr_sum, gain_sum, loss_sum, hh14, ll14,
+           log_return_20, hh14, ll14,
+           tr_base, gain_base, loss_base, tr_run, gain_run, loss_run,
+           tr_base + coalesce(tr_run, 0) AS tr_sum,
+           gain_base + coalesce(gain_run, 0) AS gain_sum,
+           loss_base + coalesce(loss_run, 0) AS loss_sum,
            close_sum - coalesce(lag(close_sum, 5) OVER w, 0) AS close_sum_5,
            close_sum - coalesce(lag(close_sum, 20) OVER w, 0) AS close_sum_20,
            return_square_sum - coalesce(lag(return_square_sum, 20) OVER w, 0)
@@ -206,6 +259,7 @@ stock AS (
     -- squared centred row numbers; the 20 returns' variance = (sum r^2 - (sum r)^2 / 20) / 19
     -- with sum r = ln(close / close 20 rows ago).
     SELECT ticker, sector_etf, shares_outstanding, industry, session, close, gain_sum, loss_sum,
+           k, tr_base, gain_base, loss_base, tr_run, gain_run, loss_run,
            wilder_value(tr_sum, k, 15, 14) AS atr14,
            wilder_value(gain_sum + loss_sum, k, 15, 14) AS gain_plus_loss,
            CASE WHEN k >= 14 THEN
@@ -300,7 +354,8 @@ SELECT s.ticker, s.session,
        c.rel_w1, c.rel_w2, c.rel_w3, c.rel_w4,
        c.oc_atr_w2, c.oc_atr_w3, c.oc_atr_w4,
        s.shares_outstanding * s.close / (:sp500_cap_per_spy * c.spy_close),
-       s.shares_outstanding * s.close / industry.cap
+       s.shares_outstanding * s.close / industry.cap,
+       s.k, s.tr_base, s.tr_run, s.gain_base, s.gain_run, s.loss_base, s.loss_run
 FROM stock s
 LEFT JOIN context c ON c.sector_etf = s.sector_etf AND c.session = s.session
 LEFT JOIN industry_caps industry ON industry.industry = s.industry AND industry.session = s.session;
