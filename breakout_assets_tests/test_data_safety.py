@@ -12,9 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from datetime import date
+
 import pandas as pd
 import pytest
 
+from breakout_assets.core.bars import conform_bars, non_session_days
+from breakout_assets.core.quality import validate_bars
 from breakout_assets.definitions import build_resources
 from breakout_assets.resources.market_data import MarketDataResource, MarketDataSource
 from breakout_assets.settings import load_settings
@@ -154,6 +158,39 @@ def test_blocking_checks_refuse_the_run_before_its_commit(settings, tmp_path):
 
 
 # --- 7. a reason for every dropped row ---------------------------------------------------------
+
+
+def test_every_rule_of_the_quarantine_names_its_reason():
+    sound = {"ticker": "AAA", "session": "2024-03-04", "open": 10.0, "high": 11.0, "low": 9.0,
+             "close": 10.5, "volume": 1000.0}
+    cases = {
+        "ticker contains whitespace or control characters": [
+            {"ticker": "AAA\n"}, {"ticker": " AAA"}, {"ticker": "A\x00A"}, {"ticker": "A\u00a0A"}],
+        "malformed ticker": [{"ticker": "aaa"}, {"ticker": None}, {"ticker": "A/B"}],
+        "unparseable date": [{"session": "2024-02-30"}, {"session": "soon"}],
+        "date is not a NYSE session (weekend or holiday)": [{"session": "2024-03-02"}],
+        "session not requested": [{"session": "2024-03-05"}],
+        "price above max_bar_price": [{"high": 1e300}, {"open": 2e7, "high": 2e7, "close": 2e7}],
+        "volume out of range": [{"volume": 1e300}],
+    }
+    rows = [{**sound, **change} for changes in cases.values() for change in changes]
+    bars = conform_bars(pd.DataFrame(rows))
+    checked = validate_bars(bars, {date(2024, 3, 4)}, {date(2024, 3, 2), date(2024, 3, 3)})
+    assert checked.valid.empty
+    assert list(checked.quarantined["reason"]) == [
+        reason for reason, changes in cases.items() for _ in changes]
+    bound = validate_bars(conform_bars(pd.DataFrame([{**sound, "high": 50.0}])),
+                          {date(2024, 3, 4)}, max_price=20.0)
+    assert list(bound.quarantined["reason"]) == ["price above max_bar_price"]
+
+
+def test_a_session_answers_for_the_closed_days_before_it():
+    calendar = [date(2024, 2, 16), date(2024, 2, 20), date(2024, 2, 21)]
+    assert non_session_days([date(2024, 2, 20), date(2024, 2, 21)], calendar) == [
+        date(2024, 2, 17), date(2024, 2, 18), date(2024, 2, 19)]
+    assert non_session_days([date(2024, 2, 16)], calendar) == []
+
+
 
 
 def test_weekend_holiday_and_undated_rows_are_quarantined_with_reasons(settings, tmp_path):

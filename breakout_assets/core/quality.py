@@ -74,18 +74,17 @@ def valid_ticker_mask(tickers: pd.Series) -> np.ndarray:
 
 
 def _ticker_reasons(tickers: pd.Series) -> np.ndarray:
-    """The ticker rule each row breaks, decided once per distinct symbol (thousands, not millions)."""
-    codes, symbols = pd.factorize(tickers.astype("string"))
-    symbols = pd.Series(symbols, dtype="string")
-    per_symbol = np.full(len(symbols) + 1, None, dtype=object)  # last slot: missing ticker (-1)
-    per_symbol[:-1][~symbols.str.fullmatch(_TICKER).fillna(False).to_numpy(dtype=bool)] = (
-        "malformed ticker"
-    )
-    per_symbol[:-1][symbols.str.contains(_UNPRINTABLE).fillna(False).to_numpy(dtype=bool)] = (
-        "ticker contains whitespace or control characters"
-    )
-    per_symbol[-1] = "malformed ticker"
-    return per_symbol[codes]
+    """The ticker rule each row breaks (None: none); the finer reason only for the few rejects."""
+    symbols = tickers.astype("string")
+    rejected = ~symbols.str.fullmatch(_TICKER).fillna(False).to_numpy(dtype=bool)
+    reason = np.full(len(symbols), None, dtype=object)
+    reason[rejected] = "malformed ticker"
+    if rejected.any():
+        unprintable = symbols[rejected].str.contains(_UNPRINTABLE).fillna(False)
+        reason[np.flatnonzero(rejected)[unprintable.to_numpy(dtype=bool)]] = (
+            "ticker contains whitespace or control characters"
+        )
+    return reason
 
 
 def _row_reasons(
