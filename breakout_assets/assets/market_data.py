@@ -22,7 +22,6 @@ from dagster import (
     TimeWindowPartitionsDefinition,
     asset,
 )
-
 from sqlalchemy import Connection
 
 from breakout_assets.checks import (
