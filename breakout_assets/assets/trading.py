@@ -1,8 +1,12 @@
 """`signal_scores` and `trade_plan`: confidence -> EV -> tier -> size, awaiting approval.
 
 Scores use the active model of each side (ACTIVE_MODELS.json) on the `model_inputs` view, the
-same features training read. Plans are sized against the broker's account; a re-run rewrites
-only undecided plans, so an approval, a rejection or a sent order is never undone by a re-run.
+same features training read. Plans are sized against the broker's account as it stood after the
+session's close: the live account for the current session, the account's history for a session
+it has moved past (a backfill), so an old session is never sized off today's equity; a broker
+without history refuses such a backfill. A re-run rewrites only undecided plans, so an approval,
+a rejection or a sent order is never undone by a re-run, and the plans already decided to trade
+count against their session's caps.
 """
 
 import json
@@ -20,12 +24,23 @@ from dagster import (
 from sqlalchemy import Connection
 
 from breakout_assets.core.costs import expected_costs_r
-from breakout_assets.core.planning import ScoredSignal, plan_session
+from breakout_assets.core.planning import (
+    Exposure,
+    KeptPlan,
+    ScoredSignal,
+    order_ref,
+    plan_sessions,
+)
 from breakout_assets.core.scoring import Regime, score_signal
 from breakout_assets.core.sizing import Account
 from breakout_assets.ml.dataset import model_confidence
 from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions
+from breakout_assets.resources.account_history import (
+    BROKERS_WITH_HISTORY,
+    simulated_accounts_as_of,
+)
+from breakout_assets.resources.broker.base import AccountSnapshot
 from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
@@ -87,6 +102,23 @@ def scored_signals(conn: Connection, sessions: list) -> list[ScoredSignal]:
         reason=r.reason, cost_r=float(r.cost_r)) for r in frame.itertuples()]
 
 
+def as_account(snapshot: AccountSnapshot) -> Account:
+    """What sizing reads of a broker snapshot (no buying power left is zero, not negative)."""
+    return Account(equity=snapshot.equity, buying_power=max(snapshot.buying_power, 0.0),
+                   open_risk=snapshot.open_risk, open_positions=snapshot.open_positions,
+                   excess_liquidity=snapshot.excess_liquidity)
+
+
+def no_history_message(broker_kind: str, sessions: list, current) -> str:
+    span = f"{sessions[0]}" if len(sessions) == 1 else f"{sessions[0]} to {sessions[-1]}"
+    return (f"trade_plan: {len(sessions)} session(s) with trades to size ({span}) are before the "
+            f"broker's current session {current}, and BREAKOUT_BROKER={broker_kind} keeps no "
+            "account history: sizing them against today's account would misstate every "
+            "quantity, so nothing was changed. Materialise trade_plan for the current session "
+            "only, or backfill past sessions with BREAKOUT_BROKER=simulated (its account "
+            "history covers them).")
+
+
 def build_trading_assets(
     partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
 ) -> list[AssetsDefinition]:
@@ -135,26 +167,40 @@ def build_trading_assets(
     def trade_plan(context: AssetExecutionContext, postgres: PostgresResource,
                    broker: BrokerResource) -> MaterializeResult:
         """Sized bracket plans awaiting approval (every cap that bites is the row's reason);
-        decided plans are kept as they are."""
+        decided plans are kept as they are. Each session is sized against the account as it
+        stood after its close: live for the current session, from history for a past one."""
         sessions = keys_to_sessions(context.partition_keys)
         if settings.auto_approve:
             context.log.warning("UNATTENDED MODE: BREAKOUT_AUTO_APPROVE=true, plans are "
                                 "approved without a human")
         with broker.session() as connected:
-            snapshot = connected.account()
-        account = Account(equity=snapshot.equity, buying_power=snapshot.buying_power,
-                          open_risk=snapshot.open_risk, open_positions=snapshot.open_positions,
-                          excess_liquidity=snapshot.excess_liquidity)
+            # sessions before the broker's current one are past: sized from the account's
+            # history (the live account has moved on since)
+            current = connected.current_session(sessions[0])
+            past = [d for d in sessions if d < current]
+            with postgres.transaction() as conn:
+                signals = scored_signals(conn, sessions)
+                kept = conn.execute(query("trading.kept_plans"), {"sessions": sessions}).all()
+                history = (simulated_accounts_as_of(conn, past)
+                           if broker.kind in BROKERS_WITH_HISTORY else {})
+            then = {d: as_account(snapshot) for d, snapshot in history.items()}
+            keep = {k.order_ref for k in kept}
+            signals = [s for s in signals if order_ref(s.ticker, s.session, s.side) not in keep]
+            unsized = sorted({s.session for s in signals if s.decision == "trade"
+                              and s.session in past and s.session not in then})
+            if unsized:
+                raise ValueError(no_history_message(broker.kind, unsized, current))
+            live = (as_account(connected.account())
+                    if any(d not in then for d in sessions) else None)
+        plans = plan_sessions(
+            sessions, signals,
+            [KeptPlan(k.session, k.status, Exposure(k.risk_dollars, k.notional)) for k in kept],
+            then, live, settings.sizing, settings.auto_approve)
         decided_at = datetime.now(UTC)
         with postgres.transaction() as conn:
-            signals = scored_signals(conn, sessions)
-            keep = set(conn.execute(query("trading.decided_plans"),
-                                    {"sessions": sessions}).scalars())
+            keep |= set(conn.execute(query("trading.kept_plans"),
+                                     {"sessions": sessions}).scalars())
             conn.execute(query("trading.delete_undecided_plans"), {"sessions": sessions})
-            plans = []
-            for session in sessions:  # each session sized against the same account snapshot
-                todays = [s for s in signals if s.session == session]
-                plans += plan_session(todays, account, settings.sizing, settings.auto_approve)
             rows = [{
                 "order_ref": p.order_ref, "signal_id": p.signal.signal_id,
                 "session": p.signal.session, "ticker": p.signal.ticker, "side": p.signal.side,
@@ -169,10 +215,15 @@ def build_trading_assets(
             if rows:
                 conn.execute(query("trading.insert_plan"), rows)
             counts = pd.read_sql(query("trading.plan_counts"), conn, params={"sessions": sessions})
+        equity_then = [a.equity for a in then.values()]
         return MaterializeResult(metadata={
             "unattended_mode": settings.auto_approve,
-            "equity": round(account.equity, 2),
-            "open_risk_before": round(account.open_risk, 2),
+            **({"equity": round(live.equity, 2), "open_risk_before": round(live.open_risk, 2)}
+               if live is not None else {}),
+            "sessions_sized_live": len(sessions) - len(then),
+            "sessions_sized_as_of_then": len(then),
+            **({"equity_then_min": round(min(equity_then), 2),
+                "equity_then_max": round(max(equity_then), 2)} if equity_then else {}),
             "plans_written": len(rows),
             "plans_kept_as_decided": len(keep),
             "by_status": MetadataValue.md(counts.round(2).to_markdown(index=False)),

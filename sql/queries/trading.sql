@@ -108,3 +108,11 @@ FROM broker_orders WHERE session = ANY(:sessions) GROUP BY status, dry_run ORDER
 
 -- name: record_halt
 INSERT INTO halt_events (source, detail) VALUES (:source, CAST(:detail AS jsonb));
+
+-- name: kept_plans
+-- Plans a re-run of trade_plan keeps as they are: every status but pending_approval and skipped
+-- (approved, rejected, sent, and any later final one). Approved and sent plans trade, so their
+-- risk and notional count against their session's caps before the rest is sized.
+SELECT order_ref, session, status, risk_dollars, quantity * entry AS notional
+FROM trade_plan
+WHERE session = ANY(:sessions) AND status NOT IN ('pending_approval', 'skipped');
