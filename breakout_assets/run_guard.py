@@ -256,7 +256,7 @@ class _GuardedExecutor(Executor):
         instance.add_run_tags(run_id, {HOST_TAG: this_host()})
         for verdict in recover_dead_runs(instance, exclude={run_id}):
             if verdict.changed:
-                yield DagsterEvent.engine_event(plan_context, f"RECOVERED {verdict}")
+                plan_context.log.warning(f"RECOVERED {verdict}")
         yield from self._inner.execute(plan_context, execution_plan)
 
 

@@ -88,20 +88,23 @@ def build_order_assets(
         context.log.info(f"broker_orders: {len(plans)} approved plans; {mode}")
         counts: dict[str, int] = {}
 
-        def record(plan, status, ids=(), error=None):
+        def write(conn, plan, status, ids=(), error=None):
             counts[status] = counts.get(status, 0) + 1
             bracket = asdict(bracket_of(plan, valid_sessions))
             bracket["session"] = str(bracket["session"])
-            with postgres.transaction() as conn:
-                conn.execute(query("trading.record_order"), {
-                    "order_ref": plan.order_ref, "session": plan.session,
-                    "broker": broker.kind, "dry_run": dry_run,
-                    "broker_order_ids": json.dumps(list(ids)), "status": status, "error": error,
-                    "bracket": json.dumps(bracket)})
-                if status in ("submitted", "already_at_broker") and not dry_run:
-                    conn.execute(query("trading.mark_sent"), {"order_ref": plan.order_ref})
-                if status == "expired":
-                    conn.execute(query("trading.mark_expired"), {"order_ref": plan.order_ref})
+            conn.execute(query("trading.record_order"), {
+                "order_ref": plan.order_ref, "session": plan.session,
+                "broker": broker.kind, "dry_run": dry_run,
+                "broker_order_ids": json.dumps(list(ids)), "status": status, "error": error,
+                "bracket": json.dumps(bracket)})
+            if status in ("submitted", "already_at_broker") and not dry_run:
+                conn.execute(query("trading.mark_sent"), {"order_ref": plan.order_ref})
+            if status == "expired":
+                conn.execute(query("trading.mark_expired"), {"order_ref": plan.order_ref})
+
+        def record(plan, status, ids=(), error=None):
+            with postgres.transaction() as conn:  # each answer committed as it arrives
+                write(conn, plan, status, ids, error)
 
         def halted(remaining, stop: Stop) -> None:
             with postgres.transaction() as conn:
@@ -110,8 +113,8 @@ def build_order_assets(
                     "detail": json.dumps({"run_id": context.run.run_id, "reason": stop.reason,
                                           "kill_switch": kill_switch.details(),
                                           "orders_not_sent": [p.order_ref for p in remaining]})})
-            for plan in remaining:
-                record(plan, "halted", error=stop.reason)
+                for plan in remaining:
+                    write(conn, plan, "halted", error=stop.reason)
             context.log.error(f"HALTED: {stop.reason}: {len(remaining)} orders not sent")
 
         pending = list(plans.itertuples())
