@@ -16,7 +16,6 @@ import pytest
 from dagster import DagsterRun, DagsterRunStatus, materialize
 from sqlalchemy import create_engine, text
 
-from breakout_assets import run_guard
 from breakout_assets.definitions import build_assets, build_definitions, build_resources
 from breakout_assets.partitions import nyse_calendar
 from breakout_assets.resources.broker import ibkr
@@ -305,7 +304,7 @@ def test_a_dead_parent_stops_sending_before_the_next_order(market, monkeypatch):
         return real_place(self, order)
 
     monkeypatch.setattr(SimulatedBroker, "place_bracket", place_then_lose_the_parent)
-    monkeypatch.setattr(run_guard.os, "getppid", lambda: parent if len(placed) < 2 else 1)
+    monkeypatch.setattr(os, "getppid", lambda: parent if len(placed) < 2 else 1)
     result = materialize_assets(settings, ["broker_orders"], "2024-01-02",
                                 raise_on_error=False)
     assert not result.success
