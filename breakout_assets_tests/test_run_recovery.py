@@ -20,7 +20,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterRun, DagsterRunStatus, MetadataValue
+from dagster import (
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    MetadataValue,
+    build_sensor_context,
+)
 from dagster._core.events import EngineEventData
 from sqlalchemy import create_engine, text
 
@@ -33,6 +39,7 @@ from breakout_assets.run_guard import (
     recover_dead_runs,
     this_host,
 )
+from breakout_assets.sensors import build_dead_runs_sensor
 from breakout_assets.settings import PROJECT_ROOT, load_settings
 from breakout_assets_tests.conftest import new_database
 from breakout_assets_tests.helpers import HAND_BUILT_SIGNAL, read_table, seed_hand_built
@@ -127,6 +134,15 @@ def test_a_finished_run_still_holding_a_slot_frees_it(instance):
     [verdict] = [v for v in recover_dead_runs(instance) if v.run_id == run.run_id]
     assert verdict.action == "slots freed"
     assert slot_holders(instance) == set()
+
+
+def test_the_dead_runs_sensor_recovers_with_the_daemon(instance):
+    run = started_run(instance, dead_pid(), host=this_host())
+    sensor = build_dead_runs_sensor()
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    assert "recovered" in str(sensor(build_sensor_context(instance=instance)))
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    assert "no dead run" in str(sensor(build_sensor_context(instance=instance)))
 
 
 def test_process_liveness_sees_zombies_and_recycled_pids():
