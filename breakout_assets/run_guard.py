@@ -11,8 +11,9 @@ run would wait for ever. Dagster records the pid of every process of a run in it
 `recover_dead_runs` marks failed the unfinished runs none of whose processes is alive on this
 host and frees their slots (and those of finished runs that still hold one). It runs from
 `breakout runs recover`, at the start of every run (`guarded_executor`, before any step waits
-for a slot) and at the start of every broker step. Pids mean something only on the host that
-recorded them, so runs are tagged with it (`HOST_TAG`) and a run of another host is left alone.
+for a slot), at the start of every broker step and, with the daemon, from the `dead_runs`
+sensor. Pids mean something only on the host that recorded them, so runs are tagged with it
+(`HOST_TAG`) and a run of another host is left alone.
 """
 
 from __future__ import annotations
