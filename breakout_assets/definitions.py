@@ -6,6 +6,8 @@ the code location with a message that names the variable.
 
 from __future__ import annotations
 
+import os
+
 from dagster import Definitions, EnvVar
 
 from breakout_assets.assets.backtests import build_backtest_assets
@@ -21,10 +23,19 @@ from breakout_assets.assets.trading import build_trading_assets
 from breakout_assets.approvals import approve_trades
 from breakout_assets.jobs import build_daily_pipeline, build_submit_orders, build_train_models
 from breakout_assets.partitions import session_partitions
-from breakout_assets.resources.market_data import MarketDataResource
+from breakout_assets.resources.broker import (
+    BrokerResource,
+    IbkrBrokerResource,
+    SimulatedBrokerResource,
+)
+from breakout_assets.resources.market_data import (
+    FilesMarketData,
+    MarketDataResource,
+    PolygonMarketData,
+    SyntheticMarketData,
+)
 from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
-from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.run_guard import guarded_executor
 from breakout_assets.schedules import build_daily_schedule, build_pre_open_schedule
@@ -32,41 +43,57 @@ from breakout_assets.sensors import build_dead_runs_sensor, build_kill_switch_se
 from breakout_assets.settings import BreakoutSettings, get_settings
 
 
-def build_resources(settings: BreakoutSettings) -> dict:
-    market_data = MarketDataResource(
-        source_name=settings.data_source,
-        files_dir=str(settings.files_dir),
-        index_tickers=list(settings.index_tickers),
-        hourly_aliases=settings.hourly_aliases,
+def from_environment(settings: BreakoutSettings, field: str) -> str | None:
+    """A setting as the resource config holds it: by variable name (EnvVar) when the value came
+    from the environment, so the UI and run config show the name, never the value. A value
+    given in code (tests, scripts) has no variable to name and stays as given."""
+    value = getattr(settings, field)
+    variable = settings.env_name(field)
+    if value is not None and (os.environ.get(variable) or "").strip() == value:
+        return EnvVar(variable)
+    return value
+
+
+def market_data_resource(settings: BreakoutSettings) -> MarketDataResource:
+    """The one place BREAKOUT_DATA_SOURCE picks the market-data resource."""
+    if settings.data_source == "polygon":
         # The key is passed by name, never by value: it stays out of the UI and run config. The
         # name is the variable the settings read it from (BREAKOUT_POLYGON_API_KEY or an alias).
-        polygon_api_key=(EnvVar(settings.polygon_key_variable())
-                         if settings.data_source == "polygon" else None),
-        polygon_base_url=settings.polygon_base_url,
-        polygon_timeout_s=settings.polygon_timeout_s,
-        polygon_max_retries=settings.polygon_max_retries,
-        polygon_backoff_s=settings.polygon_backoff_s,
-        synthetic_tickers=settings.synthetic_tickers,
-        synthetic_seed=settings.synthetic_seed,
-        synthetic_origin=settings.synthetic_origin.isoformat(),
-    )
+        return PolygonMarketData(
+            api_key=EnvVar(settings.polygon_key_variable()),
+            base_url=settings.polygon_base_url, timeout_s=settings.polygon_timeout_s,
+            max_retries=settings.polygon_max_retries, backoff_s=settings.polygon_backoff_s,
+            index_tickers=list(settings.index_tickers))
+    if settings.data_source == "synthetic":
+        return SyntheticMarketData(tickers=settings.synthetic_tickers, seed=settings.synthetic_seed,
+                                   origin=settings.synthetic_origin.isoformat())
+    return FilesMarketData(files_dir=str(settings.files_dir),
+                           hourly_aliases=settings.hourly_aliases)
+
+
+def broker_resource(settings: BreakoutSettings, postgres: PostgresResource) -> BrokerResource:
+    """The one place BREAKOUT_BROKER picks the broker resource."""
+    if settings.broker == "ibkr":
+        return IbkrBrokerResource(
+            host=settings.ibkr_host, port=settings.ibkr_port, client_id=settings.ibkr_client_id,
+            account=from_environment(settings, "ibkr_account"),
+            connect_timeout_s=settings.ibkr_connect_timeout_s,
+            request_timeout_s=settings.ibkr_request_timeout_s)
+    return SimulatedBrokerResource(
+        postgres=postgres, starting_equity=settings.simulated_starting_equity,
+        entry_valid_sessions=settings.outcomes.entry_valid_sessions,
+        max_holding_sessions=settings.outcomes.max_holding_sessions)
+
+
+def build_resources(settings: BreakoutSettings) -> dict:
     postgres = PostgresResource(
-        database_url=settings.database_url, local_data_dir=str(settings.pg_data_dir),
+        database_url=from_environment(settings, "database_url"),
+        local_data_dir=str(settings.pg_data_dir),
         database_url_variable=settings.env_name("database_url"),
     )
-    model_store = ModelStore(root=str(settings.model_store_dir))
-    broker = BrokerResource(
-        kind=settings.broker, postgres=postgres,
-        simulated_starting_equity=settings.simulated_starting_equity,
-        entry_valid_sessions=settings.outcomes.entry_valid_sessions,
-        max_holding_sessions=settings.outcomes.max_holding_sessions,
-        ibkr_host=settings.ibkr_host, ibkr_port=settings.ibkr_port,
-        ibkr_client_id=settings.ibkr_client_id, ibkr_account=settings.ibkr_account,
-        ibkr_connect_timeout_s=settings.ibkr_connect_timeout_s,
-        ibkr_request_timeout_s=settings.ibkr_request_timeout_s,
-    )
-    return {"postgres": postgres, "market_data": market_data, "model_store": model_store,
-            "broker": broker}
+    return {"postgres": postgres, "market_data": market_data_resource(settings),
+            "model_store": ModelStore(root=str(settings.model_store_dir)),
+            "broker": broker_resource(settings, postgres)}
 
 
 def build_assets(settings: BreakoutSettings) -> list:

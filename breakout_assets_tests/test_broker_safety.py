@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from breakout_assets.definitions import build_assets, build_definitions, build_resources
 from breakout_assets.partitions import nyse_calendar
 from breakout_assets.resources.broker import ibkr
-from breakout_assets.resources.broker.resource import BrokerResource
+from breakout_assets.resources.broker import IbkrBrokerResource
 from breakout_assets.resources.broker.simulated import SimulatedBroker
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.local_postgres import with_driver
@@ -171,7 +171,7 @@ def test_current_add_on_goes_out(market):
 
 # -- 1. stale plans: IBKR ---------------------------------------------------------------------
 
-class ClockedIbkr(BrokerResource):
+class ClockedIbkr(IbkrBrokerResource):
     """IBKR's real adapter on FakeIB, its wall clock set by the test."""
 
     def build(self):
@@ -199,7 +199,7 @@ def ibkr_resources(monkeypatch):
         fake.min_ticks["TEST"] = 0.01
         FAKES[:] = [fake, now]
         resources = build_resources(settings)
-        resources["broker"] = ClockedIbkr(kind="ibkr", postgres=resources["postgres"])
+        resources["broker"] = ClockedIbkr(account=fake_ib.ACCOUNT)
         return fake, resources
     return make
 

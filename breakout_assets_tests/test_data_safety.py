@@ -20,7 +20,7 @@ import pytest
 from breakout_assets.core.bars import conform_bars, non_session_days
 from breakout_assets.core.quality import validate_bars
 from breakout_assets.definitions import build_resources
-from breakout_assets.resources.market_data import MarketDataResource, MarketDataSource
+from breakout_assets.resources.market_data import FilesMarketData, MarketDataSource
 from breakout_assets.settings import load_settings
 from breakout_assets_tests import helpers
 from breakout_assets_tests.conftest import SAMPLE_DIR
@@ -333,7 +333,7 @@ class _GatedSource(MarketDataSource):
         return self.inner.ticker_reference(as_of)
 
 
-class _GatedResource(MarketDataResource):
+class _GatedResource(FilesMarketData):
     def source(self) -> MarketDataSource:
         return _GatedSource(super().source())
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from breakout_assets.definitions import build_resources
-from breakout_assets.resources.market_data import MarketDataResource, MarketDataSource
+from breakout_assets.resources.market_data import FilesMarketData, MarketDataSource
 from breakout_assets.settings import load_settings
 from breakout_assets_tests.conftest import SAMPLE_DIR
 from breakout_assets_tests.helpers import market_assets, read_table, run_assets
@@ -103,7 +103,7 @@ class _CrashingSource(MarketDataSource):
         return self.inner.ticker_reference(as_of)
 
 
-class _CrashingResource(MarketDataResource):
+class _CrashingResource(FilesMarketData):
     def source(self) -> MarketDataSource:
         return _CrashingSource(super().source())
 

@@ -27,7 +27,7 @@ from breakout_assets.ml.registry import PromotionRules
 from breakout_assets.model_admin import promote
 from breakout_assets.partitions import nyse_calendar
 from breakout_assets.resources.broker import ibkr
-from breakout_assets.resources.broker.resource import BrokerResource
+from breakout_assets.resources.broker import IbkrBrokerResource
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.resources.postgres import _engine
@@ -269,7 +269,7 @@ def test_kill_switch_cli(settings_for):
     assert not settings.kill_switch_path.exists()
 
 
-class FakeIbkrResource(BrokerResource):
+class FakeIbkrResource(IbkrBrokerResource):
     """The broker resource with IBKR's adapter talking to FakeIB (no gateway can run here),
     its wall clock set by the test (IBKR's current session is the calendar's at that time)."""
 
@@ -306,7 +306,7 @@ def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, mo
     SHARED_FAKE[:] = [fake]
     SHARED_CLOCK[:] = [after_close(latest)]  # the evening of the latest plans' session
     resources = build_resources(settings)
-    resources["broker"] = FakeIbkrResource(kind="ibkr", postgres=resources["postgres"])
+    resources["broker"] = FakeIbkrResource(account=fake_ib.ACCOUNT)
     run(settings, ["broker_orders"], resources=resources)
     placed_once = len(fake.placed)
     assert placed_once == 3 * len(current)  # parent, take-profit, stop per bracket

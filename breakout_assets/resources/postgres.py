@@ -70,8 +70,8 @@ def resolve_url(database_url: str | None, local_data_dir: Path,
 
 class PostgresResource(ConfigurableResource):
     database_url: str | None = Field(
-        default=None, description="Postgres URL; unset starts the embedded server."
-    )
+        default=None, description="Postgres URL, set as an EnvVar so the UI shows the variable, "
+        "not the password; unset starts the embedded server.")
     local_data_dir: str = Field(description="Data directory of the embedded server.")
     database_url_variable: str = Field(
         default=DATABASE_URL_VARIABLE,

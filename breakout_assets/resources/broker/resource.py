@@ -1,9 +1,15 @@
-"""`BrokerResource`: the one door to a broker; which one is a setting (simulated by default)."""
+"""The broker resources: one ConfigurableResource per broker, all with `build()`/`session()`.
+
+Each class carries only its own broker's fields; which one a deployment uses is chosen in one
+place (`definitions.broker_resource`), and a test swaps the whole resource.
+"""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -14,32 +20,14 @@ from breakout_assets.resources.postgres import PostgresResource
 
 
 class BrokerResource(ConfigurableResource):
-    kind: str = Field(default="simulated", description="simulated | ibkr")
-    postgres: PostgresResource
-    simulated_starting_equity: float = 100_000.0
-    entry_valid_sessions: int = 1
-    max_holding_sessions: int = 20
-    ibkr_host: str = "127.0.0.1"
-    ibkr_port: int = 4002
-    ibkr_client_id: int = 17
-    ibkr_account: str | None = None
-    ibkr_connect_timeout_s: float = 10.0
-    ibkr_request_timeout_s: float = 15.0
+    """What assets ask for: any broker resource (annotate with this base). `kind` names the
+    broker in order rows, metadata and messages."""
 
+    kind: ClassVar[str]
+
+    @abstractmethod
     def build(self) -> Broker:
-        if self.kind == "ibkr":
-            from breakout_assets.resources.broker.ibkr import IbkrBroker
-
-            return IbkrBroker(
-                host=self.ibkr_host, port=self.ibkr_port, client_id=self.ibkr_client_id,
-                account=self.ibkr_account or "", connect_timeout_s=self.ibkr_connect_timeout_s,
-                request_timeout_s=self.ibkr_request_timeout_s)
-        from breakout_assets.resources.broker.simulated import SimulatedBroker
-
-        return SimulatedBroker(
-            self.postgres.engine, starting_equity=self.simulated_starting_equity,
-            config=OutcomeConfig(entry_valid_sessions=self.entry_valid_sessions,
-                                 max_holding_sessions=self.max_holding_sessions))
+        """A new connected-on-demand broker adapter; the caller closes it (see `session`)."""
 
     @contextmanager
     def session(self) -> Iterator[Broker]:
@@ -48,3 +36,40 @@ class BrokerResource(ConfigurableResource):
             yield broker
         finally:
             broker.close()
+
+
+class SimulatedBrokerResource(BrokerResource):
+    """The built-in broker: fills replayed on the stored bars, its account kept in Postgres."""
+
+    kind: ClassVar[str] = "simulated"
+    postgres: PostgresResource
+    starting_equity: float = 100_000.0
+    entry_valid_sessions: int = 1
+    max_holding_sessions: int = 20
+
+    def build(self) -> Broker:
+        from breakout_assets.resources.broker.simulated import SimulatedBroker
+
+        return SimulatedBroker(
+            self.postgres.engine, starting_equity=self.starting_equity,
+            config=OutcomeConfig(entry_valid_sessions=self.entry_valid_sessions,
+                                 max_holding_sessions=self.max_holding_sessions))
+
+
+class IbkrBrokerResource(BrokerResource):
+    """Interactive Brokers through IB Gateway / TWS (ib_async)."""
+
+    kind: ClassVar[str] = "ibkr"
+    host: str = "127.0.0.1"
+    port: int = 4002
+    client_id: int = 17
+    account: str = Field(description="Set as an EnvVar: the UI shows the variable, not the id.")
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 15.0
+
+    def build(self) -> Broker:
+        from breakout_assets.resources.broker.ibkr import IbkrBroker
+
+        return IbkrBroker(host=self.host, port=self.port, client_id=self.client_id,
+                          account=self.account, connect_timeout_s=self.connect_timeout_s,
+                          request_timeout_s=self.request_timeout_s)
