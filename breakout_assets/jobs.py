@@ -3,31 +3,27 @@
 An asset that can send, change or cancel an order carries the broker tag (BROKER_ASSET_TAGS in
 assets/orders.py) and runs only in jobs with the same run tag: one broker run at a time, and
 the kill-switch sensor cancels them. Selections therefore go by that tag, never by group alone
-(the opposing group holds both the fade plan and the fades' orders).
+(the trading group holds both the plans and the orders that send them).
 """
 
 from __future__ import annotations
 
 from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset_job
 
-from breakout_assets.assets.features import GROUP as FEATURES
-from breakout_assets.assets.market_data import GROUP as MARKET_DATA
-from breakout_assets.assets.models import GROUP as MODELS
-from breakout_assets.assets.opposing import GROUP as OPPOSING
+from breakout_assets.assets.market_data import GROUP as DATA
 from breakout_assets.assets.trading import GROUP as TRADING
-from breakout_assets.assets.outcomes import GROUP as OUTCOMES
-from breakout_assets.assets.signals import GROUP as SIGNALS
 from breakout_assets.sensors import BROKER_TAG
 
 BROKER_ASSETS = AssetSelection.tag(BROKER_TAG, "true")
+# The research group also holds the backtests, which read the models: they run on their own.
+MODELS = ("long_model", "short_model")
 
 
 def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",
-        selection=AssetSelection.groups(MARKET_DATA, FEATURES, SIGNALS, OUTCOMES, TRADING, OPPOSING)
-        - BROKER_ASSETS,
+        selection=AssetSelection.groups(DATA, TRADING) - BROKER_ASSETS,
         description="After the close: market data, features, signals, outcomes, scores, the "
                     "trade plan and the opposing book's fades awaiting approval (nothing that "
                     "sends an order).",
@@ -38,7 +34,7 @@ def build_train_models():
     """Both sides' models; run config (per asset) overrides the training settings."""
     return define_asset_job(
         "train_models",
-        selection=AssetSelection.groups(MODELS),
+        selection=AssetSelection.assets(*MODELS),
         description="Tune, train, evaluate and (by rule) promote the long and short models.",
     )
 

@@ -35,8 +35,9 @@ from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "backtests"
+GROUP = "research"
 # Cumulative rule sets: each variant adds one rule to the one before (take-profit moves with
 # the add-on, as DESIGN.md's table has it).
 LABEL_VARIANT = "labels: target or stop"  # the static bracket without the live expiry
@@ -188,7 +189,9 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
     opposing = settings.opposing
     management = ManagementConfig(outcomes=settings.outcomes)
 
-    @asset(group_name=GROUP, kinds={"postgres"}, deps=[AssetKey("signal_outcomes")])
+    @asset(group_name=GROUP, kinds={"postgres"},
+           deps=[AssetKey("signal_outcomes"), AssetKey("market_bars")],
+           **versioned(settings, ("data_source", "outcomes", "costs"), ("backtests",)))
     def primary_backtest(context: AssetExecutionContext,
                          postgres: PostgresResource) -> MaterializeResult:
         """The primary book both ways: as labelled (target or stop, no time cut), then every
@@ -236,7 +239,9 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
         group_name=GROUP,
         kinds={"postgres"},
         deps=[AssetKey("long_model"), AssetKey("short_model"), AssetKey("breakout_signals"),
-              AssetKey("market_bars")],
+              AssetKey("market_bars"), AssetKey("hourly_bars")],
+        **versioned(settings, ("data_source", "opposing", "outcomes", "costs"),
+                    ("backtests", "models")),
     )
     def opposing_backtest(context: AssetExecutionContext, config: OpposingBacktestRun,
                           postgres: PostgresResource, model_store: ModelStore,

@@ -29,8 +29,9 @@ from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start,
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "features"
+GROUP = "data"
 _SQL = "features/daily_features"
 # The longest Wilder chain, in rows: the closed-form weights (13/14)^-k stay finite to ~9,000, and
 # 7,000 is what the largest lookback + chunk settings already reach. A longer chain folds afresh.
@@ -124,6 +125,8 @@ def build_feature_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
+        **versioned(settings, ("feature_lookback_sessions", "sp500_cap_per_spy"),
+                    ("features/daily_features",)),
     )
     def daily_features(
         context: AssetExecutionContext, postgres: PostgresResource

@@ -38,8 +38,9 @@ from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.run_guard import RunGuard
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "management"
+GROUP = "trading"
 
 
 def _ordinal(day: date) -> int:
@@ -105,6 +106,7 @@ def build_management_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=["broker_orders", "market_bars"],
+        **versioned(settings, ("dry_run", "outcomes"), ("management",)),
         pool=BROKER_POOL,
         tags=BROKER_ASSET_TAGS,
     )

@@ -15,6 +15,7 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
+    AssetSpec,
     AssetsDefinition,
     BackfillPolicy,
     MaterializeResult,
@@ -39,8 +40,16 @@ from breakout_assets.resources.market_data.base import answered_non_sessions
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "market_data"
+GROUP = "data"
+
+# 1-hour bars are read from the market-data source when a backtest needs them, never stored:
+# an external asset, so the lineage shows what opposing_backtest reads.
+HOURLY_BARS = AssetSpec(
+    "hourly_bars", group_name=GROUP,
+    description="1-hour bars of the market-data source (files or Polygon), read on demand by "
+                "opposing_backtest; not materialised by this project.")
 
 
 def _validated(
@@ -105,7 +114,7 @@ def _load(
 
 def build_market_data_assets(
     partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
-) -> list[AssetsDefinition]:
+) -> list[AssetsDefinition | AssetSpec]:
     common = dict(
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
@@ -113,7 +122,8 @@ def build_market_data_assets(
         kinds={"postgres"},
     )
 
-    @asset(check_specs=MARKET_BARS_CHECKS, **common)
+    @asset(check_specs=MARKET_BARS_CHECKS, **common,
+           **versioned(settings, ("data_source", "max_bar_price"), ("bars",)))
     def market_bars(
         context: AssetExecutionContext, postgres: PostgresResource, market_data: MarketDataResource
     ) -> MaterializeResult:
@@ -126,7 +136,8 @@ def build_market_data_assets(
         )
         return MaterializeResult(metadata=metadata, check_results=checks)
 
-    @asset(check_specs=INDEX_BARS_CHECKS, **common)
+    @asset(check_specs=INDEX_BARS_CHECKS, **common,
+           **versioned(settings, ("data_source", "index_tickers", "max_bar_price"), ("bars",)))
     def index_bars(
         context: AssetExecutionContext, postgres: PostgresResource, market_data: MarketDataResource
     ) -> MaterializeResult:
@@ -140,7 +151,7 @@ def build_market_data_assets(
         )
         return MaterializeResult(metadata=metadata, check_results=checks)
 
-    @asset(**common)
+    @asset(**common, **versioned(settings, ("data_source",), ("bars",)))
     def ticker_reference(
         context: AssetExecutionContext, postgres: PostgresResource, market_data: MarketDataResource
     ) -> MaterializeResult:
@@ -169,7 +180,7 @@ def build_market_data_assets(
             }
         )
 
-    return [market_bars, index_bars, ticker_reference]
+    return [market_bars, index_bars, ticker_reference, HOURLY_BARS]
 
 
 def _reference_rows(reference: pd.DataFrame, source: str, as_of: date) -> list[dict]:

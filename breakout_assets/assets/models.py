@@ -30,8 +30,9 @@ from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "models"
+GROUP = "research"
 
 
 class TrainingRun(Config):
@@ -126,6 +127,7 @@ def _model_asset(side: str, settings: BreakoutSettings) -> AssetsDefinition:
         kinds={"xgboost", "postgres"},
         deps=[AssetKey("signal_outcomes"), AssetKey("breakout_signals"),
               AssetKey("daily_features")],
+        **versioned(settings, ("training", "promotion"), ("models",)),
         description=f"The {side} side's XGBoost classifier: Optuna-tuned with recursive feature "
                     "elimination, evaluated once on held-out signals, recorded as an experiment "
                     "and promoted into ACTIVE_MODELS.json when it passes the promotion rules.",

@@ -35,8 +35,9 @@ from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.run_guard import RunGuard
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "opposing"
+GROUP = "trading"
 
 
 def fade_ref(ticker: str, signal_session, fade_side: int) -> str:
@@ -71,6 +72,7 @@ def build_opposing_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=["signal_scores", "market_bars"],
+        **versioned(settings, ("opposing", "auto_approve"), ("opposing", "trading")),
     )
     def fade_plan(context: AssetExecutionContext, postgres: PostgresResource,
                   broker: BrokerResource) -> MaterializeResult:
@@ -132,6 +134,7 @@ def build_opposing_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=["fade_plan"],
+        **versioned(settings, ("dry_run", "opposing"), ("opposing", "trading")),
         pool=BROKER_POOL,
         tags=BROKER_ASSET_TAGS,
     )

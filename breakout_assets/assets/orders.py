@@ -35,8 +35,9 @@ from breakout_assets.resources.sql import query
 from breakout_assets.run_guard import RunGuard, Stop
 from breakout_assets.sensors import BROKER_TAG
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "execution"
+GROUP = "trading"
 BROKER_POOL = "broker"
 # Every asset that can send, change or cancel an order carries this tag: it runs only in jobs
 # with the same run tag (one broker run at a time, cancelled by the kill-switch sensor).
@@ -70,6 +71,7 @@ def build_order_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=["trade_plan"],
+        **versioned(settings, ("dry_run", "outcomes.entry_valid_sessions"), ("trading",)),
         pool=BROKER_POOL,
         tags=BROKER_ASSET_TAGS,
     )

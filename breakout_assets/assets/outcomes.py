@@ -33,8 +33,9 @@ from breakout_assets.resources.pg_copy import copy_payload, encode_csv
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "outcomes"
+GROUP = "data"
 _COLUMNS = ["signal_id", "session", "status", "entry_session", "entry_price", "exit_session",
             "exit_price", "r_multiple", "mfe_r", "mae_r", "bars_held", "hit_target_50",
             "hit_target_75", "hit_target_100", "as_of", "cost_r", "net_r_multiple"]
@@ -162,6 +163,7 @@ def build_outcome_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=[AssetKey("breakout_signals"), AssetKey("market_bars")],
+        **versioned(settings, ("outcomes", "costs"), ("outcomes",)),
     )
     def signal_outcomes(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
         """Win, loss, expiry or no fill for each signal, in R, replayed on the bars after it

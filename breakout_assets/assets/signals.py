@@ -32,8 +32,9 @@ from breakout_assets.resources.pg_copy import copy_payload, encode_csv
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
-GROUP = "signals"
+GROUP = "data"
 _INTEGER_COLUMNS = ("atr_window", "entry_month")
 
 SIGNAL_CHECKS = [
@@ -135,6 +136,7 @@ def build_signal_assets(
         kinds={"postgres"},
         deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
         check_specs=SIGNAL_CHECKS,
+        **versioned(settings, ("scanner",), ("signals",)),
     )
     def breakout_signals(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
         """Rally -> consolidation -> breakout setups (and the short mirror) confirmed on each

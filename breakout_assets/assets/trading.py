@@ -46,6 +46,7 @@ from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
 GROUP = "trading"
 UNATTENDED = "auto (UNATTENDED MODE: BREAKOUT_AUTO_APPROVE=true)"
@@ -127,6 +128,7 @@ def build_trading_assets(
         kinds={"postgres", "xgboost"},
         deps=[AssetKey("breakout_signals"), AssetKey("daily_features"), AssetKey("long_model"),
               AssetKey("short_model"), AssetKey("index_bars")],
+        **versioned(settings, ("costs", "sizing", "regime"), ("trading",)),
     )
     def signal_scores(context: AssetExecutionContext, postgres: PostgresResource,
                       model_store: ModelStore) -> MaterializeResult:
@@ -163,6 +165,7 @@ def build_trading_assets(
         partitions_def, GROUP,
         kinds={"postgres"},
         deps=[signal_scores],
+        **versioned(settings, ("sizing", "auto_approve"), ("trading",)),
     )
     def trade_plan(context: AssetExecutionContext, postgres: PostgresResource,
                    broker: BrokerResource) -> MaterializeResult:
