@@ -13,23 +13,38 @@ universe runs `breakout research`.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
+from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, Definitions
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.execution.api import execute_run
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.job_backfill import execute_job_backfill_iteration
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
+from dagster._core.storage.dagster_run import DagsterRun, RunsFilter
+from dagster._core.utils import make_new_backfill_id
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._time import get_current_timestamp
 
 from breakout_assets import runtime
 from breakout_assets.approvals import decide
 from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.partitions import nyse_sessions, sessions_to_keys
 from breakout_assets.resources.sql import query
-from breakout_assets.settings import BreakoutSettings
+from breakout_assets.settings import PROJECT_ROOT, BreakoutSettings
 
 DEMO_TRAINING = {"trials": 10, "max_rounds": 3}  # fewer than production; nothing else differs
 
-_RANGE_START = "dagster/asset_partition_range_start"
-_RANGE_END = "dagster/asset_partition_range_end"
+WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
+LOCATION = "breakout"  # the code location's name in workspace.yaml
+_LOG = logging.getLogger("breakout.demo")
 
 
 def demo_range(settings: BreakoutSettings) -> tuple[str, str]:
@@ -45,18 +60,141 @@ def demo_range(settings: BreakoutSettings) -> tuple[str, str]:
 TRADING_ASSETS = ("signal_scores", "trade_plan", "fade_plan")
 DEMO_TRADING_SESSIONS = 250  # the last year of the sample goes through scoring and orders
 DEMO_MANAGED_SESSIONS = 40  # ... and its last sessions run day by day, managing positions
-_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# Steps in the run's own process (as the demo always ran them): the multiprocess default would
+# load the code location once more for every step.
+_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}},
+               "execution": {"config": {"in_process": {}}}}
 
 
-def _execute(defs, job_name: str, echo, selection=None, first=None, last=None,
-             run_config=None, tags=None) -> None:
-    job = defs.resolve_job_def(job_name)
-    range_tags = {_RANGE_START: first, _RANGE_END: last} if first else {}
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance, asset_selection=selection, run_config={**_LOGS, **(run_config or {})},
-            tags={**range_tags, "breakout/preset": "demo", **(tags or {})})
-    echo(f"      run {result.run_id} ({job_name}) succeeded")
+class CodeLocationLauncher:
+    """Runs created against the code location of workspace.yaml, the way the UI and the daemon
+    create them (remote job origin, snapshots from the location), so each one shows under its
+    job and can be re-executed from the UI; a range goes through a job backfill, shown under
+    Backfills. No daemon runs in the demo, so the launcher also takes the runs off the queue and
+    executes them itself, in this process: a subprocess per run would load the code location
+    (~9 s) for each of the demo's ~45 runs."""
+
+    def __init__(self, instance: DagsterInstance, workspace_file: Path = WORKSPACE_YAML,
+                 location: str = LOCATION):
+        self.instance = instance
+        self.location = location
+        self._process = WorkspaceProcessContext(
+            instance, WorkspaceFileTarget(paths=[str(workspace_file)]))
+
+    def __enter__(self) -> CodeLocationLauncher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._process.__exit__(*exc)
+
+    def _code_location(self):
+        workspace = self._process.create_request_context()
+        return workspace, workspace.get_code_location(self.location)
+
+    def remote_job(self, job_name: str, selection: Sequence[AssetKey] | None = None):
+        _, location = self._code_location()
+        (repo_name,) = location.get_repositories()
+        return location.get_job(JobSubsetSelector(
+            location_name=self.location, repository_name=repo_name, job_name=job_name,
+            op_selection=None, asset_selection=selection or None))
+
+    def run(self, defs: Definitions, job_name: str, selection: Sequence[AssetKey] | None = None,
+            run_config: Mapping | None = None, tags: Mapping[str, str] | None = None) -> DagsterRun:
+        """Create one run of the job (as `dagster job launch` does) and execute it."""
+        _, location = self._code_location()
+        remote_job = self.remote_job(job_name, selection)
+        run_config = dict(run_config or {})
+        plan = location.get_execution_plan(remote_job, run_config, step_keys_to_execute=None,
+                                           known_state=None, instance=self.instance)
+        run = self.instance.create_run(
+            job_name=job_name, run_id=None, run_config=run_config,
+            resolved_op_selection=None, step_keys_to_execute=None, op_selection=None,
+            status=DagsterRunStatus.NOT_STARTED, root_run_id=None, parent_run_id=None,
+            tags={**remote_job.tags, **(tags or {})}, job_snapshot=remote_job.job_snapshot,
+            execution_plan_snapshot=plan.execution_plan_snapshot,
+            parent_job_snapshot=remote_job.parent_job_snapshot,
+            remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+            asset_selection=frozenset(selection) if selection else None,
+            asset_check_selection=None,
+            asset_graph=location.get_repository(remote_job.repository_handle.repository_name)
+            .asset_graph)
+        return self.execute(defs, run)
+
+    def backfill(self, defs: Definitions, job_name: str, first: str, last: str,
+                 selection: Sequence[AssetKey] | None = None, run_config: Mapping | None = None,
+                 tags: Mapping[str, str] | None = None) -> list[DagsterRun]:
+        """A job backfill of first..last (what the UI's "Launch backfill" records): the daemon's
+        own iteration submits its runs (one for the range: the assets' single-run policy), this
+        executes them, and the next iteration marks the backfill complete."""
+        _, location = self._code_location()
+        (repo_name,) = location.get_repositories()
+        repo = location.get_repository(repo_name)
+        partition_set = next(p for p in repo.get_partition_sets() if p.job_name == job_name)
+        keys = sessions_to_keys(nyse_sessions(date.fromisoformat(first), date.fromisoformat(last)))
+        backfill = PartitionBackfill(
+            backfill_id=make_new_backfill_id(), status=BulkActionStatus.REQUESTED,
+            from_failure=False, tags=dict(tags or {}), backfill_timestamp=get_current_timestamp(),
+            asset_selection=list(selection) if selection else None,
+            run_config=dict(run_config or {}),
+            partition_set_origin=partition_set.get_remote_origin(), partition_names=keys)
+        self.instance.add_backfill(backfill)
+        runs = []
+        while True:
+            execute_job_backfill_iteration(backfill, _LOG, self._process, None, self.instance)
+            queued = self.instance.get_runs(RunsFilter(
+                tags=DagsterRun.tags_for_backfill_id(backfill.backfill_id),
+                statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]))
+            if not queued:
+                break
+            runs += [self.execute(defs, run) for run in reversed(queued)]
+        state = self.instance.get_backfill(backfill.backfill_id)
+        if state is None or state.status != BulkActionStatus.COMPLETED_SUCCESS:
+            raise RuntimeError(f"backfill {backfill.backfill_id} of {job_name} ended "
+                               f"{state.status if state else 'missing'}")
+        return runs
+
+    def execute(self, defs: Definitions, run: DagsterRun) -> DagsterRun:
+        """Take a created (or queued) run and execute it here, as the run worker would: the run
+        goes STARTING, then through the job of `defs`, built from the same code and settings as
+        the location's (the demo's orders runs differ only in sending to the simulated broker)."""
+        self.instance.report_dagster_event(
+            DagsterEvent(event_type_value=DagsterEventType.PIPELINE_STARTING.value,
+                         job_name=run.job_name), run_id=run.run_id)
+        starting = self.instance.get_run_by_id(run.run_id)
+        execute_run(InMemoryJob(defs.resolve_job_def(run.job_name)), starting, self.instance)
+        return self.instance.get_run_by_id(run.run_id)
+
+    def reexecute_from_failure(self, defs: Definitions, parent: DagsterRun) -> DagsterRun:
+        """What the UI's "Re-execute from failure" does with a failed run, then executed here."""
+        workspace, location = self._code_location()
+        remote_job = self.remote_job(parent.job_name, sorted(parent.asset_selection or []))
+        run = self.instance.create_reexecuted_run(
+            parent_run=parent, request_context=workspace, code_location=location,
+            remote_job=remote_job, strategy=ReexecutionStrategy.FROM_FAILURE,
+            use_parent_run_tags=True)
+        return self.execute(defs, run)
+
+
+def _execute(launcher: CodeLocationLauncher, defs: Definitions, job_name: str, echo,
+             selection=None, first=None, last=None, run_config=None) -> None:
+    """One run of `job_name`, or a backfill of first..last; stops the demo on a failure."""
+    run_config = {**_RUN_CONFIG, **(run_config or {})}
+    tags = {"breakout/preset": "demo"}
+    if first and first != last:
+        runs = launcher.backfill(defs, job_name, first, last, selection, run_config, tags)
+    elif first:
+        runs = [launcher.run(defs, job_name, selection, run_config,
+                             {**tags, "dagster/partition": first})]
+    else:
+        runs = [launcher.run(defs, job_name, selection, run_config, tags)]
+    for run in runs:
+        if run.status != DagsterRunStatus.SUCCESS:
+            raise RuntimeError(f"run {run.run_id} ({job_name}) ended {run.status.value}: "
+                               "see it in the Dagster UI (`make ui`)")
+        backfill = run.tags.get("dagster/backfill")
+        echo(f"      run {run.run_id} ({job_name}{', backfill ' + backfill if backfill else ''})"
+             " succeeded")
 
 
 def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) -> dict:
@@ -70,9 +208,11 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
          "signals, outcomes, as one run ...")
     history = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
                if k.to_user_string() not in TRADING_ASSETS]
-    _execute(defs, "daily_pipeline", echo, selection=history, first=first, last=last)
-    train_demo_models(settings, echo)
-    trade_demo_year(settings, last, echo)
+    with DagsterInstance.get() as instance, CodeLocationLauncher(instance) as launcher:
+        _execute(launcher, defs, "daily_pipeline", echo, selection=history, first=first,
+                 last=last)
+        train_demo_models(settings, echo, launcher)
+        trade_demo_year(settings, last, echo, launcher)
     echo("[5/5] summary")
     summary = _summary(settings, first, last)
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -82,12 +222,13 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
     return summary
 
 
-def train_demo_models(settings: BreakoutSettings, echo: Callable[[str], None]) -> None:
+def train_demo_models(settings: BreakoutSettings, echo: Callable[[str], None],
+                      launcher: CodeLocationLauncher) -> None:
     echo("[3/5] training both models with the production settings, fewer trials: "
          f"{DEMO_TRAINING}")
     defs = build_definitions(settings)
     run_config = {"ops": {f"{side}_model": {"config": DEMO_TRAINING} for side in ("long", "short")}}
-    _execute(defs, "train_models", echo, run_config=run_config)
+    _execute(launcher, defs, "train_models", echo, run_config=run_config)
     postgres = build_resources(settings)["postgres"]
     with postgres.transaction() as conn:
         latest = conn.execute(query("demo.latest_experiments")).mappings().all()
@@ -103,7 +244,8 @@ def train_demo_models(settings: BreakoutSettings, echo: Callable[[str], None]) -
                  "only by a model an earlier run promoted, else not at all.")
 
 
-def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str], None]) -> None:
+def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str], None],
+                    launcher: CodeLocationLauncher) -> None:
     """Score, plan, approve and send the last year's signals to the simulated broker."""
     if settings.broker != "simulated":
         raise RuntimeError("the demo sends orders, so it only runs with the simulated broker")
@@ -121,7 +263,8 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
     defs = build_definitions(settings)
     trading = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
                if k.to_user_string() in TRADING_ASSETS]
-    _execute(defs, "daily_pipeline", echo, selection=trading, first=first_trade, last=last_trade)
+    _execute(launcher, defs, "daily_pipeline", echo, selection=trading, first=first_trade,
+             last=last_trade)
     approved = sum(len(decide(postgres, session, True, "demo (make demo approves on your behalf)"))
                    for session in sessions)
     echo(f"      APPROVED BY THE DEMO on your behalf: {approved} plans")
@@ -135,12 +278,12 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
     orders_only = [k for k in live_sim.resolve_job_def("submit_orders").asset_layer
                    .executable_asset_keys
                    if k.to_user_string() in ("broker_orders", "opposing_orders")]
-    _execute(live_sim, "submit_orders", echo, selection=orders_only, first=str(head[0]),
+    _execute(launcher, live_sim, "submit_orders", echo, selection=orders_only, first=str(head[0]),
              last=str(head[-1]))
     echo(f"      then day by day for the last {len(tail)} sessions: orders and position "
          "management (breakeven, add-on, trail, take-profit, expiry)")
     for session in tail:
-        _execute(live_sim, "submit_orders", lambda _: None, first=str(session),
+        _execute(launcher, live_sim, "submit_orders", lambda _: None, first=str(session),
                  last=str(session))
 
 
