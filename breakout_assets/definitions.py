@@ -41,6 +41,7 @@ from breakout_assets.run_guard import guarded_executor
 from breakout_assets.schedules import build_daily_schedule, build_pre_open_schedule
 from breakout_assets.sensors import build_dead_runs_sensor, build_kill_switch_sensor
 from breakout_assets.settings import BreakoutSettings, get_settings
+from breakout_assets.trading_checks import build_trading_checks
 
 
 def from_environment(settings: BreakoutSettings, field: str) -> str | None:
@@ -117,6 +118,7 @@ def build_definitions(settings: BreakoutSettings) -> Definitions:
     submit_orders = build_submit_orders()
     return Definitions(
         assets=build_assets(settings),
+        asset_checks=build_trading_checks(settings),
         jobs=[daily_pipeline, build_train_models(), submit_orders, approve_trades],
         schedules=[build_daily_schedule(daily_pipeline), build_pre_open_schedule(submit_orders)],
         sensors=[build_kill_switch_sensor(KillSwitch(settings.kill_switch_path)),
