@@ -13,6 +13,7 @@ import pytest
 from dagster import build_resources as init_resources
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
+from sqlalchemy import text
 
 from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.resources.broker import IbkrBrokerResource, SimulatedBrokerResource
@@ -101,3 +102,15 @@ def test_the_synthetic_resource_serves_its_seeded_market():
     resource = SyntheticMarketData(tickers=5, seed=3, origin="2020-01-02")
     assert resource.source() is resource.source()  # built once per process
     assert not resource.source().daily_bars([date(2020, 1, 3)]).empty
+
+
+def test_resources_used_outside_a_run_read_their_variables(monkeypatch, database_url):
+    """The CLI and scripts use the resources directly (no Dagster init to resolve an EnvVar):
+    they must connect with the variable's value, not its name."""
+    monkeypatch.setenv("BREAKOUT_DATABASE_URL", database_url)
+    monkeypatch.setenv("BREAKOUT_BROKER", "ibkr")
+    monkeypatch.setenv("BREAKOUT_IBKR_ACCOUNT", ACCOUNT)
+    resources = build_resources(load_settings())
+    with resources["postgres"].transaction() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    assert resources["broker"].build().account_id == ACCOUNT

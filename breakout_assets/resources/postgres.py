@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import psycopg
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 from sqlalchemy import Connection, Engine, create_engine
 
@@ -68,6 +68,13 @@ def resolve_url(database_url: str | None, local_data_dir: Path,
     return local_postgres.ensure_local_server(local_data_dir)
 
 
+def env_resolved(value: str | None) -> str | None:
+    """A resource field's value: an EnvVar read now. Dagster resolves EnvVars when it
+    initialises a resource for a run; the CLI and scripts use resources directly and must not
+    take the variable's name for its value."""
+    return value.get_value() if isinstance(value, EnvVar) else value
+
+
 class PostgresResource(ConfigurableResource):
     database_url: str | None = Field(
         default=None, description="Postgres URL, set as an EnvVar so the UI shows the variable, "
@@ -79,7 +86,7 @@ class PostgresResource(ConfigurableResource):
 
     @property
     def url(self) -> str:
-        return resolve_url(self.database_url, Path(self.local_data_dir),
+        return resolve_url(env_resolved(self.database_url), Path(self.local_data_dir),
                            self.database_url_variable)
 
     @property

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from breakout_assets.core.outcomes import OutcomeConfig
 from breakout_assets.resources.broker.base import Broker
-from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.postgres import PostgresResource, env_resolved
 
 
 class BrokerResource(ConfigurableResource):
@@ -71,5 +71,6 @@ class IbkrBrokerResource(BrokerResource):
         from breakout_assets.resources.broker.ibkr import IbkrBroker
 
         return IbkrBroker(host=self.host, port=self.port, client_id=self.client_id,
-                          account=self.account, connect_timeout_s=self.connect_timeout_s,
+                          account=env_resolved(self.account) or "",
+                          connect_timeout_s=self.connect_timeout_s,
                           request_timeout_s=self.request_timeout_s)

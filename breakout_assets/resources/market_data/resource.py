@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from datetime import date
-from functools import lru_cache
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from breakout_assets.resources.market_data.base import MarketDataSource
+from breakout_assets.resources.postgres import env_resolved
 
 
 class MarketDataResource(ConfigurableResource):
@@ -31,12 +31,17 @@ class MarketDataResource(ConfigurableResource):
 
 
 def _cached_source(resource: MarketDataResource) -> MarketDataSource:
-    return _build(type(resource), resource.model_dump_json())
+    # Keyed by class and configuration (an EnvVar by its name); built from the resource itself,
+    # whose EnvVars build_source reads.
+    key = (type(resource), resource.model_dump_json())
+    if key not in _SOURCES:
+        if len(_SOURCES) >= 8:
+            _SOURCES.pop(next(iter(_SOURCES)))
+        _SOURCES[key] = resource.build_source()
+    return _SOURCES[key]
 
 
-@lru_cache(maxsize=8)
-def _build(cls: type[MarketDataResource], config_json: str) -> MarketDataSource:
-    return cls.model_validate_json(config_json).build_source()
+_SOURCES: dict[tuple[type, str], MarketDataSource] = {}
 
 
 class FilesMarketData(MarketDataResource):
@@ -65,7 +70,7 @@ class PolygonMarketData(MarketDataResource):
     def build_source(self) -> MarketDataSource:
         from breakout_assets.resources.market_data.polygon import PolygonSource
 
-        return PolygonSource(api_key=self.api_key, base_url=self.base_url,
+        return PolygonSource(api_key=env_resolved(self.api_key) or "", base_url=self.base_url,
                              timeout_s=self.timeout_s, max_retries=self.max_retries,
                              backoff_s=self.backoff_s, index_tickers=self.index_tickers)
 
