@@ -190,7 +190,8 @@ def build_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefinition]:
     management = ManagementConfig(outcomes=settings.outcomes)
 
     @asset(group_name=GROUP, kinds={"postgres"},
-           deps=[AssetKey("signal_outcomes"), AssetKey("market_bars")],
+           deps=[AssetKey("signal_outcomes"), AssetKey("breakout_signals"),
+                 AssetKey("market_bars")],
            **versioned(settings, ("data_source", "outcomes", "costs"), ("backtests",)))
     def primary_backtest(context: AssetExecutionContext,
                          postgres: PostgresResource) -> MaterializeResult:

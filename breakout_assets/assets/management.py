@@ -105,7 +105,8 @@ def build_management_assets(
     @session_asset(
         partitions_def, GROUP,
         kinds={"postgres"},
-        deps=["broker_orders", "market_bars"],
+        deps=["broker_orders", "opposing_orders", "trade_plan", "breakout_signals",
+              "market_bars"],
         **versioned(settings, ("dry_run", "outcomes"), ("management",)),
         pool=BROKER_POOL,
         tags=BROKER_ASSET_TAGS,

@@ -25,6 +25,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
+from breakout_assets.assets.common import range_result, rows_by_session
 from breakout_assets.checks import (
     INDEX_BARS_CHECKS,
     MARKET_BARS_CHECKS,
@@ -134,7 +135,8 @@ def build_market_data_assets(
             lambda s: source.iter_daily_bars(s, settings.write_chunk_sessions),
             lambda conn, s: market_bars_checks(conn, s, settings), settings.max_bar_price,
         )
-        return MaterializeResult(metadata=metadata, check_results=checks)
+        return range_result(context, metadata, rows_by_session(postgres, "market_bars", context),
+                            check_results=checks)
 
     @asset(check_specs=INDEX_BARS_CHECKS, **common,
            **versioned(settings, ("data_source", "index_tickers", "max_bar_price"), ("bars",)))
@@ -149,7 +151,8 @@ def build_market_data_assets(
             lambda s: iter([source.index_bars(s, tickers)]),
             lambda conn, s: index_bars_checks(conn, s, tickers), settings.max_bar_price,
         )
-        return MaterializeResult(metadata=metadata, check_results=checks)
+        return range_result(context, metadata, rows_by_session(postgres, "index_bars", context),
+                            check_results=checks)
 
     @asset(**common, **versioned(settings, ("data_source",), ("bars",)))
     def ticker_reference(

@@ -71,7 +71,7 @@ def build_opposing_assets(
     @session_asset(
         partitions_def, GROUP,
         kinds={"postgres"},
-        deps=["signal_scores", "market_bars"],
+        deps=["signal_scores", "breakout_signals", "market_bars"],
         **versioned(settings, ("opposing", "auto_approve"), ("opposing", "trading")),
     )
     def fade_plan(context: AssetExecutionContext, postgres: PostgresResource,

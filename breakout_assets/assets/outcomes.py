@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 
 from breakout_assets.core.costs import CostConfig, round_trip_costs_r
 from breakout_assets.core.outcomes import OutcomeConfig, replay
-from breakout_assets.assets.common import session_asset
+from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.partitions import keys_to_sessions, ordinal_sessions, session_ordinals
 from breakout_assets.resources.bar_reader import read_signal_paths
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
@@ -177,7 +177,8 @@ def build_outcome_assets(
         statuses = rows["status"].value_counts().to_dict()
         as_of = str(rows["as_of"].iloc[0]) if len(rows) else "nothing to replay"
         context.log.info(f"signal_outcomes: {len(rows)} replayed as of {as_of}: {statuses}")
-        return MaterializeResult(metadata={
+        return range_result(context, per_session=rows_by_session(
+            postgres, "signal_outcomes", context), totals={
             "replayed": len(rows),
             "replayed_pending": int(statuses.get("pending", 0)),
             "as_of": as_of,

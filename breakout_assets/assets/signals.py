@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, index_close_arrays, scan
 from breakout_assets.core.sectors import MARKET_ETF
-from breakout_assets.assets.common import session_asset
+from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.bar_reader import read_bar_window, read_market_window
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
@@ -165,6 +165,8 @@ def build_signal_assets(
             metadata[f"{side}_median_reward_risk"] = (
                 round(float(row.median_reward_risk), 3) if row else 0.0
             )
-        return MaterializeResult(metadata=metadata, check_results=[check])
+        return range_result(context, metadata,
+                            rows_by_session(postgres, "breakout_signals", context),
+                            check_results=[check])
 
     return [breakout_signals]

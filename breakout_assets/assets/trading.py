@@ -34,7 +34,7 @@ from breakout_assets.core.planning import (
 from breakout_assets.core.scoring import Regime, score_signal
 from breakout_assets.core.sizing import Account
 from breakout_assets.ml.dataset import model_confidence
-from breakout_assets.assets.common import session_asset
+from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.partitions import keys_to_sessions
 from breakout_assets.resources.account_history import (
     BROKERS_WITH_HISTORY,
@@ -151,7 +151,8 @@ def build_trading_assets(
         decisions = pd.Series([r["decision"] for r in rows], dtype=object).value_counts()
         means = pd.DataFrame(rows, columns=["expected_value", "gross_expected_value",
                                             "cost_r"]).mean().round(4)
-        return MaterializeResult(metadata={
+        return range_result(context, per_session=rows_by_session(
+            postgres, "signal_scores", context), totals={
             "scored": len(rows),
             **({"mean_ev_net_r": float(means["expected_value"]),
                 "mean_ev_gross_r": float(means["gross_expected_value"]),
@@ -164,7 +165,7 @@ def build_trading_assets(
     @session_asset(
         partitions_def, GROUP,
         kinds={"postgres"},
-        deps=[signal_scores],
+        deps=[signal_scores, AssetKey("breakout_signals")],
         **versioned(settings, ("sizing", "auto_approve"), ("trading",)),
     )
     def trade_plan(context: AssetExecutionContext, postgres: PostgresResource,
@@ -219,7 +220,8 @@ def build_trading_assets(
                 conn.execute(query("trading.insert_plan"), rows)
             counts = pd.read_sql(query("trading.plan_counts"), conn, params={"sessions": sessions})
         equity_then = [a.equity for a in then.values()]
-        return MaterializeResult(metadata={
+        return range_result(context, per_session=rows_by_session(
+            postgres, "trade_plan", context), totals={
             "unattended_mode": settings.auto_approve,
             **({"equity": round(live.equity, 2), "open_risk_before": round(live.open_risk, 2)}
                if live is not None else {}),
