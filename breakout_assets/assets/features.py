@@ -24,7 +24,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.common import session_asset
+from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
@@ -137,8 +137,9 @@ def build_feature_assets(
         context.log.info(f"daily_features: {len(sessions)} sessions {sessions[0]}..{sessions[-1]}")
         stats = write_daily_features(postgres, sessions, settings)
         context.log.info(f"daily_features: wrote {stats.rows} rows in {stats.seconds:.2f}s")
-        return MaterializeResult(
-            metadata={
+        return range_result(
+            context, per_session=rows_by_session(postgres, "daily_features", context),
+            totals={
                 "rows": stats.rows,
                 "tickers": stats.tickers,
                 "sessions": len(sessions),
