@@ -33,7 +33,22 @@ def _settings():
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+class _OperatorGroup(click.Group):
+    """An unreachable database or a kill-switch file that cannot be read is the operator's to
+    fix, not a bug: one `Error: ...` line and exit code 2, no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from breakout_assets.resources.kill_switch import KillSwitchError
+        from breakout_assets.resources.postgres import DatabaseUnreachable
+
+        try:
+            return super().invoke(ctx)
+        except (DatabaseUnreachable, KillSwitchError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_OperatorGroup)
 def main() -> None:
     """Breakout: the trading pipeline's operator commands."""
 

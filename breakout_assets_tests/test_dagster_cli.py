@@ -66,3 +66,15 @@ def test_materialize_one_partition_and_a_range_as_one_run(cli_env):
         "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key LIKE '%market_bars%'",
     )
     assert materialized["n"][0] == 47
+
+
+def test_an_unreachable_database_is_one_error_line(monkeypatch):
+    from click.testing import CliRunner
+
+    from breakout_assets.cli import main
+
+    monkeypatch.setenv("BREAKOUT_DATABASE_URL", "postgresql://u:p@127.0.0.1:1/nowhere")
+    result = CliRunner().invoke(main, ["db", "migrate"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: cannot connect to Postgres")
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
