@@ -1,7 +1,9 @@
 """`make demo`: the bundled sample through every asset, as runs recorded in Dagster.
 
-The runs go into the project's Dagster instance (Postgres storage), so `make ui` shows them
-afterwards like any run launched from the UI.
+The runs are created against the code location of workspace.yaml, as the UI and the daemon
+create them, in the project's Dagster instance (Postgres storage): `make ui` shows each under its
+job, the ranges under Backfills, and any of them can be re-executed from the UI. No daemon runs
+during the demo, so the demo executes its runs itself (start the UI after it, not during).
 
 The models are trained with the production settings (the booked-target label, the
 chronological split, the unchanged promotion rules) and fewer Optuna trials and elimination
