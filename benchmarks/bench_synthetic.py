@@ -12,7 +12,7 @@ from datetime import date
 
 import pandas as pd
 
-from breakout_assets.core.synthetic import SyntheticMarket
+from breakout_assets.simulation import SyntheticMarket
 from breakout_assets.resources.market_data.synthetic import SyntheticSource
 
 ORIGIN = date(2015, 1, 2)

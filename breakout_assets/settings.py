@@ -25,14 +25,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from breakout_assets.core.config import OpposingConfig, OutcomeConfig, ScannerConfig
 from breakout_assets.core.costs import CostConfig
-from breakout_assets.core.opposing import OpposingConfig
-from breakout_assets.core.outcomes import OutcomeConfig
-from breakout_assets.core.scanner import ScannerConfig
 from breakout_assets.core.scoring import RegimeConfig
 from breakout_assets.core.sizing import SizingConfig
-from breakout_assets.ml.registry import PromotionRules
-from breakout_assets.ml.config import TrainingConfig
+from breakout_assets.ml.config import PromotionRules, TrainingConfig
 from breakout_assets.partitions import EXCHANGE, calendar_bounds
 from breakout_assets.resources.local_postgres import check_url, redact
 

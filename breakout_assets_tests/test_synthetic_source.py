@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from breakout_assets.core.bars import BAR_COLUMNS, HOURLY_COLUMNS, REFERENCE_COLUMNS
 from breakout_assets.core.sectors import sector_etf
-from breakout_assets.core.synthetic import INDEX_TICKERS, PLANT_COLUMNS, SECTORS, SyntheticMarket
+from breakout_assets.simulation import INDEX_TICKERS, PLANT_COLUMNS, SECTORS, SyntheticMarket
 from breakout_assets.resources.market_data.base import MarketDataError, MissingDataError
 from breakout_assets.resources.market_data.synthetic import SyntheticSource
 

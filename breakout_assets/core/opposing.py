@@ -46,52 +46,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from breakout_assets.core.config import OpposingConfig
 from breakout_assets.core.outcomes import exit_on_bar
 
 LEGS = ("limit", "alert")
-HOURLY_BARS_PER_SESSION = 7  # regular-hours 1-hour bars of a full NYSE session
 TRADE_STATUSES = ("win", "loss", "expired")
 STATUSES = ("no_alert", "unfilled", *TRADE_STATUSES, "pending")
-
-
-class OpposingConfig(BaseModel):
-    """Settings of the opposing book; defaults follow DESIGN.md ("Opposing book")."""
-
-    model_config = ConfigDict(frozen=True)
-
-    confidence_below: float = Field(
-        0.50, gt=0.0, le=1.0,
-        description="Primaries the model scored strictly below this are faded.")
-    limit_fraction: float = Field(
-        0.75, gt=0.0, le=1.0,
-        description="The reference limit sits this fraction of the way from the primary's entry "
-                    "to its booked target.")
-    arm_fraction: float = Field(
-        0.75, ge=0.0, le=1.0,
-        description="How far toward the booked target (fraction of entry -> target) the alert's "
-                    "new-high bar must have reached: the run the fade bets against.")
-    alert_bars: int = Field(
-        2, ge=2, le=5,
-        description="Bars from the run's new-high bar to the reversal bar, both counted "
-                    "(2: the next bar must close below the new-high bar's low).")
-    window_sessions: int = Field(
-        10, ge=1, le=60,
-        description="Sessions after the signal session in which the alert may arm and a leg may "
-                    "fill; the legs are cancelled after the last one.")
-    risk_fraction: float = Field(
-        0.005, gt=0.0, le=0.05,
-        description="Equity at risk per leg (1R from the leg's own entry to the fade's stop).")
-    max_holding_bars: int = Field(
-        140, ge=1, le=5000,
-        description="Bars of the replay's frequency a filled fade may stay open, the fill bar "
-                    "counted (140 = 20 sessions of 7 regular-hours 1-hour bars; 20 for daily).")
-
-    def on_daily_bars(self) -> OpposingConfig:
-        """The same book replayed on daily bars: the holding limit turned into sessions."""
-        sessions = max(1, math.ceil(self.max_holding_bars / HOURLY_BARS_PER_SESSION))
-        return self.model_copy(update={"max_holding_bars": sessions})
 
 
 @dataclass(frozen=True)

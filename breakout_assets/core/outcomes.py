@@ -44,38 +44,11 @@ from enum import IntEnum
 import numpy as np
 import pandas as pd
 from numba import njit
-from pydantic import BaseModel, ConfigDict, Field
+
+from breakout_assets.core.config import OutcomeConfig
 
 if TYPE_CHECKING:  # the scanner's types, for annotations only
     from breakout_assets.core.scanner import MarketArrays, Setups
-
-
-class OutcomeConfig(BaseModel):
-    """Order lifetimes shared by labels, backtests and live orders."""
-
-    model_config = ConfigDict(frozen=True)
-
-    entry_valid_sessions: int = Field(
-        1, ge=1, le=20,
-        description="Sessions after the signal session the entry limit works (1: a DAY order "
-                    "for the next session).")
-    max_holding_sessions: int = Field(
-        20, ge=1, le=250,
-        description="Sessions a live position may stay open, counting the fill session; it "
-                    "expires at the close of the last one (a management rule).")
-    label_horizon_sessions: int | None = Field(
-        None, ge=1, le=5000,
-        description="Sessions a labelled trade may stay open before it counts as expired; None "
-                    "(the default): no time cut, the target or the stop decides.")
-
-    def holding(self, labels: bool = False) -> int:
-        """The holding limit in sessions: the live one, or the labels' (NO_LIMIT when unset)."""
-        if not labels:
-            return self.max_holding_sessions
-        return NO_LIMIT if self.label_horizon_sessions is None else self.label_horizon_sessions
-
-
-NO_LIMIT = 1 << 40  # sessions: "no time cut" for the replay kernel (far past any bar)
 
 
 class Status(IntEnum):

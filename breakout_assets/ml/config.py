@@ -49,3 +49,21 @@ class TrainingConfig(BaseModel):
         if value >= 1 and value != int(value):
             raise ValueError("eliminate_per_round >= 1 is a count and must be a whole number")
         return value
+
+
+class PromotionRules(BaseModel):
+    """What a trained model must show to be promoted (ml.registry.promotion_verdict)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_auc_margin: float = Field(
+        0.02, ge=-0.5, le=0.5,
+        description="Held-out ROC-AUC must exceed 0.5 by at least this much (negative values "
+                    "only make sense for the demo's plumbing run).")
+    gate: float = Field(
+        0.50, gt=0, lt=1, description="The confidence gate the model will serve at.")
+    min_gated_trades: int = Field(
+        10, ge=1, description="Held-out trades at the gate needed to judge its expectancy.")
+    must_beat_scanner: bool = Field(
+        True, description="Expectancy (R) at the gate must exceed the scanner-only expectancy, "
+                          "both net of costs (gross only for outcomes without recorded costs).")

@@ -14,28 +14,12 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
+from breakout_assets.ml.config import PromotionRules
 from breakout_assets.ml.features import check_model_features
 
 if TYPE_CHECKING:  # settings import this module; keep scikit-learn out of their import
     from breakout_assets.ml.calibration import Calibrator
-
-
-class PromotionRules(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    min_auc_margin: float = Field(
-        0.02, ge=-0.5, le=0.5,
-        description="Held-out ROC-AUC must exceed 0.5 by at least this much (negative values "
-                    "only make sense for the demo's plumbing run).")
-    gate: float = Field(
-        0.50, gt=0, lt=1, description="The confidence gate the model will serve at.")
-    min_gated_trades: int = Field(
-        10, ge=1, description="Held-out trades at the gate needed to judge its expectancy.")
-    must_beat_scanner: bool = Field(
-        True, description="Expectancy (R) at the gate must exceed the scanner-only expectancy, "
-                          "both net of costs (gross only for outcomes without recorded costs).")
 
 
 def promotion_verdict(metrics: dict, expectancy: pd.DataFrame, rules: PromotionRules) -> dict:

@@ -1,6 +1,6 @@
 """The synthetic market as a market-data source: seeded, offline, any size, with planted setups.
 
-A thin adapter over `core.synthetic.SyntheticMarket`: it puts the generator's frames into the
+A thin adapter over `simulation.SyntheticMarket`: it puts the generator's frames into the
 `core.bars` contract and turns requests the market cannot serve into `MarketDataError`s.
 """
 
@@ -12,7 +12,7 @@ from datetime import date
 import pandas as pd
 
 from breakout_assets.core.bars import conform_bars
-from breakout_assets.core.synthetic import INDEX_TICKERS, SyntheticMarket
+from breakout_assets.simulation import INDEX_TICKERS, SyntheticMarket
 from breakout_assets.resources.market_data.base import (
     MarketDataError,
     MarketDataSource,
@@ -21,7 +21,7 @@ from breakout_assets.resources.market_data.base import (
 
 
 class SyntheticSource(MarketDataSource):
-    """Market data from a seeded synthetic market (see `core.synthetic`)."""
+    """Market data from a seeded synthetic market (see `breakout_assets.simulation`)."""
 
     name = "synthetic"
 
