@@ -19,9 +19,11 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from pydantic import Field
 from sqlalchemy import Connection
 
 from breakout_assets.assets.common import png_metadata, table_metadata
+from breakout_assets.ml.config import training_preset
 from breakout_assets.ml.dataset import training_set
 from breakout_assets.ml.evaluation import plot_calibration, plot_gate_sweep, plot_importance
 from breakout_assets.ml.experiment import Experiment, run_experiment
@@ -36,8 +38,13 @@ GROUP = "research"
 
 
 class TrainingRun(Config):
-    """Overrides of the training settings for one run; unset fields keep the settings."""
+    """Overrides of the training settings for one run: the preset's, then any field set here;
+    unset fields keep the settings (BREAKOUT_TRAINING__*)."""
 
+    preset: str = Field(
+        "production", description="Starting point: 'production' (the settings as they are) or "
+                                  "'sample' (fewer trials and rounds: what the demo trains on "
+                                  "the bundled sample). ml/config.py TRAINING_PRESETS.")
     trials: int | None = None
     folds: int | None = None
     cv: str | None = None  # stratified | purged
@@ -51,7 +58,9 @@ class TrainingRun(Config):
     label: str | None = None  # booked_target | profitable
 
     def apply(self, base: TrainingConfig) -> TrainingConfig:
-        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        fields = self.model_dump()
+        overrides = {**training_preset(fields.pop("preset")),
+                     **{k: v for k, v in fields.items() if v is not None}}
         if "test_start" in overrides:
             overrides["test_start"] = date.fromisoformat(overrides["test_start"])
         return TrainingConfig.model_validate({**base.model_dump(), **overrides})
