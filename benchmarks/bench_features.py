@@ -9,7 +9,9 @@ session's features backfilled as a first backfill would). The figures:
 1. the full-history backfill of each database (one range run into the empty table);
 2. one session (the last) of 10,000 tickers, each history: target <= 2 s with 10 years stored,
    and the same time with 2;
-3. a year shifted one session back in the long database, so other rows stay (delete + insert with
+3. that session again with no Wilder state stored on the session before (rolled back): every
+   ticker folds its lookback, as on the first run after the 0015 migration;
+4. a year shifted one session back in the long database, so other rows stay (delete + insert with
    the indexes in place, as a re-run inside a longer history): target <= 5 min.
 
 Every run is `compute_daily_features` exactly as the asset calls it (one transaction).
@@ -85,9 +87,9 @@ def _path(bulk: bool) -> str:
     return "bulk: truncate, indexes rebuilt" if bulk else "delete + insert, indexes in place"
 
 
-def _count(postgres: PostgresResource, table: str) -> int:
+def _count(postgres: PostgresResource, table: str, column: str = "*") -> int:
     with postgres.transaction() as conn:
-        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+        return conn.execute(text(f"SELECT count({column}) FROM {table}")).scalar()
 
 
 def _database(server_url: str, name: str) -> str:
@@ -110,7 +112,7 @@ def prepare(server_url: str, data_dir: Path, tickers: int, years: int,
     _line(f"{years} years stored", f"{sessions[0]}..{sessions[-1]} ({len(sessions):,} sessions)")
     if _count(postgres, "market_bars") != tickers * len(sessions):
         load_market(postgres, tickers, sessions, origin=calendar[0])
-    if _count(postgres, "daily_features") != tickers * len(sessions):
+    if _count(postgres, "daily_features", "wilder_row") != tickers * len(sessions):
         seconds, rows, bulk = timed(postgres, sessions, settings)
         _line("  backfill of every stored session",
               f"{seconds:.0f}s for {rows:,} rows = {rows / seconds:,.0f} rows/s ({_path(bulk)})")
@@ -129,6 +131,20 @@ def one_session(postgres: PostgresResource, sessions: list[date], tickers: int, 
           f"median {median:.2f}s, best {seconds[0]:.2f}s of {repeat}, {runs[0][1]:,} rows "
           f"({_path(runs[0][2])})")
     return median
+
+
+def one_session_folded(postgres: PostgresResource, sessions: list[date], tickers: int) -> None:
+    """The last session with the state of the one before cleared, rolled back afterwards."""
+    settings = load_settings(database_url=postgres.database_url)
+    with postgres.engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(text("UPDATE daily_features SET wilder_row = NULL WHERE session = :s"),
+                     {"s": sessions[-2]})
+        started = time.perf_counter()
+        stats = compute_daily_features(conn, sessions[-1:], settings)
+        seconds = time.perf_counter() - started
+        transaction.rollback()
+    _line(f"  one session x {tickers:,} tickers, no stored state (folds)",
+          f"{seconds:.2f}s for {stats.rows:,} rows")
 
 
 def main() -> None:
@@ -153,6 +169,7 @@ def main() -> None:
         for years in sorted(args.years):
             postgres, sessions = prepare(server_url, data_dir, args.tickers, years, calendar)
             medians[years] = one_session(postgres, sessions, args.tickers, years, args.repeat)
+            one_session_folded(postgres, sessions, args.tickers)
             longest = postgres, sessions
         if len(medians) > 1:
             short, long = min(medians), max(medians)

@@ -36,6 +36,7 @@ _SQL = "features/daily_features"
 # The longest Wilder chain, in rows: the closed-form weights (13/14)^-k stay finite to ~9,000, and
 # 7,000 is what the largest lookback + chunk settings already reach. A longer chain folds afresh.
 WILDER_MAX_ROW = 7_000
+_TAIL_ROWS = 20  # bars before a session that its 5/20-row windows read (the SQL's tail)
 
 FEATURE_COLUMNS = (
     "atr_14", "atr_pct_14", "volatility_20d", "rsi_14", "stoch_14",
@@ -99,6 +100,9 @@ def compute_daily_features(
                 "sp500_cap_per_spy": settings.sp500_cap_per_spy,
                 "continue_chain": not stats.bulk,
                 "max_chain_row": WILDER_MAX_ROW - len(chunk),
+                "one_session": len(chunk) == 1,
+                "recent_start": lookback_start(chunk[0], _TAIL_ROWS),
+                "prev_session": lookback_start(chunk[0], 1),
             },
         )
     if stats.bulk:

@@ -62,11 +62,20 @@
 -- lookback. A series with more history than the lookback starts there instead of at its first
 -- bar ever; Wilder's smoothing forgets its start as (13/14)^rows, so after the 300-row default
 -- lookback the difference is ~2e-10 relative (TA-Lib parity is tested at 1e-6 after 250 rows).
+-- The stock's Wilder sums form a chain: every row stores its state (wilder_* columns, 0015
+-- migration: its row number k, the folded lookback's sums and the running sums since), and a
+-- later run continues from the state on each ticker's previous bar, adding exactly the terms one
+-- longer run would, so a session's ATR and RSI are bit-for-bit the same whether it was computed
+-- in a long range run or alone the day after. Only a ticker without that state (a first run, a
+-- bulk rebuild's chunks, a gap, a chain past WILDER_MAX_ROW rows) folds its lookback, as above.
+-- This is what keeps a one-session run independent of the stored history and of the lookback.
 -- 5/20-row sums (means, squared returns, the regression's sums) are differences of running sums
 -- over small terms: exact to ~1e-14. Industry totals are summed exactly in whole cents. Results
 -- are deterministic: a re-run of the same range writes identical rows.
 -- Caveat: shares outstanding and industry come from the latest reference snapshot (lookahead in
--- history, as the data's README says); bars are what the table holds.
+-- history, as the data's README says); bars are what the table holds. A run trusts the stored
+-- row of each ticker's previous bar: after bars are corrected, re-run from the first corrected
+-- session on (one range run), as for any feature that reads earlier bars.
 
 -- name: set_work_mem
 -- For this transaction only: the statement's sorts and windows stay in memory.
@@ -113,37 +122,61 @@ WITH written AS (
     LEFT JOIN tickers t ON t.ticker = w.ticker
     ORDER BY w.ticker
 ),
-edge AS (
-    SELECT w.ticker, e.tail_start, e.pre_rows, e.prev_session
+recent AS NOT MATERIALIZED (
+    -- One session: the 20 sessions before it and itself, every ticker, as one range of the
+    -- session index (~21 pages a session) rather than 21 primary-key probes a ticker.
+    SELECT ticker, session, high, low, close
+    FROM market_bars
+    WHERE :one_session AND session BETWEEN :recent_start AND :last_session
+),
+complete AS (
+    -- Tickers with a bar on each of those 20 sessions: they are their last 20 bars.
+    SELECT ticker FROM recent WHERE session < :first_session GROUP BY ticker HAVING count(*) = 20
+),
+split AS (
+    -- Per written ticker: where its tail starts (its last 20 bars before the range) and where
+    -- its Wilder sums continue from. With 20 rows before the range, the split is the 20th: the
+    -- last bar before the range when its stored chain continues, else the tail's first row,
+    -- the lookback folded up to it. With fewer, nothing is folded and the sums start on the
+    -- ticker's first lookback row. `recent` tickers skip the per-ticker probe for their edge.
+    SELECT w.ticker, w.sector_etf, w.shares_outstanding, w.industry,
+           r.ticker IS NOT NULL AND c.wilder_row IS NOT NULL AS fast,
+           coalesce(e.tail_start, CASE WHEN r.ticker IS NOT NULL THEN :recent_start END)
+               AS tail_start,
+           coalesce(e.pre_rows, 20) AS pre_rows,
+           CASE WHEN c.wilder_row IS NOT NULL THEN c.wilder_row - 20
+                WHEN coalesce(e.pre_rows, 20) = 20 THEN f.k0 - 1
+                ELSE 0 END AS k_offset,
+           CASE WHEN c.wilder_row IS NOT NULL THEN coalesce(e.prev_session, :prev_session)
+                WHEN coalesce(e.pre_rows, 20) = 20 THEN coalesce(e.tail_start, :recent_start)
+           END AS split_session,
+           coalesce(c.wilder_tr_base, f.tr_base, 0) AS tr_base,
+           coalesce(c.wilder_gain_base, f.gain_base, 0) AS gain_base,
+           coalesce(c.wilder_loss_base, f.loss_base, 0) AS loss_base,
+           c.wilder_tr_run AS tr_seed, c.wilder_gain_run AS gain_seed,
+           c.wilder_loss_run AS loss_seed
     FROM written w
-    CROSS JOIN LATERAL (
+    LEFT JOIN complete r ON r.ticker = w.ticker
+    LEFT JOIN LATERAL (
         SELECT min(session) AS tail_start, count(*) AS pre_rows, max(session) AS prev_session
         FROM (SELECT m.session
               FROM market_bars m
-              WHERE m.ticker = w.ticker
+              WHERE r.ticker IS NULL AND m.ticker = w.ticker
                 AND m.session >= :lookback_start AND m.session < :first_session
               ORDER BY m.session DESC
               LIMIT 20) pre
-    ) e
-),
-chain AS (
-    -- The chain continues from the last bar before the range: its row is the tail's 20th.
-    SELECT e.ticker, f.wilder_row - e.pre_rows AS k_offset, e.prev_session AS split_session,
-           f.wilder_tr_base AS tr_base, f.wilder_tr_run AS tr_seed,
-           f.wilder_gain_base AS gain_base, f.wilder_gain_run AS gain_seed,
-           f.wilder_loss_base AS loss_base, f.wilder_loss_run AS loss_seed
-    FROM edge e
-    JOIN daily_features f ON f.ticker = e.ticker AND f.session = e.prev_session
-    WHERE :continue_chain AND e.pre_rows = 20
-      AND f.wilder_row BETWEEN 20 AND :max_chain_row
-),
-base AS (
-    -- Rows 1..k0 of the ticker's lookback, folded; row k0 is the tail's first (split_session).
-    SELECT e.ticker, fold.k0 - 1 AS k_offset, e.tail_start AS split_session,
-           coalesce(fold.tr_base, 0) AS tr_base, coalesce(fold.gain_base, 0) AS gain_base,
-           coalesce(fold.loss_base, 0) AS loss_base
-    FROM edge e
-    CROSS JOIN LATERAL (
+    ) e ON r.ticker IS NULL
+    LEFT JOIN LATERAL (
+        -- The chain state on the last bar before the range (one primary-key probe).
+        SELECT f.wilder_row, f.wilder_tr_base, f.wilder_tr_run, f.wilder_gain_base,
+               f.wilder_gain_run, f.wilder_loss_base, f.wilder_loss_run
+        FROM daily_features f
+        WHERE :continue_chain AND coalesce(e.pre_rows, 20) = 20
+          AND f.ticker = w.ticker AND f.session = coalesce(e.prev_session, :prev_session)
+          AND f.wilder_row BETWEEN 20 AND :max_chain_row
+    ) c ON true
+    LEFT JOIN LATERAL (
+        -- Rows 1..k0 of the lookback, folded (read only when there is no chain to continue).
         SELECT count(*) AS k0, sum(tr * weight) AS tr_base, sum(gain * weight) AS gain_base,
                sum(loss * weight) AS loss_base
         FROM (
@@ -154,33 +187,27 @@ base AS (
                    greatest(close - lag(close) OVER w, 0) AS gain,
                    greatest(lag(close) OVER w - close, 0) AS loss
             FROM market_bars m
-            WHERE m.ticker = e.ticker
-              AND m.session >= :lookback_start AND m.session <= e.tail_start
+            WHERE coalesce(e.pre_rows, 20) = 20 AND c.wilder_row IS NULL
+              AND m.ticker = w.ticker
+              AND m.session >= :lookback_start
+              AND m.session <= coalesce(e.tail_start, :recent_start)
             WINDOW w AS (ORDER BY m.session)
         ) lookback
-    ) fold
-    WHERE e.pre_rows = 20 AND NOT EXISTS (SELECT 1 FROM chain c WHERE c.ticker = e.ticker)
+    ) f ON true
 ),
 tail_bars AS (
-    -- A ticker with fewer than 20 bars before the range has nothing to fold: its Wilder sums
-    -- start on its first lookback row (k = j).
-    SELECT w.ticker, w.sector_etf, w.shares_outstanding, w.industry,
-           b.session, b.high, b.low, b.close,
-           coalesce(c.k_offset, f.k_offset, 0) AS k_offset,
-           coalesce(c.split_session, f.split_session) AS split_session,
-           coalesce(c.tr_base, f.tr_base, 0) AS tr_base,
-           coalesce(c.gain_base, f.gain_base, 0) AS gain_base,
-           coalesce(c.loss_base, f.loss_base, 0) AS loss_base,
-           c.tr_seed, c.gain_seed, c.loss_seed
-    FROM written w
-    JOIN edge e ON e.ticker = w.ticker
-    LEFT JOIN chain c ON c.ticker = w.ticker
-    LEFT JOIN base f ON f.ticker = w.ticker
+    -- Each written ticker's tail, but for `fast` ones: its last 20 bars before the range, then
+    -- the range (primary-key range scans, in ticker order so the windows sort less).
+    SELECT s.ticker, s.sector_etf, s.shares_outstanding, s.industry, s.tr_base, s.gain_base,
+           s.loss_base, b.session, b.high, b.low, b.close, s.k_offset, s.split_session,
+           s.tr_seed, s.gain_seed, s.loss_seed
+    FROM (SELECT * FROM split ORDER BY ticker) s
     CROSS JOIN LATERAL (
         SELECT m.session, m.high, m.low, m.close
         FROM market_bars m
-        WHERE m.ticker = w.ticker
-          AND m.session BETWEEN coalesce(e.tail_start, :first_session) AND :last_session
+        WHERE NOT s.fast AND m.ticker = s.ticker
+          AND m.session BETWEEN :lookback_start AND :last_session
+          AND m.session >= coalesce(s.tail_start, :first_session)
         OFFSET 0  -- a range scan per ticker, never a join over the whole table
     ) b
 ),
@@ -188,8 +215,8 @@ tail_rows AS (
     -- Row number k in the chain (j in the tail), the Wilder terms of the rows after the split
     -- (the split row itself carries the chain's running sums: NULL when folded), log prices and
     -- returns. Per-row expressions are computed here, once.
-    SELECT ticker, sector_etf, shares_outstanding, industry, session, high, low, close,
-           tr_base, gain_base, loss_base,
+    SELECT ticker, sector_etf, shares_outstanding, industry, tr_base, gain_base, loss_base,
+           session, high, low, close,
            k_offset + row_number() OVER w AS k,
            row_number() OVER w AS j,
            ln(close / lag(close) OVER w) AS log_return,
@@ -215,13 +242,13 @@ tail_rows AS (
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
 ),
 tail_running AS (
-    -- Running sums (one pass, O(1) a row): Wilder's, continuing from the chain or `base` (the
-    -- base and the running sum are kept apart, as stored, so a continued chain adds exactly
-    -- what one longer run would), and plain ones whose differences 5 or 20 rows apart give the
-    -- fixed-length windows' sums (see `tail_windows`). The 14-row extremes are a frame of their
-    -- own.
-    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, j,
-           log_return_20, tr_base, gain_base, loss_base,
+    -- A range: running sums (one pass, O(1) a row): Wilder's, continuing from the chain or the
+    -- fold (the base and the running sum are kept apart, as stored, so a continued chain adds
+    -- exactly what one longer run would), and plain ones whose differences 5 or 20 rows apart
+    -- give the fixed-length windows' sums (see `range_windows`). The 14-row extremes are a
+    -- frame of their own.
+    SELECT ticker, sector_etf, shares_outstanding, industry, tr_base, gain_base, loss_base,
+           session, close, k, j, log_return_20,
            sum(tr_term) OVER run AS tr_run,
            sum(gain_term) OVER run AS gain_run,
            sum(loss_term) OVER run AS loss_run,
@@ -235,16 +262,12 @@ tail_running AS (
     WINDOW run AS (PARTITION BY ticker ORDER BY session ROWS UNBOUNDED PRECEDING),
            w14 AS (PARTITION BY ticker ORDER BY session ROWS 13 PRECEDING)
 ),
-tail_windows AS (
+range_windows AS (
     -- Sums over the last 5 / 20 rows: running sum now minus 5 / 20 rows ago (0 before the
     -- tail). The terms are small (prices, squared returns, logs relative to the tail's first
     -- close, row numbers within the tail), so the differences keep ~14 significant digits.
-    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, j,
-           log_return_20, hh14, ll14,
-           tr_base, gain_base, loss_base, tr_run, gain_run, loss_run,
-           tr_base + coalesce(tr_run, 0) AS tr_sum,
-           gain_base + coalesce(gain_run, 0) AS gain_sum,
-           loss_base + coalesce(loss_run, 0) AS loss_sum,
+    SELECT ticker, sector_etf, shares_outstanding, industry, tr_base, gain_base, loss_base,
+           session, close, k, j, log_return_20, hh14, ll14, tr_run, gain_run, loss_run,
            close_sum - coalesce(lag(close_sum, 5) OVER w, 0) AS close_sum_5,
            close_sum - coalesce(lag(close_sum, 20) OVER w, 0) AS close_sum_20,
            return_square_sum - coalesce(lag(return_square_sum, 20) OVER w, 0)
@@ -253,6 +276,84 @@ tail_windows AS (
            j_growth_sum - coalesce(lag(j_growth_sum, 20) OVER w, 0) AS j_growth_sum_20
     FROM tail_running
     WINDOW w AS (PARTITION BY ticker ORDER BY session)
+),
+fast_rows AS (
+    -- One session, tickers whose tail is `recent` and whose chain continues from the session
+    -- before (the daily run's ~all): row j of 21 and the per-row terms, no per-ticker input.
+    SELECT ticker, session, high, low, close,
+           row_number() OVER w AS j,
+           lag(close) OVER w AS previous_close,
+           ln(close / lag(close) OVER w) AS log_return,
+           ln(close / first_value(close) OVER w) AS log_growth
+    FROM recent
+    WINDOW w AS (PARTITION BY ticker ORDER BY session)
+),
+fast_sums AS (
+    -- The session is row 21, so each running sum of the range path is a plain sum over the
+    -- tail in session order, and "the running sum 5 / 20 rows ago" the same sum over rows
+    -- <= 16 / <= 1: the same additions in the same order, in one aggregate pass.
+    SELECT ticker, max(session) AS session, count(*) AS j,
+           max(close) FILTER (WHERE j = 21) AS close,
+           max(high) FILTER (WHERE j = 21) AS high,
+           max(low) FILTER (WHERE j = 21) AS low,
+           max(previous_close) FILTER (WHERE j = 21) AS previous_close,
+           ln(max(close) FILTER (WHERE j = 21) / max(close) FILTER (WHERE j = 1))
+               AS log_return_20,
+           max(high) FILTER (WHERE j > 7) AS hh14,
+           min(low) FILTER (WHERE j > 7) AS ll14,
+           sum(close) - coalesce(sum(close) FILTER (WHERE j <= 16), 0) AS close_sum_5,
+           sum(close) - coalesce(sum(close) FILTER (WHERE j <= 1), 0) AS close_sum_20,
+           sum(log_return * log_return)
+               - coalesce(sum(log_return * log_return) FILTER (WHERE j <= 1), 0)
+               AS return_square_sum_20,
+           sum(log_growth) - coalesce(sum(log_growth) FILTER (WHERE j <= 1), 0)
+               AS growth_sum_20,
+           sum(j * log_growth) - coalesce(sum(j * log_growth) FILTER (WHERE j <= 1), 0)
+               AS j_growth_sum_20
+    FROM fast_rows
+    GROUP BY ticker
+),
+fast AS (
+    -- The Wilder running sums: the chain's (the split row's term) plus the session's term,
+    -- as sum() over the tail would add them.
+    SELECT s.ticker, s.sector_etf, s.shares_outstanding, s.industry, s.tr_base, s.gain_base,
+           s.loss_base, f.session, f.close, s.k_offset + 21 AS k, f.j, f.log_return_20,
+           f.hh14, f.ll14,
+           CASE WHEN s.tr_seed IS NULL THEN t.tr ELSE s.tr_seed + t.tr END AS tr_run,
+           CASE WHEN s.gain_seed IS NULL THEN t.gain ELSE s.gain_seed + t.gain END AS gain_run,
+           CASE WHEN s.loss_seed IS NULL THEN t.loss ELSE s.loss_seed + t.loss END AS loss_run,
+           f.close_sum_5, f.close_sum_20, f.return_square_sum_20, f.growth_sum_20,
+           f.j_growth_sum_20
+    FROM fast_sums f
+    JOIN split s ON s.ticker = f.ticker
+    CROSS JOIN LATERAL (
+        SELECT (greatest(f.high, f.previous_close) - least(f.low, f.previous_close)) * weight
+                   AS tr,
+               greatest(f.close - f.previous_close, 0) * weight AS gain,
+               greatest(f.previous_close - f.close, 0) * weight AS loss
+        FROM (SELECT wilder_weight(s.k_offset + 21, 15, 14) AS weight) w
+    ) t
+    WHERE s.fast  -- so its tail is 21 rows: 20 complete sessions and the session
+),
+tail_windows AS (
+    SELECT ticker, sector_etf, shares_outstanding, industry, session, close, k, j,
+           log_return_20, hh14, ll14, tr_base, gain_base, loss_base, tr_run, gain_run, loss_run,
+           tr_base + coalesce(tr_run, 0) AS tr_sum,
+           gain_base + coalesce(gain_run, 0) AS gain_sum,
+           loss_base + coalesce(loss_run, 0) AS loss_sum,
+           close_sum_5, close_sum_20, return_square_sum_20, growth_sum_20, j_growth_sum_20
+    FROM (SELECT ticker, sector_etf, shares_outstanding, industry, tr_base, gain_base,
+                 loss_base, session, close, k, j, log_return_20, hh14, ll14, tr_run, gain_run,
+                 loss_run, close_sum_5, close_sum_20, return_square_sum_20, growth_sum_20,
+                 j_growth_sum_20
+          FROM range_windows
+          WHERE session = ANY(:sessions)
+          UNION ALL
+          SELECT ticker, sector_etf, shares_outstanding, industry, tr_base, gain_base,
+                 loss_base, session, close, k, j, log_return_20, hh14, ll14, tr_run, gain_run,
+                 loss_run, close_sum_5, close_sum_20, return_square_sum_20, growth_sum_20,
+                 j_growth_sum_20
+          FROM fast) t
 ),
 stock AS (
     -- Least squares over rows j-19..j: slope = sum((i - (j - 9.5)) y_i) / 665, 665 = sum of the
@@ -272,7 +373,6 @@ stock AS (
            END AS vol20,
            CASE WHEN k >= 20 THEN (j_growth_sum_20 - (j - 9.5) * growth_sum_20) / 665 END AS slope20
     FROM tail_windows
-    WHERE session = ANY(:sessions)
 ),
 index_rows AS (
     SELECT ticker, session, close,
