@@ -97,8 +97,9 @@ def sample(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Sample:
         settings = _settings(url, dagster_home=tmp_path_factory.mktemp("dagster_home"))
         run_assets(settings, ["market_bars", "index_bars", "ticker_reference"], FIRST, LAST)
         result = run_features(settings, FIRST, LAST)
-    materializations = result.asset_materializations_for_node("daily_features")
-    metadata = {k: v.value for k, v in materializations[0].metadata.items()}
+    # A range run records its totals once, as an observation (assets/common.py range_result).
+    observations = result.asset_observations_for_node("daily_features")
+    metadata = {k: v.value for k, v in observations[0].metadata.items()}
     sample = Sample(
         server=pg_server,
         url=url,
@@ -368,3 +369,82 @@ def test_no_look_ahead(sample: Sample):
     without_future = read_table(url, FEATURES)
     before = sample.features[sample.features["session"] <= pd.Timestamp(cut).date()]
     pd.testing.assert_frame_equal(without_future, before.reset_index(drop=True))
+
+
+# --- the Wilder chain: one session after a long history ------------------------------------------
+
+WILDER = ("atr_14", "atr_pct_14", "rsi_14")
+STATE = ("wilder_row", "wilder_tr_base", "wilder_tr_run", "wilder_gain_base", "wilder_gain_run",
+         "wilder_loss_base", "wilder_loss_run")
+
+
+def _session_rows(url: str, session: str) -> pd.DataFrame:
+    return read_table(url, f"SELECT * FROM daily_features WHERE session = '{session}' "
+                           "ORDER BY ticker")
+
+
+def _assert_same_as_rebuild(one: pd.DataFrame, rebuilt: pd.DataFrame, label: str) -> None:
+    """The stored chain continues bit for bit; the 5/20-row sums restart on the tail (TOLERANT);
+    everything else is exact."""
+    one, rebuilt = one.reset_index(drop=True), rebuilt.reset_index(drop=True)
+    assert list(one["ticker"]) == list(rebuilt["ticker"]), label
+    for name in (*FEATURE_COLUMNS, *STATE):
+        if name in TOLERANT and name not in WILDER:
+            _assert_close(one[name], rebuilt[name], rtol=RTOL, atol=ATOL, label=f"{label} {name}")
+        else:
+            pd.testing.assert_series_equal(one[name], rebuilt[name], check_exact=True,
+                                           obj=f"{label} {name}")
+
+
+def test_daily_runs_after_a_rebuild_equal_the_rebuild(sample: Sample):
+    """The daily run: a session computed alone, the day after the stored history (a full
+    rebuild of two years), gives the rebuild's rows; so do the sessions after it, one run each."""
+    url = sample.clone()
+    last_sessions = nyse_sessions(date(2019, 12, 20), date(2019, 12, 31))
+    _execute(url, "DELETE FROM daily_features WHERE session >= :first",
+             {"first": last_sessions[0]})
+    for session in last_sessions:
+        run_features(_settings(url), str(session))
+        rebuilt = sample.features[sample.features["session"] == session]
+        _assert_same_as_rebuild(_session_rows(url, str(session)), rebuilt, str(session))
+    # A re-run of a session in the middle of the history rewrites the same rows.
+    run_features(_settings(url), "2019-06-28")
+    rebuilt = sample.features[sample.features["session"] == date(2019, 6, 28)]
+    _assert_same_as_rebuild(_session_rows(url, "2019-06-28"), rebuilt, "2019-06-28")
+
+
+def test_one_session_with_gaps_and_new_tickers(sample: Sample):
+    """Tickers missing a bar among the 20 sessions before, or with a short history, read their
+    own tail: still the rebuild's rows."""
+    url = sample.clone()
+    session = "2019-12-31"
+    tickers = sorted(sample.tickers["ticker"])
+    _execute(url, "DELETE FROM market_bars WHERE ticker = :t AND session = '2019-12-20'",
+             {"t": tickers[0]})
+    _execute(url, "DELETE FROM market_bars WHERE ticker = :t AND session < '2019-12-10'",
+             {"t": tickers[1]})
+    run_features(_settings(url), FIRST, LAST)  # the rebuild of this market
+    rebuilt = _session_rows(url, session)
+    assert rebuilt.loc[rebuilt["ticker"] == tickers[1], "wilder_row"].item() == 15
+    run_features(_settings(url), session)
+    _assert_same_as_rebuild(_session_rows(url, session), rebuilt, session)
+
+
+def test_without_stored_state_a_session_folds_its_lookback(sample: Sample):
+    """No chain on the session before (rows from before the 0015 migration, a chain past its
+    length): the session folds its 300-session lookback, as a range run's first chunk does, and
+    the next session continues from it."""
+    url = sample.clone()
+    _execute(url, "UPDATE daily_features SET wilder_row = NULL WHERE session = '2019-11-14'")
+    run_features(_settings(url), "2019-11-15")
+    one = _session_rows(url, "2019-11-15")
+    inside = sample.features[sample.features["session"] == date(2019, 11, 15)]
+    for name in FEATURE_COLUMNS:
+        if name in TOLERANT:
+            _assert_close(one[name], inside[name], rtol=RTOL, atol=ATOL, label=name)
+        else:
+            pd.testing.assert_series_equal(one[name], inside.reset_index(drop=True)[name],
+                                           check_exact=True, obj=name)
+    assert (one["wilder_row"] == 301).all()  # its lookback's rows, the session included
+    run_features(_settings(url), "2019-11-18")
+    assert (_session_rows(url, "2019-11-18")["wilder_row"] == 302).all()

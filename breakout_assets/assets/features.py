@@ -71,7 +71,9 @@ def compute_daily_features(
     indexes rebuilt once at the end, as the bar writer does; either way it is one transaction.
     Outside that bulk path (whose dropped indexes make stored rows slow to find) each ticker's
     Wilder sums continue from its previous bar's stored row (the previous chunk's included), and
-    only tickers without one fold their lookback.
+    only tickers without one fold their lookback. A one-session chunk (the daily run) reads its
+    21 sessions as one session-index range and sums them in one pass: ~1 s for 10,000 tickers
+    with any history stored (benchmarks/bench_features.py).
     """
     started = time.perf_counter()
     ordered = sorted(sessions)

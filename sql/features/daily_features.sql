@@ -86,20 +86,24 @@ DELETE FROM daily_features WHERE session = ANY(:sessions);
 
 -- name: compute
 -- The features of the sessions :sessions (first .. last), reading bars from :lookback_start.
--- Plan shape, chosen so a one-session run of 10,000 tickers takes ~1 s whatever the history
--- stored (window functions do not run in parallel, so the point is doing less per row, and every
--- read is a primary-key range of one ticker, never a scan ordered over the whole table):
---   edge      per written ticker, its last 20 bars before the range (where its tail starts) and
---             its last bar before the range;
---   chain     the Wilder state stored on that last bar's row (see the header): continued when
---             the tail is full (20 rows) and the chain short enough (:max_chain_row);
---   base      otherwise the lookback up to the tail's first row, folded per ticker into Wilder
---             sums (a ticker's primary-key range read in order: one small window and a sum);
---   tail      per written ticker, its last 20 bars before the range and the range: the Wilder
---             running sums continue from `chain` or `base`, and 5/20-row sums come from
---             differences of running sums (one O(1) pass) instead of frames re-aggregated for
---             every row; the 14-row high / low is the one fixed frame. A one-session run does
---             this on 21 rows a ticker, and folds nothing once the previous session is stored.
+-- Nothing reads more than the lookback before the range, whatever the history stored, and
+-- nothing scans an index in an order other than its own (the old lookback read every primary-key
+-- entry of market_bars to get (ticker, session) order: time grew with the years stored). Window
+-- functions do not run in parallel, so the point is doing less per row:
+--   split     per written ticker, where its tail starts (its last 20 bars before the range) and
+--             where its Wilder sums continue from: the chain stored on its last bar before the
+--             range (see the header; one primary-key probe), else the lookback up to the tail's
+--             first row folded into Wilder sums (its primary-key range, one small window);
+--   range     (tail_bars .. range_windows) per ticker its tail and the range, read in ticker
+--             order: the Wilder running sums continue from the split, and 5/20-row sums come
+--             from differences of running sums (one O(1) pass) instead of frames re-aggregated
+--             for every row; the 14-row high / low is the one fixed frame;
+--   fast      (:one_session, the daily run) tickers with a bar on each of the 20 sessions
+--             before and a chain to continue: the 21 sessions read as one session-index range
+--             for all of them, and the range path's sums at its last row computed as plain sums
+--             in one aggregate pass, with the same additions in the same order, so the rows are
+--             bit-for-bit the range path's; other tickers (gaps, new listings, no chain) take
+--             the range path;
 --   context   the index series' features per sector ETF and session, and the industries' total
 --             caps, joined on at the end.
 INSERT INTO daily_features (
@@ -138,12 +142,11 @@ split AS (
     -- its Wilder sums continue from. With 20 rows before the range, the split is the 20th: the
     -- last bar before the range when its stored chain continues, else the tail's first row,
     -- the lookback folded up to it. With fewer, nothing is folded and the sums start on the
-    -- ticker's first lookback row. `recent` tickers skip the per-ticker probe for their edge.
+    -- ticker's first lookback row. `complete` tickers need no probe to find their tail.
     SELECT w.ticker, w.sector_etf, w.shares_outstanding, w.industry,
            r.ticker IS NOT NULL AND c.wilder_row IS NOT NULL AS fast,
            coalesce(e.tail_start, CASE WHEN r.ticker IS NOT NULL THEN :recent_start END)
                AS tail_start,
-           coalesce(e.pre_rows, 20) AS pre_rows,
            CASE WHEN c.wilder_row IS NOT NULL THEN c.wilder_row - 20
                 WHEN coalesce(e.pre_rows, 20) = 20 THEN f.k0 - 1
                 ELSE 0 END AS k_offset,
