@@ -22,7 +22,7 @@ from breakout_assets.assets.signals import build_signal_assets
 from breakout_assets.assets.trading import build_trading_assets
 from breakout_assets.approvals import approve_trades
 from breakout_assets.jobs import build_daily_pipeline, build_submit_orders, build_train_models
-from breakout_assets.partitions import session_partitions
+from breakout_assets.partitions import describe_sessions, settings_partitions
 from breakout_assets.resources.broker import (
     BrokerResource,
     IbkrBrokerResource,
@@ -98,8 +98,8 @@ def build_resources(settings: BreakoutSettings) -> dict:
 
 
 def build_assets(settings: BreakoutSettings) -> list:
-    partitions_def = session_partitions(settings.start_date)
-    return [
+    partitions_def = settings_partitions(settings)
+    assets = [
         *build_market_data_assets(partitions_def, settings),
         *build_feature_assets(partitions_def, settings),
         *build_signal_assets(partitions_def, settings),
@@ -111,10 +111,13 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_opposing_assets(partitions_def, settings),
         *build_backtest_assets(settings),
     ]
+    return [asset.map_asset_specs(
+        lambda spec: spec.replace_attributes(description=describe_sessions(spec.description)))
+        if asset.partitions_def is not None else asset for asset in assets]
 
 
 def build_definitions(settings: BreakoutSettings) -> Definitions:
-    daily_pipeline = build_daily_pipeline(session_partitions(settings.start_date))
+    daily_pipeline = build_daily_pipeline(settings_partitions(settings))
     submit_orders = build_submit_orders()
     return Definitions(
         assets=build_assets(settings),

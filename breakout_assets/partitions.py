@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 import exchange_calendars as xcals
 import numpy as np
@@ -46,16 +47,79 @@ def weekday_holidays(start: date, end: date) -> list[date]:
     return [d.date() for d in weekdays if d.date() not in sessions]
 
 
-def session_partitions(start: date) -> TimeWindowPartitionsDefinition:
-    """One partition per NYSE session from `start` up to the calendar's last known session."""
-    end = nyse_calendar().last_session.date()
+# Each partition's window opens at a session's regular close (16:00 New York): with
+# `end_offset=1` the newest partition is the last session whose close has passed, re-evaluated
+# by long-running processes (UI, daemon) without a reload. A session's own early close (13:00)
+# still opens its partition at 16:00.
+CLOSE = time(16)
+CRON = "0 16 * * 1-5"
+DESCRIPTION = "NYSE sessions (one partition per session; holidays out, early closes in)"
+
+
+def _at_close(day: date) -> datetime:
+    return datetime.combine(day, CLOSE)
+
+
+def next_session(day: date) -> date:
+    """The first NYSE session strictly after `day`."""
+    return nyse_sessions(day + timedelta(days=1), day + timedelta(days=10))[0]
+
+
+def session_partitions(start: date, end: date | None = None) -> TimeWindowPartitionsDefinition:
+    """One partition per NYSE session from `start` to `end` (inclusive) or, without `end`, to
+    the last session whose close has passed (today's after 16:00 New York)."""
+    # The end is exclusive: the next session's window, so the holidays before it are excluded.
+    stop = next_session(end) if end else nyse_calendar().last_session.date()
     return TimeWindowPartitionsDefinition(
-        start=datetime.combine(start, datetime.min.time()),
+        start=_at_close(start),
+        end=_at_close(stop) if end else None,
+        end_offset=0 if end else 1,
         fmt=KEY_FORMAT,
-        cron_schedule="0 0 * * 1-5",
+        cron_schedule=CRON,
         timezone=TIMEZONE,
-        exclusions=[datetime.combine(d, datetime.min.time()) for d in weekday_holidays(start, end)],
+        exclusions=[_at_close(d) for d in weekday_holidays(start, stop)],
     )
+
+
+def files_last_session(directory: Path) -> date | None:
+    """The last session the bar files hold (None without readable files), cached per file
+    version: definitions load it on every reload, a full read of the files each time is waste."""
+    versions = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(Path(directory).glob("stocks.*")))
+    return _files_last_session(str(directory), versions)
+
+
+@lru_cache(maxsize=8)
+def _files_last_session(directory: str, versions: tuple) -> date | None:
+    from breakout_assets.resources.market_data.base import MarketDataError
+    from breakout_assets.resources.market_data.files import FilesSource
+    try:
+        return FilesSource(directory).last_session()
+    except MarketDataError:
+        return None
+
+
+def partitions_end(settings) -> date | None:
+    """Where the partitions stop (`settings`: the BreakoutSettings, which import this module):
+    BREAKOUT_END_DATE; with the files source, the files' last session (the bundled sample ends
+    in 2024, the UI should not offer years of empty sessions); otherwise None, today's close
+    (a live source has today's bars after it)."""
+    if settings.end_date is not None:
+        return settings.end_date
+    if settings.data_source == "files":
+        return files_last_session(settings.files_dir)
+    return None
+
+
+def settings_partitions(settings) -> TimeWindowPartitionsDefinition:
+    """The project's session partitions as the settings define them."""
+    return session_partitions(settings.start_date, partitions_end(settings))
+
+
+def describe_sessions(description: str | None) -> str:
+    """An asset description that names its partitions: the UI shows a time-window partitioning
+    as its cron (`0 16 * * 1-5`), which does not say holidays are out."""
+    return f"{description.rstrip()}\n\nPartitions: {DESCRIPTION}." if description else \
+        f"Partitions: {DESCRIPTION}."
 
 
 def keys_to_sessions(keys: Iterable[str]) -> list[date]:

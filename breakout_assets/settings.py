@@ -83,6 +83,11 @@ class BreakoutSettings(BaseSettings):
     start_date: date = Field(
         default=date(2018, 1, 2), description="First NYSE session that is a partition."
     )
+    end_date: date | None = Field(
+        default=None,
+        description="Last NYSE session that is a partition. Unset: the files' last session "
+                    "(files source), else the last session whose close has passed.",
+    )
 
     # --- market data -------------------------------------------------------------------------
     data_source: DataSource = "files"
@@ -211,12 +216,12 @@ class BreakoutSettings(BaseSettings):
             check_url(value)
         return value
 
-    @field_validator("start_date")
+    @field_validator("start_date", "end_date")
     @classmethod
-    def _inside_the_calendar(cls, value: date) -> date:
+    def _inside_the_calendar(cls, value: date | None) -> date | None:
         """Partitions are the calendar's sessions: outside its window none can be listed."""
         first, last = calendar_bounds()
-        if not first <= value <= last:
+        if value is not None and not first <= value <= last:
             raise ValueError(f"{value} is outside the {EXCHANGE} calendar, which knows the "
                              f"sessions from {first} to {last}")
         return value
@@ -246,6 +251,12 @@ class BreakoutSettings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> "BreakoutSettings":
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
 
     @model_validator(mode="after")
     def _broker_needs_its_inputs(self) -> "BreakoutSettings":
