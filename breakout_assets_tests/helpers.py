@@ -81,3 +81,11 @@ def seed_hand_built(url: str, bars: Sequence[tuple], extra_sql: Sequence[str] = 
         for statement in extra_sql:
             conn.execute(text(statement))
     engine.dispose()
+
+
+def run_totals(result, asset: str) -> dict:
+    """The figures an asset reported for its whole run: the materialisation's metadata for one
+    session, the run's one observation for a range (assets/common.py `range_result`)."""
+    observations = result.asset_observations_for_node(asset)
+    events = observations or result.asset_materializations_for_node(asset)
+    return {key: value.value for key, value in events[0].metadata.items()}

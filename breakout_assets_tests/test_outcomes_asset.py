@@ -16,7 +16,7 @@ from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.resources.postgres import _engine
 from breakout_assets.settings import load_settings
 from breakout_assets_tests.conftest import SAMPLE_DIR, new_database
-from breakout_assets_tests.helpers import read_table, run_assets
+from breakout_assets_tests.helpers import read_table, run_assets, run_totals
 
 OUTCOMES = "SELECT * FROM signal_outcomes ORDER BY signal_id"
 FIRST, LAST = "2019-06-03", "2021-12-31"
@@ -66,8 +66,7 @@ def test_range_run_labels_every_signal_and_rerun_is_identical(loaded):
     pending = first[first["status"] == "pending"]
     assert (pd.to_datetime(pending["session"]) > pd.Timestamp("2021-06-01")).all()
     assert (pending["entry_session"].notna() | (pending["session"].astype(str) == LAST)).all()
-    metadata = result.asset_materializations_for_node("signal_outcomes")[0].metadata
-    assert metadata["replayed"].value == len(first)
+    assert run_totals(result, "signal_outcomes")["replayed"] == len(first)
     _outcomes(loaded, FIRST, LAST)
     pd.testing.assert_frame_equal(first, read_table(loaded.database_url, OUTCOMES))
 
@@ -154,10 +153,9 @@ def test_final_trades_carry_gross_and_net_r(loaded):
     np.testing.assert_allclose(done["cost_r"], expected, rtol=1e-12)
     assert set(done["side"]) == {"long", "short"}  # both sides are costed
     # the asset reports both sums
-    metadata = _outcomes(loaded, FIRST, LAST).asset_materializations_for_node(
-        "signal_outcomes")[0].metadata
+    totals = run_totals(_outcomes(loaded, FIRST, LAST), "signal_outcomes")
     for side in ("long", "short"):
-        assert metadata[f"{side}_sum_net_r"].value < metadata[f"{side}_sum_r"].value
+        assert totals[f"{side}_sum_net_r"] < totals[f"{side}_sum_r"]
 
 
 def test_rows_final_before_costs_get_them_once_and_nothing_else_changes(loaded):
@@ -166,9 +164,9 @@ def test_rows_final_before_costs_get_them_once_and_nothing_else_changes(loaded):
     # as a database migrated to 0012 holds them: final rows without costs
     _execute(loaded, "UPDATE signal_outcomes SET cost_r = NULL, net_r_multiple = NULL")
     result = _outcomes(loaded, LAST)  # any partition records them
-    metadata = result.asset_materializations_for_node("signal_outcomes")[0].metadata
     final = labelled["status"].isin(["win", "loss", "expired"])
-    assert metadata["costs_recorded_for_older_final_rows"].value == int(final.sum())
+    assert (run_totals(result, "signal_outcomes")["costs_recorded_for_older_final_rows"]
+            == int(final.sum()))
     pd.testing.assert_frame_equal(labelled, read_table(loaded.database_url, OUTCOMES))
     # a cost once recorded is kept, whatever the settings say later
     dearer = load_settings(database_url=loaded.database_url, files_dir=SAMPLE_DIR,

@@ -36,7 +36,7 @@ from breakout_assets.settings import load_settings
 from breakout_assets_tests import helpers
 from breakout_assets_tests import test_ibkr_broker as fake_ib
 from breakout_assets_tests.conftest import SAMPLE_DIR, new_database
-from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table, run_assets
+from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table, run_assets, run_totals
 
 SCANNER = ScannerConfig()  # the production defaults (50% booked target: both label classes)
 QUICK = {"trials": 3, "folds": 2, "max_rounds": 1, "min_features": 10, "split": "random",
@@ -148,8 +148,7 @@ def test_a_side_without_a_serving_model_is_not_scored(settings_for, tmp_path):
         SELECT count(*) AS n FROM breakout_signals
         WHERE side = 'short' AND session BETWEEN '{FIRST}' AND '{LAST}'""").n.iloc[0]
     assert set(scores["side"]) == {"long"} and shorts > 0
-    metadata = result.asset_materializations_for_node("signal_scores")[0].metadata
-    assert metadata["unscored_no_active_model"].value == {"short": int(shorts)}
+    assert run_totals(result, "signal_scores")["unscored_no_active_model"] == {"short": int(shorts)}
 
 
 def test_approval_by_cli_and_job_survives_reruns_and_dry_run_sends_nothing(settings_for):
