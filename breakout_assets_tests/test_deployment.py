@@ -426,7 +426,7 @@ def test_no_secrets_in_dockerfile_or_dagster_yaml(image: Image, dagster_config: 
     for name in [*image.env, *image.args]:
         assert not SECRET_NAME.search(name), f"Dockerfile bakes {name} into the image"
     assert not re.search(r"postgres(ql)?(\+\w+)?://", DOCKERFILE.read_text())
-    assert dagster_config["storage"]["postgres"]["postgres_url"] == {
+    assert dagster_config["storage"]["custom"]["config"]["postgres_url"] == {
         "env": "BREAKOUT_DAGSTER_PG_URL"
     }
     assert "://" not in DAGSTER_YAML.read_text()
@@ -498,7 +498,11 @@ def instance_dir(tmp_path: Path) -> Path:
 
 
 def test_dagster_yaml_uses_postgres_storage_and_queued_runs(dagster_config: dict) -> None:
-    assert list(dagster_config["storage"]) == ["postgres"]
+    from dagster_postgres import DagsterPostgresStorage
+
+    storage = dagster_config["storage"]["custom"]
+    klass = getattr(importlib.import_module(storage["module"]), storage["class"])
+    assert issubclass(klass, DagsterPostgresStorage)
     assert dagster_config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert dagster_config["run_launcher"]["class"] == "DefaultRunLauncher"
 
@@ -515,7 +519,7 @@ def test_dagster_yaml_passes_dagster_instance_validation(
 
     config, custom_instance_class = dagster_instance_config(str(instance_dir))
     assert custom_instance_class is None
-    assert "postgres" in config["storage"]
+    assert "custom" in config["storage"]
 
     # The classes the instance would build, with their config processed as Dagster does it
     # (env references resolved), short of connecting to the database.
@@ -526,13 +530,13 @@ def test_dagster_yaml_passes_dagster_instance_validation(
         result = process_config(resolve_to_config_type(klass.config_type()), data.config_dict)
         assert result.success, (data.class_name, result.errors)
         processed[data.class_name] = result.value
-    assert processed["DagsterPostgresStorage"]["postgres_url"] == url
+    assert processed["ProjectPostgresStorage"]["postgres_url"] == url
     assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 1
     # one run at a time touches the broker; the broker pool runs one op at a time
     [limit] = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert (limit["key"], limit["value"], limit["limit"]) == ("breakout/touches_broker", "true", 1)
     assert config["concurrency"]["pools"]["default_limit"] == 1
-    assert set(processed) == {"DagsterPostgresStorage", "QueuedRunCoordinator", "DefaultRunLauncher"}
+    assert set(processed) == {"ProjectPostgresStorage", "QueuedRunCoordinator", "DefaultRunLauncher"}
 
 
 def test_dagster_yaml_needs_its_storage_variable(
