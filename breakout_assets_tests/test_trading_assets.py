@@ -331,8 +331,7 @@ def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, mo
 def test_unattended_mode_is_explicit_and_loud(settings_for):
     settings = settings_for(auto_approve=True)
     result = run(settings, ["signal_scores", "trade_plan"])
-    metadata = result.asset_materializations_for_node("trade_plan")[0].metadata
-    assert metadata["unattended_mode"].value is True
+    assert run_totals(result, "trade_plan")["unattended_mode"] is True
     plans = read_table(settings.database_url, PLANS)
     sized = plans[plans["quantity"] > 0]
     assert len(sized) and (sized["status"] == "approved").all()
