@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test ui bench db-url db-stop clean
+.PHONY: install demo test ui dotenv bench db-url db-stop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> creating $(VENV) and installing pinned dependencies (first run: ~2 minutes)"
@@ -22,8 +22,14 @@ demo: install  ## backfill the bundled real sample through every asset and print
 test: install  ## the whole suite, against a real Postgres the tests start themselves
 	$(BIN)/python -m pytest -q
 
-ui: install  ## the Dagster UI on 127.0.0.1:3000, same Postgres, the demo's runs visible
-	$(BIN)/breakout dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+# `dg dev` would be Dagster's suggestion, but dagster-dg-cli 1.13.27 needs a newer pydantic than
+# constraints.txt pins, so the UI is `dagster dev`, with that one suggestion silenced.
+ui: dotenv  ## the Dagster UI on 127.0.0.1:3000, same Postgres, the demo's runs visible
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded:FutureWarning' \
+	    $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+dotenv: install  ## start the embedded Postgres, write .env: plain `dagster ...` works in the root
+	@$(BIN)/breakout dagster --version >/dev/null
 
 bench: install  ## benchmarks with printed figures (bulk load, one session end to end)
 	$(BIN)/python benchmarks/bench_market_data.py
@@ -36,4 +42,4 @@ db-stop: install
 
 clean:
 	-$(BIN)/breakout db stop
-	rm -rf $(VENV) .pgdata .dagster_home
+	rm -rf $(VENV) .pgdata .dagster_home storage .env

@@ -85,14 +85,17 @@ def apply_dagster_environment(settings: BreakoutSettings) -> dict[str, str]:
 
 def write_dotenv(env: dict[str, str], path: Path = DOTENV) -> Path:
     """The variables for plain `dagster`/`dg` commands in the project root. Git-ignored and
-    owner-only: a configured storage URL may hold a password. Lines of other variables a user
-    keeps in the file stay."""
+    owner-only: a configured storage URL may hold a password. Each is a default
+    (`${NAME:-value}`): Dagster lets `.env` override the environment, and a process that sets
+    its own instance (`breakout dagster` with another home, the tests) must keep it. Lines of
+    other variables a user keeps in the file stay."""
     kept = []
     if path.exists():
         kept = [line for line in path.read_text().splitlines()
                 if line.partition("=")[0].strip() not in env]
-    lines = [*kept, *(f"{name}={value}" for name, value in env.items())]
-    path.touch(mode=0o600)
+    lines = [*kept, *(f"{name}=${{{name}:-{value}}}" for name, value in env.items())]
+    path.touch()
+    path.chmod(0o600)
     path.write_text("\n".join(lines) + "\n")
     return path
 
