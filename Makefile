@@ -19,7 +19,10 @@ install: $(STAMP)
 demo: install  ## backfill the bundled real sample through every asset and print a summary
 	$(BIN)/breakout demo
 
-test: install  ## the whole suite, against a real Postgres the tests start themselves
+test: install  ## static checks (ruff lint + format, mypy on core/ and ml/), then the whole suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # `dg dev` would be Dagster's suggestion, but dagster-dg-cli 1.13.27 needs a newer pydantic than

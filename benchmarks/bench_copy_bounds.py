@@ -76,13 +76,15 @@ def main() -> None:
     try:
         url = local_postgres.ensure_local_server(data_dir)
         copied, keyed = load(url, "one_table", chunks)
-        _line(f"COPY of {rows:,} pre-encoded rows, no index", f"{copied:.1f}s = {rows / copied:,.0f} rows/s")
+        _line(
+            f"COPY of {rows:,} pre-encoded rows, no index",
+            f"{copied:.1f}s = {rows / copied:,.0f} rows/s",
+        )
         _line("primary key (ticker, session) build", f"{keyed:.1f}s")
-        _line("bound for one transaction (COPY + key)",
-              f"{rows / (copied + keyed):,.0f} rows/s")
+        _line("bound for one transaction (COPY + key)", f"{rows / (copied + keyed):,.0f} rows/s")
 
         per_part = -(-len(chunks) // args.parts)
-        parts = [chunks[i:i + per_part] for i in range(0, len(chunks), per_part)]
+        parts = [chunks[i : i + per_part] for i in range(0, len(chunks), per_part)]
         pending = list(enumerate(parts))
         lock = threading.Lock()
 
@@ -101,8 +103,10 @@ def main() -> None:
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
-        _line(f"{len(parts)} parts, two connections (COPY + key each)",
-              f"{wall:.1f}s = {rows / wall:,.0f} rows/s")
+        _line(
+            f"{len(parts)} parts, two connections (COPY + key each)",
+            f"{wall:.1f}s = {rows / wall:,.0f} rows/s",
+        )
     finally:
         local_postgres.stop_local_server(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -53,18 +53,25 @@ def _line(label: str, value: str) -> None:
     print(f"{label:<64} {value}", flush=True)
 
 
-def load_market(postgres: PostgresResource, tickers: int, sessions: list[date],
-                origin: date) -> None:
+def load_market(
+    postgres: PostgresResource, tickers: int, sessions: list[date], origin: date
+) -> None:
     """Bars of `sessions` from one market (same `origin`: the same prices in every database)."""
     source = SyntheticSource(n_tickers=tickers, seed=7, origin=origin)
     wanted = set(sessions)
     started = time.perf_counter()
     stats = write_bar_chunks(
-        postgres, "market_bars", sessions, "synthetic",
+        postgres,
+        "market_bars",
+        sessions,
+        "synthetic",
         (validate_bars(chunk, wanted) for chunk in source.iter_daily_bars(sessions, 100)),
     )
     write_bar_chunks(
-        postgres, "index_bars", sessions, "synthetic",
+        postgres,
+        "index_bars",
+        sessions,
+        "synthetic",
         iter([validate_bars(source.index_bars(sessions, source.index_tickers), wanted)]),
     )
     reference = source.ticker_reference(sessions[-1])
@@ -72,8 +79,10 @@ def load_market(postgres: PostgresResource, tickers: int, sessions: list[date],
     rows = [{**r, "source": "synthetic", "as_of": sessions[-1]} for r in frame.to_dict("records")]
     with postgres.transaction() as conn:
         conn.execute(query("bars.upsert_ticker"), rows)
-    _line("  bars loaded (market, index, reference)",
-          f"{stats.rows:,} rows in {time.perf_counter() - started:.0f}s")
+    _line(
+        "  bars loaded (market, index, reference)",
+        f"{stats.rows:,} rows in {time.perf_counter() - started:.0f}s",
+    )
 
 
 def timed(postgres: PostgresResource, sessions: list[date], settings) -> tuple[float, int, bool]:
@@ -93,19 +102,23 @@ def _count(postgres: PostgresResource, table: str, column: str = "*") -> int:
 
 
 def _database(server_url: str, name: str) -> str:
-    admin = create_engine(local_postgres.with_driver(server_url, "psycopg"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        local_postgres.with_driver(server_url, "psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+        if not conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).scalar():
             conn.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
     return local_postgres.with_database(server_url, name)
 
 
-def prepare(server_url: str, data_dir: Path, tickers: int, years: int,
-            calendar: list[date]) -> tuple[PostgresResource, list[date]]:
+def prepare(
+    server_url: str, data_dir: Path, tickers: int, years: int, calendar: list[date]
+) -> tuple[PostgresResource, list[date]]:
     """A database holding `years` of bars and their features, ending on the last session."""
-    sessions = calendar[-years * SESSIONS_PER_YEAR:]
+    sessions = calendar[-years * SESSIONS_PER_YEAR :]
     url = _database(server_url, f"bench_{tickers}_{years}y")
     postgres = PostgresResource(database_url=url, local_data_dir=str(data_dir))
     settings = load_settings(database_url=url)
@@ -114,22 +127,27 @@ def prepare(server_url: str, data_dir: Path, tickers: int, years: int,
         load_market(postgres, tickers, sessions, origin=calendar[0])
     if _count(postgres, "daily_features", "wilder_row") != tickers * len(sessions):
         seconds, rows, bulk = timed(postgres, sessions, settings)
-        _line("  backfill of every stored session",
-              f"{seconds:.0f}s for {rows:,} rows = {rows / seconds:,.0f} rows/s ({_path(bulk)})")
+        _line(
+            "  backfill of every stored session",
+            f"{seconds:.0f}s for {rows:,} rows = {rows / seconds:,.0f} rows/s ({_path(bulk)})",
+        )
     with postgres.transaction() as conn:
         conn.execute(text("ANALYZE"))
     return postgres, sessions
 
 
-def one_session(postgres: PostgresResource, sessions: list[date], tickers: int, years: int,
-                repeat: int) -> float:
+def one_session(
+    postgres: PostgresResource, sessions: list[date], tickers: int, years: int, repeat: int
+) -> float:
     settings = load_settings(database_url=postgres.database_url)
     runs = [timed(postgres, sessions[-1:], settings) for _ in range(repeat)]
     seconds = sorted(s for s, _, _ in runs)
     median = statistics.median(seconds)
-    _line(f"  one session x {tickers:,} tickers, {years} years stored",
-          f"median {median:.2f}s, best {seconds[0]:.2f}s of {repeat}, {runs[0][1]:,} rows "
-          f"({_path(runs[0][2])})")
+    _line(
+        f"  one session x {tickers:,} tickers, {years} years stored",
+        f"median {median:.2f}s, best {seconds[0]:.2f}s of {repeat}, {runs[0][1]:,} rows "
+        f"({_path(runs[0][2])})",
+    )
     return median
 
 
@@ -137,33 +155,50 @@ def one_session_folded(postgres: PostgresResource, sessions: list[date], tickers
     """The last session with the state of the one before cleared, rolled back afterwards."""
     settings = load_settings(database_url=postgres.database_url)
     with postgres.engine.connect() as conn, conn.begin() as transaction:
-        conn.execute(text("UPDATE daily_features SET wilder_row = NULL WHERE session = :s"),
-                     {"s": sessions[-2]})
+        conn.execute(
+            text("UPDATE daily_features SET wilder_row = NULL WHERE session = :s"),
+            {"s": sessions[-2]},
+        )
         started = time.perf_counter()
         stats = compute_daily_features(conn, sessions[-1:], settings)
         seconds = time.perf_counter() - started
         transaction.rollback()
-    _line(f"  one session x {tickers:,} tickers, no stored state (folds)",
-          f"{seconds:.2f}s for {stats.rows:,} rows")
+    _line(
+        f"  one session x {tickers:,} tickers, no stored state (folds)",
+        f"{seconds:.2f}s for {stats.rows:,} rows",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickers", type=int, default=10_000)
-    parser.add_argument("--years", type=int, nargs="+", default=[2, 10],
-                        help="stored histories to compare (one database each)")
-    parser.add_argument("--year-sessions", type=int, default=SESSIONS_PER_YEAR,
-                        help="sessions of the re-run in the longest history (0: skip it)")
+    parser.add_argument(
+        "--years",
+        type=int,
+        nargs="+",
+        default=[2, 10],
+        help="stored histories to compare (one database each)",
+    )
+    parser.add_argument(
+        "--year-sessions",
+        type=int,
+        default=SESSIONS_PER_YEAR,
+        help="sessions of the re-run in the longest history (0: skip it)",
+    )
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="server directory to keep (and reuse the loaded databases from)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="server directory to keep (and reuse the loaded databases from)",
+    )
     args = parser.parse_args()
 
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="breakout-bench-features-"))
     try:
         server_url = local_postgres.ensure_local_server(data_dir)
         calendar = nyse_sessions(date(1990, 1, 2), LAST_SESSION)
-        calendar = calendar[-max(args.years) * SESSIONS_PER_YEAR:]
+        calendar = calendar[-max(args.years) * SESSIONS_PER_YEAR :]
         medians = {}
         longest = None
         for years in sorted(args.years):
@@ -173,17 +208,20 @@ def main() -> None:
             longest = postgres, sessions
         if len(medians) > 1:
             short, long = min(medians), max(medians)
-            _line(f"one session, {long} / {short} years stored",
-                  f"{medians[long] / medians[short]:.2f}x the time")
+            _line(
+                f"one session, {long} / {short} years stored",
+                f"{medians[long] / medians[short]:.2f}x the time",
+            )
         if args.year_sessions:
             postgres, sessions = longest
             settings = load_settings(database_url=postgres.database_url)
-            again = sessions[-args.year_sessions - 1:-1]  # the last session stays outside
+            again = sessions[-args.year_sessions - 1 : -1]  # the last session stays outside
             seconds, rows, bulk = timed(postgres, again, settings)
-            _line(f"{len(again)} sessions x {args.tickers:,} tickers, re-run, "
-                  f"{max(medians)} years stored",
-                  f"{seconds:.0f}s for {rows:,} rows = {rows / seconds:,.0f} rows/s "
-                  f"({_path(bulk)})")
+            _line(
+                f"{len(again)} sessions x {args.tickers:,} tickers, re-run, "
+                f"{max(medians)} years stored",
+                f"{seconds:.0f}s for {rows:,} rows = {rows / seconds:,.0f} rows/s ({_path(bulk)})",
+            )
         _line("targets", "one session <= 2 s with 10 years stored, one year <= 300 s")
     finally:
         if args.keep is None:

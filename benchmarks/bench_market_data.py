@@ -6,7 +6,8 @@
    response from a local fake Polygon server, validation, and the write into the 25M-row table
    (the incremental path, indexes in place), then the same as a Dagster materialisation.
 
-Run: `make bench` (or `.venv/bin/python benchmarks/bench_market_data.py [--tickers N --sessions M]`).
+Run: `make bench`
+(or `.venv/bin/python benchmarks/bench_market_data.py [--tickers N --sessions M]`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def bulk_load(postgres: PostgresResource, tickers: int, sessions: list[date], ch
     chunks = list(source.iter_daily_bars(sessions, chunk))
     generated = time.perf_counter() - started
     rows = sum(len(c) for c in chunks)
-    _line("synthetic generation", f"{rows:,} rows in {generated:.1f}s ({rows / generated:,.0f} rows/s)")
+    _line(
+        "synthetic generation",
+        f"{rows:,} rows in {generated:.1f}s ({rows / generated:,.0f} rows/s)",
+    )
 
     started = time.perf_counter()
     validated = [validate_bars(c, set(sessions)) for c in chunks]
@@ -85,7 +89,9 @@ def one_session(postgres: PostgresResource, tickers: int, session: date) -> None
             validated = time.perf_counter()
             write_bar_chunks(postgres, "market_bars", [session], "polygon", iter([checked]))
             done = time.perf_counter()
-            timings.append((fetched - started, validated - fetched, done - validated, done - started))
+            timings.append(
+                (fetched - started, validated - fetched, done - validated, done - started)
+            )
         fetch, check, write, total = np.median(np.array(timings), axis=0)
         _line(
             f"one session, {tickers:,} tickers: fetch / validate / write",
@@ -109,7 +115,9 @@ def main() -> None:
         _line("sessions", f"{sessions[0]}..{sessions[-1]} ({len(sessions)})")
         bulk_load(postgres, args.tickers, sessions, args.chunk)
         with postgres.transaction() as conn:
-            size = conn.execute(text("SELECT pg_size_pretty(pg_total_relation_size('market_bars'))")).scalar()
+            size = conn.execute(
+                text("SELECT pg_size_pretty(pg_total_relation_size('market_bars'))")
+            ).scalar()
         _line("market_bars size on disk", size)
         next_session = nyse_sessions(sessions[-1], date(2031, 1, 1))[1]
         one_session(postgres, args.tickers, next_session)

@@ -42,10 +42,12 @@ from breakout_assets.settings import load_settings  # noqa: E402
 
 def market(n: int, m: int) -> MarketArrays:
     walk = synthetic_arrays(n, m)
-    sessions = np.array(nyse_sessions(date(2014, 1, 2), date(2026, 12, 31))[:m],
-                        dtype="datetime64[D]")
-    return MarketArrays(walk.tickers, sessions, walk.open, walk.high, walk.low, walk.close,
-                        walk.volume)
+    sessions = np.array(
+        nyse_sessions(date(2014, 1, 2), date(2026, 12, 31))[:m], dtype="datetime64[D]"
+    )
+    return MarketArrays(
+        walk.tickers, sessions, walk.open, walk.high, walk.low, walk.close, walk.volume
+    )
 
 
 def windows(arrays: MarketArrays, row: np.ndarray, col: np.ndarray, horizon: int):
@@ -62,13 +64,22 @@ def windows(arrays: MarketArrays, row: np.ndarray, col: np.ndarray, horizon: int
 
 def core_replay(arrays: MarketArrays, frame: pd.DataFrame, config: OutcomeConfig):
     horizon = config.entry_valid_sessions + config.max_holding_sessions - 1
-    sig, rows, cols = windows(arrays, frame["ticker_index"].to_numpy(),
-                              frame["session_index"].to_numpy(), horizon)
-    paths = BarPaths.from_rows(sig, cols, len(frame), open=arrays.open[rows, cols],
-                               high=arrays.high[rows, cols], low=arrays.low[rows, cols],
-                               close=arrays.close[rows, cols])
-    signals = {k: frame[k].to_numpy() for k in (
-        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
+    sig, rows, cols = windows(
+        arrays, frame["ticker_index"].to_numpy(), frame["session_index"].to_numpy(), horizon
+    )
+    paths = BarPaths.from_rows(
+        sig,
+        cols,
+        len(frame),
+        open=arrays.open[rows, cols],
+        high=arrays.high[rows, cols],
+        low=arrays.low[rows, cols],
+        close=arrays.close[rows, cols],
+    )
+    signals = {
+        k: frame[k].to_numpy()
+        for k in ("entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")
+    }
     signals["side"] = np.where(frame["side"] == "long", 1, -1)
     signals["signal_ord"] = frame["session_index"].to_numpy()
     return replay(signals, paths, arrays.close.shape[1] - 1, config)
@@ -76,30 +87,46 @@ def core_replay(arrays: MarketArrays, frame: pd.DataFrame, config: OutcomeConfig
 
 def postgres_replay(arrays: MarketArrays, frame: pd.DataFrame, config: OutcomeConfig) -> None:
     server = local_postgres.ensure_local_server(load_settings().pg_data_dir)
-    admin = create_engine(local_postgres.with_driver(server, "psycopg"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        local_postgres.with_driver(server, "psycopg"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text("DROP DATABASE IF EXISTS breakout_bench_outcomes WITH (FORCE)"))
         conn.execute(text("CREATE DATABASE breakout_bench_outcomes"))
-    engine = create_engine(local_postgres.with_driver(
-        local_postgres.with_database(server, "breakout_bench_outcomes"), "psycopg"))
+    engine = create_engine(
+        local_postgres.with_driver(
+            local_postgres.with_database(server, "breakout_bench_outcomes"), "psycopg"
+        )
+    )
     apply_migrations(engine)
     horizon = config.entry_valid_sessions + config.max_holding_sessions - 1
-    _, rows, cols = windows(arrays, frame["ticker_index"].to_numpy(),
-                            frame["session_index"].to_numpy(), horizon)
+    _, rows, cols = windows(
+        arrays, frame["ticker_index"].to_numpy(), frame["session_index"].to_numpy(), horizon
+    )
     cells = np.unique(np.stack([rows, cols]), axis=1)
     rows, cols = cells
-    bars = pd.DataFrame({
-        "ticker": arrays.tickers[rows], "session": arrays.sessions[cols].astype("datetime64[ns]"),
-        "open": arrays.open[rows, cols], "high": arrays.high[rows, cols],
-        "low": arrays.low[rows, cols], "close": arrays.close[rows, cols],
-        "volume": arrays.volume[rows, cols].astype(np.int64)})
+    bars = pd.DataFrame(
+        {
+            "ticker": arrays.tickers[rows],
+            "session": arrays.sessions[cols].astype("datetime64[ns]"),
+            "open": arrays.open[rows, cols],
+            "high": arrays.high[rows, cols],
+            "low": arrays.low[rows, cols],
+            "close": arrays.close[rows, cols],
+            "volume": arrays.volume[rows, cols].astype(np.int64),
+        }
+    )
     with engine.begin() as conn:
-        copy_payload(conn, "COPY market_bars (ticker, session, open, high, low, close, volume) "
-                           "FROM STDIN (FORMAT csv)", encode_csv(bars))
+        copy_payload(
+            conn,
+            "COPY market_bars (ticker, session, open, high, low, close, volume) "
+            "FROM STDIN (FORMAT csv)",
+            encode_csv(bars),
+        )
         sessions = sorted(frame["session"].dt.date.unique())
-        write_signals(conn, sessions, frame.drop(columns=[
-            c for c in frame.columns if c.endswith("_index")]))
+        write_signals(
+            conn, sessions, frame.drop(columns=[c for c in frame.columns if c.endswith("_index")])
+        )
         conn.execute(text("ANALYZE"))
     first, last = arrays.sessions[0].astype(date), arrays.sessions[-1].astype(date)
     started = time.perf_counter()
@@ -107,8 +134,10 @@ def postgres_replay(arrays: MarketArrays, frame: pd.DataFrame, config: OutcomeCo
         out = replay_outcomes(conn, first, last, config)
         merge_outcomes(conn, out)
     seconds = time.perf_counter() - started
-    print(f"{'postgres: signal_outcomes path, all signals':<46} {seconds:8.2f} s   "
-          f"({len(bars):,} bars stored, {len(out):,} outcomes written)")
+    print(
+        f"{'postgres: signal_outcomes path, all signals':<46} {seconds:8.2f} s   "
+        f"({len(bars):,} bars stored, {len(out):,} outcomes written)"
+    )
     engine.dispose()
     with admin.connect() as conn:
         conn.execute(text("DROP DATABASE breakout_bench_outcomes WITH (FORCE)"))
@@ -122,14 +151,20 @@ def main() -> None:
     started = time.perf_counter()
     arrays = market(n, m)
     frame = signal_rows(scan(arrays, ScannerConfig()).to_frame(arrays))
-    print(f"{n:,} tickers x {m:,} sessions: {len(frame):,} signals "
-          f"(market + scan {time.perf_counter() - started:.1f} s)")
+    print(
+        f"{n:,} tickers x {m:,} sessions: {len(frame):,} signals "
+        f"(market + scan {time.perf_counter() - started:.1f} s)"
+    )
     core_replay(arrays, frame.head(50), config)  # compile / load the cached kernel
     started = time.perf_counter()
     out = core_replay(arrays, frame, config)
     seconds = time.perf_counter() - started
-    statuses = pd.Series(out.status).map({0: "pending", 1: "win", 2: "loss", 3: "expired",
-                                          4: "unfilled"}).value_counts().to_dict()
+    statuses = (
+        pd.Series(out.status)
+        .map({0: "pending", 1: "win", 2: "loss", 3: "expired", 4: "unfilled"})
+        .value_counts()
+        .to_dict()
+    )
     print(f"{'core: cut bar paths + replay, all signals':<46} {seconds:8.2f} s   {statuses}")
     if "--no-db" not in sys.argv:
         postgres_replay(arrays, frame, config)

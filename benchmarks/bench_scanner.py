@@ -19,7 +19,6 @@ import numpy as np
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, scan
 from breakout_assets.core.scanner_reference import reference_scan
 
-
 OHLCV = ("open", "high", "low", "close", "volume")
 
 
@@ -63,21 +62,27 @@ def main(n_tickers: int = 10_000, n_sessions: int = 2_500, reference_tickers: in
     config = ScannerConfig()
     started = time.perf_counter()
     arrays = synthetic_arrays(n_tickers, n_sessions)
-    print(f"{n_tickers:,} tickers x {n_sessions:,} sessions "
-          f"({5 * arrays.close.nbytes / 1e9:.2f} GB of OHLCV), built in "
-          f"{time.perf_counter() - started:.1f} s; numba threads: {numba.get_num_threads()}")
+    print(
+        f"{n_tickers:,} tickers x {n_sessions:,} sessions "
+        f"({5 * arrays.close.nbytes / 1e9:.2f} GB of OHLCV), built in "
+        f"{time.perf_counter() - started:.1f} s; numba threads: {numba.get_num_threads()}"
+    )
     started = time.perf_counter()
     scan(synthetic_arrays(4, 300, seed=1), config)  # compile (or load the cache)
     print(f"{'compile / load cached kernels':<44} {time.perf_counter() - started:8.3f} s")
 
     wall, cpu, setups = timed(lambda: scan(arrays, config), 5)
     long = int((setups.side > 0).sum())
-    print(f"{'full scan (median of 5)':<44} {wall:8.3f} s   cpu {cpu:6.3f} s   "
-          f"{len(setups):,} setups ({long:,} long, {len(setups) - long:,} short)")
+    print(
+        f"{'full scan (median of 5)':<44} {wall:8.3f} s   cpu {cpu:6.3f} s   "
+        f"{len(setups):,} setups ({long:,} long, {len(setups) - long:,} short)"
+    )
     nanmax, _, _ = timed(lambda: np.nanmax(arrays.close, axis=1), 5)
     print(f"{'memory-bound pass: nanmax(close)':<44} {nanmax:8.3f} s")
-    read, _, _ = timed(lambda: [np.nanmax(getattr(arrays, f), axis=1)
-                                for f in ("high", "low", "close", "volume")], 3)
+    read, _, _ = timed(
+        lambda: [np.nanmax(getattr(arrays, f), axis=1) for f in ("high", "low", "close", "volume")],
+        3,
+    )
     print(f"{'memory-bound pass: nanmax(h, l, c, v)':<44} {read:8.3f} s   (what the scan reads)")
     last, _, today = timed(lambda: scan(arrays, config, emit_from=n_sessions - 1), 5)
     print(f"{'last session only (median of 5)':<44} {last:8.3f} s   {len(today):,} setups")
@@ -92,21 +97,38 @@ def main(n_tickers: int = 10_000, n_sessions: int = 2_500, reference_tickers: in
     k = min(reference_tickers, n_tickers)
     rows = np.r_[np.unique(setups.ticker), np.arange(n_tickers)]
     rows = rows[np.sort(np.unique(rows, return_index=True)[1])][:k]
-    part = MarketArrays(arrays.tickers[rows], arrays.sessions,
-                        *(getattr(arrays, f)[rows] for f in OHLCV))
+    part = MarketArrays(
+        arrays.tickers[rows], arrays.sessions, *(getattr(arrays, f)[rows] for f in OHLCV)
+    )
     ref_wall, _, ref = timed(lambda: reference_scan(part, config), 1)
     fast_part = scan(part, config)
     same = len(ref) == len(fast_part) and all(
         np.array_equal(getattr(ref, f), getattr(fast_part, f))
-        for f in ("ticker", "session", "side", "rally_start", "rally_end", "entry", "stop",
-                  "booked_target", "reward_risk"))
+        for f in (
+            "ticker",
+            "session",
+            "side",
+            "rally_start",
+            "rally_end",
+            "entry",
+            "stop",
+            "booked_target",
+            "reward_risk",
+        )
+    )
     estimate = ref_wall * n_tickers / k
-    print(f"{f'python reference on {k} tickers':<44} {ref_wall:8.3f} s   {len(ref)} setups "
-          f"({'same as' if same else 'DIFFERENT from'} the fast scanner)")
-    print(f"{'python reference, extrapolated':<44} {estimate:8.1f} s   -> fast scanner is "
-          f"{estimate / wall:,.0f}x faster")
-    print(f"{'requirements':<44} full scan <= 1 s: {'yes' if wall <= 1 else 'NO'};   "
-          f">= 50x the reference: {'yes' if estimate / wall >= 50 else 'NO'}")
+    print(
+        f"{f'python reference on {k} tickers':<44} {ref_wall:8.3f} s   {len(ref)} setups "
+        f"({'same as' if same else 'DIFFERENT from'} the fast scanner)"
+    )
+    print(
+        f"{'python reference, extrapolated':<44} {estimate:8.1f} s   -> fast scanner is "
+        f"{estimate / wall:,.0f}x faster"
+    )
+    print(
+        f"{'requirements':<44} full scan <= 1 s: {'yes' if wall <= 1 else 'NO'};   "
+        f">= 50x the reference: {'yes' if estimate / wall >= 50 else 'NO'}"
+    )
 
 
 if __name__ == "__main__":

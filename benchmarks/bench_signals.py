@@ -43,12 +43,24 @@ def main() -> None:
         source = SyntheticSource(n_tickers=args.tickers, seed=7, origin=sessions[0])
         wanted = set(sessions)
         started = time.perf_counter()
-        write_bar_chunks(postgres, "market_bars", sessions, "synthetic",
-                         (validate_bars(c, wanted) for c in source.iter_daily_bars(sessions, 50)))
-        write_bar_chunks(postgres, "index_bars", sessions, "synthetic",
-                         iter([validate_bars(source.index_bars(sessions, DEFAULT_INDEX_TICKERS), wanted)]))
-        print(f"loaded {args.tickers:,} tickers x {len(sessions)} sessions in "
-              f"{time.perf_counter() - started:.1f}s")
+        write_bar_chunks(
+            postgres,
+            "market_bars",
+            sessions,
+            "synthetic",
+            (validate_bars(c, wanted) for c in source.iter_daily_bars(sessions, 50)),
+        )
+        write_bar_chunks(
+            postgres,
+            "index_bars",
+            sessions,
+            "synthetic",
+            iter([validate_bars(source.index_bars(sessions, DEFAULT_INDEX_TICKERS), wanted)]),
+        )
+        print(
+            f"loaded {args.tickers:,} tickers x {len(sessions)} sessions in "
+            f"{time.perf_counter() - started:.1f}s"
+        )
         timings = []
         for session in sessions[-3:]:
             started = time.perf_counter()
@@ -56,10 +68,14 @@ def main() -> None:
                 rows = scan_sessions(conn, [session], config)
                 write_signals(conn, [session], rows)
             timings.append(time.perf_counter() - started)
-            print(f"  {session}: {len(rows)} signals in {timings[-1]:.2f}s "
-                  "(read window + arrays + scan + features + write)")
-        print(f"one session, {args.tickers:,} tickers, database read included: "
-              f"best {min(timings):.2f}s (first includes numba's cached-code load)")
+            print(
+                f"  {session}: {len(rows)} signals in {timings[-1]:.2f}s "
+                "(read window + arrays + scan + features + write)"
+            )
+        print(
+            f"one session, {args.tickers:,} tickers, database read included: "
+            f"best {min(timings):.2f}s (first includes numba's cached-code load)"
+        )
     finally:
         local_postgres.stop_local_server(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -3,7 +3,6 @@
 Only plans still awaiting approval can be decided; every decision records who and when.
 """
 
-
 from datetime import date
 
 from dagster import Config, OpExecutionContext, job, op
@@ -12,20 +11,34 @@ from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 
 
-def decide(postgres: PostgresResource, session: date, approve: bool, decided_by: str,
-           refs: "list[str] | None" = None) -> "list[str]":
+def decide(
+    postgres: PostgresResource,
+    session: date,
+    approve: bool,
+    decided_by: str,
+    refs: "list[str] | None" = None,
+) -> "list[str]":
     """Approve (or reject) the pending plans of `session`: all of them when `refs` is None."""
     if refs is not None and not refs:
         raise ValueError("name the plans to decide (order refs), or decide them all")
-    params = {"status": "approved" if approve else "rejected", "decided_by": decided_by,
-              "session": session, "all_plans": refs is None, "refs": refs or []}
+    params = {
+        "status": "approved" if approve else "rejected",
+        "decided_by": decided_by,
+        "session": session,
+        "all_plans": refs is None,
+        "refs": refs or [],
+    }
     with postgres.transaction() as conn:  # primary plans and the opposing book's fades alike
-        decided = [*conn.execute(query("trading.decide_plans"), params).scalars(),
-                   *conn.execute(query("opposing.decide"), params).scalars()]
+        decided = [
+            *conn.execute(query("trading.decide_plans"), params).scalars(),
+            *conn.execute(query("opposing.decide"), params).scalars(),
+        ]
     unknown = sorted(set(refs or []) - set(decided))
     if unknown:
-        raise ValueError(f"not pending approval on {session} (unknown, or already decided): "
-                         f"{unknown}; decided {decided}")
+        raise ValueError(
+            f"not pending approval on {session} (unknown, or already decided): "
+            f"{unknown}; decided {decided}"
+        )
     return decided
 
 
@@ -40,11 +53,16 @@ class ApprovalConfig(Config):
 
 
 @op
-def decide_trade_plans(context: OpExecutionContext, config: ApprovalConfig,
-                       postgres: PostgresResource) -> None:
-    decided = decide(postgres, date.fromisoformat(config.session), config.approve,
-                     f"{config.decided_by} (dagster run {context.run_id})",
-                     None if config.all_plans else config.refs)
+def decide_trade_plans(
+    context: OpExecutionContext, config: ApprovalConfig, postgres: PostgresResource
+) -> None:
+    decided = decide(
+        postgres,
+        date.fromisoformat(config.session),
+        config.approve,
+        f"{config.decided_by} (dagster run {context.run_id})",
+        None if config.all_plans else config.refs,
+    )
     verb = "approved" if config.approve else "rejected"
     context.log.info(f"{verb} {len(decided)} plans of {config.session}: {decided}")
 

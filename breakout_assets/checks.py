@@ -21,24 +21,48 @@ from breakout_assets.settings import BreakoutSettings
 _EXAMPLES = 20
 
 MARKET_BARS_CHECKS = [
-    AssetCheckSpec("no_duplicate_bars", asset="market_bars", blocking=True,
-                   description="At most one bar per ticker and session."),
-    AssetCheckSpec("ohlc_consistent", asset="market_bars", blocking=True,
-                   description="low <= open, close <= high; prices > 0; volume >= 0."),
-    AssetCheckSpec("session_coverage", asset="market_bars", blocking=True,
-                   description="Tickers per session within tolerance of the previous session."),
-    AssetCheckSpec("overnight_jumps", asset="market_bars", blocking=False,
-                   description="Opens far from the previous close (possible unadjusted splits)."),
+    AssetCheckSpec(
+        "no_duplicate_bars",
+        asset="market_bars",
+        blocking=True,
+        description="At most one bar per ticker and session.",
+    ),
+    AssetCheckSpec(
+        "ohlc_consistent",
+        asset="market_bars",
+        blocking=True,
+        description="low <= open, close <= high; prices > 0; volume >= 0.",
+    ),
+    AssetCheckSpec(
+        "session_coverage",
+        asset="market_bars",
+        blocking=True,
+        description="Tickers per session within tolerance of the previous session.",
+    ),
+    AssetCheckSpec(
+        "overnight_jumps",
+        asset="market_bars",
+        blocking=False,
+        description="Opens far from the previous close (possible unadjusted splits).",
+    ),
 ]
 
 INDEX_BARS_CHECKS = [
-    AssetCheckSpec("index_coverage", asset="index_bars", blocking=False,
-                   description="Every configured index series present on every session."),
+    AssetCheckSpec(
+        "index_coverage",
+        asset="index_bars",
+        blocking=False,
+        description="Every configured index series present on every session.",
+    ),
 ]
 
 
 def _bounds(sessions: Sequence[date]) -> dict:
-    return {"sessions": list(sessions), "first_session": min(sessions), "last_session": max(sessions)}
+    return {
+        "sessions": list(sessions),
+        "first_session": min(sessions),
+        "last_session": max(sessions),
+    }
 
 
 def market_bars_checks(
@@ -60,9 +84,13 @@ def _no_duplicates(conn: Connection, sessions: Sequence[date]) -> AssetCheckResu
 
 
 def _ohlc_consistent(conn: Connection, sessions: Sequence[date]) -> AssetCheckResult:
-    bad = conn.execute(
-        query("bars.market_bars_ohlc_violations"), {**_bounds(sessions), "limit": _EXAMPLES}
-    ).mappings().all()
+    bad = (
+        conn.execute(
+            query("bars.market_bars_ohlc_violations"), {**_bounds(sessions), "limit": _EXAMPLES}
+        )
+        .mappings()
+        .all()
+    )
     return AssetCheckResult(
         check_name="ohlc_consistent",
         passed=not bad,
@@ -78,11 +106,17 @@ def _session_coverage(
     missing = [str(s) for s in sessions if s not in by_session]
     jumps = []
     ordered = sorted(by_session.items())
-    for (_, before), (session, now) in zip(ordered, ordered[1:]):
+    for (_, before), (session, now) in zip(ordered, ordered[1:], strict=False):
         change = now / before - 1
         if abs(change) > tolerance:
-            jumps.append({"session": str(session), "tickers": now, "previous": before,
-                          "change": round(change, 4)})
+            jumps.append(
+                {
+                    "session": str(session),
+                    "tickers": now,
+                    "previous": before,
+                    "change": round(change, 4),
+                }
+            )
     return AssetCheckResult(
         check_name="session_coverage",
         passed=not missing and not jumps,
@@ -99,15 +133,22 @@ def _session_coverage(
 def _overnight_jumps(
     conn: Connection, sessions: Sequence[date], threshold: float
 ) -> AssetCheckResult:
-    rows = conn.execute(
-        query("bars.market_bars_overnight_jumps"), {**_bounds(sessions), "threshold": threshold}
-    ).mappings().all()
+    rows = (
+        conn.execute(
+            query("bars.market_bars_overnight_jumps"), {**_bounds(sessions), "threshold": threshold}
+        )
+        .mappings()
+        .all()
+    )
     return AssetCheckResult(
         check_name="overnight_jumps",
         passed=not rows,
         severity=AssetCheckSeverity.WARN,
-        metadata={"flagged": len(rows), "threshold": threshold,
-                  "largest": MetadataValue.json(_jsonable(rows[:_EXAMPLES]))},
+        metadata={
+            "flagged": len(rows),
+            "threshold": threshold,
+            "largest": MetadataValue.json(_jsonable(rows[:_EXAMPLES])),
+        },
     )
 
 
@@ -122,8 +163,10 @@ def index_bars_checks(
             check_name="index_coverage",
             passed=not missing,
             severity=AssetCheckSeverity.WARN,
-            metadata={"missing": len(missing),
-                      "examples": MetadataValue.json([f"{s} {t}" for s, t in missing[:_EXAMPLES]])},
+            metadata={
+                "missing": len(missing),
+                "examples": MetadataValue.json([f"{s} {t}" for s, t in missing[:_EXAMPLES]]),
+            },
         )
     ]
 
@@ -151,5 +194,10 @@ def _shown(value) -> str:
 
 
 def _jsonable(rows) -> list[dict]:
-    return [{k: (v if isinstance(v, (int, float, str)) or v is None else str(v))
-             for k, v in row.items()} for row in rows]
+    return [
+        {
+            k: (v if isinstance(v, (int, float, str)) or v is None else str(v))
+            for k, v in row.items()
+        }
+        for row in rows
+    ]

@@ -1,18 +1,18 @@
 """`breakout`: the operator's command line.
 
-    breakout db url [--dagster]   print the Postgres URL (starting the embedded server if needed)
-    breakout db stop              stop the embedded server
-    breakout db migrate           apply pending schema migrations
-    breakout dagster ARGS...      run the `dagster` CLI against this project's instance
-    breakout demo                 backfill the bundled sample through every asset, then summarise
-    breakout research --files-dir DIR   the design's tables measured on real history in DIR
-    breakout models list          every training run, its held-out AUC and which one serves
-    breakout models promote ID    serve a run (one that failed the promotion rules needs --force)
-    breakout models rollback SIDE serve the side's previous model again
-    breakout approve SESSION (--all | --ref REF ...)   approve pending trade plans
-    breakout reject SESSION (--all | --ref REF ...)    reject them
-    breakout kill-switch on|off|status                 halt (or resume) all order activity
-    breakout runs recover [--dry-run] [--assume-local] fail dead runs, free their broker slots
+breakout db url [--dagster]   print the Postgres URL (starting the embedded server if needed)
+breakout db stop              stop the embedded server
+breakout db migrate           apply pending schema migrations
+breakout dagster ARGS...      run the `dagster` CLI against this project's instance
+breakout demo                 backfill the bundled sample through every asset, then summarise
+breakout research --files-dir DIR   the design's tables measured on real history in DIR
+breakout models list          every training run, its held-out AUC and which one serves
+breakout models promote ID    serve a run (one that failed the promotion rules needs --force)
+breakout models rollback SIDE serve the side's previous model again
+breakout approve SESSION (--all | --ref REF ...)   approve pending trade plans
+breakout reject SESSION (--all | --ref REF ...)    reject them
+breakout kill-switch on|off|status                 halt (or resume) all order activity
+breakout runs recover [--dry-run] [--assume-local] fail dead runs, free their broker slots
 """
 
 from __future__ import annotations
@@ -117,13 +117,25 @@ def demo() -> None:
 
 
 @main.command("research")
-@click.option("--files-dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Stocks, indices, reference (and hourly_raw/) as the files source reads them.")
-@click.option("--database", default="breakout_research", show_default=True,
-              help="The research's own database on the same server (recreated unless --reuse).")
+@click.option(
+    "--files-dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Stocks, indices, reference (and hourly_raw/) as the files source reads them.",
+)
+@click.option(
+    "--database",
+    default="breakout_research",
+    show_default=True,
+    help="The research's own database on the same server (recreated unless --reuse).",
+)
 @click.option("--start", default="2015-01-02", show_default=True, help="First session loaded.")
-@click.option("--test-start", default="2022-01-01", show_default=True,
-              help="Signals from this date on are held out (chronological split, embargoed).")
+@click.option(
+    "--test-start",
+    default="2022-01-01",
+    show_default=True,
+    help="Signals from this date on are held out (chronological split, embargoed).",
+)
 @click.option("--reuse", is_flag=True, help="Keep the loaded data; train and report again.")
 def research(files_dir: str, database: str, start: str, test_start: str, reuse: bool) -> None:
     """Load DIR into its own database, backfill through outcomes, train both sides with the
@@ -133,14 +145,21 @@ def research(files_dir: str, database: str, start: str, test_start: str, reuse: 
 
     from breakout_assets.research import format_report, run_research
 
-    report = run_research(_settings(), Path(files_dir), database=database,
-                          start=date.fromisoformat(start), test_start=date.fromisoformat(test_start),
-                          load=not reuse, echo=click.echo)
+    report = run_research(
+        _settings(),
+        Path(files_dir),
+        database=database,
+        start=date.fromisoformat(start),
+        test_start=date.fromisoformat(test_start),
+        load=not reuse,
+        echo=click.echo,
+    )
     click.echo(format_report(report))
 
 
-def _decide(session: str, all_plans: bool, refs: tuple[str, ...], approve: bool,
-            by: str | None) -> None:
+def _decide(
+    session: str, all_plans: bool, refs: tuple[str, ...], approve: bool, by: str | None
+) -> None:
     from datetime import date
 
     from breakout_assets.approvals import decide
@@ -150,13 +169,20 @@ def _decide(session: str, all_plans: bool, refs: tuple[str, ...], approve: bool,
         raise click.UsageError("give either --all or one or more --ref REF")
     who = by or os.environ.get("USER") or "operator"
     try:
-        decided = decide(build_resources(_settings())["postgres"], date.fromisoformat(session),
-                         approve, f"{who} (cli)", None if all_plans else list(refs))
+        decided = decide(
+            build_resources(_settings())["postgres"],
+            date.fromisoformat(session),
+            approve,
+            f"{who} (cli)",
+            None if all_plans else list(refs),
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     verb = "approved" if approve else "rejected"
-    click.echo(f"{verb} {len(decided)} plan(s) of {session}" +
-               (": " + ", ".join(decided) if decided else ""))
+    click.echo(
+        f"{verb} {len(decided)} plan(s) of {session}"
+        + (": " + ", ".join(decided) if decided else "")
+    )
 
 
 _plan_options = [
@@ -202,8 +228,11 @@ def kill_switch(action: str, reason: str) -> None:
         click.echo("kill switch off" if switch.release() else "kill switch was already off")
     else:
         details = switch.details()
-        click.echo(f"ON since {details.get('at', '?')}: {details.get('reason', '')} "
-                   f"({switch.path})" if switch.engaged() else f"off ({switch.path} absent)")
+        click.echo(
+            f"ON since {details.get('at', '?')}: {details.get('reason', '')} ({switch.path})"
+            if switch.engaged()
+            else f"off ({switch.path} absent)"
+        )
 
 
 @main.group()
@@ -213,8 +242,9 @@ def runs() -> None:
 
 @runs.command("recover")
 @click.option("--dry-run", is_flag=True, help="Only say what would be done.")
-@click.option("--assume-local", is_flag=True,
-              help="Judge runs that recorded no host as runs of this host.")
+@click.option(
+    "--assume-local", is_flag=True, help="Judge runs that recorded no host as runs of this host."
+)
 def runs_recover(dry_run: bool, assume_local: bool) -> None:
     """Mark failed the started runs of this host whose processes are all dead (e.g. after a
     kill -9) and free their concurrency slots, so the next broker run is not blocked."""
@@ -230,8 +260,10 @@ def runs_recover(dry_run: bool, assume_local: bool) -> None:
     for verdict in verdicts:
         click.echo((prefix if verdict.changed else "") + str(verdict))
     changed = sum(v.changed for v in verdicts)
-    click.echo(f"{changed} run(s) {'to recover' if dry_run else 'recovered'}, "
-               f"{len(verdicts) - changed} left alone")
+    click.echo(
+        f"{changed} run(s) {'to recover' if dry_run else 'recovered'}, "
+        f"{len(verdicts) - changed} left alone"
+    )
 
 
 @main.group()

@@ -10,6 +10,7 @@ import os
 
 from dagster import Definitions, EnvVar
 
+from breakout_assets.approvals import approve_trades
 from breakout_assets.assets.backtests import build_backtest_assets
 from breakout_assets.assets.features import build_feature_assets
 from breakout_assets.assets.management import build_management_assets
@@ -20,7 +21,6 @@ from breakout_assets.assets.orders import build_order_assets
 from breakout_assets.assets.outcomes import build_outcome_assets
 from breakout_assets.assets.signals import build_signal_assets
 from breakout_assets.assets.trading import build_trading_assets
-from breakout_assets.approvals import approve_trades
 from breakout_assets.jobs import build_daily_pipeline, build_submit_orders, build_train_models
 from breakout_assets.partitions import describe_sessions, settings_partitions
 from breakout_assets.resources.broker import (
@@ -28,6 +28,7 @@ from breakout_assets.resources.broker import (
     IbkrBrokerResource,
     SimulatedBrokerResource,
 )
+from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.market_data import (
     FilesMarketData,
     MarketDataResource,
@@ -36,7 +37,6 @@ from breakout_assets.resources.market_data import (
 )
 from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
-from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.run_guard import guarded_executor
 from breakout_assets.schedules import build_daily_schedule, build_pre_open_schedule
 from breakout_assets.sensors import build_dead_runs_sensor, build_kill_switch_sensor
@@ -62,28 +62,40 @@ def market_data_resource(settings: BreakoutSettings) -> MarketDataResource:
         # name is the variable the settings read it from (BREAKOUT_POLYGON_API_KEY or an alias).
         return PolygonMarketData(
             api_key=EnvVar(settings.polygon_key_variable()),
-            base_url=settings.polygon_base_url, timeout_s=settings.polygon_timeout_s,
-            max_retries=settings.polygon_max_retries, backoff_s=settings.polygon_backoff_s,
-            index_tickers=list(settings.index_tickers))
+            base_url=settings.polygon_base_url,
+            timeout_s=settings.polygon_timeout_s,
+            max_retries=settings.polygon_max_retries,
+            backoff_s=settings.polygon_backoff_s,
+            index_tickers=list(settings.index_tickers),
+        )
     if settings.data_source == "synthetic":
-        return SyntheticMarketData(tickers=settings.synthetic_tickers, seed=settings.synthetic_seed,
-                                   origin=settings.synthetic_origin.isoformat())
-    return FilesMarketData(files_dir=str(settings.files_dir),
-                           hourly_aliases=settings.hourly_aliases)
+        return SyntheticMarketData(
+            tickers=settings.synthetic_tickers,
+            seed=settings.synthetic_seed,
+            origin=settings.synthetic_origin.isoformat(),
+        )
+    return FilesMarketData(
+        files_dir=str(settings.files_dir), hourly_aliases=settings.hourly_aliases
+    )
 
 
 def broker_resource(settings: BreakoutSettings, postgres: PostgresResource) -> BrokerResource:
     """The one place BREAKOUT_BROKER picks the broker resource."""
     if settings.broker == "ibkr":
         return IbkrBrokerResource(
-            host=settings.ibkr_host, port=settings.ibkr_port, client_id=settings.ibkr_client_id,
+            host=settings.ibkr_host,
+            port=settings.ibkr_port,
+            client_id=settings.ibkr_client_id,
             account=from_environment(settings, "ibkr_account"),
             connect_timeout_s=settings.ibkr_connect_timeout_s,
-            request_timeout_s=settings.ibkr_request_timeout_s)
+            request_timeout_s=settings.ibkr_request_timeout_s,
+        )
     return SimulatedBrokerResource(
-        postgres=postgres, starting_equity=settings.simulated_starting_equity,
+        postgres=postgres,
+        starting_equity=settings.simulated_starting_equity,
         entry_valid_sessions=settings.outcomes.entry_valid_sessions,
-        max_holding_sessions=settings.outcomes.max_holding_sessions)
+        max_holding_sessions=settings.outcomes.max_holding_sessions,
+    )
 
 
 def build_resources(settings: BreakoutSettings) -> dict:
@@ -92,9 +104,12 @@ def build_resources(settings: BreakoutSettings) -> dict:
         local_data_dir=str(settings.pg_data_dir),
         database_url_variable=settings.env_name("database_url"),
     )
-    return {"postgres": postgres, "market_data": market_data_resource(settings),
-            "model_store": ModelStore(root=str(settings.model_store_dir)),
-            "broker": broker_resource(settings, postgres)}
+    return {
+        "postgres": postgres,
+        "market_data": market_data_resource(settings),
+        "model_store": ModelStore(root=str(settings.model_store_dir)),
+        "broker": broker_resource(settings, postgres),
+    }
 
 
 def build_assets(settings: BreakoutSettings) -> list:
@@ -111,9 +126,14 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_opposing_assets(partitions_def, settings),
         *build_backtest_assets(settings),
     ]
-    return [asset.map_asset_specs(
-        lambda spec: spec.replace_attributes(description=describe_sessions(spec.description)))
-        if asset.partitions_def is not None else asset for asset in assets]
+    return [
+        asset.map_asset_specs(
+            lambda spec: spec.replace_attributes(description=describe_sessions(spec.description))
+        )
+        if asset.partitions_def is not None
+        else asset
+        for asset in assets
+    ]
 
 
 def build_definitions(settings: BreakoutSettings) -> Definitions:
@@ -124,8 +144,10 @@ def build_definitions(settings: BreakoutSettings) -> Definitions:
         asset_checks=build_trading_checks(settings),
         jobs=[daily_pipeline, build_train_models(), submit_orders, approve_trades],
         schedules=[build_daily_schedule(daily_pipeline), build_pre_open_schedule(submit_orders)],
-        sensors=[build_kill_switch_sensor(KillSwitch(settings.kill_switch_path)),
-                 build_dead_runs_sensor()],
+        sensors=[
+            build_kill_switch_sensor(KillSwitch(settings.kill_switch_path)),
+            build_dead_runs_sensor(),
+        ],
         resources=build_resources(settings),
         executor=guarded_executor,  # dead runs recovered before any step waits for a slot
     )

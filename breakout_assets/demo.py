@@ -64,8 +64,10 @@ DEMO_TRADING_SESSIONS = 250  # the last year of the sample goes through scoring 
 DEMO_MANAGED_SESSIONS = 40  # ... and its last sessions run day by day, managing positions
 # Steps in the run's own process (as the demo always ran them): the multiprocess default would
 # load the code location once more for every step.
-_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}},
-               "execution": {"config": {"in_process": {}}}}
+_RUN_CONFIG = {
+    "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    "execution": {"config": {"in_process": {}}},
+}
 
 
 class CodeLocationLauncher:
@@ -76,12 +78,17 @@ class CodeLocationLauncher:
     executes them itself, in this process: a subprocess per run would load the code location
     (~9 s) for each of the demo's ~45 runs."""
 
-    def __init__(self, instance: DagsterInstance, workspace_file: Path = WORKSPACE_YAML,
-                 location: str = LOCATION):
+    def __init__(
+        self,
+        instance: DagsterInstance,
+        workspace_file: Path = WORKSPACE_YAML,
+        location: str = LOCATION,
+    ):
         self.instance = instance
         self.location = location
         self._process = WorkspaceProcessContext(
-            instance, WorkspaceFileTarget(paths=[str(workspace_file)]))
+            instance, WorkspaceFileTarget(paths=[str(workspace_file)])
+        )
 
     def __enter__(self) -> CodeLocationLauncher:
         return self
@@ -96,36 +103,69 @@ class CodeLocationLauncher:
     def remote_job(self, job_name: str, selection: Sequence[AssetKey] | None = None):
         _, location = self._code_location()
         (repo_name,) = location.get_repositories()
-        return location.get_job(JobSubsetSelector(
-            location_name=self.location, repository_name=repo_name, job_name=job_name,
-            op_selection=None, asset_selection=selection or None))
+        return location.get_job(
+            JobSubsetSelector(
+                location_name=self.location,
+                repository_name=repo_name,
+                job_name=job_name,
+                op_selection=None,
+                asset_selection=selection or None,
+            )
+        )
 
-    def run(self, defs: Definitions, job_name: str, selection: Sequence[AssetKey] | None = None,
-            run_config: Mapping | None = None, tags: Mapping[str, str] | None = None) -> DagsterRun:
+    def run(
+        self,
+        defs: Definitions,
+        job_name: str,
+        selection: Sequence[AssetKey] | None = None,
+        run_config: Mapping | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> DagsterRun:
         """Create one run of the job (as `dagster job launch` does) and execute it."""
         _, location = self._code_location()
         remote_job = self.remote_job(job_name, selection)
         run_config = dict(run_config or {})
-        plan = location.get_execution_plan(remote_job, run_config, step_keys_to_execute=None,
-                                           known_state=None, instance=self.instance)
+        plan = location.get_execution_plan(
+            remote_job,
+            run_config,
+            step_keys_to_execute=None,
+            known_state=None,
+            instance=self.instance,
+        )
         run = self.instance.create_run(
-            job_name=job_name, run_id=None, run_config=run_config,
-            resolved_op_selection=None, step_keys_to_execute=None, op_selection=None,
-            status=DagsterRunStatus.NOT_STARTED, root_run_id=None, parent_run_id=None,
-            tags={**remote_job.tags, **(tags or {})}, job_snapshot=remote_job.job_snapshot,
+            job_name=job_name,
+            run_id=None,
+            run_config=run_config,
+            resolved_op_selection=None,
+            step_keys_to_execute=None,
+            op_selection=None,
+            status=DagsterRunStatus.NOT_STARTED,
+            root_run_id=None,
+            parent_run_id=None,
+            tags={**remote_job.tags, **(tags or {})},
+            job_snapshot=remote_job.job_snapshot,
             execution_plan_snapshot=plan.execution_plan_snapshot,
             parent_job_snapshot=remote_job.parent_job_snapshot,
             remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(),
             asset_selection=frozenset(selection) if selection else None,
             asset_check_selection=None,
-            asset_graph=location.get_repository(remote_job.repository_handle.repository_name)
-            .asset_graph)
+            asset_graph=location.get_repository(
+                remote_job.repository_handle.repository_name
+            ).asset_graph,
+        )
         return self.execute(defs, run)
 
-    def backfill(self, defs: Definitions, job_name: str, first: str, last: str,
-                 selection: Sequence[AssetKey] | None = None, run_config: Mapping | None = None,
-                 tags: Mapping[str, str] | None = None) -> list[DagsterRun]:
+    def backfill(
+        self,
+        defs: Definitions,
+        job_name: str,
+        first: str,
+        last: str,
+        selection: Sequence[AssetKey] | None = None,
+        run_config: Mapping | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[DagsterRun]:
         """A job backfill of first..last (what the UI's "Launch backfill" records): the daemon's
         own iteration submits its runs (one for the range: the assets' single-run policy), this
         executes them, and the next iteration marks the backfill complete."""
@@ -135,25 +175,35 @@ class CodeLocationLauncher:
         partition_set = next(p for p in repo.get_partition_sets() if p.job_name == job_name)
         keys = sessions_to_keys(nyse_sessions(date.fromisoformat(first), date.fromisoformat(last)))
         backfill = PartitionBackfill(
-            backfill_id=make_new_backfill_id(), status=BulkActionStatus.REQUESTED,
-            from_failure=False, tags=dict(tags or {}), backfill_timestamp=get_current_timestamp(),
+            backfill_id=make_new_backfill_id(),
+            status=BulkActionStatus.REQUESTED,
+            from_failure=False,
+            tags=dict(tags or {}),
+            backfill_timestamp=get_current_timestamp(),
             asset_selection=list(selection) if selection else None,
             run_config=dict(run_config or {}),
-            partition_set_origin=partition_set.get_remote_origin(), partition_names=keys)
+            partition_set_origin=partition_set.get_remote_origin(),
+            partition_names=keys,
+        )
         self.instance.add_backfill(backfill)
         runs = []
         while True:
             execute_job_backfill_iteration(backfill, _LOG, self._process, None, self.instance)
-            queued = self.instance.get_runs(RunsFilter(
-                tags=DagsterRun.tags_for_backfill_id(backfill.backfill_id),
-                statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]))
+            queued = self.instance.get_runs(
+                RunsFilter(
+                    tags=DagsterRun.tags_for_backfill_id(backfill.backfill_id),
+                    statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED],
+                )
+            )
             if not queued:
                 break
             runs += [self.execute(defs, run) for run in reversed(queued)]
         state = self.instance.get_backfill(backfill.backfill_id)
         if state is None or state.status != BulkActionStatus.COMPLETED_SUCCESS:
-            raise RuntimeError(f"backfill {backfill.backfill_id} of {job_name} ended "
-                               f"{state.status if state else 'missing'}")
+            raise RuntimeError(
+                f"backfill {backfill.backfill_id} of {job_name} ended "
+                f"{state.status if state else 'missing'}"
+            )
         return runs
 
     def execute(self, defs: Definitions, run: DagsterRun) -> DagsterRun:
@@ -161,8 +211,11 @@ class CodeLocationLauncher:
         goes STARTING, then through the job of `defs`, built from the same code and settings as
         the location's (the demo's orders runs differ only in sending to the simulated broker)."""
         self.instance.report_dagster_event(
-            DagsterEvent(event_type_value=DagsterEventType.PIPELINE_STARTING.value,
-                         job_name=run.job_name), run_id=run.run_id)
+            DagsterEvent(
+                event_type_value=DagsterEventType.PIPELINE_STARTING.value, job_name=run.job_name
+            ),
+            run_id=run.run_id,
+        )
         starting = self.instance.get_run_by_id(run.run_id)
         execute_run(InMemoryJob(defs.resolve_job_def(run.job_name)), starting, self.instance)
         return self.instance.get_run_by_id(run.run_id)
@@ -172,31 +225,50 @@ class CodeLocationLauncher:
         workspace, location = self._code_location()
         remote_job = self.remote_job(parent.job_name, sorted(parent.asset_selection or []))
         run = self.instance.create_reexecuted_run(
-            parent_run=parent, request_context=workspace, code_location=location,
-            remote_job=remote_job, strategy=ReexecutionStrategy.FROM_FAILURE,
-            use_parent_run_tags=True)
+            parent_run=parent,
+            request_context=workspace,
+            code_location=location,
+            remote_job=remote_job,
+            strategy=ReexecutionStrategy.FROM_FAILURE,
+            use_parent_run_tags=True,
+        )
         return self.execute(defs, run)
 
 
-def _execute(launcher: CodeLocationLauncher, defs: Definitions, job_name: str, echo,
-             selection=None, first=None, last=None, run_config=None) -> None:
+def _execute(
+    launcher: CodeLocationLauncher,
+    defs: Definitions,
+    job_name: str,
+    echo,
+    selection=None,
+    first=None,
+    last=None,
+    run_config=None,
+) -> None:
     """One run of `job_name`, or a backfill of first..last; stops the demo on a failure."""
     run_config = {**_RUN_CONFIG, **(run_config or {})}
     tags = {"breakout/preset": "demo"}
     if first and first != last:
         runs = launcher.backfill(defs, job_name, first, last, selection, run_config, tags)
     elif first:
-        runs = [launcher.run(defs, job_name, selection, run_config,
-                             {**tags, "dagster/partition": first})]
+        runs = [
+            launcher.run(
+                defs, job_name, selection, run_config, {**tags, "dagster/partition": first}
+            )
+        ]
     else:
         runs = [launcher.run(defs, job_name, selection, run_config, tags)]
     for run in runs:
         if run.status != DagsterRunStatus.SUCCESS:
-            raise RuntimeError(f"run {run.run_id} ({job_name}) ended {run.status.value}: "
-                               "see it in the Dagster UI (`make ui`)")
+            raise RuntimeError(
+                f"run {run.run_id} ({job_name}) ended {run.status.value}: "
+                "see it in the Dagster UI (`make ui`)"
+            )
         backfill = run.tags.get("dagster/backfill")
-        echo(f"      run {run.run_id} ({job_name}{', backfill ' + backfill if backfill else ''})"
-             " succeeded")
+        echo(
+            f"      run {run.run_id} ({job_name}{', backfill ' + backfill if backfill else ''})"
+            " succeeded"
+        )
 
 
 def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) -> dict:
@@ -206,28 +278,34 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
     echo(f"      data: {runtime.data_url(settings)}")
     defs = build_definitions(settings)
     first, last = demo_range(settings)
-    echo(f"[2/5] backfilling {first}..{last} from '{settings.data_source}': bars, features, "
-         "signals, outcomes, as one run ...")
-    history = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
-               if k.to_user_string() not in TRADING_ASSETS]
+    echo(
+        f"[2/5] backfilling {first}..{last} from '{settings.data_source}': bars, features, "
+        "signals, outcomes, as one run ..."
+    )
+    history = [
+        k
+        for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
+        if k.to_user_string() not in TRADING_ASSETS
+    ]
     with DagsterInstance.get() as instance, CodeLocationLauncher(instance) as launcher:
-        _execute(launcher, defs, "daily_pipeline", echo, selection=history, first=first,
-                 last=last)
+        _execute(launcher, defs, "daily_pipeline", echo, selection=history, first=first, last=last)
         train_demo_models(settings, echo, launcher)
         trade_demo_year(settings, last, echo, launcher)
     echo("[5/5] summary")
     summary = _summary(settings, first, last)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     for key, value in summary.items():
-        echo(f"      {key:>20}: {value:,}" if isinstance(value, int) else f"      {key:>20}: {value}")
+        echo(
+            f"      {key:>20}: {value:,}" if isinstance(value, int) else f"      {key:>20}: {value}"
+        )
     echo("Open the Dagster UI with `make ui` (http://127.0.0.1:3000) to see the runs and assets.")
     return summary
 
 
-def train_demo_models(settings: BreakoutSettings, echo: Callable[[str], None],
-                      launcher: CodeLocationLauncher) -> None:
-    echo("[3/5] training both models with the production settings, fewer trials: "
-         f"{DEMO_TRAINING}")
+def train_demo_models(
+    settings: BreakoutSettings, echo: Callable[[str], None], launcher: CodeLocationLauncher
+) -> None:
+    echo(f"[3/5] training both models with the production settings, fewer trials: {DEMO_TRAINING}")
     defs = build_definitions(settings)
     run_config = {"ops": {f"{side}_model": {"config": DEMO_TRAINING} for side in ("long", "short")}}
     _execute(launcher, defs, "train_models", echo, run_config=run_config)
@@ -236,23 +314,32 @@ def train_demo_models(settings: BreakoutSettings, echo: Callable[[str], None],
         latest = conn.execute(query("demo.latest_experiments")).mappings().all()
     for run in latest:
         metrics = run["metrics"]["metrics"]
-        echo(f"      {run['side']}: {run['experiment_id']} AUC {metrics['roc_auc']:.3f}, "
-             f"ECE {metrics['ece']:.3f}: "
-             f"{'PROMOTED, it serves' if run['promoted'] else 'not promoted'}")
+        echo(
+            f"      {run['side']}: {run['experiment_id']} AUC {metrics['roc_auc']:.3f}, "
+            f"ECE {metrics['ece']:.3f}: "
+            f"{'PROMOTED, it serves' if run['promoted'] else 'not promoted'}"
+        )
         if not run["promoted"]:
             failed = [c["rule"] for c in run["promotion"]["checks"] if not c["passed"]]
-            echo(f"      !!! THE {run['side'].upper()} MODEL FAILED THE PROMOTION RULES "
-                 f"({'; '.join(failed)}): it does not serve. {run['side']} signals are scored "
-                 "only by a model an earlier run promoted, else not at all.")
+            echo(
+                f"      !!! THE {run['side'].upper()} MODEL FAILED THE PROMOTION RULES "
+                f"({'; '.join(failed)}): it does not serve. {run['side']} signals are scored "
+                "only by a model an earlier run promoted, else not at all."
+            )
 
 
-def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str], None],
-                    launcher: CodeLocationLauncher) -> None:
+def trade_demo_year(
+    settings: BreakoutSettings,
+    last: str,
+    echo: Callable[[str], None],
+    launcher: CodeLocationLauncher,
+) -> None:
     """Score, plan, approve and send the last year's signals to the simulated broker."""
     if settings.broker != "simulated":
         raise RuntimeError("the demo sends orders, so it only runs with the simulated broker")
-    sessions = nyse_sessions(date.fromisoformat(last) - timedelta(days=400),
-                             date.fromisoformat(last))[-DEMO_TRADING_SESSIONS:]
+    sessions = nyse_sessions(
+        date.fromisoformat(last) - timedelta(days=400), date.fromisoformat(last)
+    )[-DEMO_TRADING_SESSIONS:]
     first_trade, last_trade = str(sessions[0]), str(sessions[-1])
     echo(f"[4/5] trading {first_trade}..{last_trade}: scores and plans, approval, orders")
     postgres = build_resources(settings)["postgres"]
@@ -263,12 +350,24 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
             conn.execute(query("demo.reset_trading"))
         echo("      the demo's simulated account starts fresh (demo tables reset)")
     defs = build_definitions(settings)
-    trading = [k for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
-               if k.to_user_string() in TRADING_ASSETS]
-    _execute(launcher, defs, "daily_pipeline", echo, selection=trading, first=first_trade,
-             last=last_trade)
-    approved = sum(len(decide(postgres, session, True, "demo (make demo approves on your behalf)"))
-                   for session in sessions)
+    trading = [
+        k
+        for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
+        if k.to_user_string() in TRADING_ASSETS
+    ]
+    _execute(
+        launcher,
+        defs,
+        "daily_pipeline",
+        echo,
+        selection=trading,
+        first=first_trade,
+        last=last_trade,
+    )
+    approved = sum(
+        len(decide(postgres, session, True, "demo (make demo approves on your behalf)"))
+        for session in sessions
+    )
     echo(f"      APPROVED BY THE DEMO on your behalf: {approved} plans")
     echo("      orders go to the SIMULATED broker (not dry-run): nothing leaves this machine")
     live_sim = build_definitions(settings.model_copy(update={"dry_run": False}))
@@ -277,16 +376,33 @@ def trade_demo_year(settings: BreakoutSettings, last: str, echo: Callable[[str],
     with build_resources(settings)["broker"].session() as connected:
         connected.sync(sessions[0])
     head, tail = sessions[:-DEMO_MANAGED_SESSIONS], sessions[-DEMO_MANAGED_SESSIONS:]
-    orders_only = [k for k in live_sim.resolve_job_def("submit_orders").asset_layer
-                   .executable_asset_keys
-                   if k.to_user_string() in ("broker_orders", "opposing_orders")]
-    _execute(launcher, live_sim, "submit_orders", echo, selection=orders_only, first=str(head[0]),
-             last=str(head[-1]))
-    echo(f"      then day by day for the last {len(tail)} sessions: orders and position "
-         "management (breakeven, add-on, trail, take-profit, expiry)")
+    orders_only = [
+        k
+        for k in live_sim.resolve_job_def("submit_orders").asset_layer.executable_asset_keys
+        if k.to_user_string() in ("broker_orders", "opposing_orders")
+    ]
+    _execute(
+        launcher,
+        live_sim,
+        "submit_orders",
+        echo,
+        selection=orders_only,
+        first=str(head[0]),
+        last=str(head[-1]),
+    )
+    echo(
+        f"      then day by day for the last {len(tail)} sessions: orders and position "
+        "management (breakeven, add-on, trail, take-profit, expiry)"
+    )
     for session in tail:
-        _execute(launcher, live_sim, "submit_orders", lambda _: None, first=str(session),
-                 last=str(session))
+        _execute(
+            launcher,
+            live_sim,
+            "submit_orders",
+            lambda _: None,
+            first=str(session),
+            last=str(session),
+        )
 
 
 def _summary(settings: BreakoutSettings, first: str, last: str) -> dict:

@@ -25,8 +25,8 @@ def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
         "daily_pipeline",
         selection=AssetSelection.groups(DATA, TRADING) - BROKER_ASSETS,
         description="After the close: market data, features, signals, outcomes, scores, the "
-                    "trade plan and the opposing book's fades awaiting approval (nothing that "
-                    "sends an order).",
+        "trade plan and the opposing book's fades awaiting approval (nothing that "
+        "sends an order).",
     )
 
 

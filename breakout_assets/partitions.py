@@ -84,7 +84,9 @@ def session_partitions(start: date, end: date | None = None) -> TimeWindowPartit
 def files_last_session(directory: Path) -> date | None:
     """The last session the bar files hold (None without readable files), cached per file
     version: definitions load it on every reload, a full read of the files each time is waste."""
-    versions = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(Path(directory).glob("stocks.*")))
+    versions = tuple(
+        (f.name, f.stat().st_mtime_ns) for f in sorted(Path(directory).glob("stocks.*"))
+    )
     return _files_last_session(str(directory), versions)
 
 
@@ -92,6 +94,7 @@ def files_last_session(directory: Path) -> date | None:
 def _files_last_session(directory: str, versions: tuple) -> date | None:
     from breakout_assets.resources.market_data.base import MarketDataError
     from breakout_assets.resources.market_data.files import FilesSource
+
     try:
         return FilesSource(directory).last_session()
     except MarketDataError:
@@ -118,8 +121,11 @@ def settings_partitions(settings) -> TimeWindowPartitionsDefinition:
 def describe_sessions(description: str | None) -> str:
     """An asset description that names its partitions: the UI shows a time-window partitioning
     as its cron (`0 16 * * 1-5`), which does not say holidays are out."""
-    return f"{description.rstrip()}\n\nPartitions: {DESCRIPTION}." if description else \
-        f"Partitions: {DESCRIPTION}."
+    return (
+        f"{description.rstrip()}\n\nPartitions: {DESCRIPTION}."
+        if description
+        else f"Partitions: {DESCRIPTION}."
+    )
 
 
 def keys_to_sessions(keys: Iterable[str]) -> list[date]:
@@ -144,7 +150,7 @@ def lookback_start(first: date, lookback: int) -> date:
 def chunks(sessions: Sequence[date], size: int) -> list[list[date]]:
     """Sorted sessions in consecutive runs of at most `size` (a backfill's statements)."""
     ordered = sorted(sessions)
-    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 @lru_cache(maxsize=1)
@@ -157,7 +163,9 @@ def session_ordinals(days: np.ndarray) -> np.ndarray:
 
     A day that is not a session gets the position of the next session.
     """
-    return np.searchsorted(_calendar_days(), np.asarray(days, dtype="datetime64[D]")).astype(np.int64)
+    return np.searchsorted(_calendar_days(), np.asarray(days, dtype="datetime64[D]")).astype(
+        np.int64
+    )
 
 
 def ordinal_sessions(ordinals: np.ndarray) -> np.ndarray:

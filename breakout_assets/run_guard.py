@@ -44,8 +44,11 @@ _STOPPED = {DagsterRunStatus.CANCELING, DagsterRunStatus.CANCELED, DagsterRunSta
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # Events emitted by the run's own processes (their `pid`), and engine events whose metadata
 # names a process of the run (the orchestrator, a run worker started by a code server).
-_OWN_EVENTS = {DagsterEventType.RUN_START, DagsterEventType.STEP_WORKER_STARTED,
-               DagsterEventType.STEP_START}
+_OWN_EVENTS = {
+    DagsterEventType.RUN_START,
+    DagsterEventType.STEP_WORKER_STARTED,
+    DagsterEventType.STEP_START,
+}
 _PROCESS_EVENTS = _OWN_EVENTS | {DagsterEventType.ENGINE_EVENT}
 _START_SLACK_S = 2.0  # /proc start times are in clock ticks since a boot time in whole seconds
 
@@ -55,6 +58,7 @@ def this_host() -> str:
 
 
 # -- inside a step ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Stop:
@@ -72,8 +76,13 @@ class Stop:
 class RunGuard:
     """Asked before every order: stop for the kill switch, a dead parent or a stopped run."""
 
-    def __init__(self, instance: DagsterInstance, run_id: str, kill_switch: KillSwitch,
-                 parent_pid: int | None = None) -> None:
+    def __init__(
+        self,
+        instance: DagsterInstance,
+        run_id: str,
+        kill_switch: KillSwitch,
+        parent_pid: int | None = None,
+    ) -> None:
         self.instance, self.run_id, self.kill_switch = instance, run_id, kill_switch
         self.parent_pid = os.getppid() if parent_pid is None else parent_pid
 
@@ -92,8 +101,11 @@ class RunGuard:
             return Stop(f"kill switch engaged ({self.kill_switch.path})", orphaned=False)
         parent = os.getppid()
         if parent != self.parent_pid:
-            return Stop(f"the run's parent process {self.parent_pid} is gone (this step now "
-                        f"belongs to pid {parent})", orphaned=True)
+            return Stop(
+                f"the run's parent process {self.parent_pid} is gone (this step now "
+                f"belongs to pid {parent})",
+                orphaned=True,
+            )
         run = self.instance.get_run_by_id(self.run_id)
         if run is None or run.status in _STOPPED:
             status = "deleted" if run is None else run.status.value
@@ -102,6 +114,7 @@ class RunGuard:
 
 
 # -- recovery -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RunVerdict:
@@ -125,11 +138,14 @@ def _proc_state(pid: int) -> tuple[str, float] | None:
     """(state, start time as epoch seconds) from Linux's /proc; None where there is none."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
     except (OSError, StopIteration):
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3
     return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # starttime: field 22
 
 
@@ -192,12 +208,18 @@ def _judge(instance: DagsterInstance, run, host: str, assume_local: bool) -> tup
     alive = sorted(pid for pid, at in processes.items() if process_alive(pid, at))
     if alive:
         return False, f"its process(es) {', '.join(map(str, alive))} are alive"
-    return True, (f"none of its processes (pids {', '.join(map(str, sorted(processes)))}) "
-                  f"is alive on {host}")
+    return True, (
+        f"none of its processes (pids {', '.join(map(str, sorted(processes)))}) is alive on {host}"
+    )
 
 
-def recover_dead_runs(instance: DagsterInstance, *, exclude: Iterable[str] = (),
-                      assume_local: bool = False, dry_run: bool = False) -> list[RunVerdict]:
+def recover_dead_runs(
+    instance: DagsterInstance,
+    *,
+    exclude: Iterable[str] = (),
+    assume_local: bool = False,
+    dry_run: bool = False,
+) -> list[RunVerdict]:
     """Mark failed (a cancelling run: canceled) every unfinished run of this host whose
     processes are all gone, and free the concurrency slots of runs that are over. Runs of
     another host, or with no host recorded (unless `assume_local`), are left alone."""
@@ -208,8 +230,9 @@ def recover_dead_runs(instance: DagsterInstance, *, exclude: Iterable[str] = (),
             continue
         dead, why = _judge(instance, run, host, assume_local)
         if not dead:
-            verdicts.append(RunVerdict(run.run_id, run.job_name, run.status.value,
-                                       "left alone", why))
+            verdicts.append(
+                RunVerdict(run.run_id, run.job_name, run.status.value, "left alone", why)
+            )
             continue
         canceling = run.status == DagsterRunStatus.CANCELING
         if not dry_run:
@@ -219,9 +242,15 @@ def recover_dead_runs(instance: DagsterInstance, *, exclude: Iterable[str] = (),
             else:
                 instance.report_run_failed(run, message=message)
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        verdicts.append(RunVerdict(run.run_id, run.job_name, run.status.value,
-                                   "marked canceled" if canceling else "marked failed",
-                                   f"{why}; its concurrency slots freed"))
+        verdicts.append(
+            RunVerdict(
+                run.run_id,
+                run.job_name,
+                run.status.value,
+                "marked canceled" if canceling else "marked failed",
+                f"{why}; its concurrency slots freed",
+            )
+        )
     judged = {v.run_id for v in verdicts}
     for run_id in sorted(_slot_holders(instance) - judged - skip):
         run = instance.get_run_by_id(run_id)
@@ -229,13 +258,20 @@ def recover_dead_runs(instance: DagsterInstance, *, exclude: Iterable[str] = (),
             continue  # queued or alive: its slot is in use
         if not dry_run:
             instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-        verdicts.append(RunVerdict(run_id, run.job_name if run else "?",
-                                   run.status.value if run else "deleted", "slots freed",
-                                   "the run is over but still held a concurrency slot"))
+        verdicts.append(
+            RunVerdict(
+                run_id,
+                run.job_name if run else "?",
+                run.status.value if run else "deleted",
+                "slots freed",
+                "the run is over but still held a concurrency slot",
+            )
+        )
     return verdicts
 
 
 # -- the run-start hook -------------------------------------------------------------------------
+
 
 class _GuardedExecutor(Executor):
     """Dagster's default executor, preceded by `recover_dead_runs` in the orchestrating process:
@@ -271,5 +307,5 @@ guarded_executor = ExecutorDefinition(
     requirements=multi_or_in_process_executor.get_requirements,
     executor_creation_fn=_guarded,
     description="Dagster's default executor (multiprocess unless configured in-process), "
-                "after recovering dead runs of this host and tagging the run with its host.",
+    "after recovering dead runs of this host and tagging the run with its host.",
 )

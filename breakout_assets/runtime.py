@@ -91,8 +91,11 @@ def write_dotenv(env: dict[str, str], path: Path = DOTENV) -> Path:
     other variables a user keeps in the file stay."""
     kept = []
     if path.exists():
-        kept = [line for line in path.read_text().splitlines()
-                if line.partition("=")[0].strip() not in env]
+        kept = [
+            line
+            for line in path.read_text().splitlines()
+            if line.partition("=")[0].strip() not in env
+        ]
     lines = [*kept, *(f"{name}=${{{name}:-{value}}}" for name, value in env.items())]
     path.touch()
     path.chmod(0o600)
@@ -116,7 +119,9 @@ class ProjectPostgresStorage(DagsterPostgresStorage):
             try:
                 check_reachable(url, DAGSTER_URL_VAR, timeout_s=3)
             except DatabaseUnreachable as exc:
-                sys.stderr.write(f"Error: {exc}. Start the embedded server with "
-                                 "`make db-url` (or run `make demo`).\n")
+                sys.stderr.write(
+                    f"Error: {exc}. Start the embedded server with "
+                    "`make db-url` (or run `make demo`).\n"
+                )
                 raise SystemExit(2) from None
         return super().from_config_value(inst_data, config_value)

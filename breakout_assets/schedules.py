@@ -38,7 +38,7 @@ def build_pre_open_schedule(job):
         job=job,
         default_status=DefaultScheduleStatus.STOPPED,
         description="09:00 New York on sessions: sends the approved plans of the previous "
-                    "session's signals. Off until you turn it on.",
+        "session's signals. Off until you turn it on.",
     )
     def broker_orders_pre_open(context: ScheduleEvaluationContext):
         today = context.scheduled_execution_time.date()

@@ -16,8 +16,12 @@ from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 
 BROKER_TAG = "breakout/touches_broker"
-_ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-           DagsterRunStatus.STARTED]
+_ACTIVE = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
 
 
 def build_dead_runs_sensor():
@@ -30,14 +34,13 @@ def build_dead_runs_sensor():
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
         description="Marks failed the started runs of this host whose processes are all gone "
-                    "and frees their concurrency slots (as `breakout runs recover`).",
+        "and frees their concurrency slots (as `breakout runs recover`).",
     )
     def dead_runs_sensor(context: SensorEvaluationContext):
         changed = [v for v in recover_dead_runs(context.instance) if v.changed]
         for verdict in changed:
             context.log.warning(f"RECOVERED {verdict}")
-        return SkipReason(f"{len(changed)} dead run(s) recovered" if changed
-                          else "no dead run")
+        return SkipReason(f"{len(changed)} dead run(s) recovered" if changed else "no dead run")
 
     return dead_runs_sensor
 
@@ -48,7 +51,7 @@ def build_kill_switch_sensor(kill_switch: KillSwitch):
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"While {kill_switch.path} exists: cancels queued and running runs that "
-                    "touch the broker and records the halt.",
+        "touch the broker and records the halt.",
     )
     def kill_switch_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
         if not kill_switch.engaged():
@@ -63,12 +66,22 @@ def build_kill_switch_sensor(kill_switch: KillSwitch):
         first_sight = context.cursor is None
         if runs or first_sight:
             with postgres.transaction() as conn:
-                conn.execute(query("trading.record_halt"), {
-                    "source": "sensor",
-                    "detail": json.dumps({"kill_switch": details, "path": str(kill_switch.path),
-                                          "cancelled_runs": [r.run_id for r in runs]})})
+                conn.execute(
+                    query("trading.record_halt"),
+                    {
+                        "source": "sensor",
+                        "detail": json.dumps(
+                            {
+                                "kill_switch": details,
+                                "path": str(kill_switch.path),
+                                "cancelled_runs": [r.run_id for r in runs],
+                            }
+                        ),
+                    },
+                )
         context.update_cursor("engaged")
-        return SkipReason(f"KILL SWITCH ON: {len(runs)} broker run(s) cancelled; "
-                          f"{details.get('reason', '')}")
+        return SkipReason(
+            f"KILL SWITCH ON: {len(runs)} broker run(s) cancelled; {details.get('reason', '')}"
+        )
 
     return kill_switch_sensor

@@ -40,8 +40,18 @@ DataSource = Literal["files", "polygon", "synthetic"]
 
 # The index series every session needs: broad market, the sector SPDRs we have, and VIX.
 DEFAULT_INDEX_TICKERS = (
-    "SPY", "QQQ", "IWM", "DIA",
-    "XLE", "XLF", "XLI", "XLK", "XLP", "XLU", "XLV", "XLY",
+    "SPY",
+    "QQQ",
+    "IWM",
+    "DIA",
+    "XLE",
+    "XLF",
+    "XLI",
+    "XLK",
+    "XLP",
+    "XLU",
+    "XLV",
+    "XLY",
     "VIX",
 )
 
@@ -86,7 +96,7 @@ class BreakoutSettings(BaseSettings):
     end_date: date | None = Field(
         default=None,
         description="Last NYSE session that is a partition. Unset: the files' last session "
-                    "(files source), else the last session whose close has passed.",
+        "(files source), else the last session whose close has passed.",
     )
 
     # --- market data -------------------------------------------------------------------------
@@ -119,17 +129,22 @@ class BreakoutSettings(BaseSettings):
 
     # --- data quality ------------------------------------------------------------------------
     coverage_tolerance: float = Field(
-        default=0.25, gt=0, lt=1,
+        default=0.25,
+        gt=0,
+        lt=1,
         description="Max relative change in tickers per session vs the previous session.",
     )
     jump_threshold: float = Field(
-        default=0.45, gt=0, le=10,
+        default=0.45,
+        gt=0,
+        le=10,
         description="Overnight |open / previous close - 1| flagged as a possible unadjusted split.",
     )
     max_bar_price: float = Field(
-        default=10_000_000.0, gt=0,
+        default=10_000_000.0,
+        gt=0,
         description="Highest believable price (BRK.A trades near $1M): a bar above it is "
-                    "quarantined as a vendor fault, not stored.",
+        "quarantined as a vendor fault, not stored.",
     )
     write_chunk_sessions: int = Field(
         default=50, ge=1, description="Sessions fetched and written per chunk in a backfill."
@@ -148,13 +163,13 @@ class BreakoutSettings(BaseSettings):
     outcomes: OutcomeConfig = Field(
         default_factory=OutcomeConfig,
         description="Entry window and holding limit shared by labels, backtests and orders; "
-                    "e.g. BREAKOUT_OUTCOMES__MAX_HOLDING_SESSIONS=30.",
+        "e.g. BREAKOUT_OUTCOMES__MAX_HOLDING_SESSIONS=30.",
     )
 
     costs: CostConfig = Field(
         default_factory=CostConfig,
         description="Commissions (IBKR Fixed) and slippage turning gross R into net R for "
-                    "labels, EV, tiers and backtests; e.g. BREAKOUT_COSTS__SLIPPAGE_BPS=5.",
+        "labels, EV, tiers and backtests; e.g. BREAKOUT_COSTS__SLIPPAGE_BPS=5.",
     )
 
     # --- models -------------------------------------------------------------------------------
@@ -165,7 +180,7 @@ class BreakoutSettings(BaseSettings):
     training: TrainingConfig = Field(
         default_factory=TrainingConfig,
         description="Default training run (a run's config overrides it); e.g. "
-                    "BREAKOUT_TRAINING__TRIALS=20, BREAKOUT_TRAINING__TEST_START=2023-01-01.",
+        "BREAKOUT_TRAINING__TRIALS=20, BREAKOUT_TRAINING__TEST_START=2023-01-01.",
     )
     promotion: PromotionRules = Field(
         default_factory=PromotionRules,
@@ -176,32 +191,40 @@ class BreakoutSettings(BaseSettings):
     sizing: SizingConfig = Field(
         default_factory=SizingConfig,
         description="Gate, EV cut-offs per tier, risk per tier and every cap; e.g. "
-                    "BREAKOUT_SIZING__MAX_OPEN_POSITIONS=8.",
+        "BREAKOUT_SIZING__MAX_OPEN_POSITIONS=8.",
     )
     regime: RegimeConfig = Field(
-        default_factory=RegimeConfig, description="When longs need more confidence.")
+        default_factory=RegimeConfig, description="When longs need more confidence."
+    )
     opposing: OpposingConfig = Field(
         default_factory=OpposingConfig,
         description="The fade book: 75% limit, 2-bar alert, window, holding (1-hour bars); "
-                    "e.g. BREAKOUT_OPPOSING__WINDOW_SESSIONS=8.")
+        "e.g. BREAKOUT_OPPOSING__WINDOW_SESSIONS=8.",
+    )
     broker: Literal["simulated", "ibkr"] = Field(
-        default="simulated", description="Where orders go: the built-in simulated broker or IBKR.")
+        default="simulated", description="Where orders go: the built-in simulated broker or IBKR."
+    )
     dry_run: bool = Field(
-        default=True, description="Record the orders that would be sent and send none.")
+        default=True, description="Record the orders that would be sent and send none."
+    )
     auto_approve: bool = Field(
-        default=False, description="UNATTENDED MODE: plans are approved without a human.")
+        default=False, description="UNATTENDED MODE: plans are approved without a human."
+    )
     kill_switch_path: Path = Field(
         default=PROJECT_ROOT / "KILL_SWITCH",
-        description="While this file exists no order is sent and broker runs are cancelled.")
+        description="While this file exists no order is sent and broker runs are cancelled.",
+    )
     simulated_starting_equity: float = Field(
-        default=100_000.0, gt=0, description="Cash the simulated broker's account starts with.")
-    ibkr_host: str = Field(default="127.0.0.1", min_length=1,
-                           description="IB Gateway / TWS host.")
-    ibkr_port: int = Field(default=4002, ge=1, le=65535,
-                           description="4002: IB Gateway paper; 4001: live.")
+        default=100_000.0, gt=0, description="Cash the simulated broker's account starts with."
+    )
+    ibkr_host: str = Field(default="127.0.0.1", min_length=1, description="IB Gateway / TWS host.")
+    ibkr_port: int = Field(
+        default=4002, ge=1, le=65535, description="4002: IB Gateway paper; 4001: live."
+    )
     ibkr_client_id: int = Field(default=17, ge=0, description="API client id of this pipeline.")
-    ibkr_account: str | None = Field(default=None, description="IBKR account id (required "
-                                     "with BREAKOUT_BROKER=ibkr).")
+    ibkr_account: str | None = Field(
+        default=None, description="IBKR account id (required with BREAKOUT_BROKER=ibkr)."
+    )
     ibkr_connect_timeout_s: float = Field(default=10.0, gt=0)
     ibkr_request_timeout_s: float = Field(default=15.0, gt=0)
 
@@ -222,12 +245,20 @@ class BreakoutSettings(BaseSettings):
         """Partitions are the calendar's sessions: outside its window none can be listed."""
         first, last = calendar_bounds()
         if value is not None and not first <= value <= last:
-            raise ValueError(f"{value} is outside the {EXCHANGE} calendar, which knows the "
-                             f"sessions from {first} to {last}")
+            raise ValueError(
+                f"{value} is outside the {EXCHANGE} calendar, which knows the "
+                f"sessions from {first} to {last}"
+            )
         return value
 
-    @field_validator("pg_data_dir", "dagster_home", "files_dir", "model_store_dir",
-                     "kill_switch_path", mode="before")
+    @field_validator(
+        "pg_data_dir",
+        "dagster_home",
+        "files_dir",
+        "model_store_dir",
+        "kill_switch_path",
+        mode="before",
+    )
     @classmethod
     def _path_not_empty(cls, value: object) -> object:
         """An empty path would silently mean the current directory."""
@@ -241,8 +272,10 @@ class BreakoutSettings(BaseSettings):
         """A directory "exists" for ever (trading halted for good) and cannot be removed by
         `breakout kill-switch off`."""
         if value.is_dir():
-            raise ValueError(f"{value} is a directory: the kill switch is a file that need not "
-                             f"exist, e.g. {value / 'KILL_SWITCH'}")
+            raise ValueError(
+                f"{value} is a directory: the kill switch is a file that need not "
+                f"exist, e.g. {value / 'KILL_SWITCH'}"
+            )
         return value
 
     @field_validator("polygon_api_key", mode="before")
@@ -253,19 +286,19 @@ class BreakoutSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _end_after_start(self) -> "BreakoutSettings":
+    def _end_after_start(self) -> BreakoutSettings:
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
         return self
 
     @model_validator(mode="after")
-    def _broker_needs_its_inputs(self) -> "BreakoutSettings":
+    def _broker_needs_its_inputs(self) -> BreakoutSettings:
         if self.broker == "ibkr" and not self.ibkr_account:
             raise ValueError("broker is 'ibkr' but no account is set: set BREAKOUT_IBKR_ACCOUNT")
         return self
 
     @model_validator(mode="after")
-    def _source_needs_its_inputs(self) -> "BreakoutSettings":
+    def _source_needs_its_inputs(self) -> BreakoutSettings:
         if self.data_source == "polygon" and self.polygon_api_key is None:
             raise ValueError(
                 "data_source is 'polygon' but no API key is set: set BREAKOUT_POLYGON_API_KEY"
@@ -282,26 +315,33 @@ class BreakoutSettings(BaseSettings):
         if self.polygon_api_key is not None and name not in environ:
             raise SettingsError(
                 "the Polygon API key was given in code, but runs read it from the environment: "
-                "set BREAKOUT_POLYGON_API_KEY")
+                "set BREAKOUT_POLYGON_API_KEY"
+            )
         return name
 
     # --- features ----------------------------------------------------------------------------
     feature_lookback_sessions: int = Field(
-        default=300, ge=30, le=2000,
+        default=300,
+        ge=30,
+        le=2000,
         description="Sessions of history read before the first session computed (>= 250 makes "
         "Wilder smoothings match a full-history computation within 1e-8).",
     )
     feature_chunk_sessions: int = Field(
-        default=1000, ge=1, le=5000,
+        default=1000,
+        ge=1,
+        le=5000,
         description="Sessions computed per statement in a long backfill (bounds memory and "
         "keeps the closed-form Wilder weights finite); all chunks commit together.",
     )
     feature_work_mem: str = Field(
-        default="256MB", pattern=r"^\d+(kB|MB|GB)$",
+        default="256MB",
+        pattern=r"^\d+(kB|MB|GB)$",
         description="Postgres work_mem for the feature statement (its sorts and windows).",
     )
     sp500_cap_per_spy: float = Field(
-        default=8.3e10, gt=0,
+        default=8.3e10,
+        gt=0,
         description="S&P 500 total market cap per point of SPY: the market_cap_to_sp500 proxy.",
     )
 
@@ -348,8 +388,7 @@ def _explain(error: ValidationError) -> str:
             lines.append(message)
             continue
         field = _field_of(item["loc"])
-        lines.append(f"{env_variable(field)}: {message} "
-                     f"(got {_shown(field, item.get('input'))})")
+        lines.append(f"{env_variable(field)}: {message} (got {_shown(field, item.get('input'))})")
     return "invalid Breakout settings:\n  " + "\n  ".join(lines)
 
 

@@ -24,8 +24,9 @@ from breakout_assets.settings import BreakoutSettings
 LOGIC_VERSION = "1"
 
 # Never hashed or shown: the definition metadata is visible in the UI.
-SECRET_FIELDS = frozenset({"database_url", "dagster_database_url", "polygon_api_key",
-                           "ibkr_account"})
+SECRET_FIELDS = frozenset(
+    {"database_url", "dagster_database_url", "polygon_api_key", "ibkr_account"}
+)
 
 
 def setting_values(settings: BreakoutSettings, fields: Sequence[str]) -> dict[str, Any]:
@@ -48,8 +49,7 @@ def sql_path(name: str):
     return SQL_DIR / (f"{name}.sql" if "/" in name else f"queries/{name}.sql")
 
 
-def code_version(settings: BreakoutSettings, fields: Sequence[str],
-                 sql: Sequence[str] = ()) -> str:
+def code_version(settings: BreakoutSettings, fields: Sequence[str], sql: Sequence[str] = ()) -> str:
     """A 12-hex hash of the settings' values, the SQL files' text and LOGIC_VERSION."""
     digest = hashlib.sha256(LOGIC_VERSION.encode())
     digest.update(json.dumps(setting_values(settings, fields), sort_keys=True).encode())
@@ -58,14 +58,17 @@ def code_version(settings: BreakoutSettings, fields: Sequence[str],
     return digest.hexdigest()[:12]
 
 
-def versioned(settings: BreakoutSettings, fields: Sequence[str],
-              sql: Sequence[str] = ()) -> dict[str, Any]:
-    """`code_version` and definition `metadata` for an asset decorator: `@asset(**versioned(...))`."""
+def versioned(
+    settings: BreakoutSettings, fields: Sequence[str], sql: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`code_version` and definition `metadata` for an asset decorator:
+    `@asset(**versioned(...))`."""
     return {
         "code_version": code_version(settings, fields, sql),
         "metadata": {
             "settings": MetadataValue.json(setting_values(settings, fields)),
             "sql_files": MetadataValue.json(
-                [str(sql_path(name).relative_to(SQL_DIR.parent)) for name in sorted(sql)]),
+                [str(sql_path(name).relative_to(SQL_DIR.parent)) for name in sorted(sql)]
+            ),
         },
     }

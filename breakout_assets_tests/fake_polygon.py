@@ -54,14 +54,24 @@ def agg_row(t_ms: int, o: float, h: float, low: float, c: float, v: float) -> di
     return {"o": o, "h": h, "l": low, "c": c, "v": v, "vw": (h + low) / 2, "t": t_ms, "n": 1}
 
 
-def daily_agg_row(day: str | date, o: float, h: float, low: float, c: float,
-                  v: float) -> dict[str, Any]:
+def daily_agg_row(
+    day: str | date, o: float, h: float, low: float, c: float, v: float
+) -> dict[str, Any]:
     """A daily aggregate, stamped like Polygon's: 00:00 New York of the session."""
     return agg_row(ny_ms(f"{day} 00:00"), o, h, low, c, v)
 
 
-def grouped_row(ticker: str, o: float, h: float, low: float, c: float, v: float, *,
-                day: str | date, otc: bool = False) -> dict[str, Any]:
+def grouped_row(
+    ticker: str,
+    o: float,
+    h: float,
+    low: float,
+    c: float,
+    v: float,
+    *,
+    day: str | date,
+    otc: bool = False,
+) -> dict[str, Any]:
     """One grouped-daily result, stamped like Polygon's: 16:00 New York (the close)."""
     row = {"T": ticker, **agg_row(ny_ms(f"{day} 16:00"), o, h, low, c, v)}
     if otc:
@@ -75,8 +85,17 @@ def make_grouped_rows(n: int, day: str | date, seed: int = 0) -> list[dict[str, 
     rows = []
     for i in range(n):
         close = round(rng.uniform(2, 500), 2)
-        rows.append(grouped_row(f"T{i:05d}", close * 0.99, close * 1.02, close * 0.97, close,
-                                float(rng.randint(10_000, 5_000_000)), day=day))
+        rows.append(
+            grouped_row(
+                f"T{i:05d}",
+                close * 0.99,
+                close * 1.02,
+                close * 0.97,
+                close,
+                float(rng.randint(10_000, 5_000_000)),
+                day=day,
+            )
+        )
     return rows
 
 
@@ -127,8 +146,9 @@ class FakePolygon:
 
     # --- scripting -------------------------------------------------------------------------
 
-    def fail(self, prefix: str, status: int, times: int | None = 1,
-             body: dict[str, Any] | None = None) -> None:
+    def fail(
+        self, prefix: str, status: int, times: int | None = 1, body: dict[str, Any] | None = None
+    ) -> None:
         """The next `times` requests whose path starts with `prefix` get `status` (None: all)."""
         with self._lock:
             self._forced.append(_Forced(prefix, status, times, body))
@@ -229,8 +249,11 @@ class FakePolygon:
         if m := _DETAILS.match(path):
             found = self.details.get(m.group(1))
             if found is None:
-                return 404, {"status": "NOT_FOUND", "request_id": "fake",
-                             "message": "Ticker not found."}
+                return 404, {
+                    "status": "NOT_FOUND",
+                    "request_id": "fake",
+                    "message": "Ticker not found.",
+                }
             return 200, {"status": "OK", "request_id": "fake", "results": found}
         return 404, _error_body(404)
 
@@ -246,8 +269,13 @@ class FakePolygon:
             cached = self._encoded.get(key)
         if cached is None:
             kept = rows if otc else [r for r in rows if not r.get("otc")]
-            body: dict[str, Any] = {"queryCount": len(kept), "resultsCount": len(kept),
-                                    "adjusted": True, "status": "OK", "request_id": "fake"}
+            body: dict[str, Any] = {
+                "queryCount": len(kept),
+                "resultsCount": len(kept),
+                "adjusted": True,
+                "status": "OK",
+                "request_id": "fake",
+            }
             if kept:  # like Polygon: no "results" key at all when there are none
                 body["results"] = kept
             cached = json.dumps(body).encode()
@@ -255,22 +283,32 @@ class FakePolygon:
                 self._encoded[key] = cached
         return cached
 
-    def _aggs(self, path: str, ticker: str, timespan: str, start: str, end: str,
-              query: dict[str, str]) -> dict[str, Any]:
+    def _aggs(
+        self, path: str, ticker: str, timespan: str, start: str, end: str, query: dict[str, str]
+    ) -> dict[str, Any]:
         lo, hi = _bound_ms(start, end_of_day=False), _bound_ms(end, end_of_day=True)
-        rows = sorted((r for r in self.aggs.get((ticker, timespan), []) if lo <= r["t"] <= hi),
-                      key=lambda r: r["t"], reverse=query.get("sort") == "desc")
+        rows = sorted(
+            (r for r in self.aggs.get((ticker, timespan), []) if lo <= r["t"] <= hi),
+            key=lambda r: r["t"],
+            reverse=query.get("sort") == "desc",
+        )
         body = self._page(path, rows, query, self.page_size)
         return {"ticker": ticker, "adjusted": True, **body}
 
-    def _page(self, path: str, rows: list[dict[str, Any]], query: dict[str, str],
-              size: int) -> dict[str, Any]:
+    def _page(
+        self, path: str, rows: list[dict[str, Any]], query: dict[str, str], size: int
+    ) -> dict[str, Any]:
         """One page of `rows` from the `cursor` offset, with a next_url when more remain."""
         offset = int(query.get("cursor", 0))
         size = max(1, min(size, self.page_size))
-        page = rows[offset:offset + size]
-        body: dict[str, Any] = {"status": "OK", "request_id": "fake", "count": len(page),
-                                "resultsCount": len(page), "results": page}
+        page = rows[offset : offset + size]
+        body: dict[str, Any] = {
+            "status": "OK",
+            "request_id": "fake",
+            "count": len(page),
+            "resultsCount": len(page),
+            "results": page,
+        }
         if offset + size < len(rows):
             nxt = {"cursor": offset + size, "limit": size}
             if self.next_url_api_key and self.api_key:

@@ -67,17 +67,22 @@ def seed_hand_built(url: str, bars: Sequence[tuple], extra_sql: Sequence[str] = 
     engine = create_engine(with_driver(url, "psycopg"))
     with engine.begin() as conn:
         for session, o, h, lo, c in bars:
-            conn.execute(text("""INSERT INTO market_bars (ticker, session, open, high, low,
+            conn.execute(
+                text("""INSERT INTO market_bars (ticker, session, open, high, low,
                                  close, volume) VALUES ('TEST', :s, :o, :h, :l, :c, 1000000)"""),
-                         {"s": session, "o": o, "h": h, "l": lo, "c": c})
-        conn.execute(text("""
+                {"s": session, "o": o, "h": h, "l": lo, "c": c},
+            )
+        conn.execute(
+            text("""
             INSERT INTO breakout_signals (signal_id, ticker, session, side, rally_start,
                 rally_end, consol_start, consol_end, rally_high, rally_low, move_height, entry,
                 stop, stop_rule, atr, atr_window, target_50, target_75, target_100,
                 booked_target, adjusted_entry, risk, reward_risk)
             VALUES (:id, 'TEST', '2024-01-02', 'long', '2023-11-01', '2023-11-20',
                 '2023-11-21', '2024-01-01', 99, 91, 8, 100, 96, 'atr', 2, 30, 104, 106, 108,
-                104, false, 4, 1)"""), {"id": HAND_BUILT_SIGNAL})
+                104, false, 4, 1)"""),
+            {"id": HAND_BUILT_SIGNAL},
+        )
         for statement in extra_sql:
             conn.execute(text(statement))
     engine.dispose()

@@ -34,7 +34,9 @@ def graph_snapshot(defs) -> dict:
         assets[key.to_user_string()] = {
             "group": node.group_name,
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
-            "partitions": None if partitions is None else {
+            "partitions": None
+            if partitions is None
+            else {
                 "type": type(partitions).__name__,
                 "start": partitions.start.strftime("%Y-%m-%d"),
                 "cron": partitions.cron_schedule,
@@ -43,8 +45,11 @@ def graph_snapshot(defs) -> dict:
             "checks": sorted(check.name for check in node.check_keys),
             "touches_broker": node.tags.get(BROKER_TAG) == "true",
         }
-    jobs = {job.name: sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
-            for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    jobs = {
+        job.name: sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+        for job in defs.resolve_all_job_defs()
+        if not job.name.startswith("__")
+    }
     return {"assets": assets, "jobs": jobs}
 
 
@@ -66,8 +71,7 @@ def test_every_group_holds_several_assets():
 
 def _versions(**overrides) -> dict[str, str | None]:
     graph = build_definitions(load_settings(**overrides)).resolve_asset_graph()
-    return {key.to_user_string(): graph.get(key).code_version
-            for key in graph.get_all_asset_keys()}
+    return {key.to_user_string(): graph.get(key).code_version for key in graph.get_all_asset_keys()}
 
 
 def test_a_scanner_setting_changes_breakout_signals_code_version_only_downstream(monkeypatch):
@@ -103,7 +107,8 @@ def test_the_settings_are_shown_on_the_asset_definition(monkeypatch):
     monkeypatch.setenv("BREAKOUT_SCANNER__RALLY_MIN_PCT", "0.07")
     defs = build_definitions(load_settings())
     spec = defs.resolve_assets_def(AssetKey("breakout_signals")).specs_by_key[
-        AssetKey("breakout_signals")]
+        AssetKey("breakout_signals")
+    ]
     assert spec.metadata["settings"].data["scanner"]["rally_min_pct"] == 0.07
     assert spec.metadata["sql_files"].data == ["sql/queries/signals.sql"]
 

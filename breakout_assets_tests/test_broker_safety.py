@@ -18,8 +18,7 @@ from sqlalchemy import create_engine, text
 
 from breakout_assets.definitions import build_assets, build_definitions, build_resources
 from breakout_assets.partitions import nyse_calendar
-from breakout_assets.resources.broker import ibkr
-from breakout_assets.resources.broker import IbkrBrokerResource
+from breakout_assets.resources.broker import IbkrBrokerResource, ibkr
 from breakout_assets.resources.broker.simulated import SimulatedBroker
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.local_postgres import with_driver
@@ -65,10 +64,12 @@ def _execute(url: str, sql: str, **params) -> None:
 @pytest.fixture
 def market(pg_server, dagster_instance, tmp_path):
     """Settings on a fresh database holding TEST's bars and the 01-02 signal."""
+
     def make(**overrides):
         url = new_database(pg_server)
         seed_hand_built(url, BARS)
         return load_settings(database_url=url, kill_switch_path=tmp_path / "KILL", **overrides)
+
     return make
 
 
@@ -76,16 +77,25 @@ def approve_plans(url: str, session: str = "2024-01-02", count: int = 1) -> list
     """`count` approved plans of TEST on `session` (distinct refs and signal ids)."""
     refs = [REF if i == 0 else f"{REF}-{i}" for i in range(count)]
     for i, ref in enumerate(refs):  # the first one is the hand-built signal's own plan
-        _execute(url, PLAN, ref=ref, signal=HAND_BUILT_SIGNAL if i == 0 else f"{REF}-{i}",
-                 session=session)
+        _execute(
+            url,
+            PLAN,
+            ref=ref,
+            signal=HAND_BUILT_SIGNAL if i == 0 else f"{REF}-{i}",
+            session=session,
+        )
     return refs
 
 
 def materialize_assets(settings, names, partition, resources=None, raise_on_error=True):
     assets = [a for a in build_assets(settings) if a.key.to_user_string() in names]
-    return materialize(assets, resources=resources or build_resources(settings),
-                       partition_key=partition, instance=helpers.DEFAULT_INSTANCE,
-                       raise_on_error=raise_on_error)
+    return materialize(
+        assets,
+        resources=resources or build_resources(settings),
+        partition_key=partition,
+        instance=helpers.DEFAULT_INSTANCE,
+        raise_on_error=raise_on_error,
+    )
 
 
 def simulated(settings) -> SimulatedBroker:
@@ -93,6 +103,7 @@ def simulated(settings) -> SimulatedBroker:
 
 
 # -- 1. stale plans: simulated broker --------------------------------------------------------
+
 
 def test_stale_plan_is_expired_never_sent_to_the_simulated_broker(market):
     """The account stands at 01-09: the 01-02 plan's one-session entry window passed long
@@ -150,8 +161,10 @@ def test_stale_add_on_is_expired_never_sent(market):
     _filled_position(settings)
     simulated(settings).sync(date(2024, 1, 10))
     materialize_assets(settings, ["stop_updates"], "2024-01-05")
-    updates = read_table(settings.database_url,
-                         "SELECT action, status, error FROM stop_updates WHERE action = 'add_on'")
+    updates = read_table(
+        settings.database_url,
+        "SELECT action, status, error FROM stop_updates WHERE action = 'add_on'",
+    )
     assert updates["status"].tolist() == ["expired"]
     assert "never sent" in updates["error"][0]
     refs = read_table(settings.database_url, "SELECT order_ref FROM sim_orders")["order_ref"]
@@ -162,8 +175,9 @@ def test_current_add_on_goes_out(market):
     settings = market(dry_run=False)
     _filled_position(settings)
     materialize_assets(settings, ["stop_updates"], "2024-01-05")
-    updates = read_table(settings.database_url,
-                         "SELECT status FROM stop_updates WHERE action = 'add_on'")
+    updates = read_table(
+        settings.database_url, "SELECT status FROM stop_updates WHERE action = 'add_on'"
+    )
     assert updates["status"].tolist() == ["applied"]
     refs = read_table(settings.database_url, "SELECT order_ref FROM sim_orders ORDER BY seq")
     assert refs["order_ref"].tolist() == [REF, f"{REF}-ADD"]
@@ -171,13 +185,21 @@ def test_current_add_on_goes_out(market):
 
 # -- 1. stale plans: IBKR ---------------------------------------------------------------------
 
+
 class ClockedIbkr(IbkrBrokerResource):
     """IBKR's real adapter on FakeIB, its wall clock set by the test."""
 
     def build(self):
-        return ibkr.IbkrBroker("127.0.0.1", 4002, 7, fake_ib.ACCOUNT, connect_timeout_s=1,
-                               request_timeout_s=0.2, ib_factory=lambda: FAKES[0],
-                               clock=lambda: FAKES[1])
+        return ibkr.IbkrBroker(
+            "127.0.0.1",
+            4002,
+            7,
+            fake_ib.ACCOUNT,
+            connect_timeout_s=1,
+            request_timeout_s=0.2,
+            ib_factory=lambda: FAKES[0],
+            clock=lambda: FAKES[1],
+        )
 
 
 FAKES: list = []
@@ -190,8 +212,9 @@ def after_close(session: str) -> datetime:
 
 @pytest.fixture
 def ibkr_resources(monkeypatch):
-    monkeypatch.setattr(fake_ib.ib_async.IB, "connect",
-                        lambda *a, **k: pytest.fail("real IB connection attempted"))
+    monkeypatch.setattr(
+        fake_ib.ib_async.IB, "connect", lambda *a, **k: pytest.fail("real IB connection attempted")
+    )
     monkeypatch.setitem(fake_ib.CONIDS, "TEST", 424242)
 
     def make(settings, now: datetime):
@@ -201,6 +224,7 @@ def ibkr_resources(monkeypatch):
         resources = build_resources(settings)
         resources["broker"] = ClockedIbkr(account=fake_ib.ACCOUNT)
         return fake, resources
+
     return make
 
 
@@ -214,16 +238,19 @@ def test_stale_plan_never_reaches_ibkr(market, ibkr_resources):
     assert fake.placed == []
     [order] = read_table(settings.database_url, ORDERS).itertuples()
     assert order.status == "expired" and "2024-01-10" in order.error
-    assert read_table(settings.database_url, "SELECT status FROM trade_plan")["status"][0] \
-        == "expired"
+    assert (
+        read_table(settings.database_url, "SELECT status FROM trade_plan")["status"][0] == "expired"
+    )
 
 
 def test_current_plan_reaches_ibkr_until_the_next_close(market, ibkr_resources):
     """The plan of 01-02 goes out that evening, before the open of 01-03 and during it; after
     the close of 01-03 its window has passed."""
-    for now, placed in ((after_close("2024-01-02"), 3),
-                        (datetime.fromisoformat("2024-01-03T15:00:00+00:00"), 3),
-                        (after_close("2024-01-03"), 0)):
+    for now, placed in (
+        (after_close("2024-01-02"), 3),
+        (datetime.fromisoformat("2024-01-03T15:00:00+00:00"), 3),
+        (after_close("2024-01-03"), 0),
+    ):
         settings = market(dry_run=False)
         approve_plans(settings.database_url)
         fake, resources = ibkr_resources(settings, now)
@@ -239,8 +266,10 @@ def test_plan_before_its_session_closed_waits(market, ibkr_resources):
     result = materialize_assets(settings, ["broker_orders"], "2024-01-02", resources=resources)
     assert fake.placed == []
     assert read_table(settings.database_url, ORDERS).empty
-    assert read_table(settings.database_url, "SELECT status FROM trade_plan")["status"][0] \
+    assert (
+        read_table(settings.database_url, "SELECT status FROM trade_plan")["status"][0]
         == "approved"
+    )
     metadata = result.asset_materializations_for_node("broker_orders")[0].metadata
     assert metadata["by_status"].value == {"not_yet": 1}
 
@@ -251,8 +280,13 @@ def test_dry_run_expires_stale_plans_so_they_do_not_accumulate(market, ibkr_reso
     both stayed approved for ever, ready to go out the day dry-run is switched off."""
     settings = market()  # dry-run, the default
     approve_plans(settings.database_url)
-    _execute(settings.database_url, PLAN, ref="BRK-TEST-20240103-L",
-             signal="TEST:2024-01-03:long", session="2024-01-03")
+    _execute(
+        settings.database_url,
+        PLAN,
+        ref="BRK-TEST-20240103-L",
+        signal="TEST:2024-01-03:long",
+        session="2024-01-03",
+    )
     fake, resources = ibkr_resources(settings, after_close("2024-01-10"))
     materialize_assets(settings, ["broker_orders"], "2024-01-03", resources=resources)
     assert fake.placed == [] and fake.connects == []  # dry-run never talks to IBKR
@@ -269,17 +303,22 @@ def test_dry_run_records_a_current_plan_and_keeps_it_approved(market, ibkr_resou
     fake, resources = ibkr_resources(settings, after_close("2024-01-02"))
     materialize_assets(settings, ["broker_orders"], "2024-01-02", resources=resources)
     assert read_table(settings.database_url, ORDERS)["status"].tolist() == ["dry_run"]
-    assert read_table(settings.database_url, "SELECT status FROM trade_plan")["status"][0] \
+    assert (
+        read_table(settings.database_url, "SELECT status FROM trade_plan")["status"][0]
         == "approved"
+    )
 
 
 # -- 2. a dead parent or a stopped run stops the sending -------------------------------------
 
-def test_run_guard_stops_for_the_kill_switch_a_dead_parent_and_a_stopped_run(tmp_path,
-                                                                          dagster_instance):
+
+def test_run_guard_stops_for_the_kill_switch_a_dead_parent_and_a_stopped_run(
+    tmp_path, dagster_instance
+):
     switch = KillSwitch(tmp_path / "KILL")
-    run = dagster_instance.add_run(DagsterRun(job_name="guard_test",
-                                              status=DagsterRunStatus.STARTED))
+    run = dagster_instance.add_run(
+        DagsterRun(job_name="guard_test", status=DagsterRunStatus.STARTED)
+    )
     guard = RunGuard(dagster_instance, run.run_id, switch)
     assert guard.stop() is None
     switch.engage("test", by="pytest")
@@ -305,8 +344,7 @@ def test_a_dead_parent_stops_sending_before_the_next_order(market, monkeypatch):
 
     monkeypatch.setattr(SimulatedBroker, "place_bracket", place_then_lose_the_parent)
     monkeypatch.setattr(os, "getppid", lambda: parent if len(placed) < 2 else 1)
-    result = materialize_assets(settings, ["broker_orders"], "2024-01-02",
-                                raise_on_error=False)
+    result = materialize_assets(settings, ["broker_orders"], "2024-01-02", raise_on_error=False)
     assert not result.success
     assert len(placed) == 2
     sim = read_table(settings.database_url, "SELECT order_ref FROM sim_orders ORDER BY seq")
@@ -351,7 +389,10 @@ def test_every_broker_asset_runs_only_in_broker_tagged_jobs():
         selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
         if selected & broker_assets:
             assert job.tags.get(BROKER_TAG) == "true", (
-                f"job {job.name} runs {sorted(selected & broker_assets)} without {BROKER_TAG}")
-    daily = {k.to_user_string()
-             for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys}
+                f"job {job.name} runs {sorted(selected & broker_assets)} without {BROKER_TAG}"
+            )
+    daily = {
+        k.to_user_string()
+        for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
+    }
     assert {"trade_plan", "fade_plan"} <= daily and not daily & broker_assets

@@ -22,8 +22,10 @@ def cli_env(pg_server, tmp_path):
     data_url = new_database(pg_server)
     dagster_url = new_database(pg_server, template="template1")
     settings = load_settings(
-        database_url=data_url, dagster_database_url=dagster_url,
-        files_dir=SAMPLE_DIR, dagster_home=tmp_path / "home",
+        database_url=data_url,
+        dagster_database_url=dagster_url,
+        files_dir=SAMPLE_DIR,
+        dagster_home=tmp_path / "home",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKOUT_")}
     env.update(runtime.dagster_environment(settings))
@@ -34,7 +36,11 @@ def cli_env(pg_server, tmp_path):
 def _dagster(env, *args):
     done = subprocess.run(
         [DAGSTER, *args, "-m", "breakout_assets.definitions"],
-        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -52,8 +58,15 @@ def test_materialize_one_partition_and_a_range_as_one_run(cli_env):
     one = read_table(data_url, "SELECT count(*) AS n FROM market_bars WHERE session = '2024-03-01'")
     assert one["n"][0] == 150
 
-    _dagster(env, "asset", "materialize", "--select", "market_bars,index_bars",
-             "--partition-range", "2024-01-02...2024-03-08")
+    _dagster(
+        env,
+        "asset",
+        "materialize",
+        "--select",
+        "market_bars,index_bars",
+        "--partition-range",
+        "2024-01-02...2024-03-08",
+    )
     counts = read_table(
         data_url, "SELECT count(DISTINCT session) AS sessions, count(*) AS n FROM market_bars"
     )

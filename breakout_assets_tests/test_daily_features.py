@@ -40,9 +40,17 @@ FEATURES = "SELECT * FROM daily_features ORDER BY ticker, session"
 # smoothings (the stock's or its sector ETF's ATR, the RSI) forget their seed as (13/14)^rows, and
 # 5/20-row sums are differences of running sums. The rest are bit-for-bit the same.
 TOLERANT = {
-    "atr_14", "atr_pct_14", "rsi_14", "dist_from_sma_5", "dist_from_sma_20",
-    "dist_from_sma_20_atr_norm", "volatility_20d", "trend_strength_20",
-    "sector_etf_weekly_oc_atr_w2", "sector_etf_weekly_oc_atr_w3", "sector_etf_weekly_oc_atr_w4",
+    "atr_14",
+    "atr_pct_14",
+    "rsi_14",
+    "dist_from_sma_5",
+    "dist_from_sma_20",
+    "dist_from_sma_20_atr_norm",
+    "volatility_20d",
+    "trend_strength_20",
+    "sector_etf_weekly_oc_atr_w2",
+    "sector_etf_weekly_oc_atr_w3",
+    "sector_etf_weekly_oc_atr_w4",
 }
 RTOL, ATOL = 1e-9, 1e-10
 
@@ -113,8 +121,13 @@ def sample(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Sample:
     return sample
 
 
-def _assert_close(got: pd.Series | np.ndarray, want: pd.Series | np.ndarray, rtol: float,
-                  label: str, atol: float = 0.0) -> None:
+def _assert_close(
+    got: pd.Series | np.ndarray,
+    want: pd.Series | np.ndarray,
+    rtol: float,
+    label: str,
+    atol: float = 0.0,
+) -> None:
     got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
     assert np.array_equal(np.isnan(got), np.isnan(want)), f"{label}: NULL pattern differs"
     ok = ~np.isnan(want)
@@ -122,6 +135,7 @@ def _assert_close(got: pd.Series | np.ndarray, want: pd.Series | np.ndarray, rto
 
 
 # --- the module's range run ----------------------------------------------------------------------
+
 
 def test_range_run_covers_every_ticker_session_and_reports_metadata(sample: Sample):
     assert len(sample.features) == len(sample.bars) == 150 * 503
@@ -181,23 +195,29 @@ def _reference(sample: Sample) -> pd.DataFrame:
         log_return = np.log(close / close.shift(1))
         vol = log_return.rolling(20).std(ddof=1)
         slope = np.log(close).rolling(20).apply(lambda y: np.dot(weights, y) / 665.0, raw=True)
-        atr = pd.Series(talib.ATR(b["high"].to_numpy(), b["low"].to_numpy(), close.to_numpy(), 14),
-                        index=b.index)
+        atr = pd.Series(
+            talib.ATR(b["high"].to_numpy(), b["low"].to_numpy(), close.to_numpy(), 14),
+            index=b.index,
+        )
         sma20 = close.rolling(20).mean()
         etf = ref["sector_etf"].get(ticker, "SPY")
-        out = pd.DataFrame({
-            "ticker": ticker,
-            "dist_from_sma_5": close / close.rolling(5).mean() - 1,
-            "dist_from_sma_20": close / sma20 - 1,
-            "dist_from_sma_20_atr_norm": (close - sma20) / atr,
-            "volatility_20d": vol,
-            "trend_strength_20": slope * 20 / (vol * math.sqrt(20)),
-            "vix_change_1d": (vix / vix.shift(1) - 1).reindex(b.index),
-            "vix_change_5d": (vix / vix.shift(5) - 1).reindex(b.index),
-        }, index=b.index)
+        out = pd.DataFrame(
+            {
+                "ticker": ticker,
+                "dist_from_sma_5": close / close.rolling(5).mean() - 1,
+                "dist_from_sma_20": close / sma20 - 1,
+                "dist_from_sma_20_atr_norm": (close - sma20) / atr,
+                "volatility_20d": vol,
+                "trend_strength_20": slope * 20 / (vol * math.sqrt(20)),
+                "vix_change_1d": (vix / vix.shift(1) - 1).reindex(b.index),
+                "vix_change_5d": (vix / vix.shift(5) - 1).reindex(b.index),
+            },
+            index=b.index,
+        )
         for k in (1, 2, 3, 4):
             out[f"sector_vs_spy_weekly_ret_w{k}"] = (
-                etf_frames[etf][f"ret_w{k}"] - etf_frames["SPY"][f"ret_w{k}"]).reindex(b.index)
+                etf_frames[etf][f"ret_w{k}"] - etf_frames["SPY"][f"ret_w{k}"]
+            ).reindex(b.index)
         for k in (2, 3, 4):
             out[f"sector_etf_weekly_oc_atr_w{k}"] = etf_frames[etf][f"oc_w{k}"].reindex(b.index)
         shares = ref["shares_outstanding"].get(ticker, np.nan)
@@ -224,12 +244,20 @@ def test_definitions_match_an_independent_implementation(sample: Sample):
 
 # --- hand-computed cases -------------------------------------------------------------------------
 
-def _insert_bars(url: str, table: str, ticker: str, sessions, close, high=None, low=None,
-                 open_=None) -> None:
+
+def _insert_bars(
+    url: str, table: str, ticker: str, sessions, close, high=None, low=None, open_=None
+) -> None:
     close = np.asarray(close, dtype=float)
     rows = [
-        {"ticker": ticker, "session": s, "open": float(o), "high": float(h), "low": float(lo),
-         "close": float(c)}
+        {
+            "ticker": ticker,
+            "session": s,
+            "open": float(o),
+            "high": float(h),
+            "low": float(lo),
+            "close": float(c),
+        }
         for s, o, h, lo, c in zip(
             sessions,
             close if open_ is None else open_,
@@ -239,8 +267,12 @@ def _insert_bars(url: str, table: str, ticker: str, sessions, close, high=None, 
             strict=True,
         )
     ]
-    _execute(url, f"INSERT INTO {table} (ticker, session, open, high, low, close, volume) "
-                  "VALUES (:ticker, :session, :open, :high, :low, :close, 0)", rows)
+    _execute(
+        url,
+        f"INSERT INTO {table} (ticker, session, open, high, low, close, volume) "
+        "VALUES (:ticker, :session, :open, :high, :low, :close, 0)",
+        rows,
+    )
 
 
 def test_hand_computed_small_market(settings: BreakoutSettings, database_url: str):
@@ -254,14 +286,25 @@ def test_hand_computed_small_market(settings: BreakoutSettings, database_url: st
     # VIX 10 + i.
     _insert_bars(database_url, "index_bars", "SPY", sessions, 100.0 + i)
     xlk = 200 + 0.5 * i
-    _insert_bars(database_url, "index_bars", "XLK", sessions, xlk, high=xlk + 1, low=xlk - 1,
-                 open_=xlk - 0.25)
+    _insert_bars(
+        database_url,
+        "index_bars",
+        "XLK",
+        sessions,
+        xlk,
+        high=xlk + 1,
+        low=xlk - 1,
+        open_=xlk - 0.25,
+    )
     _insert_bars(database_url, "index_bars", "VIX", sessions, 10.0 + i)
-    _execute(database_url, """
+    _execute(
+        database_url,
+        """
         INSERT INTO tickers (ticker, sector, industry, sector_etf, shares_outstanding, source,
                              as_of)
         VALUES ('AAA', 'Technology', 'Widgets', 'XLK', 1e6, 'test', '2024-03-01'),
-               ('BBB', 'Technology', 'Widgets', 'XLK', 3e6, 'test', '2024-03-01')""")
+               ('BBB', 'Technology', 'Widgets', 'XLK', 3e6, 'test', '2024-03-01')""",
+    )
 
     run_features(settings, str(sessions[0]), str(sessions[-1]))
     rows = read_table(database_url, FEATURES)
@@ -299,7 +342,8 @@ def test_hand_computed_small_market(settings: BreakoutSettings, database_url: st
     for k in (2, 3, 4):
         end = 29 - 5 * (k - 1)
         assert a[f"sector_etf_weekly_oc_atr_w{k}"] == pytest.approx(
-            (xlk[end] - (xlk[end - 4] - 0.25)) / 2, rel=1e-12)
+            (xlk[end] - (xlk[end - 4] - 0.25)) / 2, rel=1e-12
+        )
     # FLAT has no reference row: its sector ETF is SPY (relative strength 0), no size.
     assert flat["sector_vs_spy_weekly_ret_w1"] == 0
     assert pd.isna(flat["market_cap_to_sp500"]) and pd.isna(flat["market_cap_to_industry_index"])
@@ -307,8 +351,9 @@ def test_hand_computed_small_market(settings: BreakoutSettings, database_url: st
     # is summed in whole cents).
     b_close = 100 * math.exp(0.01 * (29 % 2))
     assert a["market_cap_to_sp500"] == pytest.approx(39e6 / (8.3e10 * 129), rel=1e-12)
-    assert a["market_cap_to_industry_index"] == pytest.approx(39e6 / (39e6 + 3e6 * b_close),
-                                                              rel=1e-9)
+    assert a["market_cap_to_industry_index"] == pytest.approx(
+        39e6 / (39e6 + 3e6 * b_close), rel=1e-9
+    )
 
     # Warm-up: NULL until the window is full (SMA 20: 20 rows; 20 returns: 21 rows).
     aaa = rows[rows["ticker"] == "AAA"].reset_index(drop=True)
@@ -318,6 +363,7 @@ def test_hand_computed_small_market(settings: BreakoutSettings, database_url: st
 
 
 # --- re-runs, ranges, look-ahead -----------------------------------------------------------------
+
 
 def test_rerun_gives_identical_rows_and_chunks_agree(sample: Sample):
     url = sample.clone()
@@ -341,8 +387,9 @@ def test_one_session_equals_that_session_inside_the_range_run(sample: Sample):
     session = "2019-11-15"
     assert lookback_start(date(2019, 11, 15), 300) > date(2018, 1, 2)  # a real lookback cut
     run_features(_settings(url), session)
-    one = read_table(url, f"SELECT * FROM daily_features WHERE session = '{session}' "
-                          "ORDER BY ticker")
+    one = read_table(
+        url, f"SELECT * FROM daily_features WHERE session = '{session}' ORDER BY ticker"
+    )
     assert len(one) == 150
     inside = sample.features[sample.features["session"] == pd.Timestamp(session).date()]
     inside = inside.reset_index(drop=True)
@@ -352,8 +399,9 @@ def test_one_session_equals_that_session_inside_the_range_run(sample: Sample):
         else:
             pd.testing.assert_series_equal(one[name], inside[name], check_exact=True, obj=name)
     # Nothing else was touched.
-    others = read_table(url, f"SELECT * FROM daily_features WHERE session <> '{session}' "
-                             "ORDER BY ticker, session")
+    others = read_table(
+        url, f"SELECT * FROM daily_features WHERE session <> '{session}' ORDER BY ticker, session"
+    )
     expected = sample.features[sample.features["session"] != pd.Timestamp(session).date()]
     pd.testing.assert_frame_equal(others, expected.reset_index(drop=True))
 
@@ -374,13 +422,21 @@ def test_no_look_ahead(sample: Sample):
 # --- the Wilder chain: one session after a long history ------------------------------------------
 
 WILDER = ("atr_14", "atr_pct_14", "rsi_14")
-STATE = ("wilder_row", "wilder_tr_base", "wilder_tr_run", "wilder_gain_base", "wilder_gain_run",
-         "wilder_loss_base", "wilder_loss_run")
+STATE = (
+    "wilder_row",
+    "wilder_tr_base",
+    "wilder_tr_run",
+    "wilder_gain_base",
+    "wilder_gain_run",
+    "wilder_loss_base",
+    "wilder_loss_run",
+)
 
 
 def _session_rows(url: str, session: str) -> pd.DataFrame:
-    return read_table(url, f"SELECT * FROM daily_features WHERE session = '{session}' "
-                           "ORDER BY ticker")
+    return read_table(
+        url, f"SELECT * FROM daily_features WHERE session = '{session}' ORDER BY ticker"
+    )
 
 
 def _assert_same_as_rebuild(one: pd.DataFrame, rebuilt: pd.DataFrame, label: str) -> None:
@@ -392,8 +448,9 @@ def _assert_same_as_rebuild(one: pd.DataFrame, rebuilt: pd.DataFrame, label: str
         if name in TOLERANT and name not in WILDER:
             _assert_close(one[name], rebuilt[name], rtol=RTOL, atol=ATOL, label=f"{label} {name}")
         else:
-            pd.testing.assert_series_equal(one[name], rebuilt[name], check_exact=True,
-                                           obj=f"{label} {name}")
+            pd.testing.assert_series_equal(
+                one[name], rebuilt[name], check_exact=True, obj=f"{label} {name}"
+            )
 
 
 def test_daily_runs_after_a_rebuild_equal_the_rebuild(sample: Sample):
@@ -401,8 +458,7 @@ def test_daily_runs_after_a_rebuild_equal_the_rebuild(sample: Sample):
     rebuild of two years), gives the rebuild's rows; so do the sessions after it, one run each."""
     url = sample.clone()
     last_sessions = nyse_sessions(date(2019, 12, 20), date(2019, 12, 31))
-    _execute(url, "DELETE FROM daily_features WHERE session >= :first",
-             {"first": last_sessions[0]})
+    _execute(url, "DELETE FROM daily_features WHERE session >= :first", {"first": last_sessions[0]})
     for session in last_sessions:
         run_features(_settings(url), str(session))
         rebuilt = sample.features[sample.features["session"] == session]
@@ -419,10 +475,16 @@ def test_one_session_with_gaps_and_new_tickers(sample: Sample):
     url = sample.clone()
     session = "2019-12-31"
     tickers = sorted(sample.tickers["ticker"])
-    _execute(url, "DELETE FROM market_bars WHERE ticker = :t AND session = '2019-12-20'",
-             {"t": tickers[0]})
-    _execute(url, "DELETE FROM market_bars WHERE ticker = :t AND session < '2019-12-10'",
-             {"t": tickers[1]})
+    _execute(
+        url,
+        "DELETE FROM market_bars WHERE ticker = :t AND session = '2019-12-20'",
+        {"t": tickers[0]},
+    )
+    _execute(
+        url,
+        "DELETE FROM market_bars WHERE ticker = :t AND session < '2019-12-10'",
+        {"t": tickers[1]},
+    )
     run_features(_settings(url), FIRST, LAST)  # the rebuild of this market
     rebuilt = _session_rows(url, session)
     assert rebuilt.loc[rebuilt["ticker"] == tickers[1], "wilder_row"].item() == 15
@@ -443,8 +505,9 @@ def test_without_stored_state_a_session_folds_its_lookback(sample: Sample):
         if name in TOLERANT:
             _assert_close(one[name], inside[name], rtol=RTOL, atol=ATOL, label=name)
         else:
-            pd.testing.assert_series_equal(one[name], inside.reset_index(drop=True)[name],
-                                           check_exact=True, obj=name)
+            pd.testing.assert_series_equal(
+                one[name], inside.reset_index(drop=True)[name], check_exact=True, obj=name
+            )
     assert (one["wilder_row"] == 301).all()  # its lookback's rows, the session included
     run_features(_settings(url), "2019-11-18")
     assert (_session_rows(url, "2019-11-18")["wilder_row"] == 302).all()

@@ -11,7 +11,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-
 from datetime import date
 
 import pandas as pd
@@ -29,8 +28,10 @@ from breakout_assets_tests.helpers import read_table, run_assets
 
 BARS = "SELECT * FROM market_bars ORDER BY ticker, session"
 INDEX = "SELECT * FROM index_bars ORDER BY ticker, session"
-QUARANTINE = ("SELECT ticker, session, high, reason, source FROM quarantined_bars "
-              "ORDER BY session NULLS LAST, ticker, reason")
+QUARANTINE = (
+    "SELECT ticker, session, high, reason, source FROM quarantined_bars "
+    "ORDER BY session NULLS LAST, ticker, reason"
+)
 NON_SESSION = "date is not a NYSE session (weekend or holiday)"
 UNPRINTABLE = "ticker contains whitespace or control characters"
 KEY = "pk-safety"
@@ -81,10 +82,11 @@ def test_a_degraded_file_never_replaces_stored_sessions(settings, tmp_path, stor
     run_assets(settings, ["market_bars"], first, "2024-03-08")
     before = read_table(settings.database_url, BARS)
 
-    degraded = load_settings(database_url=settings.database_url, files_dir=_files(
-        tmp_path, stocks=lambda s: _invert_high_low(s, s.index == s.index)))  # every row bad
-    result = run_assets(degraded, ["market_bars"], "2024-03-04", "2024-03-08",
-                        raise_on_error=False)
+    degraded = load_settings(
+        database_url=settings.database_url,
+        files_dir=_files(tmp_path, stocks=lambda s: _invert_high_low(s, s.index == s.index)),
+    )  # every row bad
+    result = run_assets(degraded, ["market_bars"], "2024-03-04", "2024-03-08", raise_on_error=False)
 
     cls, message = _failure(result)
     assert cls == "RefusedSessionsError"
@@ -99,36 +101,46 @@ def test_a_degraded_file_never_replaces_stored_sessions(settings, tmp_path, stor
 def test_a_degraded_index_session_never_replaces_stored_rows(settings, tmp_path):
     run_assets(settings, ["index_bars"], "2024-03-04", "2024-03-08")
     before = read_table(settings.database_url, INDEX)
-    degraded = load_settings(database_url=settings.database_url, files_dir=_files(
-        tmp_path, indices=lambda s: _invert_high_low(s, _on(s, "2024-03-06"))))
-    result = run_assets(degraded, ["index_bars"], "2024-03-04", "2024-03-08",
-                        raise_on_error=False)
+    degraded = load_settings(
+        database_url=settings.database_url,
+        files_dir=_files(tmp_path, indices=lambda s: _invert_high_low(s, _on(s, "2024-03-06"))),
+    )
+    result = run_assets(degraded, ["index_bars"], "2024-03-04", "2024-03-08", raise_on_error=False)
     cls, message = _failure(result)
     assert cls == "RefusedSessionsError"
     assert "index_bars" in message and "2024-03-06: all 13 rows quarantined" in message
     pd.testing.assert_frame_equal(before, read_table(settings.database_url, INDEX))
 
 
-def test_a_polygon_session_of_malformed_rows_never_replaces_stored_rows(database_url,
-                                                                          monkeypatch):
+def test_a_polygon_session_of_malformed_rows_never_replaces_stored_rows(database_url, monkeypatch):
     monkeypatch.setenv("BREAKOUT_POLYGON_API_KEY", KEY)
     with FakePolygon(api_key=KEY) as fake:
         for day in ("2024-03-04", "2024-03-05"):
-            fake.grouped[day] = [grouped_row("AAPL", 170, 172, 169, 171, 5e7, day=day),
-                                 grouped_row("MSFT", 410, 415, 405, 412, 2e7, day=day)]
-        polygon = load_settings(database_url=database_url, data_source="polygon",
-                                polygon_base_url=fake.base_url, polygon_max_retries=0)
+            fake.grouped[day] = [
+                grouped_row("AAPL", 170, 172, 169, 171, 5e7, day=day),
+                grouped_row("MSFT", 410, 415, 405, 412, 2e7, day=day),
+            ]
+        polygon = load_settings(
+            database_url=database_url,
+            data_source="polygon",
+            polygon_base_url=fake.base_url,
+            polygon_max_retries=0,
+        )
         run_assets(polygon, ["market_bars"], "2024-03-04", "2024-03-05")
         before = read_table(database_url, BARS)
 
         fake.grouped["2024-03-05"] = [  # malformed values: text, a missing field, a null price
             {**grouped_row("AAPL", 170, 172, 169, 171, 5e7, day="2024-03-05"), "o": "n/a"},
-            {k: v for k, v in grouped_row("MSFT", 410, 415, 405, 412, 2e7,
-                                          day="2024-03-05").items() if k != "c"},
+            {
+                k: v
+                for k, v in grouped_row("MSFT", 410, 415, 405, 412, 2e7, day="2024-03-05").items()
+                if k != "c"
+            },
             {**grouped_row("NVDA", 800, 810, 790, 805, 3e7, day="2024-03-05"), "h": None},
         ]
-        result = run_assets(polygon, ["market_bars"], "2024-03-04", "2024-03-05",
-                            raise_on_error=False)
+        result = run_assets(
+            polygon, ["market_bars"], "2024-03-04", "2024-03-05", raise_on_error=False
+        )
 
     cls, message = _failure(result)
     assert cls == "RefusedSessionsError"
@@ -147,8 +159,9 @@ def test_blocking_checks_refuse_the_run_before_its_commit(settings, tmp_path):
     def thin_out(stocks: pd.DataFrame) -> pd.DataFrame:
         return stocks.drop(index=stocks.index[_on(stocks, "2024-03-05")][:100])
 
-    thin = load_settings(database_url=settings.database_url,
-                         files_dir=_files(tmp_path, stocks=thin_out))
+    thin = load_settings(
+        database_url=settings.database_url, files_dir=_files(tmp_path, stocks=thin_out)
+    )
     result = run_assets(thin, ["market_bars"], "2024-03-04", "2024-03-06", raise_on_error=False)
     cls, message = _failure(result)
     assert cls == "RefusedSessionsError"
@@ -161,11 +174,22 @@ def test_blocking_checks_refuse_the_run_before_its_commit(settings, tmp_path):
 
 
 def test_every_rule_of_the_quarantine_names_its_reason():
-    sound = {"ticker": "AAA", "session": "2024-03-04", "open": 10.0, "high": 11.0, "low": 9.0,
-             "close": 10.5, "volume": 1000.0}
+    sound = {
+        "ticker": "AAA",
+        "session": "2024-03-04",
+        "open": 10.0,
+        "high": 11.0,
+        "low": 9.0,
+        "close": 10.5,
+        "volume": 1000.0,
+    }
     cases = {
         "ticker contains whitespace or control characters": [
-            {"ticker": "AAA\n"}, {"ticker": " AAA"}, {"ticker": "A\x00A"}, {"ticker": "A\u00a0A"}],
+            {"ticker": "AAA\n"},
+            {"ticker": " AAA"},
+            {"ticker": "A\x00A"},
+            {"ticker": "A\u00a0A"},
+        ],
         "malformed ticker": [{"ticker": "aaa"}, {"ticker": None}, {"ticker": "A/B"}],
         "unparseable date": [{"session": "2024-02-30"}, {"session": "soon"}],
         "date is not a NYSE session (weekend or holiday)": [{"session": "2024-03-02"}],
@@ -178,19 +202,22 @@ def test_every_rule_of_the_quarantine_names_its_reason():
     checked = validate_bars(bars, {date(2024, 3, 4)}, {date(2024, 3, 2), date(2024, 3, 3)})
     assert checked.valid.empty
     assert list(checked.quarantined["reason"]) == [
-        reason for reason, changes in cases.items() for _ in changes]
-    bound = validate_bars(conform_bars(pd.DataFrame([{**sound, "high": 50.0}])),
-                          {date(2024, 3, 4)}, max_price=20.0)
+        reason for reason, changes in cases.items() for _ in changes
+    ]
+    bound = validate_bars(
+        conform_bars(pd.DataFrame([{**sound, "high": 50.0}])), {date(2024, 3, 4)}, max_price=20.0
+    )
     assert list(bound.quarantined["reason"]) == ["price above max_bar_price"]
 
 
 def test_a_session_answers_for_the_closed_days_before_it():
     calendar = [date(2024, 2, 16), date(2024, 2, 20), date(2024, 2, 21)]
     assert non_session_days([date(2024, 2, 20), date(2024, 2, 21)], calendar) == [
-        date(2024, 2, 17), date(2024, 2, 18), date(2024, 2, 19)]
+        date(2024, 2, 17),
+        date(2024, 2, 18),
+        date(2024, 2, 19),
+    ]
     assert non_session_days([date(2024, 2, 16)], calendar) == []
-
-
 
 
 def test_weekend_holiday_and_undated_rows_are_quarantined_with_reasons(settings, tmp_path):
@@ -204,15 +231,20 @@ def test_weekend_holiday_and_undated_rows_are_quarantined_with_reasons(settings,
             {"date": "2024-02-30"},
         )
 
-    dirty = load_settings(database_url=settings.database_url,
-                          files_dir=_files(tmp_path, stocks=strays))
+    dirty = load_settings(
+        database_url=settings.database_url, files_dir=_files(tmp_path, stocks=strays)
+    )
     result = run_assets(dirty, ["market_bars"], "2024-02-20", "2024-03-08")
     for _ in range(2):  # a re-run replaces its quarantine, never duplicates it
         quarantined = read_table(settings.database_url, QUARANTINE)
-        assert [(None if pd.isna(s) else str(s), r) for s, r in
-                zip(quarantined["session"], quarantined["reason"])] == [
-            ("2024-02-19", NON_SESSION), ("2024-03-02", NON_SESSION),
-            (None, "unparseable date"), (None, "unparseable date"),
+        assert [
+            (None if pd.isna(s) else str(s), r)
+            for s, r in zip(quarantined["session"], quarantined["reason"], strict=True)
+        ] == [
+            ("2024-02-19", NON_SESSION),
+            ("2024-03-02", NON_SESSION),
+            (None, "unparseable date"),
+            (None, "unparseable date"),
         ]
         run_assets(dirty, ["market_bars"], "2024-02-20", "2024-03-08")
     [materialization] = result.asset_materializations_for_node("market_bars")[:1]
@@ -224,9 +256,15 @@ def test_weekend_holiday_and_undated_rows_are_quarantined_with_reasons(settings,
 def test_tickers_with_whitespace_or_control_characters_are_quarantined(settings, tmp_path):
     """A trailing newline used to pass the ticker pattern into market_bars, and a NUL byte
     aborted the whole load with a raw database encoding error naming neither file nor row."""
+
     def odd(stocks: pd.DataFrame) -> pd.DataFrame:
-        return _with_rows(stocks, *({"ticker": t, "date": "2024-03-01"}
-                                    for t in ("ZZZ\n", " YYY", "X X", "W\x00W", "VV\t")))
+        return _with_rows(
+            stocks,
+            *(
+                {"ticker": t, "date": "2024-03-01"}
+                for t in ("ZZZ\n", " YYY", "X X", "W\x00W", "VV\t")
+            ),
+        )
 
     dirty = load_settings(database_url=settings.database_url, files_dir=_files(tmp_path, odd))
     run_assets(dirty, ["market_bars", "ticker_reference"], "2024-03-01")
@@ -239,20 +277,33 @@ def test_tickers_with_whitespace_or_control_characters_are_quarantined(settings,
     assert len(reference) == 150
 
 
-def test_an_absurd_finite_price_is_quarantined_below_a_settable_bound(settings, tmp_path,
-                                                                       monkeypatch):
+def test_an_absurd_finite_price_is_quarantined_below_a_settable_bound(
+    settings, tmp_path, monkeypatch
+):
     def absurd(stocks: pd.DataFrame) -> pd.DataFrame:
-        return _with_rows(stocks,
-                          {"ticker": "HUGE", "date": "2024-03-01", "high": 1e300},
-                          {"ticker": "DEAR", "date": "2024-03-01", "open": 5e6, "high": 5e6,
-                           "low": 5e6, "close": 5e6})
+        return _with_rows(
+            stocks,
+            {"ticker": "HUGE", "date": "2024-03-01", "high": 1e300},
+            {
+                "ticker": "DEAR",
+                "date": "2024-03-01",
+                "open": 5e6,
+                "high": 5e6,
+                "low": 5e6,
+                "close": 5e6,
+            },
+        )
 
     files = _files(tmp_path, stocks=absurd)
-    run_assets(load_settings(database_url=settings.database_url, files_dir=files),
-               ["market_bars"], "2024-03-01")
+    run_assets(
+        load_settings(database_url=settings.database_url, files_dir=files),
+        ["market_bars"],
+        "2024-03-01",
+    )
     quarantined = read_table(settings.database_url, QUARANTINE)
-    assert list(zip(quarantined["ticker"], quarantined["reason"])) == [
-        ("HUGE", "price above max_bar_price")]
+    assert list(zip(quarantined["ticker"], quarantined["reason"], strict=True)) == [
+        ("HUGE", "price above max_bar_price")
+    ]
     top = read_table(settings.database_url, "SELECT max(high) AS high FROM market_bars")
     assert top["high"][0] == 5e6  # DEAR is believable under the default bound
 
@@ -264,20 +315,28 @@ def test_an_absurd_finite_price_is_quarantined_below_a_settable_bound(settings, 
     assert sorted(quarantined["ticker"]) == ["DEAR", "HUGE"]
 
 
-@pytest.mark.parametrize("body, shape", [
-    ({"status": "OK", "results": {"T": "AAPL", "o": 1}}, "`results` is a dict"),
-    ({"status": "OK", "results": "no data today"}, "`results` is a str"),
-    ({"status": "OK", "results": [["AAPL", 1, 2, 0.5, 1.5, 100]]}, "holds a list"),
-    ({"status": "OK", "results": [{"T": "AAPL"}, 42]}, "holds a int"),
-    (["results"], "answered a JSON list"),
-])
+@pytest.mark.parametrize(
+    "body, shape",
+    [
+        ({"status": "OK", "results": {"T": "AAPL", "o": 1}}, "`results` is a dict"),
+        ({"status": "OK", "results": "no data today"}, "`results` is a str"),
+        ({"status": "OK", "results": [["AAPL", 1, 2, 0.5, 1.5, 100]]}, "holds a list"),
+        ({"status": "OK", "results": [{"T": "AAPL"}, 42]}, "holds a int"),
+        (["results"], "answered a JSON list"),
+    ],
+)
 def test_grouped_results_of_the_wrong_shape_name_vendor_endpoint_and_session(
-        database_url, monkeypatch, body, shape):
+    database_url, monkeypatch, body, shape
+):
     monkeypatch.setenv("BREAKOUT_POLYGON_API_KEY", KEY)
     with FakePolygon(api_key=KEY) as fake:
         fake.answer("/v2/aggs/grouped", body)
-        polygon = load_settings(database_url=database_url, data_source="polygon",
-                                polygon_base_url=fake.base_url, polygon_max_retries=0)
+        polygon = load_settings(
+            database_url=database_url,
+            data_source="polygon",
+            polygon_base_url=fake.base_url,
+            polygon_max_retries=0,
+        )
         result = run_assets(polygon, ["market_bars"], "2024-03-04", raise_on_error=False)
     cls, message = _failure(result)
     assert cls == "VendorPayloadError"
@@ -286,15 +345,21 @@ def test_grouped_results_of_the_wrong_shape_name_vendor_endpoint_and_session(
 
 
 def test_index_aggregates_of_the_wrong_shape_name_vendor_endpoint_and_sessions(
-        database_url, monkeypatch):
+    database_url, monkeypatch
+):
     monkeypatch.setenv("BREAKOUT_POLYGON_API_KEY", KEY)
     with FakePolygon(api_key=KEY) as fake:
         fake.aggs[("SPY", "day")] = [daily_agg_row("2024-03-04", 510, 512, 508, 511, 6e7)]
         fake.answer("/v2/aggs/ticker/SPY/", {"status": "OK", "results": {"o": 510}})
-        polygon = load_settings(database_url=database_url, data_source="polygon",
-                                polygon_base_url=fake.base_url, polygon_max_retries=0)
-        result = run_assets(polygon, ["index_bars"], "2024-03-04", "2024-03-05",
-                            raise_on_error=False)
+        polygon = load_settings(
+            database_url=database_url,
+            data_source="polygon",
+            polygon_base_url=fake.base_url,
+            polygon_max_retries=0,
+        )
+        result = run_assets(
+            polygon, ["index_bars"], "2024-03-04", "2024-03-05", raise_on_error=False
+        )
     cls, message = _failure(result)
     assert cls == "VendorPayloadError"
     assert "Polygon GET /v2/aggs/ticker/SPY/range/1/day/2024-03-04/2024-03-05" in message
@@ -339,9 +404,14 @@ class _GatedResource(FilesMarketData):
 
 
 def _lock_waiters(url: str) -> int:
-    return int(read_table(url, """
+    return int(
+        read_table(
+            url,
+            """
         SELECT count(*) AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'""")["n"][0])
+        WHERE datname = current_database() AND wait_event_type = 'Lock'""",
+        )["n"][0]
+    )
 
 
 def test_a_concurrent_run_of_the_same_partitions_waits_for_the_first(settings):
@@ -353,8 +423,14 @@ def test_a_concurrent_run_of_the_same_partitions_waits_for_the_first(settings):
     results: dict[str, object] = {}
 
     def run(name: str) -> None:
-        results[name] = run_assets(settings, ["market_bars"], "2024-03-04", "2024-03-08",
-                                   resources=resources, raise_on_error=False)
+        results[name] = run_assets(
+            settings,
+            ["market_bars"],
+            "2024-03-04",
+            "2024-03-08",
+            resources=resources,
+            raise_on_error=False,
+        )
 
     _started.clear()
     _gate.clear()
@@ -377,5 +453,6 @@ def test_a_concurrent_run_of_the_same_partitions_waits_for_the_first(settings):
         assert results[name].success, f"the {name} run failed"
     pd.testing.assert_frame_equal(before, read_table(settings.database_url, BARS))
     logs = helpers.DEFAULT_INSTANCE.all_logs(results["second"].run_id)
-    assert any("another run is writing market_bars; waiting" in (e.user_message or "")
-               for e in logs)
+    assert any(
+        "another run is writing market_bars; waiting" in (e.user_message or "") for e in logs
+    )

@@ -25,17 +25,21 @@ def _perturb_after(url: str, cutoff: str) -> None:
     engine = create_engine(with_driver(url, "psycopg"))
     with engine.begin() as conn:
         for table in ("market_bars", "index_bars"):
-            conn.execute(text(f"""
+            conn.execute(
+                text(f"""
                 UPDATE {table} SET open = open * 1.37, high = high * 1.52, low = low * 0.71,
                                    close = close * 1.11, volume = volume * 3 + 17
-                WHERE session > :cutoff"""), {"cutoff": cutoff})
+                WHERE session > :cutoff"""),
+                {"cutoff": cutoff},
+            )
     engine.dispose()
 
 
 def test_no_feature_of_a_signal_reads_a_bar_after_its_session(pg_server, dagster_instance):
     settings = load_settings(database_url=new_database(pg_server), files_dir=SAMPLE_DIR)
-    run_assets(settings, ["market_bars", "index_bars", "ticker_reference"], "2018-01-02",
-               "2020-12-31")
+    run_assets(
+        settings, ["market_bars", "index_bars", "ticker_reference"], "2018-01-02", "2020-12-31"
+    )
     run_assets(settings, ["daily_features", "breakout_signals"], "2019-01-02", "2020-12-31")
     before = read_table(settings.database_url, INPUTS)
     later_before = read_table(settings.database_url, LATER_FEATURES)

@@ -36,15 +36,19 @@ def launcher(database_url, dagster_instance, monkeypatch):
 
 
 def _step_keys(instance, run_id: str) -> set[str]:
-    return {e.step_key for e in instance.all_logs(run_id)
-            if e.is_dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"}
+    return {
+        e.step_key
+        for e in instance.all_logs(run_id)
+        if e.is_dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"
+    }
 
 
 def test_a_failed_demo_run_is_reexecuted_from_failure(launcher, database_url, dagster_instance):
     defs = build_definitions(load_settings())
     _sql(database_url, "ALTER TABLE daily_features RENAME TO daily_features_away")
-    failed = launcher.run(defs, "daily_pipeline", SELECTION, RUN_CONFIG,
-                          {"dagster/partition": "2024-03-01"})
+    failed = launcher.run(
+        defs, "daily_pipeline", SELECTION, RUN_CONFIG, {"dagster/partition": "2024-03-01"}
+    )
     assert failed.status == DagsterRunStatus.FAILURE
     # attached to the code location: what the UI's "Re-execute" needs (its CheckError otherwise)
     assert failed.remote_job_origin is not None
@@ -63,8 +67,9 @@ def test_a_range_is_a_backfill_of_one_run_under_its_job(launcher, dagster_instan
     from dagster._core.execution.backfill import BulkActionStatus
 
     defs = build_definitions(load_settings())
-    (run,) = launcher.backfill(defs, "daily_pipeline", "2024-03-04", "2024-03-08",
-                               SELECTION[:1], RUN_CONFIG)
+    (run,) = launcher.backfill(
+        defs, "daily_pipeline", "2024-03-04", "2024-03-08", SELECTION[:1], RUN_CONFIG
+    )
     assert run.status == DagsterRunStatus.SUCCESS and run.job_name == "daily_pipeline"
     assert run.tags["dagster/asset_partition_range_start"] == "2024-03-04"
     assert run.tags["dagster/asset_partition_range_end"] == "2024-03-08"

@@ -184,9 +184,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def _expand(value: str, env: Mapping[str, str]) -> str:
-    return re.sub(
-        r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m[1], m[0]), value
-    )
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m[1], m[0]), value)
 
 
 def _arguments(args: str) -> list[str]:
@@ -317,7 +315,7 @@ def test_ports_are_published_on_loopback_only(compose: dict) -> None:
         published_ports(compose["services"]["webserver"])
     )
     for name, service in compose["services"].items():
-        for host_ip, published, target in published_ports(service):
+        for host_ip, _published, target in published_ports(service):
             assert host_ip == "127.0.0.1", f"{name} publishes {target} on all interfaces"
 
 
@@ -536,7 +534,11 @@ def test_dagster_yaml_passes_dagster_instance_validation(
     [limit] = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert (limit["key"], limit["value"], limit["limit"]) == ("breakout/touches_broker", "true", 1)
     assert config["concurrency"]["pools"]["default_limit"] == 1
-    assert set(processed) == {"ProjectPostgresStorage", "QueuedRunCoordinator", "DefaultRunLauncher"}
+    assert set(processed) == {
+        "ProjectPostgresStorage",
+        "QueuedRunCoordinator",
+        "DefaultRunLauncher",
+    }
 
 
 def test_dagster_yaml_needs_its_storage_variable(

@@ -52,8 +52,7 @@ def test_bracket_order_entry_legs_default_and_validation():
     plain = BracketOrder("R", "AAA", "long", 1, 100.0, 96.0, 104.0, SESSIONS[0])
     assert (plain.entry_type, plain.oca_group) == ("limit", None)
     with pytest.raises(ValueError, match="entry_type"):
-        BracketOrder("R", "AAA", "long", 1, 100.0, 96.0, 104.0, SESSIONS[0],
-                     entry_type="market")  # type: ignore[arg-type]
+        BracketOrder("R", "AAA", "long", 1, 100.0, 96.0, 104.0, SESSIONS[0], entry_type="market")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="levels out of order"):  # a stop-entry: same levels
         BracketOrder("R", "AAA", "short", 1, 95.0, 90.0, 98.0, SESSIONS[0], entry_type="stop")
 
@@ -67,13 +66,35 @@ def sim(engine) -> SimulatedBroker:  # noqa: F811
 
 
 def limit_leg(ref: str = "LIM", group: str | None = "G", quantity: int = 100) -> BracketOrder:
-    return BracketOrder(ref, "AAA", "short", quantity, 105.0, 108.0, 100.0, SESSIONS[0], 2,
-                        entry_type="limit", oca_group=group)
+    return BracketOrder(
+        ref,
+        "AAA",
+        "short",
+        quantity,
+        105.0,
+        108.0,
+        100.0,
+        SESSIONS[0],
+        2,
+        entry_type="limit",
+        oca_group=group,
+    )
 
 
 def stop_leg(ref: str = "STP", group: str | None = "G", quantity: int = 100) -> BracketOrder:
-    return BracketOrder(ref, "AAA", "short", quantity, 95.0, 98.0, 90.0, SESSIONS[0], 2,
-                        entry_type="stop", oca_group=group)
+    return BracketOrder(
+        ref,
+        "AAA",
+        "short",
+        quantity,
+        95.0,
+        98.0,
+        90.0,
+        SESSIONS[0],
+        2,
+        entry_type="stop",
+        oca_group=group,
+    )
 
 
 def entry_of(sim: SimulatedBroker, ref: str) -> tuple | None:
@@ -83,12 +104,18 @@ def entry_of(sim: SimulatedBroker, ref: str) -> tuple | None:
 
 def reason_of(engine, ref: str) -> str | None:  # noqa: F811
     with engine.connect() as conn:
-        return conn.execute(text("SELECT reason FROM sim_orders WHERE order_ref = :r"),
-                            {"r": ref}).scalar_one()
+        return conn.execute(
+            text("SELECT reason FROM sim_orders WHERE order_ref = :r"), {"r": ref}
+        ).scalar_one()
 
 
-@pytest.mark.parametrize("bar, price", [((100, 97, 94.5, 96), 95.0),  # the low reaches 95
-                                        ((93, 94, 92, 93), 93.0)])  # gap down: the open
+@pytest.mark.parametrize(
+    "bar, price",
+    [
+        ((100, 97, 94.5, 96), 95.0),  # the low reaches 95
+        ((93, 94, 92, 93), 93.0),
+    ],
+)  # gap down: the open
 def test_stop_entry_short_fills_at_its_level_or_the_gap_open(engine, sim, bar, price):  # noqa: F811
     add_bars(engine, "AAA", [(100, 101, 95.5, 96), bar])
     assert sim.place_bracket(stop_leg(group=None)).status == "submitted"
@@ -126,14 +153,18 @@ def test_oca_first_fill_cancels_the_other_leg_for_good(engine, sim):  # noqa: F8
     assert [f["leg"] for f in sim.fills("LIM")] == ["entry", "take_profit"]  # 99 gaps past 100
 
 
-@pytest.mark.parametrize("bar, first, winner, price", [
-    ((100, 106, 94, 100), "LIM", "STP", 95.0),  # both inside the bar: the worse price (lower)
-    ((100, 106, 94, 100), "STP", "STP", 95.0),  # ... whichever was placed first
-    ((106, 107, 94, 100), "STP", "LIM", 106.0),  # the limit fills at the open: surely first
-    ((94, 106, 93, 100), "LIM", "STP", 94.0),  # the stop-entry at the open (a gap down)
-])
+@pytest.mark.parametrize(
+    "bar, first, winner, price",
+    [
+        ((100, 106, 94, 100), "LIM", "STP", 95.0),  # both inside the bar: the worse price (lower)
+        ((100, 106, 94, 100), "STP", "STP", 95.0),  # ... whichever was placed first
+        ((106, 107, 94, 100), "STP", "LIM", 106.0),  # the limit fills at the open: surely first
+        ((94, 106, 93, 100), "LIM", "STP", 94.0),  # the stop-entry at the open (a gap down)
+    ],
+)
 def test_oca_legs_never_both_fill_on_a_bar_reaching_both(  # noqa: F811
-        engine, sim, bar, first, winner, price):  # noqa: F811
+    engine, sim, bar, first, winner, price
+):  # noqa: F811
     add_bars(engine, "AAA", [bar])
     legs = {"LIM": limit_leg(), "STP": stop_leg()}
     loser = "STP" if winner == "LIM" else "LIM"
@@ -143,15 +174,23 @@ def test_oca_legs_never_both_fill_on_a_bar_reaching_both(  # noqa: F811
     assert (summary["entries"], summary["cancelled"]) == (1, 1)
     assert entry_of(sim, winner) == (SESSIONS[1], price)
     assert sim.fills(loser) == []
-    assert (status_of(engine, loser), reason_of(engine, loser)) == ("cancelled",
-                                                                    f"OCA: {winner} filled")
+    assert (status_of(engine, loser), reason_of(engine, loser)) == (
+        "cancelled",
+        f"OCA: {winner} filled",
+    )
     # idempotent: the same session again changes nothing
-    state = ({r: sim.fills(r) for r in legs}, sim.account(),
-             {r: status_of(engine, r) for r in legs})
+    state = (
+        {r: sim.fills(r) for r in legs},
+        sim.account(),
+        {r: status_of(engine, r) for r in legs},
+    )
     again = sim.process_session(SESSIONS[1])
     assert again["already_processed"] and again["sessions"] == []
-    assert ({r: sim.fills(r) for r in legs}, sim.account(),
-            {r: status_of(engine, r) for r in legs}) == state
+    assert (
+        {r: sim.fills(r) for r in legs},
+        sim.account(),
+        {r: status_of(engine, r) for r in legs},
+    ) == state
 
 
 def test_oca_legs_at_the_same_price_the_first_placed_fills(engine, sim):  # noqa: F811
@@ -164,7 +203,8 @@ def test_oca_legs_at_the_same_price_the_first_placed_fills(engine, sim):  # noqa
 
 
 def test_oca_group_reserves_its_largest_leg_and_a_spent_group_takes_no_new_leg(  # noqa: F811
-        engine, sim):  # noqa: F811
+    engine, sim
+):  # noqa: F811
     add_bars(engine, "AAA", [(100, 106, 99, 101)])
     sim.place_bracket(limit_leg())  # 100 x 105 reserved, 300 at risk
     sim.place_bracket(stop_leg())  # 100 x 95 and 300: inside the group's largest
@@ -190,13 +230,21 @@ def ib(fake: FakeIB) -> IbkrBroker:
     return make_broker(fake)
 
 
-def test_stop_entry_parent_is_stp_in_the_oca_group_children_unchanged(fake: FakeIB,
-                                                                      ib: IbkrBroker) -> None:
+def test_stop_entry_parent_is_stp_in_the_oca_group_children_unchanged(
+    fake: FakeIB, ib: IbkrBroker
+) -> None:
     """A buy stop rounds down (100.006 -> 100.00: never a worse trigger than planned)."""
     limit = ib_bracket("lim", entry=100.004)
     ib.place_bracket(limit)
-    order = BracketOrder(**{**limit.__dict__, "order_ref": "stp", "entry": 100.006,
-                            "entry_type": "stop", "oca_group": "fade-1"})
+    order = BracketOrder(
+        **{
+            **limit.__dict__,
+            "order_ref": "stp",
+            "entry": 100.006,
+            "entry_type": "stop",
+            "oca_group": "fade-1",
+        }
+    )
     placed = ib.place_bracket(order)
     assert placed.status == "submitted"
     (_, lim_parent), (_, lim_take), (_, lim_stop) = fake.placed[:3]
@@ -205,37 +253,57 @@ def test_stop_entry_parent_is_stp_in_the_oca_group_children_unchanged(fake: Fake
     assert (parent.auxPrice, parent.lmtPrice) == (100.0, UNSET_DOUBLE)
     assert (parent.ocaGroup, parent.ocaType, parent.orderRef) == ("fade-1", 1, "stp")
     assert (parent.action, parent.totalQuantity, parent.transmit, parent.tif) == (
-        "BUY", 100, False, "DAY")
+        "BUY",
+        100,
+        False,
+        "DAY",
+    )
     assert parent.account == lim_parent.account and parent.parentId == 0
     # the children are the limit bracket's, field for field, but for ids and the ref
     for child, same in ((take, lim_take), (stop, lim_stop)):
         assert child.parentId == parent.orderId and child.orderRef == "stp"
         assert (child.ocaGroup, child.ocaType) == ("", 0)
         assert {**child.__dict__, "orderId": 0, "parentId": 0, "orderRef": "", "permId": 0} == {
-            **same.__dict__, "orderId": 0, "parentId": 0, "orderRef": "", "permId": 0}
+            **same.__dict__,
+            "orderId": 0,
+            "parentId": 0,
+            "orderRef": "",
+            "permId": 0,
+        }
     assert placed.broker_order_ids == [str(o.orderId) for o in (parent, take, stop)]
 
 
 def test_short_stop_entry_rounds_up_and_limit_legs_without_group_are_unchanged(
-        fake: FakeIB, ib: IbkrBroker) -> None:
+    fake: FakeIB, ib: IbkrBroker
+) -> None:
     """TSLA ticks 0.05: a sell stop at 50.02 rounds up to 50.05 (a limit would go to 50.00)."""
     ib.place_bracket(ib_bracket("s", "TSLA", "short"))
     ib.place_bracket(ib_bracket("t", "TSLA", "short", entry_type="stop"))  # type: ignore[arg-type]
     (_, limit_parent), *_ = fake.placed[:3]
     (_, stop_parent), *_ = fake.placed[3:]
     assert (limit_parent.orderType, limit_parent.lmtPrice) == ("LMT", 50.0)
-    assert (stop_parent.orderType, stop_parent.auxPrice, stop_parent.action) == ("STP", 50.05,
-                                                                                "SELL")
+    assert (stop_parent.orderType, stop_parent.auxPrice, stop_parent.action) == (
+        "STP",
+        50.05,
+        "SELL",
+    )
     assert {(o.ocaGroup, o.ocaType) for _, o in fake.placed} == {("", 0)}
 
 
-def test_oca_limit_leg_modify_stop_and_open_risk_with_a_stop_entry(fake: FakeIB,
-                                                                   ib: IbkrBroker) -> None:
+def test_oca_limit_leg_modify_stop_and_open_risk_with_a_stop_entry(
+    fake: FakeIB, ib: IbkrBroker
+) -> None:
     """Two legs of one group count their larger risk once; modify_stop moves the stop-loss,
     never the stop-entry parent (both are STP orders of the same ref)."""
     lim = ib.place_bracket(ib_bracket("lim", oca_group="g"))  # type: ignore[arg-type]
-    stp = ib.place_bracket(ib_bracket("stp", entry=100.5, oca_group="g",  # type: ignore[arg-type]
-                                      entry_type="stop"))
+    stp = ib.place_bracket(
+        ib_bracket(
+            "stp",
+            entry=100.5,
+            oca_group="g",  # type: ignore[arg-type]
+            entry_type="stop",
+        )
+    )
     (_, lim_parent), (_, lim_take), _ = fake.placed[:3]
     assert (lim_parent.orderType, lim_parent.ocaGroup, lim_parent.ocaType) == ("LMT", "g", 1)
     assert (lim_take.ocaGroup, lim_take.ocaType) == ("", 0)

@@ -189,7 +189,11 @@ def test_rows_of_no_session_come_with_the_run_that_answers_for_them(tmp_path: Pa
     source = FilesSource(write_dir(tmp_path, stocks))
     first, second = source.iter_daily_bars([date(2024, 2, 20), date(2024, 2, 21)], 1)
     assert [None if pd.isna(s) else f"{s:%Y-%m-%d}" for s in first["session"]] == [
-        "2024-02-17", "2024-02-19", "2024-02-20", None]
+        "2024-02-17",
+        "2024-02-19",
+        "2024-02-20",
+        None,
+    ]
     assert list(second["session"].dt.strftime("%Y-%m-%d")) == ["2024-02-21"]
     friday = source.daily_bars([date(2024, 2, 16)])  # the weekend after it is not its own
     assert list(friday["session"].dt.strftime("%Y-%m-%d")) == ["2024-02-16"]

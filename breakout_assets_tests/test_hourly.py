@@ -221,7 +221,10 @@ def test_reverse_order_and_duplicates() -> None:
     daily = synthetic_daily({"2021-03-01": 99.6, "2021-03-02": 101.5})
     bars = normalise_hourly(synthetic_raw(), daily)
     assert list(bars["ts"].dt.strftime("%m-%d %H:%M")) == [
-        "03-01 09:00", "03-01 10:00", "03-02 09:00", "03-02 10:00",
+        "03-01 09:00",
+        "03-01 10:00",
+        "03-02 09:00",
+        "03-02 10:00",
     ]
     assert bars.loc[1, "volume"] == 500 and bars.loc[1, "close"] == 99.6  # the complete bar
     assert bars["ticker"].tolist() == ["XYZ"] * 4
@@ -252,8 +255,21 @@ def test_empty_raw_gives_empty_contract_frame() -> None:
 
 @pytest.mark.parametrize(
     ("ratio", "factor"),
-    [(1.0, 1.0), (1.004, 1.0), (2.01, 2.0), (3, 3), (4, 4), (5, 5), (10.05, 10), (20, 20),
-     (15, 15), (0.5, 0.5), (0.1002, 0.1), (1.5, 1.5), (1.25, 1.25)],
+    [
+        (1.0, 1.0),
+        (1.004, 1.0),
+        (2.01, 2.0),
+        (3, 3),
+        (4, 4),
+        (5, 5),
+        (10.05, 10),
+        (20, 20),
+        (15, 15),
+        (0.5, 0.5),
+        (0.1002, 0.1),
+        (1.5, 1.5),
+        (1.25, 1.25),
+    ],
 )
 def test_split_ratios_snap(ratio: float, factor: float) -> None:
     assert _snap(ratio) == pytest.approx(factor)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import ib_async
 import pytest
@@ -47,7 +47,7 @@ from breakout_assets.resources.broker.ibkr import (
 
 ACCOUNT = "DU1234567"
 CONIDS = {"AAPL": 265598, "MSFT": 272093, "TSLA": 76792991, "PENNY": 1111}
-NOW = datetime(2024, 7, 2, 13, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 7, 2, 13, 0, tzinfo=UTC)
 
 
 class FakeClient:
@@ -85,17 +85,38 @@ class FakeIB:
         self.min_ticks = {"AAPL": 0.01, "MSFT": 0.01, "TSLA": 0.05, "PENNY": 0.0}
         self.duplicate_id_errors = 0  # the next N transmitted brackets fail with 103
         self.reject: set[str] = set()  # tickers IB rejects with 201, asynchronously
-        self.summary = [AccountValue(ACCOUNT, tag, value, "USD", "") for tag, value in
-                        (("NetLiquidation", "100000.5"), ("BuyingPower", "400000"),
-                         ("ExcessLiquidity", "80000"), ("TotalCashValue", "50000"))]
+        self.summary = [
+            AccountValue(ACCOUNT, tag, value, "USD", "")
+            for tag, value in (
+                ("NetLiquidation", "100000.5"),
+                ("BuyingPower", "400000"),
+                ("ExcessLiquidity", "80000"),
+                ("TotalCashValue", "50000"),
+            )
+        ]
         self._pending: list[Callable[[], None]] = []
         self._perm = 9000
 
     # connection
-    def connect(self, host: str, port: int, clientId: int, timeout: float = 4,
-                readonly: bool = False, account: str = "") -> FakeIB:
-        self.connects.append(dict(host=host, port=port, clientId=clientId, timeout=timeout,
-                                  readonly=readonly, account=account))
+    def connect(
+        self,
+        host: str,
+        port: int,
+        clientId: int,
+        timeout: float = 4,
+        readonly: bool = False,
+        account: str = "",
+    ) -> FakeIB:
+        self.connects.append(
+            dict(
+                host=host,
+                port=port,
+                clientId=clientId,
+                timeout=timeout,
+                readonly=readonly,
+                account=account,
+            )
+        )
         if self.refuse_connect:
             raise ConnectionRefusedError(111, "Connect call failed")
         self.connected = True
@@ -135,16 +156,20 @@ class FakeIB:
             trade.log.append(TradeLogEntry(NOW, trade.orderStatus.status, "Modify"))
             return trade
         order.clientId = 7
-        trade = Trade(contract, order, OrderStatus(orderId=order.orderId, status="PendingSubmit"),
-                      [], [TradeLogEntry(NOW, "PendingSubmit")])
+        trade = Trade(
+            contract,
+            order,
+            OrderStatus(orderId=order.orderId, status="PendingSubmit"),
+            [],
+            [TradeLogEntry(NOW, "PendingSubmit")],
+        )
         self.trades[order.orderId] = trade
         if order.transmit:
             self._transmit(contract, order.parentId or order.orderId)
         return trade
 
     def _group(self, parent_id: int) -> list[Trade]:
-        return [t for t in self.trades.values()
-                if parent_id in (t.order.orderId, t.order.parentId)]
+        return [t for t in self.trades.values() if parent_id in (t.order.orderId, t.order.parentId)]
 
     def _fail(self, parent_id: int, code: int, text: str, contract: Contract) -> None:
         for t in self._group(parent_id):  # what ib_async's wrapper.error does to a live Trade
@@ -157,8 +182,11 @@ class FakeIB:
             self.duplicate_id_errors -= 1
             self._fail(parent_id, 103, "Duplicate order id", contract)
         elif contract.symbol in self.reject:
-            self._pending.append(lambda: self._fail(
-                parent_id, 201, "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED", contract))
+            self._pending.append(
+                lambda: self._fail(
+                    parent_id, 201, "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED", contract
+                )
+            )
         else:
             for t in self._group(parent_id):
                 self._perm += 1
@@ -218,16 +246,41 @@ class FakeIB:
         status.filled += shares
         status.remaining = float(trade.order.totalQuantity) - status.filled
         status.status = "Filled" if status.remaining == 0 else "Submitted"
-        self.execution(trade.contract, trade.order.orderRef, shares, price,
-                       trade.order.action, order_id, trade.order.permId)
+        self.execution(
+            trade.contract,
+            trade.order.orderRef,
+            shares,
+            price,
+            trade.order.action,
+            order_id,
+            trade.order.permId,
+        )
 
-    def execution(self, contract: Contract, ref: str, shares: float, price: float,
-                  action: str = "BUY", order_id: int = 0, perm_id: int = 0) -> None:
+    def execution(
+        self,
+        contract: Contract,
+        ref: str,
+        shares: float,
+        price: float,
+        action: str = "BUY",
+        order_id: int = 0,
+        perm_id: int = 0,
+    ) -> None:
         signed = shares if action == "BUY" else -shares
-        execution = Execution(execId=f"e{len(self.fills)}", time=NOW, acctNumber=ACCOUNT,
-                              side="BOT" if action == "BUY" else "SLD", shares=shares,
-                              price=price, permId=perm_id, clientId=7, orderId=order_id,
-                              cumQty=shares, avgPrice=price, orderRef=ref)
+        execution = Execution(
+            execId=f"e{len(self.fills)}",
+            time=NOW,
+            acctNumber=ACCOUNT,
+            side="BOT" if action == "BUY" else "SLD",
+            shares=shares,
+            price=price,
+            permId=perm_id,
+            clientId=7,
+            orderId=order_id,
+            cumQty=shares,
+            avgPrice=price,
+            orderRef=ref,
+        )
         self.fills.append(Fill(contract, execution, CommissionReport(), NOW))
         old = self.held.get(contract.conId)
         qty = signed + (old.position if old else 0.0)
@@ -244,20 +297,36 @@ def stock(ticker: str) -> Stock:
     return Stock(ticker, "SMART", "USD", conId=CONIDS[ticker])
 
 
-def bracket(ref: str = "sig-aapl-1", ticker: str = "AAPL", side: str = "long",
-            valid_sessions: int = 1, **levels: float) -> BracketOrder:
-    default = (dict(entry=100.004, stop=97.996, take_profit=104.999) if side == "long"
-               else dict(entry=50.02, stop=52.03, take_profit=45.01))
-    return BracketOrder(order_ref=ref, ticker=ticker, side=side,  # type: ignore[arg-type]
-                        quantity=100, session=date(2024, 7, 1),
-                        valid_sessions=valid_sessions, **{**default, **levels})
+def bracket(
+    ref: str = "sig-aapl-1",
+    ticker: str = "AAPL",
+    side: str = "long",
+    valid_sessions: int = 1,
+    **levels: float,
+) -> BracketOrder:
+    default = (
+        dict(entry=100.004, stop=97.996, take_profit=104.999)
+        if side == "long"
+        else dict(entry=50.02, stop=52.03, take_profit=45.01)
+    )
+    return BracketOrder(
+        order_ref=ref,
+        ticker=ticker,
+        side=side,  # type: ignore[arg-type]
+        quantity=100,
+        session=date(2024, 7, 1),
+        valid_sessions=valid_sessions,
+        **{**default, **levels},
+    )
 
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any real ib_async connection attempt fails the test: only FakeIB may be used."""
+
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a real IB connection was attempted")
+
     monkeypatch.setattr(ib_async.IB, "connect", refuse)
     monkeypatch.setattr(ib_async.IB, "connectAsync", refuse)
     monkeypatch.setattr(ib_async.client.Client, "connectAsync", refuse)
@@ -270,8 +339,15 @@ def fake() -> FakeIB:
 
 
 def make_broker(fake: FakeIB) -> IbkrBroker:
-    return IbkrBroker("gw.local", 4002, 7, ACCOUNT, connect_timeout_s=3, request_timeout_s=0.5,
-                      ib_factory=lambda: fake)
+    return IbkrBroker(
+        "gw.local",
+        4002,
+        7,
+        ACCOUNT,
+        connect_timeout_s=3,
+        request_timeout_s=0.5,
+        ib_factory=lambda: fake,
+    )
 
 
 @pytest.fixture
@@ -280,6 +356,7 @@ def broker(fake: FakeIB) -> IbkrBroker:
 
 
 # --- construction and connection -------------------------------------------------------------
+
 
 def test_default_factory_is_ib_async_and_nothing_connects_until_used() -> None:
     """Lazy: building the broker with the real default factory opens no connection (the guard
@@ -293,20 +370,30 @@ def test_default_factory_is_ib_async_and_nothing_connects_until_used() -> None:
 def test_connects_lazily_and_reconciles(fake: FakeIB, broker: IbkrBroker) -> None:
     assert fake.connects == []
     broker.find_refs(["x"])
-    assert fake.connects == [dict(host="gw.local", port=4002, clientId=7, timeout=3,
-                                  readonly=False, account=ACCOUNT)]
+    assert fake.connects == [
+        dict(host="gw.local", port=4002, clientId=7, timeout=3, readonly=False, account=ACCOUNT)
+    ]
     assert fake.RequestTimeout == 0.5
-    assert fake.requests[:4] == ["reqAllOpenOrders", "reqCompletedOrders(apiOnly=False)",
-                                 "reqExecutions", "reqPositions"]
+    assert fake.requests[:4] == [
+        "reqAllOpenOrders",
+        "reqCompletedOrders(apiOnly=False)",
+        "reqExecutions",
+        "reqPositions",
+    ]
     broker.close()
     assert not fake.connected
 
 
-def test_not_connected_raises_broker_error_naming_the_gateway(fake: FakeIB,
-                                                              broker: IbkrBroker) -> None:
+def test_not_connected_raises_broker_error_naming_the_gateway(
+    fake: FakeIB, broker: IbkrBroker
+) -> None:
     fake.refuse_connect = True
-    for call in (lambda: broker.place_bracket(bracket()), lambda: broker.find_refs(["a"]),
-                 broker.account, broker.positions):
+    for call in (
+        lambda: broker.place_bracket(bracket()),
+        lambda: broker.find_refs(["a"]),
+        broker.account,
+        broker.positions,
+    ):
         with pytest.raises(BrokerError, match="gw.local:4002") as info:
             call()
         assert ACCOUNT not in str(info.value) and "DU***67" in str(info.value)
@@ -328,15 +415,19 @@ def test_reconnects_once_after_a_drop(fake: FakeIB, broker: IbkrBroker) -> None:
 
 # --- the current session ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("now, session", [
-    ("2024-07-02T13:00:00+00:00", date(2024, 7, 1)),   # 09:00 New York: before the open
-    ("2024-07-02T19:59:59+00:00", date(2024, 7, 1)),   # a second before the close
-    ("2024-07-02T20:00:00+00:00", date(2024, 7, 2)),   # the close
-    ("2024-07-03T17:30:00+00:00", date(2024, 7, 3)),   # after the 13:00 early close
-    ("2024-07-05T03:00:00+00:00", date(2024, 7, 3)),   # the night after the holiday
-    ("2024-07-06T15:00:00+00:00", date(2024, 7, 5)),   # a Saturday
-    ("2024-07-08T12:00:00", date(2024, 7, 5)),         # naive: read as UTC
-])
+
+@pytest.mark.parametrize(
+    "now, session",
+    [
+        ("2024-07-02T13:00:00+00:00", date(2024, 7, 1)),  # 09:00 New York: before the open
+        ("2024-07-02T19:59:59+00:00", date(2024, 7, 1)),  # a second before the close
+        ("2024-07-02T20:00:00+00:00", date(2024, 7, 2)),  # the close
+        ("2024-07-03T17:30:00+00:00", date(2024, 7, 3)),  # after the 13:00 early close
+        ("2024-07-05T03:00:00+00:00", date(2024, 7, 3)),  # the night after the holiday
+        ("2024-07-06T15:00:00+00:00", date(2024, 7, 5)),  # a Saturday
+        ("2024-07-08T12:00:00", date(2024, 7, 5)),  # naive: read as UTC
+    ],
+)
 def test_last_closed_session_follows_the_exchange_calendar(now: str, session: date) -> None:
     assert last_closed_session(datetime.fromisoformat(now)) == session
 
@@ -344,17 +435,23 @@ def test_last_closed_session_follows_the_exchange_calendar(now: str, session: da
 def test_current_session_is_the_wall_clocks_not_the_pipelines(fake: FakeIB) -> None:
     """IBKR trades in real time: whatever session the pipeline runs, the current session is
     the calendar's last close at the adapter's clock, and finding it needs no connection."""
-    broker = IbkrBroker("gw.local", 4002, 7, ACCOUNT, ib_factory=lambda: fake,
-                        clock=lambda: datetime(2024, 7, 9, 21, 0, tzinfo=timezone.utc))
+    broker = IbkrBroker(
+        "gw.local",
+        4002,
+        7,
+        ACCOUNT,
+        ib_factory=lambda: fake,
+        clock=lambda: datetime(2024, 7, 9, 21, 0, tzinfo=UTC),
+    )
     assert broker.current_session(date(2023, 3, 10)) == date(2024, 7, 9)
     assert broker.current_session(date(2030, 1, 2)) == date(2024, 7, 9)
     assert fake.connects == []
     default = IbkrBroker("gw.local", 4002, 7, ACCOUNT, ib_factory=lambda: fake)
-    assert default.current_session(date(2024, 1, 2)) == last_closed_session(
-        datetime.now(timezone.utc))
+    assert default.current_session(date(2024, 1, 2)) == last_closed_session(datetime.now(UTC))
 
 
 # --- bracket structure -----------------------------------------------------------------------
+
 
 def test_long_bracket_structure(fake: FakeIB, broker: IbkrBroker) -> None:
     placed = broker.place_bracket(bracket())
@@ -383,8 +480,12 @@ def test_short_bracket_structure_with_gtd_entry(fake: FakeIB, broker: IbkrBroker
     assert (parent.action, take.action, stop.action) == ("SELL", "BUY", "BUY")
     assert (parent.lmtPrice, stop.auxPrice, take.lmtPrice) == (50.0, 52.0, 45.05)
     assert (parent.tif, parent.goodTillDate) == ("GTD", "20240703 17:00:00 UTC")
-    assert (take.tif, stop.tif, stop.transmit, take.parentId) == ("GTC", "GTC", True,
-                                                                  parent.orderId)
+    assert (take.tif, stop.tif, stop.transmit, take.parentId) == (
+        "GTC",
+        "GTC",
+        True,
+        parent.orderId,
+    )
     assert placed.status == "submitted"
 
 
@@ -401,7 +502,8 @@ def test_prices_on_tick_and_fallback_tick(fake: FakeIB, broker: IbkrBroker) -> N
 
 
 def test_levels_collapsing_on_tick_or_unknown_ticker_are_errors_not_orders(
-        fake: FakeIB, broker: IbkrBroker) -> None:
+    fake: FakeIB, broker: IbkrBroker
+) -> None:
     collapsed = broker.place_bracket(bracket("c", "TSLA", entry=50.0, stop=49.97, take_profit=51))
     unknown = broker.place_bracket(bracket("u", "ZZZZ"))
     assert collapsed.status == unknown.status == "error"
@@ -411,8 +513,10 @@ def test_levels_collapsing_on_tick_or_unknown_ticker_are_errors_not_orders(
 
 # --- failures of one order -------------------------------------------------------------------
 
-def test_duplicate_order_id_is_retried_once_with_fresh_ids(fake: FakeIB,
-                                                           broker: IbkrBroker) -> None:
+
+def test_duplicate_order_id_is_retried_once_with_fresh_ids(
+    fake: FakeIB, broker: IbkrBroker
+) -> None:
     fake.duplicate_id_errors = 1
     placed = broker.place_bracket(bracket())
     assert placed.status == "submitted" and len(fake.placed) == 6
@@ -428,12 +532,15 @@ def test_duplicate_order_id_twice_is_an_error(fake: FakeIB, broker: IbkrBroker) 
     assert len(fake.placed) == 6  # one retry only
 
 
-def test_rejection_201_is_an_answer_and_the_other_orders_still_go(fake: FakeIB,
-                                                                  broker: IbkrBroker) -> None:
+def test_rejection_201_is_an_answer_and_the_other_orders_still_go(
+    fake: FakeIB, broker: IbkrBroker
+) -> None:
     """The 201 arrives only on the next network update, as from the real gateway."""
     fake.reject = {"MSFT"}
-    results = [broker.place_bracket(bracket(ref, ticker))
-               for ref, ticker in (("a", "AAPL"), ("m", "MSFT"), ("t", "TSLA"))]
+    results = [
+        broker.place_bracket(bracket(ref, ticker))
+        for ref, ticker in (("a", "AAPL"), ("m", "MSFT"), ("t", "TSLA"))
+    ]
     assert [r.status for r in results] == ["submitted", "rejected", "submitted"]
     assert "201" in (results[1].error or "") and "NOT ACCEPTED" in (results[1].error or "")
     assert len(fake.placed) == 9
@@ -466,6 +573,7 @@ def test_same_ref_is_sent_once_per_broker(fake: FakeIB, broker: IbkrBroker) -> N
 
 # --- idempotency: find_refs ------------------------------------------------------------------
 
+
 def test_find_refs_open_orders(fake: FakeIB, broker: IbkrBroker) -> None:
     placed = broker.place_bracket(bracket())
     found = broker.find_refs(["sig-aapl-1", "never-sent"])
@@ -480,7 +588,10 @@ def test_find_refs_completed_orders_and_executions_of_earlier_sessions(fake: Fak
     fake.execution(stock("TSLA"), "exec-only", 10, 50.0, order_id=0, perm_id=503)
     found = make_broker(fake).find_refs(["done", "gone", "exec-only", "other"])
     assert {r: k.state for r, k in found.items()} == {
-        "done": "filled", "gone": "cancelled", "exec-only": "executed"}
+        "done": "filled",
+        "gone": "cancelled",
+        "exec-only": "executed",
+    }
     assert found["done"].broker_order_ids == ["501"]
 
 
@@ -496,6 +607,7 @@ def test_partial_fill_is_known_so_nothing_is_resent(fake: FakeIB, broker: IbkrBr
 
 
 # --- account, positions, cancel, modify ------------------------------------------------------
+
 
 def test_account_snapshot_and_positions(fake: FakeIB, broker: IbkrBroker) -> None:
     """Open risk: AAPL 100 @ 100 with its stop at 98 -> 200; MSFT 10 @ 400 with no stop -> the

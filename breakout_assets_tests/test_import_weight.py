@@ -11,13 +11,15 @@ import pytest
 HEAVY = ("numba", "xgboost", "sklearn")
 
 
-@pytest.mark.parametrize("module", ["breakout_assets.settings", "breakout_assets.core.config",
-                                    "breakout_assets.ml.config"])
+@pytest.mark.parametrize(
+    "module",
+    ["breakout_assets.settings", "breakout_assets.core.config", "breakout_assets.ml.config"],
+)
 def test_importing_the_settings_does_not_import_numba(module):
-    code = (f"import sys, {module}; "
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert loaded == ""
 
 

@@ -22,9 +22,7 @@ def _sample_rows(session: str) -> pd.DataFrame:
 
 
 def _check(result, name: str):
-    [evaluation] = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == name
-    ]
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
     return evaluation
 
 
@@ -67,10 +65,13 @@ def test_bulk_load_leaves_planner_statistics(settings):
     (features, signals) would otherwise plan without column statistics (a ticker filter taken
     for a handful of rows picks a sort-merge over millions)."""
     run_assets(settings, ["market_bars", "index_bars"], "2024-01-02", "2024-03-08")
-    stats = read_table(settings.database_url, """
+    stats = read_table(
+        settings.database_url,
+        """
         SELECT tablename, attname, n_distinct FROM pg_stats
         WHERE tablename IN ('market_bars', 'index_bars') AND attname IN ('ticker', 'session')
-        ORDER BY tablename, attname""")
+        ORDER BY tablename, attname""",
+    )
     distinct = {(t, a): n for t, a, n in stats.itertuples(index=False)}
     assert distinct[("market_bars", "ticker")] == 150
     assert distinct[("market_bars", "session")] == 47
@@ -118,8 +119,12 @@ def test_crash_mid_write_leaves_previous_rows_intact(settings, existing):
     resources = build_resources(settings)
     resources["market_data"] = _CrashingResource(**resources["market_data"].model_dump())
     result = run_assets(
-        settings, ["market_bars"], "2024-03-04", "2024-03-08",
-        resources=resources, raise_on_error=False,
+        settings,
+        ["market_bars"],
+        "2024-03-04",
+        "2024-03-08",
+        resources=resources,
+        raise_on_error=False,
     )
     assert not result.success
     after = read_table(settings.database_url, BARS)
@@ -155,11 +160,15 @@ def test_bad_rows_are_quarantined_with_reasons(settings, tmp_path):
     )
     result = run_assets(bad, ["market_bars"], "2024-03-01")
     quarantined = read_table(bad.database_url, "SELECT * FROM quarantined_bars ORDER BY reason")
-    assert sorted(quarantined["reason"]) == sorted([
-        "low above high", "non-positive price", "negative volume",
-        "conflicting duplicate rows for ticker and session",
-        "conflicting duplicate rows for ticker and session",
-    ])
+    assert sorted(quarantined["reason"]) == sorted(
+        [
+            "low above high",
+            "non-positive price",
+            "negative volume",
+            "conflicting duplicate rows for ticker and session",
+            "conflicting duplicate rows for ticker and session",
+        ]
+    )
     stored = read_table(bad.database_url, "SELECT count(*) AS n FROM market_bars")
     assert stored["n"][0] == 150 - 4
     assert _check(result, "ohlc_consistent").passed  # nothing bad reached the table
@@ -207,8 +216,17 @@ def test_ticker_reference_never_regresses(settings):
     run_assets(settings, ["ticker_reference"], "2024-03-08")
     latest = read_table(settings.database_url, "SELECT * FROM tickers ORDER BY ticker")
     assert len(latest) == 150 and (latest["as_of"].astype(str) == "2024-03-08").all()
-    assert set(latest["sector_etf"]) <= {"SPY", "XLE", "XLF", "XLI", "XLK", "XLP", "XLU",
-                                         "XLV", "XLY"}
+    assert set(latest["sector_etf"]) <= {
+        "SPY",
+        "XLE",
+        "XLF",
+        "XLI",
+        "XLK",
+        "XLP",
+        "XLU",
+        "XLV",
+        "XLY",
+    }
     run_assets(settings, ["ticker_reference"], "2023-03-01")  # an older partition re-run
     after = read_table(settings.database_url, "SELECT * FROM tickers ORDER BY ticker")
     pd.testing.assert_frame_equal(latest, after)

@@ -33,9 +33,12 @@ def miscalibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_json_round_trip_of_every_method() -> None:
     label, raw = miscalibrated(600, 1)
-    for calibrator in (fit_sigmoid(label, raw), fit_isotonic(label, raw),
-                       fit_calibrator(label, raw, folds=3, seed=2),
-                       Calibrator.identity("legacy")):
+    for calibrator in (
+        fit_sigmoid(label, raw),
+        fit_isotonic(label, raw),
+        fit_calibrator(label, raw, folds=3, seed=2),
+        Calibrator.identity("legacy"),
+    ):
         payload = calibrator.to_bytes()
         again = Calibrator.from_bytes(payload)
         assert again == calibrator and again.to_bytes() == payload
@@ -43,16 +46,19 @@ def test_json_round_trip_of_every_method() -> None:
         assert json.loads(payload)["method"] == calibrator.method  # plain JSON, no pickle
 
 
-@pytest.mark.parametrize("data", [
-    {"method": "platt"},
-    {"method": "sigmoid", "a": -1.0, "b": 0.0},
-    {"method": "sigmoid", "a": float("nan"), "b": 0.0},
-    {"method": "isotonic", "x": [0.1, 0.5], "y": [0.6, 0.4]},  # decreasing
-    {"method": "isotonic", "x": [0.1, 0.5], "y": [0.2, 1.4]},  # not a probability
-    {"method": "isotonic", "x": [0.5, 0.1], "y": [0.2, 0.4]},  # thresholds out of order
-    {"method": "isotonic", "x": [0.1], "y": []},
-    {"method": "sigmoid", "a": 1.0, "b": 0.0, "pickle": "..."},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"method": "platt"},
+        {"method": "sigmoid", "a": -1.0, "b": 0.0},
+        {"method": "sigmoid", "a": float("nan"), "b": 0.0},
+        {"method": "isotonic", "x": [0.1, 0.5], "y": [0.6, 0.4]},  # decreasing
+        {"method": "isotonic", "x": [0.1, 0.5], "y": [0.2, 1.4]},  # not a probability
+        {"method": "isotonic", "x": [0.5, 0.1], "y": [0.2, 0.4]},  # thresholds out of order
+        {"method": "isotonic", "x": [0.1], "y": []},
+        {"method": "sigmoid", "a": 1.0, "b": 0.0, "pickle": "..."},
+    ],
+)
 def test_from_json_refuses_a_map_that_could_mislead(data: dict) -> None:
     with pytest.raises(ValueError):
         Calibrator.from_json(data)
@@ -62,8 +68,9 @@ def test_isotonic_is_sklearns_map_as_numbers() -> None:
     label, raw = miscalibrated(800, 4)
     calibrator = fit_isotonic(label, raw)
     wins = int(label.sum())
-    reference = IsotonicRegression(y_min=1 / (len(label) - wins + 2),
-                                   y_max=(wins + 1) / (wins + 2), out_of_bounds="clip")
+    reference = IsotonicRegression(
+        y_min=1 / (len(label) - wins + 2), y_max=(wins + 1) / (wins + 2), out_of_bounds="clip"
+    )
     reference.fit(raw, label)
     probe = np.linspace(0, 1, 1001)
     np.testing.assert_allclose(calibrator.apply(probe), reference.predict(probe), atol=1e-12)
@@ -75,8 +82,9 @@ def test_isotonic_is_sklearns_map_as_numbers() -> None:
     st.lists(st.floats(0, 1), min_size=1, max_size=30),
 )
 @settings(max_examples=200, deadline=None)
-def test_isotonic_and_sigmoid_are_monotone_probabilities(rows: list[tuple[float, int]],
-                                                         probe: list[float]) -> None:
+def test_isotonic_and_sigmoid_are_monotone_probabilities(
+    rows: list[tuple[float, int]], probe: list[float]
+) -> None:
     raw = np.array([r for r, _ in rows])
     label = np.array([y for _, y in rows], dtype=np.int8)
     probe = np.sort(np.array(probe + [0.0, 1.0]))
@@ -92,8 +100,11 @@ def test_calibration_fixes_deliberately_miscalibrated_scores() -> None:
     test_label, test_raw = miscalibrated(4000, 12)  # fitted on one sample, judged on another
     raw_ece = expected_calibration_error(test_label, test_raw)
     assert raw_ece > 0.08
-    for calibrator in (fit_calibrator(label, raw, folds=5, seed=0), fit_sigmoid(label, raw),
-                       fit_isotonic(label, raw)):
+    for calibrator in (
+        fit_calibrator(label, raw, folds=5, seed=0),
+        fit_sigmoid(label, raw),
+        fit_isotonic(label, raw),
+    ):
         ece = expected_calibration_error(test_label, calibrator.apply(test_raw))
         assert ece < 0.03 and ece < raw_ece / 3, calibrator.method
     platt = fit_sigmoid(label, raw)
@@ -111,8 +122,7 @@ def test_the_method_is_chosen_by_cross_validated_brier() -> None:
     assert selection["score"] == "brier" and selection["cv_folds"] == 4
     assert selection["rows"] == 3000 and selection["wins"] == int(label.sum())
     # the recorded CV scores are the ones an independent recomputation gives
-    folds = list(StratifiedKFold(4, shuffle=True, random_state=9).split(raw.reshape(-1, 1),
-                                                                        label))
+    folds = list(StratifiedKFold(4, shuffle=True, random_state=9).split(raw.reshape(-1, 1), label))
     for method, fit in (("sigmoid", fit_sigmoid), ("isotonic", fit_isotonic)):
         predicted = np.empty(len(raw))
         for train, valid in folds:

@@ -90,7 +90,12 @@ def test_invalid_inputs_raise(y: list[float], p: list[float]) -> None:
 def test_calibration_bins_edges_and_empty_bins() -> None:
     table = calibration_table([0, 0, 1, 1, 0, 1], [0.0, 0.05, 0.1, 0.35, 0.99, 1.0])
     assert list(table.columns) == [
-        "bin", "lower", "upper", "count", "mean_predicted", "observed_rate",
+        "bin",
+        "lower",
+        "upper",
+        "count",
+        "mean_predicted",
+        "observed_rate",
     ]
     assert table["bin"].tolist() == list(range(10))
     assert table["lower"].tolist() == pytest.approx([i / 10 for i in range(10)])
@@ -121,8 +126,11 @@ def test_expected_calibration_error_matches_hand_computation() -> None:
     assert expected_calibration_error(y, p) == pytest.approx(expected)
     table = calibration_table(y, p)
     filled = table[table["count"] > 0]
-    assert expected_calibration_error(y, p) == pytest.approx(np.average(
-        (filled["mean_predicted"] - filled["observed_rate"]).abs(), weights=filled["count"]))
+    assert expected_calibration_error(y, p) == pytest.approx(
+        np.average(
+            (filled["mean_predicted"] - filled["observed_rate"]).abs(), weights=filled["count"]
+        )
+    )
     assert expected_calibration_error(y, p, bins=1) == pytest.approx(abs(np.mean(p) - 0.5))
     assert expected_calibration_error([0, 1, 0, 1], [0.5, 0.5, 0.55, 0.55]) == pytest.approx(0.025)
     assert math.isnan(expected_calibration_error([], []))
@@ -133,7 +141,8 @@ def test_expected_calibration_error_matches_hand_computation() -> None:
 @given(st.lists(st.tuples(st.floats(0, 1), st.integers(0, 1)), min_size=1, max_size=50))
 @settings(max_examples=100, deadline=None)
 def test_expected_calibration_error_is_a_bounded_weighted_gap(
-        rows: list[tuple[float, int]]) -> None:
+    rows: list[tuple[float, int]],
+) -> None:
     p = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows])
     ece = expected_calibration_error(y, p)
@@ -161,7 +170,13 @@ def test_evaluation_reports_raw_beside_calibrated() -> None:
 def test_expectancy_matches_hand_computation() -> None:
     table = expectancy_table(P_GATED, R)
     assert list(table.columns) == [
-        "strategy", "gate", "trades", "win_rate", "expectancy_r", "sum_r", "expectancy_net_r",
+        "strategy",
+        "gate",
+        "trades",
+        "win_rate",
+        "expectancy_r",
+        "sum_r",
+        "expectancy_net_r",
         "sum_net_r",
     ]
     assert table["expectancy_net_r"].isna().all() and table["sum_net_r"].isna().all()  # no costs
@@ -181,7 +196,8 @@ def test_expectancy_gross_and_net_of_costs() -> None:
     # scanner only: (1.0 - 0.5) / 5; gate 0.50: (2.0 - 0.45) / 4; ... gate 0.65: -0.5 - 0.1
     assert table["sum_net_r"].tolist() == pytest.approx([0.5, 1.55, -0.35, 0.7, -0.6])
     assert table["expectancy_net_r"].tolist() == pytest.approx(
-        [0.1, 1.55 / 4, -0.35 / 3, 0.35, -0.6])
+        [0.1, 1.55 / 4, -0.35 / 3, 0.35, -0.6]
+    )
     assert (table["expectancy_net_r"] <= table["expectancy_r"]).all()
     empty = expectancy_table([0.6], [1.0], gates=(0.9,), net_r=[0.9]).iloc[1]
     assert empty["sum_net_r"] == 0.0 and math.isnan(empty["expectancy_net_r"])
@@ -214,7 +230,7 @@ def test_gated_trades_shrink_as_the_gate_rises(
     gated = table.iloc[1:]
     assert table["trades"].iloc[0] == len(trades)
     assert (np.diff(gated["trades"].to_numpy()) <= 0).all()
-    for gate, sum_r in zip(gated["gate"], gated["sum_r"]):
+    for gate, sum_r in zip(gated["gate"], gated["sum_r"], strict=True):
         assert sum_r == pytest.approx(math.fsum(r[p >= gate]), abs=1e-9)
 
 
@@ -237,7 +253,7 @@ def test_importance_of_a_booster_lists_unused_features(booster: xgb.Booster) -> 
     assert sorted(frame["feature"]) == sorted(features)
     assert frame["gain"].is_monotonic_decreasing
     assert frame["feature"].iloc[0] == "breakout_strength"
-    gains = dict(zip(frame["feature"], frame["gain"]))
+    gains = dict(zip(frame["feature"], frame["gain"], strict=True))
     assert gains["unused"] == 0.0
     assert gains["breakout_strength"] == pytest.approx(
         booster.get_score(importance_type="gain")["breakout_strength"]
@@ -289,9 +305,14 @@ def test_evaluation_to_json_round_trips(booster: xgb.Booster) -> None:
     assert record["metrics"]["roc_auc"] is None  # a single class
     assert record["metrics"]["rows"] == 5
     assert record["expectancy"][0] == {
-        "strategy": "scanner only", "gate": None, "trades": 5, "win_rate": 0.4,
-        "expectancy_r": pytest.approx(0.2), "sum_r": pytest.approx(1.0),
-        "expectancy_net_r": None, "sum_net_r": None,  # no costs given
+        "strategy": "scanner only",
+        "gate": None,
+        "trades": 5,
+        "win_rate": 0.4,
+        "expectancy_r": pytest.approx(0.2),
+        "sum_r": pytest.approx(1.0),
+        "expectancy_net_r": None,
+        "sum_net_r": None,  # no costs given
     }
     assert record["expectancy"][2]["win_rate"] is None  # no trade at 0.99
     assert len(record["calibration"]) == 10

@@ -59,8 +59,14 @@ def synthetic_set(n: int = 400, n_features: int = 12, seed: int = 3) -> Training
     logit = -0.6 + 2.0 * frame["f03"] + 1.5 * frame["f07"] - 1.5 * frame["f10"]
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     r = np.where(label == 1, rng.uniform(1, 3, n), -1.0)
-    return TrainingSet(features=frame, label=label, signal_session=signal, exit_session=exit_,
-                       r_multiple=r, signal_id=np.array([f"S{i:04d}" for i in range(n)]))
+    return TrainingSet(
+        features=frame,
+        label=label,
+        signal_session=signal,
+        exit_session=exit_,
+        r_multiple=r,
+        signal_id=np.array([f"S{i:04d}" for i in range(n)]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +86,28 @@ def short_model(ts: TrainingSet) -> TrainedModel:
 
 # --- the contract --------------------------------------------------------------------------------
 
+
 def test_training_set_checks_its_contract(ts: TrainingSet) -> None:
     assert ts.feature_names == [f"f{i:02d}" for i in range(12)]
     assert ts.label.dtype == np.int8 and ts.signal_session.dtype == np.dtype("datetime64[D]")
     with pytest.raises(ValueError, match="sorted"):
-        TrainingSet(ts.features, ts.label, ts.signal_session[::-1], ts.exit_session[::-1],
-                    ts.r_multiple, ts.signal_id)
+        TrainingSet(
+            ts.features,
+            ts.label,
+            ts.signal_session[::-1],
+            ts.exit_session[::-1],
+            ts.r_multiple,
+            ts.signal_id,
+        )
     with pytest.raises(ValueError, match="exit_session"):
-        TrainingSet(ts.features, ts.label, ts.signal_session, ts.signal_session - 1,
-                    ts.r_multiple, ts.signal_id)
+        TrainingSet(
+            ts.features,
+            ts.label,
+            ts.signal_session,
+            ts.signal_session - 1,
+            ts.r_multiple,
+            ts.signal_id,
+        )
     part = ts.subset(np.array([5, 1, 3]))
     assert list(part.signal_id) == ["S0001", "S0003", "S0005"]
     assert part.features.index.tolist() == [0, 1, 2]
@@ -96,6 +115,7 @@ def test_training_set_checks_its_contract(ts: TrainingSet) -> None:
 
 
 # --- splits --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("test_start", [date(2021, 3, 1), None])
 def test_chronological_split_keeps_an_embargo(ts: TrainingSet, test_start: date | None) -> None:
@@ -125,8 +145,14 @@ def test_random_split_is_seeded_and_stratified(ts: TrainingSet) -> None:
 
 
 def test_single_class_is_a_clear_error(ts: TrainingSet) -> None:
-    losers = TrainingSet(ts.features, np.zeros(len(ts), np.int8), ts.signal_session,
-                         ts.exit_session, ts.r_multiple, ts.signal_id)
+    losers = TrainingSet(
+        ts.features,
+        np.zeros(len(ts), np.int8),
+        ts.signal_session,
+        ts.exit_session,
+        ts.r_multiple,
+        ts.signal_id,
+    )
     for split in ("chronological", "random"):
         with pytest.raises(ValueError, match="single class: all .* rows are losses"):
             split_rows(losers, TrainingConfig(split=split))
@@ -134,13 +160,15 @@ def test_single_class_is_a_clear_error(ts: TrainingSet) -> None:
         train_side(losers, "long", TrainingConfig(**TINY))
     late_wins = ts.label.copy()
     late_wins[ts.signal_session < np.datetime64("2021-03-01")] = 0
-    odd = TrainingSet(ts.features, late_wins, ts.signal_session, ts.exit_session,
-                      ts.r_multiple, ts.signal_id)
+    odd = TrainingSet(
+        ts.features, late_wins, ts.signal_session, ts.exit_session, ts.r_multiple, ts.signal_id
+    )
     with pytest.raises(ValueError, match="the training split has a single class"):
         split_rows(odd, TrainingConfig(test_start=date(2021, 3, 1)))
 
 
 # --- folds ---------------------------------------------------------------------------------------
+
 
 def test_stratified_folds_partition_the_training_rows(ts: TrainingSet) -> None:
     folds = cv_folds(ts, TrainingConfig(folds=4))
@@ -149,8 +177,10 @@ def test_stratified_folds_partition_the_training_rows(ts: TrainingSet) -> None:
     for train, v in folds:
         assert not set(train) & set(v) and len(train) + len(v) == len(ts)
         assert abs(ts.label[v].mean() - ts.label.mean()) < 0.02
-    assert all(np.array_equal(a[1], b[1])
-               for a, b in zip(folds, cv_folds(ts, TrainingConfig(folds=4))))
+    assert all(
+        np.array_equal(a[1], b[1])
+        for a, b in zip(folds, cv_folds(ts, TrainingConfig(folds=4)), strict=True)
+    )
 
 
 @pytest.mark.parametrize("embargo", [0, 10])
@@ -173,8 +203,10 @@ def test_purged_folds_are_purged_and_embargoed(ts: TrainingSet, embargo: int) ->
 
 # --- fitting -------------------------------------------------------------------------------------
 
-def test_scale_pos_weight_is_losses_over_wins(ts: TrainingSet,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_scale_pos_weight_is_losses_over_wins(
+    ts: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert scale_pos_weight(np.array([1, 0, 0, 0, 1, 0])) == 2.0
     seen: list[tuple[float, float]] = []
     fit = training._fit
@@ -202,21 +234,26 @@ def _out_of_fold(ts: TrainingSet, model: TrainedModel) -> np.ndarray:
         y = train.label[tr]
         d = xgb.DMatrix(train.features.iloc[tr][model.features], label=y, nthread=1)
         spw = (y == 0).sum() / y.sum()
-        booster = xgb.train({**native, "scale_pos_weight": spw, "nthread": 1}, d,
-                            model.params["n_estimators"])
+        booster = xgb.train(
+            {**native, "scale_pos_weight": spw, "nthread": 1}, d, model.params["n_estimators"]
+        )
         oof[va] = booster.predict(xgb.DMatrix(train.features.iloc[va][model.features], nthread=1))
     return oof
 
 
-def test_objectives_long_f_half_short_brier(ts: TrainingSet, long_model: TrainedModel,
-                                            short_model: TrainedModel) -> None:
+def test_objectives_long_f_half_short_brier(
+    ts: TrainingSet, long_model: TrainedModel, short_model: TrainedModel
+) -> None:
     assert (long_model.objective, long_model.objective_direction) == ("f0.5@0.50", "maximize")
     assert (short_model.objective, short_model.objective_direction) == ("brier", "minimize")
     for model in (long_model, short_model):
         y = ts.label[model.train_idx]
         oof = _out_of_fold(ts, model)
-        expected = (fbeta_score(y, oof >= 0.5, beta=0.5) if model.side == "long"
-                    else brier_score_loss(y, oof))
+        expected = (
+            fbeta_score(y, oof >= 0.5, beta=0.5)
+            if model.side == "long"
+            else brier_score_loss(y, oof)
+        )
         best = model.rounds[model.best_round]["cv_score"]
         assert model.cv_score == best == pytest.approx(expected, rel=1e-6)
     assert long_model.cv_score == max(r["cv_score"] for r in long_model.rounds)
@@ -225,13 +262,17 @@ def test_objectives_long_f_half_short_brier(ts: TrainingSet, long_model: Trained
 def test_elimination_keeps_the_best_round(long_model: TrainedModel) -> None:
     rounds = long_model.rounds
     assert [r["n_features"] for r in rounds] == [12, 8, 6, 4]
-    assert all(len(r["dropped"]) == a["n_features"] - b["n_features"]
-               for r, a, b in zip(rounds, rounds, rounds[1:]))
+    assert all(
+        len(r["dropped"]) == a["n_features"] - b["n_features"]
+        for r, a, b in zip(rounds, rounds, rounds[1:], strict=False)
+    )
     assert rounds[-1]["dropped"] == [] and rounds[-1]["n_features"] >= 4
     best = long_model.rounds[long_model.best_round]
-    assert all(best["cv_score"] > r["cv_score"] or (
-        best["cv_score"] == r["cv_score"] and best["n_features"] <= r["n_features"])
-        for r in rounds)
+    assert all(
+        best["cv_score"] > r["cv_score"]
+        or (best["cv_score"] == r["cv_score"] and best["n_features"] <= r["n_features"])
+        for r in rounds
+    )
     dropped = {f for r in rounds[: long_model.best_round] for f in r["dropped"]}
     assert long_model.features == [f"f{i:02d}" for i in range(12) if f"f{i:02d}" not in dropped]
     assert not set(INFORMATIVE) & {f for r in rounds for f in r["dropped"]}
@@ -249,14 +290,16 @@ def test_refit_model_and_held_out_predictions(ts: TrainingSet, long_model: Train
     assert m.test_probability[y == 1].mean() > m.test_probability[y == 0].mean() + 0.2
     frame = ts.features.iloc[m.test_idx][m.features[::-1]]  # column order does not matter
     assert np.array_equal(predict(m.booster, frame, m.features), m.test_raw_probability)
-    assert np.array_equal(confidence(m.booster, m.calibrator, frame, m.features),
-                          m.test_probability)
+    assert np.array_equal(
+        confidence(m.booster, m.calibrator, frame, m.features), m.test_probability
+    )
     with pytest.raises(ValueError, match=f"lacks the model's features: {m.features[0]}"):
         predict(m.booster, frame.drop(columns=[m.features[0]]), m.features)
 
 
-def test_same_data_and_config_give_identical_bytes(ts: TrainingSet,
-                                                   long_model: TrainedModel) -> None:
+def test_same_data_and_config_give_identical_bytes(
+    ts: TrainingSet, long_model: TrainedModel
+) -> None:
     again = train_side(ts, "long", TrainingConfig(**{**TINY, "n_jobs": 2}))
     assert bytes(again.booster.save_raw("ubj")) == bytes(long_model.booster.save_raw("ubj"))
     assert again.params == long_model.params and again.cv_score == long_model.cv_score
@@ -278,8 +321,10 @@ def test_config_validates_elimination_step() -> None:
 
 # --- calibration ---------------------------------------------------------------------------------
 
+
 def test_calibrator_is_fit_on_out_of_fold_training_predictions(
-        ts: TrainingSet, long_model: TrainedModel, short_model: TrainedModel) -> None:
+    ts: TrainingSet, long_model: TrainedModel, short_model: TrainedModel
+) -> None:
     for m in (long_model, short_model):
         train = ts.subset(m.train_idx)
         assert len(m.oof_raw_probability) == len(m.train_idx)
@@ -291,16 +336,19 @@ def test_calibrator_is_fit_on_out_of_fold_training_predictions(
         frame = ts.features.iloc[m.test_idx]
         assert np.array_equal(m.test_raw_probability, predict(m.booster, frame, m.features))
         assert np.array_equal(m.test_probability, m.calibrator.apply(m.test_raw_probability))
-        assert np.array_equal(m.test_probability,
-                              confidence(m.booster, m.calibrator, frame, m.features))
+        assert np.array_equal(
+            m.test_probability, confidence(m.booster, m.calibrator, frame, m.features)
+        )
 
 
-def test_held_out_labels_never_shape_the_calibrator(ts: TrainingSet,
-                                                    short_model: TrainedModel) -> None:
+def test_held_out_labels_never_shape_the_calibrator(
+    ts: TrainingSet, short_model: TrainedModel
+) -> None:
     flipped = ts.label.copy()
     flipped[short_model.test_idx] = 1 - flipped[short_model.test_idx]
-    other = TrainingSet(ts.features, flipped, ts.signal_session, ts.exit_session,
-                        ts.r_multiple, ts.signal_id)
+    other = TrainingSet(
+        ts.features, flipped, ts.signal_session, ts.exit_session, ts.r_multiple, ts.signal_id
+    )
     again = train_side(other, "short", short_model.config)
     assert np.array_equal(again.test_idx, short_model.test_idx)
     assert again.calibrator.to_bytes() == short_model.calibrator.to_bytes()
@@ -308,8 +356,7 @@ def test_held_out_labels_never_shape_the_calibrator(ts: TrainingSet,
     assert np.array_equal(again.test_probability, short_model.test_probability)
 
 
-def test_calibration_undoes_the_class_weighting(ts: TrainingSet,
-                                                short_model: TrainedModel) -> None:
+def test_calibration_undoes_the_class_weighting(ts: TrainingSet, short_model: TrainedModel) -> None:
     """~40% wins trained with scale_pos_weight ~1.5: raw output overstates wins on average;
     calibrated confidence is centred on the observed win rate and no worse by Brier."""
     train = ts.subset(short_model.train_idx)
@@ -323,16 +370,24 @@ def test_calibration_undoes_the_class_weighting(ts: TrainingSet,
 
 # --- the saved model: serving parity, integrity, legacy artifacts ------------------------------
 
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory):
     """A model trained on the synthetic set under real feature names, saved to a fresh store."""
     base = synthetic_set()
     names = list(FEATURES[: len(base.feature_names)])
-    named = TrainingSet(base.features.set_axis(names, axis=1), base.label, base.signal_session,
-                        base.exit_session, base.r_multiple, base.signal_id)
+    named = TrainingSet(
+        base.features.set_axis(names, axis=1),
+        base.label,
+        base.signal_session,
+        base.exit_session,
+        base.r_multiple,
+        base.signal_id,
+    )
     config = TrainingConfig(**{**TINY, "max_rounds": 1, "min_features": 4})
-    experiment = run_experiment(named, "long", config, PromotionRules(),
-                                datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
+    experiment = run_experiment(
+        named, "long", config, PromotionRules(), datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    )
     store = ModelStore(root=str(tmp_path_factory.mktemp("store")))
     return named, experiment, store, store.save(experiment.card, experiment.model)
 
@@ -346,7 +401,8 @@ def test_serving_confidence_is_the_evaluated_confidence(saved) -> None:
     assert np.array_equal(served, experiment.trained.test_probability)
     metrics = experiment.evaluation.metrics
     assert metrics["ece"] == expected_calibration_error(
-        named.label[experiment.trained.test_idx], served)
+        named.label[experiment.trained.test_idx], served
+    )
     assert {"raw_ece", "raw_brier", "raw_log_loss"} <= set(metrics)
     assert experiment.split["calibrator"]["method"] == card.calibrator.method
     meta = json.loads((Path(store.root) / artifact).with_name("metadata.json").read_text())
@@ -379,7 +435,8 @@ def test_the_store_refuses_a_tampered_or_missing_calibrator(saved, tmp_path: Pat
 
 
 def test_a_legacy_model_without_calibrator_serves_raw_output_and_says_so(
-        saved, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    saved, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     named, experiment, _, _ = saved
     folder = tmp_path / "store"
     store = ModelStore(root=str(folder))
@@ -395,5 +452,6 @@ def test_a_legacy_model_without_calibrator_serves_raw_output_and_says_so(
     assert loaded.calibrator.selection["reason"] == LEGACY_CALIBRATION
     assert LEGACY_CALIBRATION in caplog.text
     rows = named.features.iloc[experiment.trained.test_idx]
-    assert np.array_equal(model_confidence(booster, loaded, rows),
-                          experiment.trained.test_raw_probability)
+    assert np.array_equal(
+        model_confidence(booster, loaded, rows), experiment.trained.test_raw_probability
+    )

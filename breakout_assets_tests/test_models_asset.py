@@ -25,8 +25,14 @@ from breakout_assets_tests.helpers import read_table, run_assets
 # Small enough for a test; the sample has ~40 labelled signals a side. Booking every signal at
 # its 50% target (instead of 200% for strong candles) gives the labels both classes in numbers.
 SCANNER = ScannerConfig(adjusted_target_fraction=0.5)
-QUICK = {"trials": 3, "folds": 2, "max_rounds": 2, "min_features": 10, "split": "random",
-         "test_fraction": 0.3}
+QUICK = {
+    "trials": 3,
+    "folds": 2,
+    "max_rounds": 2,
+    "min_features": 10,
+    "split": "random",
+    "test_fraction": 0.3,
+}
 EXPERIMENTS = "SELECT * FROM model_experiments ORDER BY created_at, experiment_id"
 
 
@@ -35,24 +41,35 @@ def labelled_template(pg_server, dagster_instance):
     """The whole sample through bars, features, signals and outcomes, built once."""
     url = new_database(pg_server)
     settings = load_settings(database_url=url, files_dir=SAMPLE_DIR, scanner=SCANNER)
-    run_assets(settings, ["market_bars", "index_bars", "ticker_reference"], "2018-01-02",
-               "2024-03-08")
-    run_assets(settings, ["daily_features", "breakout_signals", "signal_outcomes"],
-               "2018-06-01", "2024-03-08")
+    run_assets(
+        settings, ["market_bars", "index_bars", "ticker_reference"], "2018-01-02", "2024-03-08"
+    )
+    run_assets(
+        settings,
+        ["daily_features", "breakout_signals", "signal_outcomes"],
+        "2018-06-01",
+        "2024-03-08",
+    )
     _engine(url).dispose()
     return urlparse(url).path.lstrip("/")
 
 
 @pytest.fixture
 def labelled(pg_server, labelled_template, tmp_path):
-    return load_settings(database_url=new_database(pg_server, template=labelled_template),
-                         files_dir=SAMPLE_DIR, model_store_dir=tmp_path / "store", scanner=SCANNER)
+    return load_settings(
+        database_url=new_database(pg_server, template=labelled_template),
+        files_dir=SAMPLE_DIR,
+        model_store_dir=tmp_path / "store",
+        scanner=SCANNER,
+    )
 
 
 def train(settings, side="long", **config):
     [model] = [a for a in build_assets(settings) if a.key.to_user_string() == f"{side}_model"]
     return materialize(
-        [model], resources=build_resources(settings), instance=helpers.DEFAULT_INSTANCE,
+        [model],
+        resources=build_resources(settings),
+        instance=helpers.DEFAULT_INSTANCE,
         run_config={"ops": {f"{side}_model": {"config": {**QUICK, **config}}}},
     )
 
@@ -68,8 +85,15 @@ def test_a_run_is_recorded_saved_and_promoted_by_rule(labelled):
     card = json.loads((model_file.parent / "metadata.json").read_text())
     assert card["features"] == row.features and card["model_sha256"] == row.model_sha256
     assert not list(store.rglob("*.pkl")) and not list(store.rglob("*.pickle"))
-    assert set(row.metrics["metrics"]) >= {"accuracy", "roc_auc", "precision", "recall", "f1",
-                                           "brier", "log_loss"}
+    assert set(row.metrics["metrics"]) >= {
+        "accuracy",
+        "roc_auc",
+        "precision",
+        "recall",
+        "f1",
+        "brier",
+        "log_loss",
+    }
     assert len(row.metrics["calibration"]) == 10
     # calibrated confidence, with the raw booster output beside it for comparison
     calibrator = model_file.parent / "calibrator.json"
@@ -106,8 +130,10 @@ def test_same_data_and_seed_give_identical_model_bytes_and_metrics(labelled):
     assert first.metrics == second.metrics and first.params == second.params
     store = Path(labelled.model_store_dir)
     assert (store / first.artifact_path).read_bytes() == (store / second.artifact_path).read_bytes()
-    calibrators = [(store / row.artifact_path).with_name("calibrator.json").read_bytes()
-                   for row in (first, second)]
+    calibrators = [
+        (store / row.artifact_path).with_name("calibrator.json").read_bytes()
+        for row in (first, second)
+    ]
     assert calibrators[0] == calibrators[1]
     train(labelled, side="short", seed=8)
     third = read_table(labelled.database_url, EXPERIMENTS).iloc[-1]
@@ -163,8 +189,10 @@ def test_models_cli_lists_promotes_and_rolls_back(labelled):
     train(labelled, seed=1)
     train(labelled, seed=2)
     first, second = read_table(labelled.database_url, EXPERIMENTS).itertuples()
-    env = {"BREAKOUT_DATABASE_URL": labelled.database_url,
-           "BREAKOUT_MODEL_STORE_DIR": str(labelled.model_store_dir)}
+    env = {
+        "BREAKOUT_DATABASE_URL": labelled.database_url,
+        "BREAKOUT_MODEL_STORE_DIR": str(labelled.model_store_dir),
+    }
     runner = CliRunner(env=env)
     listed = runner.invoke(main, ["models", "list"])
     assert listed.exit_code == 0 and first.experiment_id in listed.output
@@ -179,7 +207,9 @@ def test_models_cli_lists_promotes_and_rolls_back(labelled):
         assert promoted.exit_code == 0
     flags = read_table(labelled.database_url, EXPERIMENTS)[["experiment_id", "promoted"]]
     assert flags.set_index("experiment_id")["promoted"].to_dict() == {
-        first.experiment_id: False, second.experiment_id: True}
+        first.experiment_id: False,
+        second.experiment_id: True,
+    }
     rolled = runner.invoke(main, ["models", "rollback", "long"])
     assert rolled.exit_code == 0 and first.experiment_id in rolled.output
     flags = read_table(labelled.database_url, EXPERIMENTS).set_index("experiment_id")["promoted"]

@@ -45,15 +45,23 @@ def market(pg_server, tmp_path):
         url = new_database(pg_server)
         _seed(url, bars)
         return load_settings(database_url=url, kill_switch_path=tmp_path / "K", **overrides)
+
     return make
 
 
 def fade(settings, session):
     """The fade's plan, then its orders, as the daily pipeline and the broker job run them."""
-    assets = [a for a in build_assets(settings)
-              if a.key.to_user_string() in ("fade_plan", "opposing_orders")]
-    return materialize(assets, resources=build_resources(settings), partition_key=session,
-                       instance=helpers.DEFAULT_INSTANCE)
+    assets = [
+        a
+        for a in build_assets(settings)
+        if a.key.to_user_string() in ("fade_plan", "opposing_orders")
+    ]
+    return materialize(
+        assets,
+        resources=build_resources(settings),
+        partition_key=session,
+        instance=helpers.DEFAULT_INSTANCE,
+    )
 
 
 def test_fade_is_planned_on_the_session_its_alert_arms(market):
@@ -64,7 +72,11 @@ def test_fade_is_planned_on_the_session_its_alert_arms(market):
     [plan] = read_table(settings.database_url, FADES).itertuples()
     assert (plan.order_ref, plan.side, plan.status) == (REF, "short", "pending_approval")
     assert (plan.alert_level, plan.limit_level, plan.stop, plan.take_profit) == (
-        100.8, 103.0, 104.0, 96.0)
+        100.8,
+        103.0,
+        104.0,
+        96.0,
+    )
     risk = 0.005 * settings.simulated_starting_equity
     assert plan.alert_quantity == int(risk // 3.2) and plan.limit_quantity == int(risk // 1.0)
     before = read_table(settings.database_url, FADES)
@@ -94,8 +106,9 @@ def test_approved_fade_goes_out_once_as_two_oca_legs_and_only_one_fills(market):
     assert len(read_table(settings.database_url, "SELECT * FROM sim_orders")) == 2
     broker = build_resources(settings)["broker"].build()
     broker.sync(date(2024, 1, 8))
-    sim = read_table(settings.database_url, "SELECT order_ref, status FROM sim_orders "
-                                            "ORDER BY order_ref")
+    sim = read_table(
+        settings.database_url, "SELECT order_ref, status FROM sim_orders ORDER BY order_ref"
+    )
     assert sim["status"].tolist() == ["filled", "cancelled"]  # the alert leg filled; OCA
     fills = read_table(settings.database_url, "SELECT * FROM sim_fills ORDER BY session")
     assert fills["order_ref"].unique().tolist() == [f"{REF}-ALT"]
@@ -120,18 +133,25 @@ def test_a_filled_fade_is_managed_by_the_opposing_rules(market):
     fade(settings, "2024-01-04")
     decide(build_resources(settings)["postgres"], date(2024, 1, 4), True, "test")
     fade(settings, "2024-01-04")
-    [stop_updates] = [a for a in build_assets(settings)
-                      if a.key.to_user_string() == "stop_updates"]
+    [stop_updates] = [a for a in build_assets(settings) if a.key.to_user_string() == "stop_updates"]
     for session in ("2024-01-05", "2024-01-08"):
-        result = materialize([stop_updates], resources=build_resources(settings),
-                             partition_key=session, instance=helpers.DEFAULT_INSTANCE)
+        result = materialize(
+            [stop_updates],
+            resources=build_resources(settings),
+            partition_key=session,
+            instance=helpers.DEFAULT_INSTANCE,
+        )
         metadata = result.asset_materializations_for_node("stop_updates")[0].metadata
         assert metadata["unknown_positions"].value == []  # the fade leg is ours
     updates = read_table(settings.database_url, "SELECT * FROM stop_updates ORDER BY action")
     # short from 100.8, R = 3.2: the 98.0 low is +0.875R, so the stop comes down to breakeven
     breakeven = updates[updates["action"] == "breakeven"].iloc[0]
     assert (breakeven.order_ref, breakeven.old_stop, breakeven.new_stop) == (
-        f"{REF}-ALT", 104.0, 100.8)
-    stop = read_table(settings.database_url,
-                      f"SELECT stop FROM sim_orders WHERE order_ref = '{REF}-ALT'")["stop"][0]
+        f"{REF}-ALT",
+        104.0,
+        100.8,
+    )
+    stop = read_table(
+        settings.database_url, f"SELECT stop FROM sim_orders WHERE order_ref = '{REF}-ALT'"
+    )["stop"][0]
     assert stop <= 100.8

@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 
 from breakout_assets.core.outcomes import BarPaths, OutcomeConfig, Status, entry_fill, replay
 
-LONG = dict(side=1, entry=100.0, stop=96.0, booked_target=104.0,
-            target_50=104.0, target_75=106.0, target_100=108.0)
+LONG = dict(
+    side=1,
+    entry=100.0,
+    stop=96.0,
+    booked_target=104.0,
+    target_50=104.0,
+    target_75=106.0,
+    target_100=108.0,
+)
 
 
 def mirror(signal: dict, bars: list[tuple], centre: float = 200.0) -> tuple[dict, list[tuple]]:
@@ -28,13 +35,34 @@ def run(signal: dict, bars: list[tuple], as_of: int | None = None, sessions=None
     arrays["signal_ord"] = np.array([0])
     prices = np.array(bars, dtype=float).reshape(-1, 4)
     paths = BarPaths.from_rows(
-        np.zeros(len(bars), np.int64), np.array(sessions, np.int64), 1,
-        open=prices[:, 0], high=prices[:, 1], low=prices[:, 2], close=prices[:, 3])
-    out = replay(arrays, paths, as_of if as_of is not None else sessions[-1] if sessions else 0,
-                 OutcomeConfig(**config))
-    row = {name: getattr(out, name)[0] for name in (
-        "status", "entry_bar", "entry_price", "exit_bar", "exit_price", "r_multiple",
-        "mfe_r", "mae_r", "bars_held")}
+        np.zeros(len(bars), np.int64),
+        np.array(sessions, np.int64),
+        1,
+        open=prices[:, 0],
+        high=prices[:, 1],
+        low=prices[:, 2],
+        close=prices[:, 3],
+    )
+    out = replay(
+        arrays,
+        paths,
+        as_of if as_of is not None else sessions[-1] if sessions else 0,
+        OutcomeConfig(**config),
+    )
+    row = {
+        name: getattr(out, name)[0]
+        for name in (
+            "status",
+            "entry_bar",
+            "entry_price",
+            "exit_bar",
+            "exit_price",
+            "r_multiple",
+            "mfe_r",
+            "mae_r",
+            "bars_held",
+        )
+    }
     row["status"] = Status(row["status"]).label
     row["hits"] = tuple(bool(h) for h in out.hit_targets[0])
     return row
@@ -44,8 +72,16 @@ def both_sides(signal, bars, **kwargs):
     """Run a long case and its mirrored short; they must agree exactly."""
     long = run(signal, bars, **kwargs)
     short = run(*mirror(signal, bars), **kwargs)
-    for key in ("status", "entry_bar", "exit_bar", "r_multiple", "mfe_r", "mae_r", "bars_held",
-                "hits"):
+    for key in (
+        "status",
+        "entry_bar",
+        "exit_bar",
+        "r_multiple",
+        "mfe_r",
+        "mae_r",
+        "bars_held",
+        "hits",
+    ):
         assert long[key] == pytest.approx(short[key], nan_ok=True), key
     return long
 
@@ -102,8 +138,12 @@ def test_fill_bar_that_reaches_the_stop_loses():
 
 
 def test_expiry_at_the_holding_limit():
-    bars = [(100.5, 101, 99.5, 100.8), (101, 102, 100, 101.5), (101.5, 103, 101, 102.6),
-            (103, 110, 90, 104)]
+    bars = [
+        (100.5, 101, 99.5, 100.8),
+        (101, 102, 100, 101.5),
+        (101.5, 103, 101, 102.6),
+        (103, 110, 90, 104),
+    ]
     out = both_sides(LONG, bars, max_holding_sessions=3)
     assert out["status"] == "expired" and out["exit_bar"] == 2 and out["exit_price"] == 102.6
     assert out["r_multiple"] == pytest.approx(2.6 / 4) and out["bars_held"] == 3
@@ -111,13 +151,17 @@ def test_expiry_at_the_holding_limit():
 
 
 def test_expiry_counts_sessions_when_the_ticker_stops_trading():
-    out = both_sides(LONG, [(100.5, 101, 99.5, 100.8), (101, 102, 100, 101.5)], as_of=10,
-                     max_holding_sessions=5)
+    out = both_sides(
+        LONG, [(100.5, 101, 99.5, 100.8), (101, 102, 100, 101.5)], as_of=10, max_holding_sessions=5
+    )
     assert out["status"] == "expired" and out["exit_bar"] == 1 and out["exit_price"] == 101.5
     # ... and a missing session still counts towards the limit
-    out = both_sides(LONG, [(100.5, 101, 99.5, 100.8), (101, 102, 100, 101.5),
-                            (102, 103, 101, 102.5)], sessions=[1, 2, 9],
-                     max_holding_sessions=5)
+    out = both_sides(
+        LONG,
+        [(100.5, 101, 99.5, 100.8), (101, 102, 100, 101.5), (102, 103, 101, 102.5)],
+        sessions=[1, 2, 9],
+        max_holding_sessions=5,
+    )
     assert out["status"] == "expired" and out["exit_bar"] == 1
 
 
@@ -126,8 +170,9 @@ def test_never_filled():
     assert out["status"] == "unfilled" and out["entry_bar"] == -1
     assert np.isnan(out["r_multiple"]) and out["bars_held"] == 0
     # a longer-lived entry order catches the pullback on the second session
-    out = both_sides(LONG, [(101, 103, 100.5, 102), (101, 101, 99, 100)], as_of=2,
-                     entry_valid_sessions=2)
+    out = both_sides(
+        LONG, [(101, 103, 100.5, 102), (101, 101, 99, 100)], as_of=2, entry_valid_sessions=2
+    )
     assert out["status"] == "pending" and out["entry_bar"] == 1
 
 
@@ -204,15 +249,28 @@ def test_labels_have_no_time_cut_by_default() -> None:
     """A trade that needs 30 sessions to reach its target expires as a live position (20-session
     limit) but is a win as a label; with a label horizon set it expires as a label too."""
     bars = [(100.0, 100.5, 99.5, 100.0)] * 30 + [(100.0, 106.0, 99.8, 105.5)]
-    signals = {"side": np.array([1]), "entry": np.array([100.0]), "stop": np.array([95.0]),
-               "booked_target": np.array([105.0]), "target_50": np.array([105.0]),
-               "target_75": np.array([107.5]), "target_100": np.array([110.0]),
-               "risk": np.array([5.0]), "signal_ord": np.array([0])}
+    signals = {
+        "side": np.array([1]),
+        "entry": np.array([100.0]),
+        "stop": np.array([95.0]),
+        "booked_target": np.array([105.0]),
+        "target_50": np.array([105.0]),
+        "target_75": np.array([107.5]),
+        "target_100": np.array([110.0]),
+        "risk": np.array([5.0]),
+        "signal_ord": np.array([0]),
+    }
 
     def paths_of(n: int) -> BarPaths:
-        return BarPaths.from_rows(np.zeros(n, np.int64), np.arange(1, n + 1), 1,
-                                  **{c: np.array([b[i] for b in bars[:n]])
-                                     for i, c in enumerate(("open", "high", "low", "close"))})
+        return BarPaths.from_rows(
+            np.zeros(n, np.int64),
+            np.arange(1, n + 1),
+            1,
+            **{
+                c: np.array([b[i] for b in bars[:n]])
+                for i, c in enumerate(("open", "high", "low", "close"))
+            },
+        )
 
     n = len(bars)
     paths = paths_of(n)

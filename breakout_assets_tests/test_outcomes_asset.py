@@ -35,8 +35,9 @@ def signals_template(pg_server, dagster_instance):
 
 @pytest.fixture
 def loaded(pg_server, signals_template):
-    return load_settings(database_url=new_database(pg_server, template=signals_template),
-                         files_dir=SAMPLE_DIR)
+    return load_settings(
+        database_url=new_database(pg_server, template=signals_template), files_dir=SAMPLE_DIR
+    )
 
 
 def _outcomes(settings, first, last=None):
@@ -102,18 +103,28 @@ def test_database_matches_the_core_replay_on_the_real_bars(loaded):
     _outcomes(loaded, FIRST, LAST)
     stored = read_table(loaded.database_url, OUTCOMES + " LIMIT 400")
     row = stored[stored["status"] == "win"].iloc[0]
-    signal = read_table(loaded.database_url,
-                        f"SELECT * FROM breakout_signals WHERE signal_id = '{row.signal_id}'").iloc[0]
-    bars = read_table(loaded.database_url, f"""
+    signal = read_table(
+        loaded.database_url, f"SELECT * FROM breakout_signals WHERE signal_id = '{row.signal_id}'"
+    ).iloc[0]
+    bars = read_table(
+        loaded.database_url,
+        f"""
         SELECT session, open, high, low, close FROM market_bars
         WHERE ticker = '{signal.ticker}' AND session > '{signal.session}'
-        ORDER BY session""")
+        ORDER BY session""",
+    )
     config = OutcomeConfig()
     k = bars.index[bars["session"].astype(str) == str(row.exit_session)][0]
-    paths = BarPaths.from_rows(np.zeros(k + 1, np.int64), np.arange(1, k + 2), 1,
-                               **{c: bars[c].to_numpy()[:k + 1] for c in ("open", "high", "low", "close")})
-    arrays = {c: np.array([signal[c]]) for c in (
-        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
+    paths = BarPaths.from_rows(
+        np.zeros(k + 1, np.int64),
+        np.arange(1, k + 2),
+        1,
+        **{c: bars[c].to_numpy()[: k + 1] for c in ("open", "high", "low", "close")},
+    )
+    arrays = {
+        c: np.array([signal[c]])
+        for c in ("entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")
+    }
     arrays.update(side=np.array([1 if signal.side == "long" else -1]), signal_ord=np.array([0]))
     out = replay(arrays, paths, k + 1, config, labels=True)
     assert Status(out.status[0]).label == "win"
@@ -139,17 +150,25 @@ def test_final_trades_carry_gross_and_net_r(loaded):
     from breakout_assets.core.costs import round_trip_costs_r
 
     _outcomes(loaded, FIRST, LAST)
-    rows = read_table(loaded.database_url, """
+    rows = read_table(
+        loaded.database_url,
+        """
         SELECT o.*, s.risk, s.atr, s.side FROM signal_outcomes o
-        JOIN breakout_signals s USING (signal_id) ORDER BY signal_id""")
+        JOIN breakout_signals s USING (signal_id) ORDER BY signal_id""",
+    )
     final = rows["status"].isin(["win", "loss", "expired"])
     assert final.any() and (~final).any()
     assert rows.loc[~final, ["cost_r", "net_r_multiple"]].isna().all().all()
     done = rows[final]
     assert (done["cost_r"] > 0).all() and (done["net_r_multiple"] < done["r_multiple"]).all()
     assert ((done["r_multiple"] - done["cost_r"] - done["net_r_multiple"]).abs() < 1e-12).all()
-    expected = round_trip_costs_r(done["entry_price"], done["exit_price"], done["risk"],
-                                  done["atr"].astype(float), config=loaded.costs)
+    expected = round_trip_costs_r(
+        done["entry_price"],
+        done["exit_price"],
+        done["risk"],
+        done["atr"].astype(float),
+        config=loaded.costs,
+    )
     np.testing.assert_allclose(done["cost_r"], expected, rtol=1e-12)
     assert set(done["side"]) == {"long", "short"}  # both sides are costed
     # the asset reports both sums
@@ -165,12 +184,14 @@ def test_rows_final_before_costs_get_them_once_and_nothing_else_changes(loaded):
     _execute(loaded, "UPDATE signal_outcomes SET cost_r = NULL, net_r_multiple = NULL")
     result = _outcomes(loaded, LAST)  # any partition records them
     final = labelled["status"].isin(["win", "loss", "expired"])
-    assert (run_totals(result, "signal_outcomes")["costs_recorded_for_older_final_rows"]
-            == int(final.sum()))
+    assert run_totals(result, "signal_outcomes")["costs_recorded_for_older_final_rows"] == int(
+        final.sum()
+    )
     pd.testing.assert_frame_equal(labelled, read_table(loaded.database_url, OUTCOMES))
     # a cost once recorded is kept, whatever the settings say later
-    dearer = load_settings(database_url=loaded.database_url, files_dir=SAMPLE_DIR,
-                           costs={"slippage_bps": 50})
+    dearer = load_settings(
+        database_url=loaded.database_url, files_dir=SAMPLE_DIR, costs={"slippage_bps": 50}
+    )
     _outcomes(dearer, FIRST, LAST)
     pd.testing.assert_frame_equal(labelled, read_table(loaded.database_url, OUTCOMES))
 
@@ -196,7 +217,8 @@ def test_backtest_static_bracket_costs_what_its_label_does(loaded):
         if result.exit_price != pytest.approx(label["exit_price"]):
             continue
         assert replay_cost_r(position, result, atr, loaded.costs) == pytest.approx(
-            label["cost_r"], rel=1e-9)
+            label["cost_r"], rel=1e-9
+        )
         compared += 1
     assert compared > 100
 

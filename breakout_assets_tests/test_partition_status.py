@@ -28,7 +28,8 @@ def test_a_failed_range_shows_each_session_failed(settings, database_url):
     assert not result.success
 
     status = helpers.DEFAULT_INSTANCE.get_status_by_partition(
-        AssetKey("daily_features"), KEYS, session_partitions(settings.start_date))
+        AssetKey("daily_features"), KEYS, session_partitions(settings.start_date)
+    )
     assert status == {key: AssetPartitionStatus.FAILED for key in KEYS}
     assert helpers.DEFAULT_INSTANCE.get_status_by_partition(
         AssetKey("market_bars"), KEYS, session_partitions(settings.start_date)
@@ -41,8 +42,9 @@ def test_a_range_run_gives_each_session_its_own_figures(settings, database_url):
     events = instance.fetch_materializations(AssetKey("market_bars"), limit=100).records
     mine = [e.asset_materialization for e in events if e.run_id == result.run_id]
     assert sorted(m.partition for m in mine) == KEYS
-    counts = read_table(database_url, "SELECT session::text AS s, count(*) AS n FROM market_bars "
-                                      "GROUP BY session")
+    counts = read_table(
+        database_url, "SELECT session::text AS s, count(*) AS n FROM market_bars GROUP BY session"
+    )
     expected = dict(zip(counts["s"], counts["n"], strict=True))
     for materialization in mine:
         metadata = materialization.metadata

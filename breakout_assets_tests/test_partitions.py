@@ -46,8 +46,10 @@ def test_start_date_is_a_setting(monkeypatch):
 
 
 def _last_key_at(partitions, moment):
-    from dagster._core.definitions.partitions.context import partition_loading_context
     from zoneinfo import ZoneInfo
+
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
     with partition_loading_context(effective_dt=moment.replace(tzinfo=ZoneInfo(TIMEZONE))):
         return partitions.get_last_partition_key()
 
@@ -88,6 +90,7 @@ def test_partitioned_assets_say_they_are_nyse_sessions():
     from dagster import AssetKey
 
     from breakout_assets.definitions import build_definitions
+
     graph = build_definitions(load_settings(files_dir=SAMPLE_DIR)).resolve_asset_graph()
     assert "Partitions: NYSE sessions" in graph.get(AssetKey("market_bars")).description
     assert "Partitions" not in (graph.get(AssetKey("long_model")).description or "")

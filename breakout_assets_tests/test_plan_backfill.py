@@ -42,8 +42,16 @@ def _bars() -> list[dict]:
     for k, day in enumerate(DAYS):
         close = _grow_close(k)
         prev = _grow_close(k - 1) if k else close
-        rows.append(dict(ticker="GROW", session=day, open=prev, high=close + 1,
-                         low=min(prev, close) - 0.5, close=close))
+        rows.append(
+            dict(
+                ticker="GROW",
+                session=day,
+                open=prev,
+                high=close + 1,
+                low=min(prev, close) - 0.5,
+                close=close,
+            )
+        )
         for ticker in SIGNAL_TICKERS:  # flat: a limit at 50 fills, the stop and target never
             rows.append(dict(ticker=ticker, session=day, open=50, high=51, low=49.5, close=50))
         rows.append(dict(ticker="WWW", session=day, open=100, high=101, low=99.5, close=100))
@@ -55,13 +63,17 @@ def _seed(url: str) -> None:
     (entry 50, stop 40: R = 10; target 100: R:R 5; confidence 0.6: EV 2.6 R)."""
     engine = create_engine(with_driver(url, "psycopg"))
     with engine.begin() as conn:
-        conn.execute(text("""INSERT INTO market_bars (ticker, session, open, high, low, close,
+        conn.execute(
+            text("""INSERT INTO market_bars (ticker, session, open, high, low, close,
                              volume) VALUES (:ticker, :session, :open, :high, :low, :close,
-                             1000000)"""), _bars())
+                             1000000)"""),
+            _bars(),
+        )
         for session in (S1, S2, S3, LIVE):
             for ticker in SIGNAL_TICKERS:
                 signal_id = f"{ticker}:{session}:long"
-                conn.execute(text("""
+                conn.execute(
+                    text("""
                     INSERT INTO breakout_signals (signal_id, ticker, session, side, rally_start,
                         rally_end, consol_start, consol_end, rally_high, rally_low, move_height,
                         entry, stop, stop_rule, atr, atr_window, target_50, target_75,
@@ -69,13 +81,17 @@ def _seed(url: str) -> None:
                     VALUES (:id, :ticker, :session, 'long', '2023-10-02', '2023-10-20',
                         '2023-10-23', '2023-12-29', 49, 30, 19, 50, 40, 'atr', 5, 30, 60, 65,
                         70, 100, false, 10, 5)"""),
-                    {"id": signal_id, "ticker": ticker, "session": session})
-                conn.execute(text("""
+                    {"id": signal_id, "ticker": ticker, "session": session},
+                )
+                conn.execute(
+                    text("""
                     INSERT INTO signal_scores (signal_id, session, side, experiment_id,
                         confidence, expected_value, tier, decision, reason, regime,
                         gross_expected_value, cost_r)
                     VALUES (:id, :session, 'long', 'test', 0.6, 2.6, 'ULTRA PREMIUM', 'trade',
-                        'EV 2.6', '{}', 2.6, 0)"""), {"id": signal_id, "session": session})
+                        'EV 2.6', '{}', 2.6, 0)"""),
+                    {"id": signal_id, "session": session},
+                )
     engine.dispose()
 
 
@@ -97,31 +113,54 @@ def history(database_url):
     settings = load_settings(database_url=database_url)
     _seed(database_url)
     broker = SimulatedBroker(create_engine(with_driver(database_url, "psycopg")))
-    broker.place_bracket(BracketOrder("GROW-1", "GROW", "long", GROW_SHARES, 100.0, 99.0,
-                                      GROW_TP, DAYS[0], valid_sessions=1))
+    broker.place_bracket(
+        BracketOrder(
+            "GROW-1", "GROW", "long", GROW_SHARES, 100.0, 99.0, GROW_TP, DAYS[0], valid_sessions=1
+        )
+    )
     snapshots, planned = {}, []
     for k, day in enumerate(DAYS[1:], start=1):
         broker.process_session(day)  # the account after this session's close
         if k == 6:  # a stop moved after the close of DAYS[6]; an entry that keeps working
             broker.modify_stop("GROW-1", 150.0)
-            broker.place_bracket(BracketOrder("WWW-1", "WWW", "long", 100, 80.0, 70.0, 120.0,
-                                              day, valid_sessions=5))
+            broker.place_bracket(
+                BracketOrder("WWW-1", "WWW", "long", 100, 80.0, 70.0, 120.0, day, valid_sessions=5)
+            )
         if day not in (S1, S2, S3, LIVE):
             continue
         snapshots[day] = broker.account()
         run_assets(settings, ["trade_plan"], str(day))  # the live day: one partition
-        planned.append(read_table(database_url, f"SELECT * FROM trade_plan "
-                                                f"WHERE session = '{day}'"))
+        planned.append(
+            read_table(database_url, f"SELECT * FROM trade_plan WHERE session = '{day}'")
+        )
         first = _ref(SIGNAL_TICKERS[0], day)
         if day == S1:  # approved and sent: a bracket at the broker, working from DAYS[3]
             plan = planned[-1].set_index("order_ref").loc[first]
-            broker.place_bracket(BracketOrder(first, plan.ticker, "long", int(plan.quantity),
-                                              plan.entry, plan.stop, plan.take_profit, day))
-            _execute(database_url, "UPDATE trade_plan SET status = 'sent', decided_by = 'test',"
-                     " decided_at = now() WHERE order_ref = :ref", ref=first)
+            broker.place_bracket(
+                BracketOrder(
+                    first,
+                    plan.ticker,
+                    "long",
+                    int(plan.quantity),
+                    plan.entry,
+                    plan.stop,
+                    plan.take_profit,
+                    day,
+                )
+            )
+            _execute(
+                database_url,
+                "UPDATE trade_plan SET status = 'sent', decided_by = 'test',"
+                " decided_at = now() WHERE order_ref = :ref",
+                ref=first,
+            )
         if day == S2:  # approved, not sent (dry-run)
-            _execute(database_url, "UPDATE trade_plan SET status = 'approved', decided_by = "
-                     "'test', decided_at = now() WHERE order_ref = :ref", ref=first)
+            _execute(
+                database_url,
+                "UPDATE trade_plan SET status = 'approved', decided_by = "
+                "'test', decided_at = now() WHERE order_ref = :ref",
+                ref=first,
+            )
     live = read_table(database_url, PLANS)
     return settings, snapshots, live
 
@@ -172,13 +211,17 @@ def test_the_account_history_matches_what_the_broker_said_then(history):
         then = simulated_accounts_as_of(conn, sorted(snapshots))
     # S2 holds every kind of state: a position bought at S1's plan, GROW with its moved stop,
     # WWW's entry still working (reserved cash, risk to its stop)
-    assert snapshots[S2].open_positions == 2 and snapshots[S2].buying_power < snapshots[
-        S2].excess_liquidity
+    assert (
+        snapshots[S2].open_positions == 2
+        and snapshots[S2].buying_power < snapshots[S2].excess_liquidity
+    )
     for day, snapshot in snapshots.items():
         rebuilt = then[day]
         for field in ("equity", "buying_power", "excess_liquidity", "open_risk"):
-            assert getattr(rebuilt, field) == pytest.approx(getattr(snapshot, field),
-                                                            abs=1e-6), (day, field)
+            assert getattr(rebuilt, field) == pytest.approx(getattr(snapshot, field), abs=1e-6), (
+                day,
+                field,
+            )
         assert rebuilt.open_positions == snapshot.open_positions, day
 
 
@@ -208,15 +251,38 @@ def test_decided_plans_count_once_against_their_session():
     from breakout_assets.core.sizing import Account, SizingConfig
 
     day = S1
-    account = Account(equity=100_000.0, buying_power=100_000.0, open_risk=0.0,
-                      open_positions=0, excess_liquidity=100_000.0)
-    signals = [ScoredSignal(f"{t}:{day}:long", t, day, "long", 50.0, 40.0, 100.0, 5.0, 0.6,
-                            2.6, "ULTRA PREMIUM", "trade", "EV 2.6") for t in ("EEE", "FFF")]
-    kept = [KeptPlan(day, "approved", Exposure(5_000.0, 25_000.0)),
-            KeptPlan(day, "sent", Exposure(500.0, 2_500.0)),
-            KeptPlan(day, "rejected", Exposure(9_000.0, 9_000.0))]
+    account = Account(
+        equity=100_000.0,
+        buying_power=100_000.0,
+        open_risk=0.0,
+        open_positions=0,
+        excess_liquidity=100_000.0,
+    )
+    signals = [
+        ScoredSignal(
+            f"{t}:{day}:long",
+            t,
+            day,
+            "long",
+            50.0,
+            40.0,
+            100.0,
+            5.0,
+            0.6,
+            2.6,
+            "ULTRA PREMIUM",
+            "trade",
+            "EV 2.6",
+        )
+        for t in ("EEE", "FFF")
+    ]
+    kept = [
+        KeptPlan(day, "approved", Exposure(5_000.0, 25_000.0)),
+        KeptPlan(day, "sent", Exposure(500.0, 2_500.0)),
+        KeptPlan(day, "rejected", Exposure(9_000.0, 9_000.0)),
+    ]
     live = plan_sessions([day], signals, kept, {}, account, SizingConfig())
     then = plan_sessions([day], signals, kept, {day: account}, None, SizingConfig())
     assert [p.quantity for p in live] == [100, 0]  # 6% x 100k - 5,000 approved = 1,000
-    assert [p.quantity for p in then] == [50, 0]   # ... - 500 sent = 500
+    assert [p.quantity for p in then] == [50, 0]  # ... - 500 sent = 500
     assert all("max_open_risk" in p.reason for p in live + then)

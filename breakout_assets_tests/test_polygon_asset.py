@@ -1,4 +1,5 @@
-"""`market_bars` materialised from Polygon: the real `massive` client, a fake server on 127.0.0.1."""
+"""`market_bars` materialised from Polygon: the real `massive` client, a fake server on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -27,8 +28,11 @@ def fake():
 def _settings(database_url, fake, monkeypatch, key=KEY):
     monkeypatch.setenv("BREAKOUT_POLYGON_API_KEY", key)
     return load_settings(
-        database_url=database_url, data_source="polygon", polygon_base_url=fake.base_url,
-        polygon_backoff_s=0.01, polygon_max_retries=2,
+        database_url=database_url,
+        data_source="polygon",
+        polygon_base_url=fake.base_url,
+        polygon_backoff_s=0.01,
+        polygon_max_retries=2,
     )
 
 

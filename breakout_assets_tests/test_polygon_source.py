@@ -40,8 +40,13 @@ GROUPED = "/v2/aggs/grouped/"
 
 def source(fake: FakePolygon, **overrides: object) -> PolygonSource:
     """A source on the fake with fast retries (the suite must stay well under 20 s)."""
-    kwargs: dict = {"api_key": KEY, "base_url": fake.base_url, "timeout_s": 2.0,
-                    "max_retries": 2, "backoff_s": 0.01}
+    kwargs: dict = {
+        "api_key": KEY,
+        "base_url": fake.base_url,
+        "timeout_s": 2.0,
+        "max_retries": 2,
+        "backoff_s": 0.01,
+    }
     return PolygonSource(**(kwargs | overrides))
 
 
@@ -68,12 +73,18 @@ def test_daily_bars_values_dtypes_and_one_request_per_session(fake_polygon: Fake
     assert str(bars["ticker"].dtype) == "string"
     assert str(bars["session"].dtype).startswith("datetime64")
     assert all(str(bars[c].dtype) == "float64" for c in BAR_COLUMNS[2:])
-    assert sorted(zip(bars["ticker"], bars["session"].dt.date)) == [
-        ("AAPL", D1), ("AAPL", D2), ("MSFT", D1),
+    assert sorted(zip(bars["ticker"], bars["session"].dt.date, strict=True)) == [
+        ("AAPL", D1),
+        ("AAPL", D2),
+        ("MSFT", D1),
     ]
     msft = bars[bars["ticker"] == "MSFT"].iloc[0]
     assert (msft["open"], msft["high"], msft["low"], msft["close"], msft["volume"]) == (
-        11.0, 12.0, 10.0, 11.5, 2000.0,
+        11.0,
+        12.0,
+        10.0,
+        11.5,
+        2000.0,
     )
     calls = fake_polygon.requests_to(GROUPED)
     assert sorted(c.path.rsplit("/", 1)[1] for c in calls) == [D1.isoformat(), D2.isoformat()]
@@ -201,8 +212,9 @@ def test_wrong_key_is_an_authentication_error(fake_polygon: FakePolygon) -> None
 
 def test_missing_key_is_an_authentication_error() -> None:
     with pytest.raises(AuthenticationError, match="BREAKOUT_POLYGON_API_KEY"):
-        PolygonSource(api_key="", base_url="http://127.0.0.1:9", timeout_s=1, max_retries=0,
-                      backoff_s=0)
+        PolygonSource(
+            api_key="", base_url="http://127.0.0.1:9", timeout_s=1, max_retries=0, backoff_s=0
+        )
 
 
 def test_timeout_after_retries_is_a_clear_error(fake_polygon: FakePolygon) -> None:
@@ -221,8 +233,9 @@ def test_unreachable_server_is_a_clear_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again before the request: connection refused
-    src = PolygonSource(api_key=KEY, base_url=f"http://127.0.0.1:{port}", timeout_s=1,
-                        max_retries=1, backoff_s=0.01)
+    src = PolygonSource(
+        api_key=KEY, base_url=f"http://127.0.0.1:{port}", timeout_s=1, max_retries=1, backoff_s=0.01
+    )
 
     with pytest.raises(MarketDataError, match="could not connect to 127.0.0.1"):
         src.daily_bars([D1])
@@ -321,8 +334,15 @@ def test_index_session_uses_the_new_york_date(fake_polygon: FakePolygon) -> None
 def test_hourly_bars_are_new_york_times_chronological_with_session_flag(
     fake_polygon: FakePolygon,
 ) -> None:
-    stamps = ["2024-01-02 04:00", "2024-01-02 09:00", "2024-01-02 10:00", "2024-01-02 15:00",
-              "2024-01-02 16:00", "2024-07-01 09:00", "2024-07-01 13:00"]
+    stamps = [
+        "2024-01-02 04:00",
+        "2024-01-02 09:00",
+        "2024-01-02 10:00",
+        "2024-01-02 15:00",
+        "2024-01-02 16:00",
+        "2024-07-01 09:00",
+        "2024-07-01 13:00",
+    ]
     fake_polygon.aggs[("AAPL", "hour")] = [
         agg_row(ny_ms(s), 1, 2, 0.5, 1.5, 100) for s in reversed(stamps)
     ]
@@ -354,13 +374,26 @@ def _reference_fake(fake: FakePolygon) -> None:
         for t in ("AAPL", "AMT", "JPM", "XOM", "ZZZZ")
     ]
     fake.details = {
-        "AAPL": {"ticker": "AAPL", "name": "Apple Inc.", "sic_description": "ELECTRONIC COMPUTERS",
-                 "market_cap": 3.0e12, "share_class_shares_outstanding": 15_000_000_000,
-                 "weighted_shares_outstanding": 15_100_000_000},
-        "AMT": {"ticker": "AMT", "sic_description": "REAL ESTATE INVESTMENT TRUSTS",
-                "market_cap": 9.0e10, "weighted_shares_outstanding": 466_000_000},
-        "JPM": {"ticker": "JPM", "sic_description": "NATIONAL COMMERCIAL BANKS",
-                "market_cap": 5.0e11, "share_class_shares_outstanding": 2_900_000_000},
+        "AAPL": {
+            "ticker": "AAPL",
+            "name": "Apple Inc.",
+            "sic_description": "ELECTRONIC COMPUTERS",
+            "market_cap": 3.0e12,
+            "share_class_shares_outstanding": 15_000_000_000,
+            "weighted_shares_outstanding": 15_100_000_000,
+        },
+        "AMT": {
+            "ticker": "AMT",
+            "sic_description": "REAL ESTATE INVESTMENT TRUSTS",
+            "market_cap": 9.0e10,
+            "weighted_shares_outstanding": 466_000_000,
+        },
+        "JPM": {
+            "ticker": "JPM",
+            "sic_description": "NATIONAL COMMERCIAL BANKS",
+            "market_cap": 5.0e11,
+            "share_class_shares_outstanding": 2_900_000_000,
+        },
         "XOM": {"ticker": "XOM", "sic_description": "SOMETHING UNHEARD OF"},
     }
 
@@ -395,11 +428,16 @@ def test_ticker_reference_lists_paginated_universe_and_maps_details() -> None:
         assert len(pages) == 3
         first = pages[0].query
         assert (first["market"], first["type"], first["active"], first["date"], first["limit"]) == (
-            "stocks", "CS", "true", "2024-01-02", "1000",
+            "stocks",
+            "CS",
+            "true",
+            "2024-01-02",
+            "1000",
         )
         detail_paths = sorted(r.path for r in lists if r.path != "/v3/reference/tickers")
-        assert detail_paths == [f"/v3/reference/tickers/{t}"
-                                for t in ("AAPL", "AMT", "JPM", "XOM", "ZZZZ")]
+        assert detail_paths == [
+            f"/v3/reference/tickers/{t}" for t in ("AAPL", "AMT", "JPM", "XOM", "ZZZZ")
+        ]
 
 
 def test_ticker_reference_makes_no_detail_calls_unless_asked(fake_polygon: FakePolygon) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from breakout_assets.cli import main
 from breakout_assets.resources import local_postgres
@@ -28,8 +29,11 @@ def test_migrations_apply_once_and_are_recorded(pg_server, tmp_path):
     assert apply_migrations(engine) == []  # idempotent
     with engine.connect() as conn:
         recorded = conn.execute(text("SELECT version, name FROM schema_migrations")).all()
-        tables = set(conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        tables = set(
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+        )
     assert [r.version for r in recorded] == list(range(1, len(first) + 1))
     assert {"market_bars", "index_bars", "tickers", "quarantined_bars"} <= tables
 
@@ -69,7 +73,7 @@ def test_failing_migration_leaves_nothing_behind(pg_server, tmp_path):
     copy = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, copy)
     (copy / "9999_broken.sql").write_text("CREATE TABLE half_done (x int);\nSELECT nope;\n")
-    with pytest.raises(Exception):
+    with pytest.raises(ProgrammingError, match="nope"):
         apply_migrations(_engine(url), copy)
     with _engine(url).connect() as conn:
         exists = conn.execute(text("SELECT to_regclass('half_done')")).scalar()

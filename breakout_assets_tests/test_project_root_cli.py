@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from breakout_assets import runtime
 from breakout_assets.settings import PROJECT_ROOT, load_settings
 from breakout_assets_tests.conftest import new_database
@@ -30,8 +28,11 @@ MAKEFILE = PROJECT_ROOT / "Makefile"
 
 def _bare_environment() -> dict[str, str]:
     """What a fresh shell has: none of the project's or Dagster's variables."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("BREAKOUT_", "DAGSTER_", "PYTHONWARNINGS"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BREAKOUT_", "DAGSTER_", "PYTHONWARNINGS"))
+    }
 
 
 def _project_root(tmp_path: Path, storage_url: str) -> Path:
@@ -45,8 +46,14 @@ def _project_root(tmp_path: Path, storage_url: str) -> Path:
 
 
 def _dagster(root: Path, *args: str, env: dict[str, str] | None = None):
-    return subprocess.run([DAGSTER, *args], cwd=root, env=env or _bare_environment(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [DAGSTER, *args],
+        cwd=root,
+        env=env or _bare_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_default_home_is_the_project_root_and_dotenv_keeps_other_lines(tmp_path):
@@ -55,8 +62,10 @@ def test_the_default_home_is_the_project_root_and_dotenv_keeps_other_lines(tmp_p
     dotenv.write_text("MY_OWN=1\nDAGSTER_HOME=/old\n")
     runtime.write_dotenv({"DAGSTER_HOME": "/new", "BREAKOUT_DAGSTER_PG_URL": "u"}, dotenv)
     assert dotenv.read_text().splitlines() == [
-        "MY_OWN=1", "DAGSTER_HOME=${DAGSTER_HOME:-/new}",
-        "BREAKOUT_DAGSTER_PG_URL=${BREAKOUT_DAGSTER_PG_URL:-u}"]
+        "MY_OWN=1",
+        "DAGSTER_HOME=${DAGSTER_HOME:-/new}",
+        "BREAKOUT_DAGSTER_PG_URL=${BREAKOUT_DAGSTER_PG_URL:-u}",
+    ]
     assert dotenv.stat().st_mode & 0o077 == 0
 
 
@@ -65,8 +74,11 @@ def test_the_environment_wins_over_the_dotenv(pg_server, tmp_path):
     file override the environment; the file's values are only defaults)."""
     ours = new_database(pg_server, template="template1")
     root = _project_root(tmp_path, f"postgresql+psycopg2://postgres:pw@/dagster?host={tmp_path}/x")
-    env = {**_bare_environment(), "BREAKOUT_DAGSTER_PG_URL": runtime.local_postgres.with_driver(
-        ours, "psycopg2"), "DAGSTER_HOME": str(root)}
+    env = {
+        **_bare_environment(),
+        "BREAKOUT_DAGSTER_PG_URL": runtime.local_postgres.with_driver(ours, "psycopg2"),
+        "DAGSTER_HOME": str(root),
+    }
     done = _dagster(root, "definitions", "validate", "-m", "breakout_assets.definitions", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -109,7 +121,12 @@ def test_dagster_dev_as_make_ui_runs_it_warns_of_nothing(pg_server, tmp_path):
     with log.open("w") as out:
         dev = subprocess.Popen(
             [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(_free_port())],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 240
         while "Serving dagster-webserver" not in log.read_text():

@@ -15,16 +15,23 @@ from breakout_assets.core.quality import validate_bars
 SESSION = date(2024, 3, 1)
 
 price = st.one_of(
-    st.floats(min_value=-5, max_value=500), st.just(float("nan")), st.just(float("inf")),
+    st.floats(min_value=-5, max_value=500),
+    st.just(float("nan")),
+    st.just(float("inf")),
     st.just("abc"),
     st.none(),
 )
-row = st.fixed_dictionaries({
-    "ticker": st.sampled_from(["AAA", "BBB", "CCC", "brk", "", "BRK.B"]),
-    "session": st.sampled_from(["2024-03-01", "2024-03-04"]),
-    "open": price, "high": price, "low": price, "close": price,
-    "volume": st.one_of(st.integers(-5, 10**9), st.floats(0, 10), st.just(float("nan"))),
-})
+row = st.fixed_dictionaries(
+    {
+        "ticker": st.sampled_from(["AAA", "BBB", "CCC", "brk", "", "BRK.B"]),
+        "session": st.sampled_from(["2024-03-01", "2024-03-04"]),
+        "open": price,
+        "high": price,
+        "low": price,
+        "close": price,
+        "volume": st.one_of(st.integers(-5, 10**9), st.floats(0, 10), st.just(float("nan"))),
+    }
+)
 COLUMNS = ["ticker", "session", "open", "high", "low", "close", "volume"]
 
 
@@ -45,8 +52,15 @@ def test_every_row_is_either_valid_or_quarantined_with_a_reason(rows):
 
 
 def _bars(**overrides):
-    base = {"ticker": ["AAA"], "session": ["2024-03-01"], "open": [10.0], "high": [11.0],
-            "low": [9.0], "close": [10.5], "volume": [1000]}
+    base = {
+        "ticker": ["AAA"],
+        "session": ["2024-03-01"],
+        "open": [10.0],
+        "high": [11.0],
+        "low": [9.0],
+        "close": [10.5],
+        "volume": [1000],
+    }
     base.update(overrides)
     return conform_bars(pd.DataFrame(base))
 

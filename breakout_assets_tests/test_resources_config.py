@@ -57,8 +57,13 @@ def test_no_secret_reaches_the_ui(monkeypatch, tmp_path, url_variable):
 
     # ... and a run still gets the real values when the resources initialise.
     resources = build_resources(settings)
-    with init_resources({"postgres": resources["postgres"], "broker": resources["broker"],
-                         "market_data": resources["market_data"]}) as live:
+    with init_resources(
+        {
+            "postgres": resources["postgres"],
+            "broker": resources["broker"],
+            "market_data": resources["market_data"],
+        }
+    ) as live:
         assert live.postgres.database_url == URL
         assert live.broker.account == ACCOUNT
         assert live.market_data.api_key == POLYGON_KEY
@@ -66,14 +71,20 @@ def test_no_secret_reaches_the_ui(monkeypatch, tmp_path, url_variable):
 
 def test_a_plain_resource_would_show_the_password(tmp_path):
     """The canary check can fail: a URL given in code (no variable to name) is shown as is."""
-    settings = load_settings(database_url=URL, files_dir=SAMPLE_DIR,
-                             dagster_home=tmp_path / "dagster_home")
+    settings = load_settings(
+        database_url=URL, files_dir=SAMPLE_DIR, dagster_home=tmp_path / "dagster_home"
+    )
     assert PASSWORD in ui_snapshot(settings)
 
 
-@pytest.mark.parametrize(("source", "cls"), [
-    ("files", FilesMarketData), ("polygon", PolygonMarketData),
-    ("synthetic", SyntheticMarketData)])
+@pytest.mark.parametrize(
+    ("source", "cls"),
+    [
+        ("files", FilesMarketData),
+        ("polygon", PolygonMarketData),
+        ("synthetic", SyntheticMarketData),
+    ],
+)
 def test_the_data_source_setting_picks_one_resource_class(monkeypatch, source, cls):
     monkeypatch.setenv("BREAKOUT_DATA_SOURCE", source)
     monkeypatch.setenv("BREAKOUT_POLYGON_API_KEY", POLYGON_KEY)
@@ -94,8 +105,10 @@ def test_each_resource_holds_only_its_own_settings(monkeypatch):
     files = build_resources(load_settings())["market_data"]
     assert set(type(files).model_fields) == {"files_dir", "hourly_aliases"}
     simulated = build_resources(load_settings())["broker"]
-    assert not any(name.startswith("ibkr") or name in ("host", "account")
-                   for name in type(simulated).model_fields)
+    assert not any(
+        name.startswith("ibkr") or name in ("host", "account")
+        for name in type(simulated).model_fields
+    )
 
 
 def test_the_synthetic_resource_serves_its_seeded_market():

@@ -55,16 +55,20 @@ def dead_pid() -> int:
     return done.pid
 
 
-def started_run(instance, pid: int, host: str | None = None, step: str = "broker_orders",
-                claim: bool = True) -> DagsterRun:
+def started_run(
+    instance, pid: int, host: str | None = None, step: str = "broker_orders", claim: bool = True
+) -> DagsterRun:
     """A STARTED run whose recorded process is `pid` (as the multiprocess executor records its
     orchestrator), holding a slot of the broker pool."""
     tags = {HOST_TAG: host} if host else {}
-    run = instance.add_run(DagsterRun(job_name="submit_orders", status=DagsterRunStatus.STARTED,
-                                      tags=tags))
+    run = instance.add_run(
+        DagsterRun(job_name="submit_orders", status=DagsterRunStatus.STARTED, tags=tags)
+    )
     instance.report_engine_event(
-        f"Executing steps using multiprocess executor: parent process (pid: {pid})", run,
-        EngineEventData(metadata={"pid": MetadataValue.text(str(pid))}))
+        f"Executing steps using multiprocess executor: parent process (pid: {pid})",
+        run,
+        EngineEventData(metadata={"pid": MetadataValue.text(str(pid))}),
+    )
     if claim:  # as the orchestrator claims it: the pool sized from dagster.yaml's default
         if POOL not in instance.event_log_storage.get_concurrency_keys():
             instance.event_log_storage.initialize_concurrency_limit_to_default(POOL)
@@ -163,10 +167,14 @@ def test_runs_recover_command(instance, tmp_path, pg_server):
     derived from the settings, as `breakout dagster` does)."""
     run = started_run(instance, dead_pid(), host=this_host())
     url = instance.run_storage.postgres_url  # the test instance's storage
-    env = {"BREAKOUT_DAGSTER_DATABASE_URL": url, "BREAKOUT_DATABASE_URL": new_database(pg_server),
-           "BREAKOUT_DAGSTER_HOME": str(tmp_path / "home"),
-           # set by the command for Dagster; listed so the runner restores them afterwards
-           "DAGSTER_HOME": None, runtime.DAGSTER_URL_VAR: None}
+    env = {
+        "BREAKOUT_DAGSTER_DATABASE_URL": url,
+        "BREAKOUT_DATABASE_URL": new_database(pg_server),
+        "BREAKOUT_DAGSTER_HOME": str(tmp_path / "home"),
+        # set by the command for Dagster; listed so the runner restores them afterwards
+        "DAGSTER_HOME": None,
+        runtime.DAGSTER_URL_VAR: None,
+    }
     dry = CliRunner(env=env).invoke(main, ["runs", "recover", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert f"WOULD BE {run.run_id}" in dry.output and "marked failed" in dry.output
@@ -194,16 +202,29 @@ def killable(pg_server, tmp_path):
     seed_hand_built(data_url, BARS)
     engine = create_engine(with_driver(data_url, "psycopg"))
     with engine.begin() as conn:
-        conn.execute(text(PLAN), [
-            dict(ref=f"{REF}-{i:03d}", signal=HAND_BUILT_SIGNAL if i == 0 else f"sig-{i}",
-                 session="2024-01-02") for i in range(PLANS)])
-    settings = load_settings(database_url=data_url, dagster_database_url=dagster_url,
-                             dagster_home=tmp_path / "home")
+        conn.execute(
+            text(PLAN),
+            [
+                dict(
+                    ref=f"{REF}-{i:03d}",
+                    signal=HAND_BUILT_SIGNAL if i == 0 else f"sig-{i}",
+                    session="2024-01-02",
+                )
+                for i in range(PLANS)
+            ],
+        )
+    settings = load_settings(
+        database_url=data_url, dagster_database_url=dagster_url, dagster_home=tmp_path / "home"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKOUT_")}
     env.update(runtime.dagster_environment(settings))
-    env.update(BREAKOUT_DATABASE_URL=data_url, BREAKOUT_DAGSTER_DATABASE_URL=dagster_url,
-               BREAKOUT_DAGSTER_HOME=str(tmp_path / "home"), BREAKOUT_DRY_RUN="false",
-               BREAKOUT_KILL_SWITCH_PATH=str(tmp_path / "KILL"))
+    env.update(
+        BREAKOUT_DATABASE_URL=data_url,
+        BREAKOUT_DAGSTER_DATABASE_URL=dagster_url,
+        BREAKOUT_DAGSTER_HOME=str(tmp_path / "home"),
+        BREAKOUT_DRY_RUN="false",
+        BREAKOUT_KILL_SWITCH_PATH=str(tmp_path / "KILL"),
+    )
     yield env, data_url, engine, dagster_url
     engine.dispose()
 
@@ -212,9 +233,24 @@ def _materialize(env, log: Path, *extra: str) -> subprocess.Popen:
     """The CLI, its output (and its step's, which inherits it) to a file nobody must drain."""
     with log.open("w") as out:
         return subprocess.Popen(
-            [BREAKOUT, "dagster", "asset", "materialize", "--select", "broker_orders",
-             "--partition", "2024-01-02", "-m", "breakout_assets.definitions", *extra],
-            env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+            [
+                BREAKOUT,
+                "dagster",
+                "asset",
+                "materialize",
+                "--select",
+                "broker_orders",
+                "--partition",
+                "2024-01-02",
+                "-m",
+                "breakout_assets.definitions",
+                *extra,
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _scalar(engine, sql: str):
@@ -240,20 +276,30 @@ def test_killing_the_parent_of_a_live_send_stops_it_and_a_rerun_recovers(killabl
     first.send_signal(signal.SIGKILL)  # `breakout dagster` exec'd into dagster: the parent
     first.wait()  # dead and reaped: from here the step has no parent
     at_kill = _scalar(data, orders)
-    step = int(json.loads(read_table(dagster_url, "SELECT event FROM event_logs WHERE "
-                                     "dagster_event_type = 'STEP_WORKER_STARTED'")["event"][0])
-               ["dagster_event"]["pid"])
+    step = int(
+        json.loads(
+            read_table(
+                dagster_url,
+                "SELECT event FROM event_logs WHERE dagster_event_type = 'STEP_WORKER_STARTED'",
+            )["event"][0]
+        )["dagster_event"]["pid"]
+    )
     # the orphaned step notices before its next order and stops
     _wait(lambda: not process_alive(step, time.time()), 60, "the orphaned step to stop")
     sent = _scalar(data, orders)
     assert sent <= at_kill + 1 < PLANS  # at most the order in flight when the parent died
-    halted = read_table(data_url, "SELECT count(*) AS n, min(error) AS error "
-                                  "FROM broker_orders WHERE status = 'halted'")
+    halted = read_table(
+        data_url,
+        "SELECT count(*) AS n, min(error) AS error FROM broker_orders WHERE status = 'halted'",
+    )
     assert halted["n"][0] == PLANS - sent and "parent process" in halted["error"][0]
     killed = read_table(dagster_url, "SELECT run_id, status FROM runs")
     assert killed["status"].tolist() == ["STARTED"]  # nobody recorded its end ...
-    held = read_table(dagster_url, "SELECT run_id FROM concurrency_slots "
-                                   "WHERE concurrency_key = 'broker' AND run_id IS NOT NULL")
+    held = read_table(
+        dagster_url,
+        "SELECT run_id FROM concurrency_slots "
+        "WHERE concurrency_key = 'broker' AND run_id IS NOT NULL",
+    )
     assert held["run_id"].tolist() == killed["run_id"].tolist()  # ... and it holds the slot
 
     # a plain re-run (in-process: one interpreter less to start) recovers the dead run at its
@@ -267,8 +313,9 @@ def test_killing_the_parent_of_a_live_send_stops_it_and_a_rerun_recovers(killabl
     assert "RECOVERED" in output and "marked failed" in output
     runs = read_table(dagster_url, "SELECT status FROM runs ORDER BY create_timestamp")
     assert runs["status"].tolist() == ["FAILURE", "SUCCESS"]
-    assert read_table(dagster_url, "SELECT run_id FROM concurrency_slots "
-                                   "WHERE run_id IS NOT NULL").empty
+    assert read_table(
+        dagster_url, "SELECT run_id FROM concurrency_slots WHERE run_id IS NOT NULL"
+    ).empty
     sim = read_table(data_url, "SELECT order_ref, count(*) AS n FROM sim_orders GROUP BY 1")
     assert len(sim) == PLANS and (sim["n"] == 1).all()  # every plan once, no duplicate
     statuses = read_table(data_url, "SELECT status, count(*) AS n FROM broker_orders GROUP BY 1")

@@ -32,30 +32,49 @@ from breakout_assets.resources.market_data.synthetic import SyntheticSource
 OHLCV = ("open", "high", "low", "close", "volume")
 DEFAULT = ScannerConfig()
 # Looser settings: random walks give many more setups, so every rule gets exercised.
-LOOSE = ScannerConfig(rally_min_pct=0.04, rally_min_efficiency=0.1, consol_max_range_pct=0.25,
-                      consol_min_ratio=1.0, consol_max_retracement=0.8,
-                      breakout_min_volume_ratio=0.5)
+LOOSE = ScannerConfig(
+    rally_min_pct=0.04,
+    rally_min_efficiency=0.1,
+    consol_max_range_pct=0.25,
+    consol_min_ratio=1.0,
+    consol_max_retracement=0.8,
+    breakout_min_volume_ratio=0.5,
+)
 CONFIGS = [
     DEFAULT,
     LOOSE,
-    LOOSE.model_copy(update={"breakout_min_close_pct": 0.01, "atr_max_bars": 8,
-                             "stop_atr_multiple": 6.0}),
-    LOOSE.model_copy(update={"rally_min_bars": 2, "rally_max_bars": 8, "swing_bars": 2,
-                             "consol_max_bars": 20, "breakout_min_volume_ratio": 0.0}),
-    LOOSE.model_copy(update={"consol_min_ratio": 1.5, "rally_max_pct": 0.3,
-                             "adjusted_entry_fib": 0.5,
-                             "stop_atr_multiple": 40.0}),  # long stops often <= 0: the fallback
+    LOOSE.model_copy(
+        update={"breakout_min_close_pct": 0.01, "atr_max_bars": 8, "stop_atr_multiple": 6.0}
+    ),
+    LOOSE.model_copy(
+        update={
+            "rally_min_bars": 2,
+            "rally_max_bars": 8,
+            "swing_bars": 2,
+            "consol_max_bars": 20,
+            "breakout_min_volume_ratio": 0.0,
+        }
+    ),
+    LOOSE.model_copy(
+        update={
+            "consol_min_ratio": 1.5,
+            "rally_max_pct": 0.3,
+            "adjusted_entry_fib": 0.5,
+            "stop_atr_multiple": 40.0,
+        }
+    ),  # long stops often <= 0: the fallback
 ]
 
 
 # --- market builders ---------------------------------------------------------------------------
+
 
 def _arrays(rows: list[list[tuple]], first: str = "2024-03-01") -> MarketArrays:
     """Arrays from per-ticker lists of (open, high, low, close, volume) bars on business days."""
     m = max(len(r) for r in rows)
     values = np.full((5, len(rows), m), np.nan)
     for i, row in enumerate(rows):
-        values[:, i, :len(row)] = np.array(row, dtype=float).T
+        values[:, i, : len(row)] = np.array(row, dtype=float).T
     sessions = np.busday_offset(np.datetime64(first, "D"), np.arange(m), roll="forward")
     return MarketArrays(np.array([f"T{i}" for i in range(len(rows))]), sessions, *values)
 
@@ -100,8 +119,9 @@ def _plant(rng: np.random.Generator, prev_close: float, short: bool) -> list[tup
     return out
 
 
-def random_market(seed: int, n: int = 4, m: int = 300, plants: int = 3,
-                  gaps: bool = True) -> MarketArrays:
+def random_market(
+    seed: int, n: int = 4, m: int = 300, plants: int = 3, gaps: bool = True
+) -> MarketArrays:
     """Geometric random walks (prices in cents) with planted setups and, optionally, missing
     bars (late listings and gaps)."""
     rng = np.random.default_rng(seed)
@@ -138,6 +158,7 @@ def random_market(seed: int, n: int = 4, m: int = 300, plants: int = 3,
 
 # --- comparing setups --------------------------------------------------------------------------
 
+
 def assert_same_setups(a: Setups, b: Setups, features: bool = True) -> None:
     assert len(a) == len(b)
     for f in fields(Setups):
@@ -147,8 +168,14 @@ def assert_same_setups(a: Setups, b: Setups, features: bool = True) -> None:
         assert np.array_equal(x, y), f"{f.name}: {x} != {y}"
     if features:
         for name in FEATURE_NAMES:
-            np.testing.assert_allclose(a.features[name], b.features[name], rtol=1e-9, atol=1e-12,
-                                       equal_nan=True, err_msg=name)
+            np.testing.assert_allclose(
+                a.features[name],
+                b.features[name],
+                rtol=1e-9,
+                atol=1e-12,
+                equal_nan=True,
+                err_msg=name,
+            )
 
 
 def subset(setups: Setups, keep: np.ndarray) -> Setups:
@@ -157,19 +184,29 @@ def subset(setups: Setups, keep: np.ndarray) -> Setups:
 
 # --- golden setups -------------------------------------------------------------------------------
 
-LEAD = [(20.1, 20.3, 19.7, 20.0, 2000), (20.0, 20.1, 19.5, 19.8, 2000),
-        (19.8, 19.9, 19.3, 19.6, 2000), (19.6, 19.7, 19.1, 19.4, 2000),
-        (19.4, 19.5, 18.9, 19.2, 2000)]
-RALLY = [(19.0, 19.4, 18.0, 19.0, 3000),  # 5: the swing low, 18.0
-         (19.0, 20.0, 18.8, 19.8, 3000), (19.8, 20.8, 19.6, 20.6, 3000),
-         (20.6, 21.6, 20.4, 21.4, 3000),
-         (21.4, 22.0, 21.2, 21.8, 3000)]  # 9: the swing high, 22.0
+LEAD = [
+    (20.1, 20.3, 19.7, 20.0, 2000),
+    (20.0, 20.1, 19.5, 19.8, 2000),
+    (19.8, 19.9, 19.3, 19.6, 2000),
+    (19.6, 19.7, 19.1, 19.4, 2000),
+    (19.4, 19.5, 18.9, 19.2, 2000),
+]
+RALLY = [
+    (19.0, 19.4, 18.0, 19.0, 3000),  # 5: the swing low, 18.0
+    (19.0, 20.0, 18.8, 19.8, 3000),
+    (19.8, 20.8, 19.6, 20.6, 3000),
+    (20.6, 21.6, 20.4, 21.4, 3000),
+    (21.4, 22.0, 21.2, 21.8, 3000),
+]  # 9: the swing high, 22.0
 FLAT = (21.2, 21.6, 20.8, 21.2, 1000)
 DIP = (21.2, 21.6, 20.5, 21.2, 1000)
 BASE = [FLAT, FLAT, FLAT, DIP, FLAT, FLAT, FLAT, FLAT]  # 10..17, the base's low is 20.5 (bar 13)
 BREAKOUT = (21.4, 22.6, 21.3, 22.4, 5000)  # 18: closes at 22.4 > 22.0, 0.846 of its range
-AFTER = [(22.4, 23.0, 22.2, 22.8, 2000), (22.8, 23.2, 22.5, 23.0, 2000),
-         (23.0, 23.1, 22.6, 22.7, 2000)]
+AFTER = [
+    (22.4, 23.0, 22.2, 22.8, 2000),
+    (22.8, 23.2, 22.5, 23.0, 2000),
+    (23.0, 23.1, 22.6, 22.7, 2000),
+]
 GOLDEN = LEAD + RALLY + BASE + [BREAKOUT] + AFTER
 
 # By hand. True ranges of the rally + base (bars 5..17; previous closes inside the bars except
@@ -177,12 +214,29 @@ GOLDEN = LEAD + RALLY + BASE + [BREAKOUT] + AFTER
 #   1.4, 1.2, 1.2, 1.2, 0.8 | 1.0, 0.8, 0.8, 1.1, 0.8, 0.8, 0.8, 0.8  -> sum 12.7 over 13 bars.
 ATR = 12.7 / 13
 EXPECTED_LONG = {
-    "ticker": 0, "session": 18, "side": 1, "rally_start": 5, "rally_end": 9, "consol_start": 10,
-    "consol_end": 17, "rally_high": 22.0, "rally_low": 18.0, "move_height": 4.0,
+    "ticker": 0,
+    "session": 18,
+    "side": 1,
+    "rally_start": 5,
+    "rally_end": 9,
+    "consol_start": 10,
+    "consol_end": 17,
+    "rally_high": 22.0,
+    "rally_low": 18.0,
+    "move_height": 4.0,
     "consol_high": 21.6,
-    "consol_low": 20.5, "entry": 22.4, "atr": ATR, "atr_window": 13, "stop": 22.4 - 2 * ATR,
-    "stop_rule": "atr", "target_50": 24.4, "target_75": 25.4, "target_100": 26.4,
-    "adjusted_entry": False, "booked_target": 24.4, "risk": 2 * ATR,
+    "consol_low": 20.5,
+    "entry": 22.4,
+    "atr": ATR,
+    "atr_window": 13,
+    "stop": 22.4 - 2 * ATR,
+    "stop_rule": "atr",
+    "target_50": 24.4,
+    "target_75": 25.4,
+    "target_100": 26.4,
+    "adjusted_entry": False,
+    "booked_target": 24.4,
+    "risk": 2 * ATR,
     "reward_risk": 2.0 / (2 * ATR),
 }
 
@@ -193,9 +247,17 @@ def mirror(bars: list[tuple], pivot: float = 40.0) -> list[tuple]:
 
 
 EXPECTED_SHORT = dict(
-    EXPECTED_LONG, side=-1, rally_high=22.0, rally_low=18.0, consol_high=40 - 20.5,
+    EXPECTED_LONG,
+    side=-1,
+    rally_high=22.0,
+    rally_low=18.0,
+    consol_high=40 - 20.5,
     consol_low=40 - 21.6,
-    entry=17.6, stop=17.6 + 2 * ATR, target_50=15.6, target_75=14.6, target_100=13.6,
+    entry=17.6,
+    stop=17.6 + 2 * ATR,
+    target_50=15.6,
+    target_75=14.6,
+    target_100=13.6,
     booked_target=15.6,
 )
 
@@ -248,21 +310,32 @@ def test_golden_short_is_the_mirror() -> None:
     assert_setup(reference_scan(arrays), EXPECTED_SHORT)
     long_f = scan(_arrays([GOLDEN])).features
     short_f = scan(arrays).features
-    for name in ("basic_tightness", "rally_duration", "consol_end_close_pct",
-                 "momentum_second_half", "fib_retracement_zone", "breakout_day_atr_multiple",
-                 "consol_volume_pct"):
+    for name in (
+        "basic_tightness",
+        "rally_duration",
+        "consol_end_close_pct",
+        "momentum_second_half",
+        "fib_retracement_zone",
+        "breakout_day_atr_multiple",
+        "consol_volume_pct",
+    ):
         assert short_f[name][0] == pytest.approx(long_f[name][0]), name
 
 
 def test_golden_adjusted_entry_when_the_rule_is_on() -> None:
     """Off by default; with the 0.618 candle reading a strong close books 2 x MH, a weak one 50%."""
     config = ScannerConfig(adjusted_entry_fib=0.618)
-    strong = dict(EXPECTED_LONG, adjusted_entry=True, booked_target=22.4 + 2 * 4.0,
-                  reward_risk=8.0 / (2 * ATR))
+    strong = dict(
+        EXPECTED_LONG,
+        adjusted_entry=True,
+        booked_target=22.4 + 2 * 4.0,
+        reward_risk=8.0 / (2 * ATR),
+    )
     assert_setup(scan(_arrays([GOLDEN]), config), strong)
     assert_setup(reference_scan(_arrays([GOLDEN]), config), strong)
-    strong_short = dict(EXPECTED_SHORT, adjusted_entry=True, booked_target=17.6 - 8.0,
-                        reward_risk=8.0 / (2 * ATR))
+    strong_short = dict(
+        EXPECTED_SHORT, adjusted_entry=True, booked_target=17.6 - 8.0, reward_risk=8.0 / (2 * ATR)
+    )
     assert_setup(scan(_arrays([mirror(GOLDEN)]), config), strong_short)
     weak = (21.4, 23.4, 21.3, 22.4, 5000)  # closes at 1.1 / 2.1 = 0.52 of its range
     assert_setup(scan(_arrays([LEAD + RALLY + BASE + [weak]]), config), EXPECTED_LONG)
@@ -271,8 +344,9 @@ def test_golden_adjusted_entry_when_the_rule_is_on() -> None:
 
 def test_golden_stop_falls_back_to_the_consolidation_extreme() -> None:
     config = ScannerConfig(stop_atr_multiple=30.0)  # 22.4 - 30 x 0.977 < 0: no ATR stop
-    expected = dict(EXPECTED_LONG, stop=20.5, stop_rule="consolidation", risk=1.9,
-                    reward_risk=2.0 / 1.9)
+    expected = dict(
+        EXPECTED_LONG, stop=20.5, stop_rule="consolidation", risk=1.9, reward_risk=2.0 / 1.9
+    )
     assert_setup(scan(_arrays([GOLDEN]), config), expected)
     assert_setup(reference_scan(_arrays([GOLDEN]), config), expected)
 
@@ -280,37 +354,92 @@ def test_golden_stop_falls_back_to_the_consolidation_extreme() -> None:
 def test_golden_atr_is_capped_to_the_last_bars() -> None:
     config = ScannerConfig(atr_max_bars=8)  # the base only: 1.0 + 0.8 x 2 + 1.1 + 0.8 x 4 = 6.9
     atr = 6.9 / 8
-    expected = dict(EXPECTED_LONG, atr=atr, atr_window=8, stop=22.4 - 2 * atr, risk=2 * atr,
-                    reward_risk=2.0 / (2 * atr))
+    expected = dict(
+        EXPECTED_LONG,
+        atr=atr,
+        atr_window=8,
+        stop=22.4 - 2 * atr,
+        risk=2 * atr,
+        reward_risk=2.0 / (2 * atr),
+    )
     assert_setup(scan(_arrays([GOLDEN]), config), expected)
 
 
-@pytest.mark.parametrize("name, bars, config", [
-    ("consolidation too short (7 < 1.5 x 5 bars)",
-     LEAD + RALLY + BASE[:7] + [BREAKOUT] + AFTER, DEFAULT),
-    ("base too loose (retraces 80% of the move, past 78.6%)",
-     LEAD + RALLY + BASE[:3] + [(21.2, 21.6, 18.8, 21.2, 1000)] + BASE[4:] + [BREAKOUT] + AFTER,
-     DEFAULT),
-    ("base too loose for a stricter retracement rule (62.5% > 50%)",
-     LEAD + RALLY + BASE[:3] + [(21.2, 21.6, 19.5, 21.2, 1000)] + BASE[4:] + [BREAKOUT] + AFTER,
-     ScannerConfig(consol_max_retracement=0.5)),
-    ("base too wide for a tighter range rule", GOLDEN, ScannerConfig(consol_max_range_pct=0.05)),
-    ("only an intraday poke above the rally high",
-     LEAD + RALLY + BASE + [(21.4, 22.6, 21.3, 21.9, 5000), (21.9, 22.0, 21.2, 21.4, 2000),
-                            (21.4, 21.7, 21.0, 21.3, 2000), (21.3, 21.6, 21.0, 21.2, 2000)],
-     DEFAULT),
-    ("rally too weak (the pattern at a fifth of its scale: 0.8 / 19.6 = 4.1% < 5%)",
-     [tuple(20 + (p - 20) * 0.2 for p in bar[:4]) + (bar[4],) for bar in GOLDEN], DEFAULT),
-    ("rally too weak for a stricter threshold (22.2% < 25%)", GOLDEN,
-     ScannerConfig(rally_min_pct=0.25)),
-    ("breakout on thin volume (900 < the base's 1000) when the volume rule is on",
-     LEAD + RALLY + BASE + [BREAKOUT[:4] + (900,)] + AFTER,
-     ScannerConfig(breakout_min_volume_ratio=1.0)),
-    ("breakout close not clear enough (22.4 < 22.0 x 1.025)", GOLDEN,
-     ScannerConfig(breakout_min_close_pct=0.025)),
-    ("a missing bar inside the base",
-     LEAD + RALLY + BASE[:4] + [(np.nan,) * 5] + BASE[5:] + [BREAKOUT], DEFAULT),
-])
+@pytest.mark.parametrize(
+    "name, bars, config",
+    [
+        (
+            "consolidation too short (7 < 1.5 x 5 bars)",
+            LEAD + RALLY + BASE[:7] + [BREAKOUT] + AFTER,
+            DEFAULT,
+        ),
+        (
+            "base too loose (retraces 80% of the move, past 78.6%)",
+            LEAD
+            + RALLY
+            + BASE[:3]
+            + [(21.2, 21.6, 18.8, 21.2, 1000)]
+            + BASE[4:]
+            + [BREAKOUT]
+            + AFTER,
+            DEFAULT,
+        ),
+        (
+            "base too loose for a stricter retracement rule (62.5% > 50%)",
+            LEAD
+            + RALLY
+            + BASE[:3]
+            + [(21.2, 21.6, 19.5, 21.2, 1000)]
+            + BASE[4:]
+            + [BREAKOUT]
+            + AFTER,
+            ScannerConfig(consol_max_retracement=0.5),
+        ),
+        (
+            "base too wide for a tighter range rule",
+            GOLDEN,
+            ScannerConfig(consol_max_range_pct=0.05),
+        ),
+        (
+            "only an intraday poke above the rally high",
+            LEAD
+            + RALLY
+            + BASE
+            + [
+                (21.4, 22.6, 21.3, 21.9, 5000),
+                (21.9, 22.0, 21.2, 21.4, 2000),
+                (21.4, 21.7, 21.0, 21.3, 2000),
+                (21.3, 21.6, 21.0, 21.2, 2000),
+            ],
+            DEFAULT,
+        ),
+        (
+            "rally too weak (the pattern at a fifth of its scale: 0.8 / 19.6 = 4.1% < 5%)",
+            [tuple(20 + (p - 20) * 0.2 for p in bar[:4]) + (bar[4],) for bar in GOLDEN],
+            DEFAULT,
+        ),
+        (
+            "rally too weak for a stricter threshold (22.2% < 25%)",
+            GOLDEN,
+            ScannerConfig(rally_min_pct=0.25),
+        ),
+        (
+            "breakout on thin volume (900 < the base's 1000) when the volume rule is on",
+            LEAD + RALLY + BASE + [BREAKOUT[:4] + (900,)] + AFTER,
+            ScannerConfig(breakout_min_volume_ratio=1.0),
+        ),
+        (
+            "breakout close not clear enough (22.4 < 22.0 x 1.025)",
+            GOLDEN,
+            ScannerConfig(breakout_min_close_pct=0.025),
+        ),
+        (
+            "a missing bar inside the base",
+            LEAD + RALLY + BASE[:4] + [(np.nan,) * 5] + BASE[5:] + [BREAKOUT],
+            DEFAULT,
+        ),
+    ],
+)
 def test_near_misses_give_no_setup(name: str, bars: list, config: ScannerConfig) -> None:
     for rows in (bars, mirror(bars)):
         arrays = _arrays([rows])
@@ -327,6 +456,7 @@ def test_a_setup_is_signalled_once() -> None:
 
 # --- properties of every setup -----------------------------------------------------------------
 
+
 def check_setup_properties(arrays: MarketArrays, setups: Setups, config: ScannerConfig) -> None:
     frame = setups.to_frame()
     assert not frame.duplicated(["ticker", "session", "side"]).any()
@@ -340,12 +470,12 @@ def check_setup_properties(arrays: MarketArrays, setups: Setups, config: Scanner
         assert config.rally_min_bars <= rally_bars <= config.rally_max_bars
         assert config.consol_min_ratio * rally_bars <= consol_bars <= config.consol_max_bars
         first_read = l - config.swing_bars
-        assert not np.isnan(np.r_[hi[first_read:t + 1], lo[first_read:t + 1]]).any()
+        assert not np.isnan(np.r_[hi[first_read : t + 1], lo[first_read : t + 1]]).any()
         # the geometry is read off the bars
         assert row.entry == cl[t]
         assert (row.rally_high, row.rally_low) == ((hi[h], lo[l]) if d > 0 else (hi[l], lo[h]))
         assert row.move_height == pytest.approx(row.rally_high - row.rally_low, rel=1e-12)
-        assert (row.consol_high, row.consol_low) == (hi[h + 1:t].max(), lo[h + 1:t].min())
+        assert (row.consol_high, row.consol_low) == (hi[h + 1 : t].max(), lo[h + 1 : t].min())
         if d > 0:  # the base stays under the rally high; the breakout closes above it
             assert row.consol_high <= row.rally_high < row.entry
             assert row.stop < row.entry < row.target_50 < row.target_75 < row.target_100
@@ -404,8 +534,9 @@ def test_no_look_ahead(seed: int, config: ScannerConfig, cut: float) -> None:
     arrays = random_market(seed, n=6, m=300, plants=4)
     full = scan(arrays, config)
     t = int(cut * (arrays.shape[1] - 1))
-    truncated = MarketArrays(arrays.tickers, arrays.sessions[:t + 1],
-                             *(getattr(arrays, f)[:, :t + 1] for f in OHLCV))
+    truncated = MarketArrays(
+        arrays.tickers, arrays.sessions[: t + 1], *(getattr(arrays, f)[:, : t + 1] for f in OHLCV)
+    )
     assert_same_setups(scan(truncated, config), subset(full, full.session <= t))
     assert_same_setups(scan(arrays, config, end=t + 1), subset(full, full.session <= t))
     # scanning from a session on (live use) reads only a short history and finds the same setups
@@ -421,6 +552,7 @@ def test_tickers_with_many_setups_are_rescanned_with_room() -> None:
 
 
 # --- the synthetic market's planted setups ----------------------------------------------------
+
 
 def test_planted_setups_are_found_with_their_geometry() -> None:
     """Recall of the planted setups over ~4 years of a 300-ticker synthetic market.
@@ -439,9 +571,13 @@ def test_planted_setups_are_found_with_their_geometry() -> None:
     found = setups.to_frame(arrays)
     planted = source.planted_setups(sessions[0], sessions[-1])
     assert len(planted) > 500
-    merged = planted.merge(found, left_on=["ticker", "side", "breakout_session"],
-                           right_on=["ticker", "side", "session"], how="left",
-                           suffixes=("_plant", ""))
+    merged = planted.merge(
+        found,
+        left_on=["ticker", "side", "breakout_session"],
+        right_on=["ticker", "side", "session"],
+        how="left",
+        suffixes=("_plant", ""),
+    )
     match = merged["entry"].notna()
     for col in ("rally_start", "rally_end", "consol_start", "consol_end"):
         match &= merged[col + "_plant"] == merged[col]
@@ -457,14 +593,18 @@ def test_planted_setups_are_found_with_their_geometry() -> None:
 
 # --- inputs and settings -----------------------------------------------------------------------
 
+
 def test_market_arrays_from_a_bars_frame() -> None:
     arrays = _arrays([GOLDEN, mirror(GOLDEN)[:10]])
-    frame = pd.DataFrame([
-        {"ticker": t, "session": s, "open": o, "high": h, "low": lo, "close": c, "volume": v}
-        for i, t in enumerate(arrays.tickers) for j, s in enumerate(arrays.sessions)
-        for o, h, lo, c, v in [tuple(getattr(arrays, f)[i, j] for f in OHLCV)]
-        if not np.isnan(c)
-    ]).sample(frac=1.0, random_state=1)
+    frame = pd.DataFrame(
+        [
+            {"ticker": t, "session": s, "open": o, "high": h, "low": lo, "close": c, "volume": v}
+            for i, t in enumerate(arrays.tickers)
+            for j, s in enumerate(arrays.sessions)
+            for o, h, lo, c, v in [tuple(getattr(arrays, f)[i, j] for f in OHLCV)]
+            if not np.isnan(c)
+        ]
+    ).sample(frac=1.0, random_state=1)
     rebuilt = MarketArrays.from_bars(frame)
     assert list(rebuilt.tickers) == list(arrays.tickers)
     assert np.array_equal(rebuilt.sessions, arrays.sessions)

@@ -30,10 +30,13 @@ def test_negative_ev_is_skipped():
     assert score.expected_value == pytest.approx(0.55 * 0.5 - 0.45) and score.decision == "skip"
 
 
-@pytest.mark.parametrize("regime, why", [
-    (Regime(430.0, 440.0, 0.0), "under its 50-day average"),
-    (Regime(450.0, 440.0, 0.35), "VIX +35%"),
-])
+@pytest.mark.parametrize(
+    "regime, why",
+    [
+        (Regime(430.0, 440.0, 0.0), "under its 50-day average"),
+        (Regime(450.0, 440.0, 0.35), "VIX +35%"),
+    ],
+)
 def test_risk_off_regime_makes_longs_stricter_not_shorts(regime, why):
     long = score_signal("long", 0.53, 3.0, regime, SIZING, REGIME)
     assert long.decision == "skip" and why in long.reason

@@ -61,7 +61,10 @@ def test_definitions_fail_to_load_naming_the_variable():
     env["BREAKOUT_DATA_SOURCE"] = "nope"
     done = subprocess.run(
         [sys.executable, "-c", "import breakout_assets.definitions"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     assert "BREAKOUT_DATA_SOURCE" in done.stderr

@@ -27,11 +27,20 @@ CANARY = "pw-canary-7f3a"  # a password that must never be printed
 
 
 def _cli(*args: str, timeout: float = 120, **variables: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BREAKOUT_") and k not in ("DATABASE_URL", "POLYGON_API_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BREAKOUT_") and k not in ("DATABASE_URL", "POLYGON_API_KEY")
+    }
     env.update(variables)
-    return subprocess.run([BREAKOUT, *args], env=env, cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [BREAKOUT, *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _free_port() -> int:
@@ -42,6 +51,7 @@ def _free_port() -> int:
 
 
 # --- BREAKOUT_DATABASE_URL ----------------------------------------------------------------------
+
 
 def test_a_database_url_that_is_not_a_url_is_named_at_load():
     done = _cli("db", "migrate", BREAKOUT_DATABASE_URL="notaurl")
@@ -65,9 +75,18 @@ def test_a_wrong_url_is_reported_with_its_password_masked(monkeypatch):
 def test_a_refused_port_fails_in_seconds_naming_the_variable():
     url = f"postgresql://trader:{CANARY}@127.0.0.1:{_free_port()}/breakout"
     started = time.monotonic()
-    done = _cli("dagster", "asset", "materialize", "--select", "market_bars",
-                "--partition", "2024-03-01", "-m", "breakout_assets.definitions",
-                BREAKOUT_DATABASE_URL=url)
+    done = _cli(
+        "dagster",
+        "asset",
+        "materialize",
+        "--select",
+        "market_bars",
+        "--partition",
+        "2024-03-01",
+        "-m",
+        "breakout_assets.definitions",
+        BREAKOUT_DATABASE_URL=url,
+    )
     elapsed = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode != 0
@@ -94,19 +113,25 @@ def test_a_missing_database_fails_the_run_naming_the_variable(pg_server, dagster
 
 # --- BREAKOUT_START_DATE ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("start", ["2100-01-04", "1990-01-02"])
 def test_a_start_date_outside_the_calendar_is_named_at_load(start):
     with pytest.raises(SettingsError, match="BREAKOUT_START_DATE: .* outside the XNYS calendar"):
         load_settings(start_date=start)
     done = subprocess.run(
-        [sys.executable, "-c", "import breakout_assets.definitions"], cwd=PROJECT_ROOT,
-        env={**os.environ, "BREAKOUT_START_DATE": start}, capture_output=True, text=True,
-        timeout=120)
+        [sys.executable, "-c", "import breakout_assets.definitions"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "BREAKOUT_START_DATE": start},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "BREAKOUT_START_DATE" in done.stderr and "DateOutOfBounds" not in done.stderr
 
 
 # --- the Polygon key under an alias -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("variable", ["POLYGON_API_KEY", "MASSIVE_API_KEY"])
 def test_the_polygon_key_alias_reaches_the_run(database_url, monkeypatch, variable):
@@ -114,10 +139,15 @@ def test_the_polygon_key_alias_reaches_the_run(database_url, monkeypatch, variab
     monkeypatch.delenv("MASSIVE_API_KEY", raising=False)
     monkeypatch.setenv(variable, key)
     with FakePolygon(api_key=key) as fake:
-        fake.grouped["2024-03-04"] = [grouped_row("AAPL", 170, 172, 169, 171, 5e7,
-                                                  day="2024-03-04")]
-        settings = load_settings(database_url=database_url, data_source="polygon",
-                                 polygon_base_url=fake.base_url, polygon_backoff_s=0.01)
+        fake.grouped["2024-03-04"] = [
+            grouped_row("AAPL", 170, 172, 169, 171, 5e7, day="2024-03-04")
+        ]
+        settings = load_settings(
+            database_url=database_url,
+            data_source="polygon",
+            polygon_base_url=fake.base_url,
+            polygon_backoff_s=0.01,
+        )
         assert settings.polygon_key_variable() == variable
         result = run_assets(settings, ["market_bars"], "2024-03-04", raise_on_error=False)
     assert result.success, result.get_step_failure_events()
@@ -134,6 +164,7 @@ def test_a_polygon_key_given_only_in_code_is_refused_clearly():
 
 
 # --- BREAKOUT_KILL_SWITCH_PATH ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("action", ["off", "status", "on"])
 def test_an_empty_kill_switch_path_is_named_not_read_as_the_current_directory(action, tmp_path):
@@ -167,18 +198,22 @@ def test_a_directory_that_appears_at_the_switch_path_halts_and_says_why(tmp_path
 
 # --- percentages --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("BREAKOUT_SIZING__MAX_POSITION_NOTIONAL_PCT", "20"),  # meant 20%, read as 20x equity
-    ("BREAKOUT_SIZING__MAX_POSITION_NOTIONAL_PCT", "1.5"),
-    ("BREAKOUT_SIZING__MAX_OPEN_RISK_PCT", "6"),
-    ("BREAKOUT_JUMP_THRESHOLD", "45"),
-    ("BREAKOUT_SCANNER__CONSOL_MAX_RANGE_PCT", "25"),
-    ("BREAKOUT_SCANNER__RALLY_MAX_PCT", "100"),
-    ("BREAKOUT_SCANNER__CONSOL_MAX_RETRACEMENT", "78.6"),
-    ("BREAKOUT_REGIME__VIX_SPIKE_PCT", "20"),
-    ("BREAKOUT_COSTS__SLIPPAGE_BPS", "5000"),
-    ("BREAKOUT_COSTS__SLIPPAGE_ATR_FRACTION", "5"),
-])
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BREAKOUT_SIZING__MAX_POSITION_NOTIONAL_PCT", "20"),  # meant 20%, read as 20x equity
+        ("BREAKOUT_SIZING__MAX_POSITION_NOTIONAL_PCT", "1.5"),
+        ("BREAKOUT_SIZING__MAX_OPEN_RISK_PCT", "6"),
+        ("BREAKOUT_JUMP_THRESHOLD", "45"),
+        ("BREAKOUT_SCANNER__CONSOL_MAX_RANGE_PCT", "25"),
+        ("BREAKOUT_SCANNER__RALLY_MAX_PCT", "100"),
+        ("BREAKOUT_SCANNER__CONSOL_MAX_RETRACEMENT", "78.6"),
+        ("BREAKOUT_REGIME__VIX_SPIKE_PCT", "20"),
+        ("BREAKOUT_COSTS__SLIPPAGE_BPS", "5000"),
+        ("BREAKOUT_COSTS__SLIPPAGE_ATR_FRACTION", "5"),
+    ],
+)
 def test_every_percentage_is_bounded_and_named(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as error:
@@ -186,15 +221,18 @@ def test_every_percentage_is_bounded_and_named(monkeypatch, variable, value):
     assert f"{variable}: Input should be less than" in str(error.value)
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("BREAKOUT_IBKR_PORT", "0"),
-    ("BREAKOUT_IBKR_PORT", "70000"),
-    ("BREAKOUT_IBKR_HOST", ""),
-    ("BREAKOUT_POLYGON_BASE_URL", "api.massive.com"),
-    ("BREAKOUT_PG_DATA_DIR", ""),
-    ("BREAKOUT_FILES_DIR", ""),
-    ("BREAKOUT_MODEL_STORE_DIR", ""),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BREAKOUT_IBKR_PORT", "0"),
+        ("BREAKOUT_IBKR_PORT", "70000"),
+        ("BREAKOUT_IBKR_HOST", ""),
+        ("BREAKOUT_POLYGON_BASE_URL", "api.massive.com"),
+        ("BREAKOUT_PG_DATA_DIR", ""),
+        ("BREAKOUT_FILES_DIR", ""),
+        ("BREAKOUT_MODEL_STORE_DIR", ""),
+    ],
+)
 def test_other_variables_are_checked_and_named(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=variable):

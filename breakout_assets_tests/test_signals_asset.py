@@ -25,25 +25,34 @@ SIGNALS = "SELECT * FROM breakout_signals ORDER BY signal_id"
 def _signals(settings, first, last=None):
     assets = build_signal_assets(session_partitions(settings.start_date), settings)
     tags = {RANGE_START: first, RANGE_END: last} if last else None
-    return materialize(assets, resources=build_resources(settings),
-                       partition_key=None if last else first, tags=tags,
-                       instance=helpers.DEFAULT_INSTANCE)
+    return materialize(
+        assets,
+        resources=build_resources(settings),
+        partition_key=None if last else first,
+        tags=tags,
+        instance=helpers.DEFAULT_INSTANCE,
+    )
 
 
 @pytest.fixture(scope="module")
 def sample_template(pg_server, dagster_instance):
     """A database holding the sample's bars for 2018-2021, loaded once, cloned per test."""
     url = new_database(pg_server)
-    run_assets(load_settings(database_url=url, files_dir=SAMPLE_DIR),
-               ["market_bars", "index_bars", "ticker_reference"], "2018-01-02", "2021-12-31")
+    run_assets(
+        load_settings(database_url=url, files_dir=SAMPLE_DIR),
+        ["market_bars", "index_bars", "ticker_reference"],
+        "2018-01-02",
+        "2021-12-31",
+    )
     _engine(url).dispose()  # a template must have no open connections
     return urlparse(url).path.lstrip("/")
 
 
 @pytest.fixture
 def loaded(pg_server, sample_template):
-    return load_settings(database_url=new_database(pg_server, template=sample_template),
-                         files_dir=SAMPLE_DIR)
+    return load_settings(
+        database_url=new_database(pg_server, template=sample_template), files_dir=SAMPLE_DIR
+    )
 
 
 def test_range_run_signals_pass_geometry_and_rerun_is_identical(loaded):
@@ -53,8 +62,10 @@ def test_range_run_signals_pass_geometry_and_rerun_is_identical(loaded):
     first = read_table(loaded.database_url, SIGNALS)
     assert len(first) > 0 and set(first["side"]) <= {"long", "short"}
     assert first["signal_id"].is_unique
-    assert (first["signal_id"] == first["ticker"] + ":" + first["session"].astype(str)
-            + ":" + first["side"]).all()
+    assert (
+        first["signal_id"]
+        == first["ticker"] + ":" + first["session"].astype(str) + ":" + first["side"]
+    ).all()
     _signals(loaded, "2019-06-03", "2021-12-31")
     pd.testing.assert_frame_equal(first, read_table(loaded.database_url, SIGNALS))
 

@@ -23,8 +23,10 @@ from breakout_assets_tests.conftest import new_database
 
 SESSIONS = nyse_sessions(date(2024, 3, 1), date(2024, 5, 31))
 CONFIG = OutcomeConfig(max_holding_sessions=5)
-INSERT_BAR = text("INSERT INTO market_bars (ticker, session, open, high, low, close, volume) "
-                  "VALUES (:ticker, :session, :open, :high, :low, :close, 1000)")
+INSERT_BAR = text(
+    "INSERT INTO market_bars (ticker, session, open, high, low, close, volume) "
+    "VALUES (:ticker, :session, :open, :high, :low, :close, 1000)"
+)
 
 
 @pytest.fixture
@@ -45,17 +47,26 @@ def mirror(bars):
 
 def add_bars(engine, ticker: str, bars, first: int = 1, signal_bar: bool = True) -> None:
     """Bars on SESSIONS[first], SESSIONS[first + 1], ...; plus a bar on the signal session."""
-    rows = [dict(ticker=ticker, session=SESSIONS[first + i], open=o, high=h, low=lo, close=c)
-            for i, (o, h, lo, c) in enumerate(bars)]
+    rows = [
+        dict(ticker=ticker, session=SESSIONS[first + i], open=o, high=h, low=lo, close=c)
+        for i, (o, h, lo, c) in enumerate(bars)
+    ]
     if signal_bar:
-        rows.append(dict(ticker=ticker, session=SESSIONS[0], open=100, high=100, low=100,
-                         close=100))
+        rows.append(
+            dict(ticker=ticker, session=SESSIONS[0], open=100, high=100, low=100, close=100)
+        )
     with engine.begin() as conn:
         conn.execute(INSERT_BAR, rows)
 
 
-def bracket(side: str = "long", ref: str = "R1", ticker: str = "AAA", quantity: int = 100,
-            valid: int = 1, session: date = SESSIONS[0]) -> BracketOrder:
+def bracket(
+    side: str = "long",
+    ref: str = "R1",
+    ticker: str = "AAA",
+    quantity: int = 100,
+    valid: int = 1,
+    session: date = SESSIONS[0],
+) -> BracketOrder:
     stop, target = (96.0, 104.0) if side == "long" else (104.0, 96.0)
     return BracketOrder(ref, ticker, side, quantity, 100.0, stop, target, session, valid)
 
@@ -67,24 +78,34 @@ def run_days(broker: SimulatedBroker, last: int, first: int = 1) -> None:
 
 def status_of(engine, ref: str) -> str:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT status FROM sim_orders WHERE order_ref = :r"),
-                            {"r": ref}).scalar_one()
+        return conn.execute(
+            text("SELECT status FROM sim_orders WHERE order_ref = :r"), {"r": ref}
+        ).scalar_one()
 
 
 def replayed(order: BracketOrder, bars, as_of: int) -> dict:
     """core.outcomes.replay of the same bracket on the same bars, through SESSIONS[as_of], in
     broker terms."""
-    days = np.array(SESSIONS[1:len(bars) + 1], dtype="datetime64[D]")
+    days = np.array(SESSIONS[1 : len(bars) + 1], dtype="datetime64[D]")
     prices = np.array(bars, dtype=float).reshape(-1, 4)
-    paths = BarPaths.from_rows(np.zeros(len(bars), np.int64), session_ordinals(days), 1,
-                               **{k: prices[:, j] for j, k in enumerate(("open", "high", "low",
-                                                                         "close"))})
+    paths = BarPaths.from_rows(
+        np.zeros(len(bars), np.int64),
+        session_ordinals(days),
+        1,
+        **{k: prices[:, j] for j, k in enumerate(("open", "high", "low", "close"))},
+    )
     tp = np.array([order.take_profit])
-    signals = dict(side=np.array([1 if order.side == "long" else -1]),
-                   entry=np.array([order.entry]), stop=np.array([order.stop]),
-                   booked_target=tp, target_50=tp, target_75=tp, target_100=tp,
-                   risk=np.array([abs(order.entry - order.stop)]),
-                   signal_ord=session_ordinals(np.array([order.session], "datetime64[D]")))
+    signals = dict(
+        side=np.array([1 if order.side == "long" else -1]),
+        entry=np.array([order.entry]),
+        stop=np.array([order.stop]),
+        booked_target=tp,
+        target_50=tp,
+        target_75=tp,
+        target_100=tp,
+        risk=np.array([abs(order.entry - order.stop)]),
+        signal_ord=session_ordinals(np.array([order.session], "datetime64[D]")),
+    )
     config = CONFIG.model_copy(update={"entry_valid_sessions": order.valid_sessions})
     as_of_ord = session_ordinals(np.array([SESSIONS[as_of]], "datetime64[D]"))[0]
     out = replay(signals, paths, int(as_of_ord), config)
@@ -92,8 +113,11 @@ def replayed(order: BracketOrder, bars, as_of: int) -> dict:
     if label == "unfilled":
         return {"status": "expired"}
     leg = {"win": "take_profit", "loss": "stop", "expired": "expiry"}[label]
-    return {"status": "closed", "entry": (SESSIONS[out.entry_bar[0] + 1], out.entry_price[0]),
-            "exit": (leg, SESSIONS[out.exit_bar[0] + 1], out.exit_price[0])}
+    return {
+        "status": "closed",
+        "entry": (SESSIONS[out.entry_bar[0] + 1], out.entry_price[0]),
+        "exit": (leg, SESSIONS[out.exit_bar[0] + 1], out.exit_price[0]),
+    }
 
 
 def outcome(broker: SimulatedBroker, engine, ref: str = "R1") -> dict:
@@ -107,31 +131,65 @@ def outcome(broker: SimulatedBroker, engine, ref: str = "R1") -> dict:
     return result
 
 
-STEADY = [(100.5, 102, 99, 101), (101, 102.5, 100, 102), (102, 103, 101, 102.5),
-          (102.5, 103, 101.5, 102.8)]
+STEADY = [
+    (100.5, 102, 99, 101),
+    (101, 102.5, 100, 102),
+    (102, 103, 101, 102.5),
+    (102.5, 103, 101.5, 102.8),
+]
 # name: (long bars, valid_sessions, expected long outcome as (entry idx, price), (leg, idx, price))
 CASES = {
-    "fill_at_open_then_target": ([(99.5, 101, 99, 100.5), (101, 104.5, 100.5, 104)], 1,
-                                 (1, 99.5), ("take_profit", 2, 104.0)),
-    "intraday_fill_then_target_first": ([(100.5, 101, 99.5, 100.8), (101, 104.5, 100.5, 104)],
-                                        1, (1, 100.0), ("take_profit", 2, 104.0)),
+    "fill_at_open_then_target": (
+        [(99.5, 101, 99, 100.5), (101, 104.5, 100.5, 104)],
+        1,
+        (1, 99.5),
+        ("take_profit", 2, 104.0),
+    ),
+    "intraday_fill_then_target_first": (
+        [(100.5, 101, 99.5, 100.8), (101, 104.5, 100.5, 104)],
+        1,
+        (1, 100.0),
+        ("take_profit", 2, 104.0),
+    ),
     "never_filled_expires": ([(101, 102, 100.5, 101.5), (101, 103, 99, 100)], 1, None, None),
     "fills_on_the_second_window_session": (
-        [(101, 102, 100.5, 101.5), (101, 103, 99, 100), (99, 99.5, 95, 96)], 2,
-        (2, 100.0), ("stop", 3, 96.0)),
+        [(101, 102, 100.5, 101.5), (101, 103, 99, 100), (99, 99.5, 95, 96)],
+        2,
+        (2, 100.0),
+        ("stop", 3, 96.0),
+    ),
     "stop_first": ([(100, 101, 99, 100), (99, 99.5, 95.5, 96)], 1, (1, 100.0), ("stop", 2, 96.0)),
-    "bar_touching_both_stop_wins": ([(100, 100.5, 99.5, 100), (100, 105, 95, 100)], 1,
-                                    (1, 100.0), ("stop", 2, 96.0)),
-    "gap_through_the_stop_fills_at_open": ([(100, 101, 99, 100), (94, 95, 93, 94)], 1,
-                                           (1, 100.0), ("stop", 2, 94.0)),
-    "gap_through_the_target_fills_at_open": ([(100, 101, 99, 100), (106, 107, 105, 106)], 1,
-                                             (1, 100.0), ("take_profit", 2, 106.0)),
-    "intraday_fill_bar_counts_only_the_stop": ([(100.5, 105, 99.8, 101)] + STEADY, 1,
-                                               (1, 100.0), ("expiry", 5, 102.8)),
-    "fill_bar_reaching_the_stop_loses": ([(100.5, 101, 95, 96)], 1, (1, 100.0),
-                                         ("stop", 1, 96.0)),
-    "expiry_at_the_holding_limit": ([(99.5, 101, 99, 100.5)] + STEADY + [(103, 110, 90, 100)],
-                                    1, (1, 99.5), ("expiry", 5, 102.8)),
+    "bar_touching_both_stop_wins": (
+        [(100, 100.5, 99.5, 100), (100, 105, 95, 100)],
+        1,
+        (1, 100.0),
+        ("stop", 2, 96.0),
+    ),
+    "gap_through_the_stop_fills_at_open": (
+        [(100, 101, 99, 100), (94, 95, 93, 94)],
+        1,
+        (1, 100.0),
+        ("stop", 2, 94.0),
+    ),
+    "gap_through_the_target_fills_at_open": (
+        [(100, 101, 99, 100), (106, 107, 105, 106)],
+        1,
+        (1, 100.0),
+        ("take_profit", 2, 106.0),
+    ),
+    "intraday_fill_bar_counts_only_the_stop": (
+        [(100.5, 105, 99.8, 101)] + STEADY,
+        1,
+        (1, 100.0),
+        ("expiry", 5, 102.8),
+    ),
+    "fill_bar_reaching_the_stop_loses": ([(100.5, 101, 95, 96)], 1, (1, 100.0), ("stop", 1, 96.0)),
+    "expiry_at_the_holding_limit": (
+        [(99.5, 101, 99, 100.5)] + STEADY + [(103, 110, 90, 100)],
+        1,
+        (1, 99.5),
+        ("expiry", 5, 102.8),
+    ),
 }
 
 
@@ -149,9 +207,11 @@ def test_fills_follow_the_outcome_rules_and_match_replay(engine, broker, case, s
     if entry is None:
         assert got == {"status": "expired"}
     else:
-        assert got == {"status": "closed",
-                       "entry": (SESSIONS[entry[0]], pytest.approx(price(entry[1]))),
-                       "exit": (exit_[0], SESSIONS[exit_[1]], pytest.approx(price(exit_[2])))}
+        assert got == {
+            "status": "closed",
+            "entry": (SESSIONS[entry[0]], pytest.approx(price(entry[1]))),
+            "exit": (exit_[0], SESSIONS[exit_[1]], pytest.approx(price(exit_[2]))),
+        }
     assert got == replayed(order, bars, len(bars))
 
 
@@ -172,7 +232,10 @@ def test_process_session_is_idempotent(engine, broker):
     broker.place_bracket(bracket())
     first = broker.process_session(SESSIONS[1])
     assert (first["sessions"], first["entries"], first["already_processed"]) == (
-        [SESSIONS[1]], 1, False)
+        [SESSIONS[1]],
+        1,
+        False,
+    )
     assert first["cash"] == pytest.approx(100_000 - 100 * 99.5)
     state = (broker.fills("R1"), broker.account())
     again = broker.process_session(SESSIONS[1])
@@ -217,8 +280,9 @@ def test_position_expires_at_the_last_close_when_the_ticker_stops_trading(engine
     broker.place_bracket(bracket())
     run_days(broker, 6)
     assert outcome(broker, engine)["exit"] == ("expiry", SESSIONS[2], pytest.approx(101.5))
-    assert outcome(broker, engine) == replayed(bracket(), [(99.5, 101, 99, 100.5),
-                                                           (100.5, 102, 99, 101.5)], 6)
+    assert outcome(broker, engine) == replayed(
+        bracket(), [(99.5, 101, 99, 100.5), (100.5, 102, 99, 101.5)], 6
+    )
 
 
 def test_rejections_are_answers_and_leave_other_orders_alone(engine, broker):
@@ -234,7 +298,11 @@ def test_rejections_are_answers_and_leave_other_orders_alone(engine, broker):
     assert broker.account().buying_power == pytest.approx(0.0)
     broker.process_session(SESSIONS[1])
     assert {r: status_of(engine, r) for r in ("BIG", "NEW", "MORE", "FITS")} == {
-        "BIG": "filled", "NEW": "rejected", "MORE": "rejected", "FITS": "filled"}
+        "BIG": "filled",
+        "NEW": "rejected",
+        "MORE": "rejected",
+        "FITS": "filled",
+    }
     assert broker.fills("MORE") == broker.fills("NEW") == []
 
 
@@ -292,8 +360,11 @@ def test_modify_stop_on_working_and_open_brackets(engine, broker):
     with pytest.raises(BrokerError, match="closed"):
         broker.modify_stop("R1", 99.0)
     with engine.connect() as conn:
-        changes = conn.execute(text("SELECT old_stop, new_stop, after_session "
-                                    "FROM sim_stop_changes ORDER BY changed_at")).all()
+        changes = conn.execute(
+            text(
+                "SELECT old_stop, new_stop, after_session FROM sim_stop_changes ORDER BY changed_at"
+            )
+        ).all()
     assert [tuple(c) for c in changes] == [(96.0, 97.0, None), (97.0, 100.0, SESSIONS[2])]
 
 
@@ -302,15 +373,19 @@ def test_account_through_a_long_round_trip(engine, broker):
     broker.place_bracket(bracket())
     working = broker.account()
     assert (working.equity, working.buying_power, working.excess_liquidity) == (
-        100_000, 90_000, 100_000)
+        100_000,
+        90_000,
+        100_000,
+    )
     assert (working.open_risk, working.open_positions) == (400, 0)
     broker.process_session(SESSIONS[1])  # bought 100 at 99.50, closed at 100.50
     held = broker.account()
     assert held.equity == pytest.approx(90_050 + 10_050)
     assert held.excess_liquidity == held.buying_power == pytest.approx(90_050)
     assert (held.open_risk, held.open_positions) == (pytest.approx(350), 1)
-    assert [(p.ticker, p.quantity, p.average_price, p.order_ref)
-            for p in broker.positions()] == [("AAA", 100, 99.5, "R1")]
+    assert [(p.ticker, p.quantity, p.average_price, p.order_ref) for p in broker.positions()] == [
+        ("AAA", 100, 99.5, "R1")
+    ]
     broker.process_session(SESSIONS[2])  # sold 100 at the 104 target
     done = broker.account()
     assert done.equity == done.buying_power == done.excess_liquidity == pytest.approx(100_450)
@@ -340,7 +415,11 @@ def test_find_refs_knows_working_filled_closed_and_rejected_orders(engine, broke
     run_days(broker, 2)
     known = broker.find_refs(["CLOSED", "OPEN", "LATER", "REJ", "NEVER"])
     assert {ref: k.state for ref, k in known.items()} == {
-        "CLOSED": "closed", "OPEN": "filled", "LATER": "open", "REJ": "rejected"}
+        "CLOSED": "closed",
+        "OPEN": "filled",
+        "LATER": "open",
+        "REJ": "rejected",
+    }
     assert all(len(k.broker_order_ids) == 3 for k in known.values())
 
 

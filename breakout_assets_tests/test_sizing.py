@@ -26,42 +26,72 @@ from breakout_assets.core.sizing import (
 )
 
 DEFAULT = SizingConfig()
-CAP_NAMES = ("max_position_notional", "max_open_risk", "max_open_positions", "buying_power",
-             "margin_cushion")
+CAP_NAMES = (
+    "max_position_notional",
+    "max_open_risk",
+    "max_open_positions",
+    "buying_power",
+    "margin_cushion",
+)
 # A $100k account on which no cap bites for the hand cases below (entry 10, stop 8: R = $2).
-LOOSE = Account(equity=100_000.0, buying_power=1e9, open_risk=0.0, open_positions=0,
-                excess_liquidity=1e9)
+LOOSE = Account(
+    equity=100_000.0, buying_power=1e9, open_risk=0.0, open_positions=0, excess_liquidity=1e9
+)
 # The caps may overshoot by the documented relative EPS at most (plus float noise).
 TOL = 2 * EPS
 PROPS = settings(max_examples=300, deadline=None)
 
 
-def _size(confidence: float = 0.5, reward_risk: float = 4.0, entry: float = 10.0,
-          stop: float = 8.0, account: Account = LOOSE, config: SizingConfig = DEFAULT,
-          **account_changes: float) -> SizeDecision:
-    return size_position(confidence, reward_risk, entry, stop,
-                         dataclasses.replace(account, **account_changes), config)
+def _size(
+    confidence: float = 0.5,
+    reward_risk: float = 4.0,
+    entry: float = 10.0,
+    stop: float = 8.0,
+    account: Account = LOOSE,
+    config: SizingConfig = DEFAULT,
+    **account_changes: float,
+) -> SizeDecision:
+    return size_position(
+        confidence,
+        reward_risk,
+        entry,
+        stop,
+        dataclasses.replace(account, **account_changes),
+        config,
+    )
 
 
 # --- expected value -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("confidence", "reward_risk", "ev"), [
-    (0.5, 2.0, 0.5),      # 0.5 x 2 - 0.5
-    (0.6, 2.0, 0.8),      # 1.2 - 0.4
-    (0.5, 1.0, 0.0),      # break-even
-    (0.4, 1.0, -0.2),
-    (1.0, 3.0, 3.0),
-    (0.0, 5.0, -1.0),
-    (0.75, 0.0, -0.25),
-    (0.5, 4.0, 1.5),
-])
+
+@pytest.mark.parametrize(
+    ("confidence", "reward_risk", "ev"),
+    [
+        (0.5, 2.0, 0.5),  # 0.5 x 2 - 0.5
+        (0.6, 2.0, 0.8),  # 1.2 - 0.4
+        (0.5, 1.0, 0.0),  # break-even
+        (0.4, 1.0, -0.2),
+        (1.0, 3.0, 3.0),
+        (0.0, 5.0, -1.0),
+        (0.75, 0.0, -0.25),
+        (0.5, 4.0, 1.5),
+    ],
+)
 def test_expected_value_hand_cases(confidence: float, reward_risk: float, ev: float) -> None:
     assert expected_value(confidence, reward_risk) == pytest.approx(ev, abs=1e-12)
 
 
-@pytest.mark.parametrize(("confidence", "reward_risk"), [
-    (-0.01, 2.0), (1.01, 2.0), (math.nan, 2.0), (0.5, -0.1), (0.5, math.inf), (0.5, math.nan),
-])
+@pytest.mark.parametrize(
+    ("confidence", "reward_risk"),
+    [
+        (-0.01, 2.0),
+        (1.01, 2.0),
+        (math.nan, 2.0),
+        (0.5, -0.1),
+        (0.5, math.inf),
+        (0.5, math.nan),
+    ],
+)
 def test_expected_value_rejects_invalid_inputs(confidence: float, reward_risk: float) -> None:
     with pytest.raises(ValueError):
         expected_value(confidence, reward_risk)
@@ -83,42 +113,48 @@ def test_net_expected_value_by_hand_and_a_tier_lost_to_costs() -> None:
 
 
 @PROPS
-@given(confidence=st.floats(0.0, 1.0), reward_risk=st.floats(0.0, 20.0),
-       cost_r=st.floats(0.0, 5.0))
-def test_net_expected_value_never_exceeds_gross(confidence: float, reward_risk: float,
-                                                cost_r: float) -> None:
-    gross, net = expected_value(confidence, reward_risk), expected_value(confidence, reward_risk,
-                                                                         cost_r)
+@given(confidence=st.floats(0.0, 1.0), reward_risk=st.floats(0.0, 20.0), cost_r=st.floats(0.0, 5.0))
+def test_net_expected_value_never_exceeds_gross(
+    confidence: float, reward_risk: float, cost_r: float
+) -> None:
+    gross, net = (
+        expected_value(confidence, reward_risk),
+        expected_value(confidence, reward_risk, cost_r),
+    )
     assert net <= gross + 1e-12
     assert net == pytest.approx(gross - cost_r, abs=1e-9)
     # a tier earned net is never better than the one earned gross
     tiers = [*TIERS, None]
     assert tiers.index(tier_for(confidence, net, DEFAULT)) >= tiers.index(
-        tier_for(confidence, gross, DEFAULT))
+        tier_for(confidence, gross, DEFAULT)
+    )
 
 
 # --- tiers --------------------------------------------------------------------------------------
 
+
 def test_tier_display_names_and_order() -> None:
-    assert [t.value for t in TIERS] == ["ULTRA PREMIUM", "EXCELLENT", "VERY GOOD", "GOOD",
-                                        "DECENT"]
+    assert [t.value for t in TIERS] == ["ULTRA PREMIUM", "EXCELLENT", "VERY GOOD", "GOOD", "DECENT"]
     assert RiskTier.VERY_GOOD.display_name == "VERY GOOD"
 
 
-@pytest.mark.parametrize(("ev", "tier"), [
-    (3.0, RiskTier.ULTRA_PREMIUM),
-    (1.5, RiskTier.ULTRA_PREMIUM),   # exactly at the cut-off
-    (1.4999, RiskTier.EXCELLENT),
-    (1.0, RiskTier.EXCELLENT),
-    (0.9999, RiskTier.VERY_GOOD),
-    (0.6, RiskTier.VERY_GOOD),
-    (0.5999, RiskTier.GOOD),
-    (0.3, RiskTier.GOOD),
-    (0.2999, RiskTier.DECENT),
-    (1e-6, RiskTier.DECENT),
-    (0.0, None),                     # EV <= 0: no trade
-    (-0.5, None),
-])
+@pytest.mark.parametrize(
+    ("ev", "tier"),
+    [
+        (3.0, RiskTier.ULTRA_PREMIUM),
+        (1.5, RiskTier.ULTRA_PREMIUM),  # exactly at the cut-off
+        (1.4999, RiskTier.EXCELLENT),
+        (1.0, RiskTier.EXCELLENT),
+        (0.9999, RiskTier.VERY_GOOD),
+        (0.6, RiskTier.VERY_GOOD),
+        (0.5999, RiskTier.GOOD),
+        (0.3, RiskTier.GOOD),
+        (0.2999, RiskTier.DECENT),
+        (1e-6, RiskTier.DECENT),
+        (0.0, None),  # EV <= 0: no trade
+        (-0.5, None),
+    ],
+)
 def test_tier_cut_offs(ev: float, tier: RiskTier | None) -> None:
     assert tier_for(0.5, ev, DEFAULT) is tier
 
@@ -132,14 +168,17 @@ def test_confidence_gate_boundary() -> None:
     assert tier_for(0.59, 2.0, SizingConfig(confidence_gate=0.6)) is None
 
 
-@pytest.mark.parametrize(("reward_risk", "tier"), [
-    (4.0, RiskTier.ULTRA_PREMIUM),   # EV 1.5
-    (3.0, RiskTier.EXCELLENT),       # EV 1.0
-    (2.2, RiskTier.VERY_GOOD),       # EV 0.6 (0.6000000000000001 in floats)
-    (1.6, RiskTier.GOOD),            # EV 0.3
-    (1.2, RiskTier.DECENT),          # EV 0.1
-    (1.0, None),                     # EV 0
-])
+@pytest.mark.parametrize(
+    ("reward_risk", "tier"),
+    [
+        (4.0, RiskTier.ULTRA_PREMIUM),  # EV 1.5
+        (3.0, RiskTier.EXCELLENT),  # EV 1.0
+        (2.2, RiskTier.VERY_GOOD),  # EV 0.6 (0.6000000000000001 in floats)
+        (1.6, RiskTier.GOOD),  # EV 0.3
+        (1.2, RiskTier.DECENT),  # EV 0.1
+        (1.0, None),  # EV 0
+    ],
+)
 def test_tier_from_computed_ev_at_the_gate(reward_risk: float, tier: RiskTier | None) -> None:
     assert tier_for(0.5, expected_value(0.5, reward_risk), DEFAULT) is tier
 
@@ -155,13 +194,17 @@ def test_tier_boundary_survives_float_noise() -> None:
 
 # --- sizing: hand cases -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("reward_risk", "tier", "shares"), [
-    (4.0, RiskTier.ULTRA_PREMIUM, 1250),  # 2.5% of 100k = 2500 / R 2
-    (3.0, RiskTier.EXCELLENT, 1000),      # 2000 / 2
-    (2.2, RiskTier.VERY_GOOD, 750),       # 1500 / 2
-    (1.6, RiskTier.GOOD, 500),            # 1000 / 2
-    (1.2, RiskTier.DECENT, 250),          # 500 / 2
-])
+
+@pytest.mark.parametrize(
+    ("reward_risk", "tier", "shares"),
+    [
+        (4.0, RiskTier.ULTRA_PREMIUM, 1250),  # 2.5% of 100k = 2500 / R 2
+        (3.0, RiskTier.EXCELLENT, 1000),  # 2000 / 2
+        (2.2, RiskTier.VERY_GOOD, 750),  # 1500 / 2
+        (1.6, RiskTier.GOOD, 500),  # 1000 / 2
+        (1.2, RiskTier.DECENT, 250),  # 500 / 2
+    ],
+)
 def test_size_per_tier_without_caps(reward_risk: float, tier: RiskTier, shares: int) -> None:
     d = _size(reward_risk=reward_risk)
     assert (d.shares, d.tier, d.capped_by) == (shares, tier, ())
@@ -251,19 +294,33 @@ def test_budget_under_one_share() -> None:
     assert d.reason.startswith("no trade") and "under one share" in d.reason
 
 
-@pytest.mark.parametrize(("confidence", "reward_risk", "word"), [
-    (0.49, 10.0, "gate"), (0.5, 1.0, "EV"), (0.9, 0.05, "EV"),
-])
-def test_no_trade_below_gate_or_without_edge(confidence: float, reward_risk: float,
-                                             word: str) -> None:
+@pytest.mark.parametrize(
+    ("confidence", "reward_risk", "word"),
+    [
+        (0.49, 10.0, "gate"),
+        (0.5, 1.0, "EV"),
+        (0.9, 0.05, "EV"),
+    ],
+)
+def test_no_trade_below_gate_or_without_edge(
+    confidence: float, reward_risk: float, word: str
+) -> None:
     d = _size(confidence=confidence, reward_risk=reward_risk)
     assert d == SizeDecision(0, None, 0.0, 0.0, (), d.reason)
     assert d.reason.startswith("no trade") and word in d.reason
 
 
-@pytest.mark.parametrize(("entry", "stop"), [
-    (10.0, 10.0), (math.nan, 9.0), (10.0, math.inf), (0.0, 1.0), (-5.0, -6.0), (10.0, 0.0),
-])
+@pytest.mark.parametrize(
+    ("entry", "stop"),
+    [
+        (10.0, 10.0),
+        (math.nan, 9.0),
+        (10.0, math.inf),
+        (0.0, 1.0),
+        (-5.0, -6.0),
+        (10.0, 0.0),
+    ],
+)
 def test_size_rejects_invalid_prices(entry: float, stop: float) -> None:
     with pytest.raises(ValueError):
         _size(entry=entry, stop=stop)
@@ -274,17 +331,26 @@ def test_size_rejects_invalid_confidence() -> None:
         _size(confidence=1.5)
 
 
-@pytest.mark.parametrize("changes", [
-    {"equity": 0.0}, {"equity": -1.0}, {"equity": math.nan}, {"equity": math.inf},
-    {"buying_power": -1.0}, {"open_risk": -1.0}, {"open_positions": -1},
-    {"excess_liquidity": math.nan},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"equity": 0.0},
+        {"equity": -1.0},
+        {"equity": math.nan},
+        {"equity": math.inf},
+        {"buying_power": -1.0},
+        {"open_risk": -1.0},
+        {"open_positions": -1},
+        {"excess_liquidity": math.nan},
+    ],
+)
 def test_account_rejects_invalid_values(changes: dict) -> None:
     with pytest.raises(ValueError):
         dataclasses.replace(LOOSE, **changes)
 
 
 # --- config -------------------------------------------------------------------------------------
+
 
 def test_config_defaults_are_documented() -> None:
     assert [DEFAULT.cutoff(t) for t in TIERS] == [1.5, 1.0, 0.6, 0.3, 0.0]
@@ -294,20 +360,23 @@ def test_config_defaults_are_documented() -> None:
         assert field.description, name
 
 
-@pytest.mark.parametrize("changes", [
-    {"ev_excellent": 1.5},                 # equal to ULTRA PREMIUM's: not strictly decreasing
-    {"ev_good": 0.7},                      # above VERY GOOD's
-    {"ev_decent": 0.3},                    # equal to GOOD's
-    {"ev_decent": -0.1},                   # a negative-EV tier
-    {"risk_good": 0.02},                   # GOOD would risk more than VERY GOOD
-    {"risk_decent": 0.0},
-    {"confidence_gate": 1.5},
-    {"max_open_positions": 0},
-    {"margin_requirement": 0.0},
-    {"margin_cushion_min": 1.0},
-    {"max_position_notional_pct": 0.0},
-    {"unknown_setting": 1},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ev_excellent": 1.5},  # equal to ULTRA PREMIUM's: not strictly decreasing
+        {"ev_good": 0.7},  # above VERY GOOD's
+        {"ev_decent": 0.3},  # equal to GOOD's
+        {"ev_decent": -0.1},  # a negative-EV tier
+        {"risk_good": 0.02},  # GOOD would risk more than VERY GOOD
+        {"risk_decent": 0.0},
+        {"confidence_gate": 1.5},
+        {"max_open_positions": 0},
+        {"margin_requirement": 0.0},
+        {"margin_cushion_min": 1.0},
+        {"max_position_notional_pct": 0.0},
+        {"unknown_setting": 1},
+    ],
+)
 def test_config_validation(changes: dict) -> None:
     with pytest.raises(ValidationError):
         SizingConfig(**changes)
@@ -321,6 +390,7 @@ def test_config_equal_risk_fractions_allowed_and_frozen() -> None:
 
 # --- properties ---------------------------------------------------------------------------------
 
+
 @st.composite
 def configs(draw: st.DrawFn) -> SizingConfig:
     decent = draw(st.floats(0.0, 0.2))
@@ -330,8 +400,8 @@ def configs(draw: st.DrawFn) -> SizingConfig:
     names = [t.name.lower() for t in TIERS]
     return SizingConfig(
         confidence_gate=draw(st.floats(0.3, 0.7)),
-        **{f"ev_{n}": c for n, c in zip(names, cuts)},
-        **{f"risk_{n}": r for n, r in zip(names, risks)},
+        **{f"ev_{n}": c for n, c in zip(names, cuts, strict=True)},
+        **{f"risk_{n}": r for n, r in zip(names, risks, strict=True)},
         max_position_notional_pct=draw(st.floats(0.01, 1.0)),
         max_open_risk_pct=draw(st.floats(0.005, 0.2)),
         max_open_positions=draw(st.integers(1, 20)),
@@ -364,11 +434,20 @@ def _within(value: float, limit: float) -> bool:
 
 
 @PROPS
-@given(confidence=st.floats(0.0, 1.0), reward_risk=st.floats(0.0, 6.0), price=prices(),
-       account=accounts(), config=configs())
-def test_size_never_breaks_a_cap(confidence: float, reward_risk: float,
-                                 price: tuple[float, float], account: Account,
-                                 config: SizingConfig) -> None:
+@given(
+    confidence=st.floats(0.0, 1.0),
+    reward_risk=st.floats(0.0, 6.0),
+    price=prices(),
+    account=accounts(),
+    config=configs(),
+)
+def test_size_never_breaks_a_cap(
+    confidence: float,
+    reward_risk: float,
+    price: tuple[float, float],
+    account: Account,
+    config: SizingConfig,
+) -> None:
     entry, stop = price
     risk = abs(entry - stop)
     d = size_position(confidence, reward_risk, entry, stop, account, config)
@@ -388,16 +467,27 @@ def test_size_never_breaks_a_cap(confidence: float, reward_risk: float,
     assert _within(account.open_risk + d.risk_dollars, config.max_open_risk_pct * eq)
     assert account.open_positions < config.max_open_positions
     assert _within(d.notional, account.buying_power)
-    assert _within(d.notional * config.margin_requirement,
-                   account.excess_liquidity - config.margin_cushion_min * eq)
+    assert _within(
+        d.notional * config.margin_requirement,
+        account.excess_liquidity - config.margin_cushion_min * eq,
+    )
 
 
 @PROPS
-@given(confidence=st.floats(0.0, 1.0), reward_risk=st.floats(0.0, 6.0), price=prices(),
-       account=accounts(), config=configs())
-def test_size_is_the_largest_that_fits(confidence: float, reward_risk: float,
-                                       price: tuple[float, float], account: Account,
-                                       config: SizingConfig) -> None:
+@given(
+    confidence=st.floats(0.0, 1.0),
+    reward_risk=st.floats(0.0, 6.0),
+    price=prices(),
+    account=accounts(),
+    config=configs(),
+)
+def test_size_is_the_largest_that_fits(
+    confidence: float,
+    reward_risk: float,
+    price: tuple[float, float],
+    account: Account,
+    config: SizingConfig,
+) -> None:
     """One more share would exceed the risk budget or break a cap (no size left on the table)."""
     entry, stop = price
     d = size_position(confidence, reward_risk, entry, stop, account, config)
@@ -408,28 +498,41 @@ def test_size_is_the_largest_that_fits(confidence: float, reward_risk: float,
     def over(value: float, limit: float) -> bool:
         return value > limit - TOL * abs(limit) - 1e-9
 
-    assert (over(n * risk, eq * config.risk_fraction(d.tier))
-            or over(n * entry, config.max_position_notional_pct * eq)
-            or over(account.open_risk + n * risk, config.max_open_risk_pct * eq)
-            or account.open_positions >= config.max_open_positions
-            or over(n * entry, account.buying_power)
-            or over(n * entry * config.margin_requirement,
-                    account.excess_liquidity - config.margin_cushion_min * eq))
+    assert (
+        over(n * risk, eq * config.risk_fraction(d.tier))
+        or over(n * entry, config.max_position_notional_pct * eq)
+        or over(account.open_risk + n * risk, config.max_open_risk_pct * eq)
+        or account.open_positions >= config.max_open_positions
+        or over(n * entry, account.buying_power)
+        or over(
+            n * entry * config.margin_requirement,
+            account.excess_liquidity - config.margin_cushion_min * eq,
+        )
+    )
 
 
 @PROPS
-@given(confidence=st.floats(0.0, 1.0), reward_risk=st.floats(0.0, 6.0), price=prices(),
-       account=accounts(), config=configs())
-def test_no_trade_below_gate_or_at_non_positive_ev(confidence: float, reward_risk: float,
-                                                   price: tuple[float, float],
-                                                   account: Account,
-                                                   config: SizingConfig) -> None:
+@given(
+    confidence=st.floats(0.0, 1.0),
+    reward_risk=st.floats(0.0, 6.0),
+    price=prices(),
+    account=accounts(),
+    config=configs(),
+)
+def test_no_trade_below_gate_or_at_non_positive_ev(
+    confidence: float,
+    reward_risk: float,
+    price: tuple[float, float],
+    account: Account,
+    config: SizingConfig,
+) -> None:
     gated = confidence * config.confidence_gate * 0.999  # strictly below the gate
     d = size_position(gated, reward_risk, *price, account, config)
     assert (d.shares, d.tier, d.risk_dollars, d.notional, d.capped_by) == (0, None, 0.0, 0.0, ())
     # R:R at most break-even for this confidence: EV = (1 - c) x (fraction - 1) <= 0.
-    no_edge = ((1.0 - confidence) / confidence * min(reward_risk, 1.0)
-               if confidence > 1e-6 else 0.0)  # (tiny c would overflow to inf x 0 = nan)
+    no_edge = (
+        (1.0 - confidence) / confidence * min(reward_risk, 1.0) if confidence > 1e-6 else 0.0
+    )  # (tiny c would overflow to inf x 0 = nan)
     assert expected_value(confidence, no_edge) <= 1e-12
     d = size_position(confidence, no_edge, *price, account, config)
     assert (d.shares, d.tier, d.risk_dollars, d.notional, d.capped_by) == (0, None, 0.0, 0.0, ())
@@ -437,27 +540,48 @@ def test_no_trade_below_gate_or_at_non_positive_ev(confidence: float, reward_ris
 
 # Caps that never bind, so the tier ladder shows uncut. The notional cap is set past the 1.0
 # (the whole account) a setting may hold: model_copy does not validate.
-LOOSE_CAPS = SizingConfig(max_open_risk_pct=1.0, max_open_positions=10**6,
-                          margin_cushion_min=0.0).model_copy(
-    update={"max_position_notional_pct": 1e6})
+LOOSE_CAPS = SizingConfig(
+    max_open_risk_pct=1.0, max_open_positions=10**6, margin_cushion_min=0.0
+).model_copy(update={"max_position_notional_pct": 1e6})
 
 
 @PROPS
-@given(c1=st.floats(0.0, 1.0), c2=st.floats(0.0, 1.0), reward_risk=st.floats(0.0, 6.0),
-       price=prices(), equity=st.floats(1e3, 1e7), config=configs(), caps_loose=st.booleans(),
-       account=accounts())
-def test_size_never_shrinks_as_the_tier_improves(c1: float, c2: float, reward_risk: float,
-                                                 price: tuple[float, float], equity: float,
-                                                 config: SizingConfig, caps_loose: bool,
-                                                 account: Account) -> None:
+@given(
+    c1=st.floats(0.0, 1.0),
+    c2=st.floats(0.0, 1.0),
+    reward_risk=st.floats(0.0, 6.0),
+    price=prices(),
+    equity=st.floats(1e3, 1e7),
+    config=configs(),
+    caps_loose=st.booleans(),
+    account=accounts(),
+)
+def test_size_never_shrinks_as_the_tier_improves(
+    c1: float,
+    c2: float,
+    reward_risk: float,
+    price: tuple[float, float],
+    equity: float,
+    config: SizingConfig,
+    caps_loose: bool,
+    account: Account,
+) -> None:
     """Higher confidence at a fixed R:R is a better (or equal) tier and never fewer shares."""
     low, high = sorted((c1, c2))
     if caps_loose:
-        account = Account(equity=equity, buying_power=1e15, open_risk=0.0, open_positions=0,
-                          excess_liquidity=1e15)
-        config = config.model_copy(update=LOOSE_CAPS.model_dump(include={
-            "max_position_notional_pct", "max_open_risk_pct", "max_open_positions",
-            "margin_cushion_min"}))
+        account = Account(
+            equity=equity, buying_power=1e15, open_risk=0.0, open_positions=0, excess_liquidity=1e15
+        )
+        config = config.model_copy(
+            update=LOOSE_CAPS.model_dump(
+                include={
+                    "max_position_notional_pct",
+                    "max_open_risk_pct",
+                    "max_open_positions",
+                    "margin_cushion_min",
+                }
+            )
+        )
     a = size_position(low, reward_risk, *price, account, config)
     b = size_position(high, reward_risk, *price, account, config)
     rank = {t: i for i, t in enumerate(TIERS)}
@@ -470,10 +594,12 @@ def test_size_never_shrinks_as_the_tier_improves(c1: float, c2: float, reward_ri
 
 @settings(max_examples=100, deadline=None)
 @given(price=prices(), equity=st.floats(1e3, 1e7))
-def test_shares_follow_the_tier_ladder_when_caps_are_loose(price: tuple[float, float],
-                                                           equity: float) -> None:
-    account = Account(equity=equity, buying_power=1e15, open_risk=0.0, open_positions=0,
-                      excess_liquidity=1e15)
+def test_shares_follow_the_tier_ladder_when_caps_are_loose(
+    price: tuple[float, float], equity: float
+) -> None:
+    account = Account(
+        equity=equity, buying_power=1e15, open_risk=0.0, open_positions=0, excess_liquidity=1e15
+    )
     # At confidence 0.5, R:R 4 / 3 / 2.2 / 1.6 / 1.2 walk down the default tiers.
     sizes = [size_position(0.5, rr, *price, account, LOOSE_CAPS) for rr in (4, 3, 2.2, 1.6, 1.2)]
     assert [d.tier for d in sizes] == list(TIERS)

@@ -45,15 +45,21 @@ def live(pg_server, tmp_path):
     settings = load_settings(database_url=url, dry_run=False, kill_switch_path=tmp_path / "K")
     broker = build_resources(settings)["broker"].build()
     from datetime import date
-    broker.place_bracket(BracketOrder(REF, "TEST", "long", 100, 100.0, 96.0, 104.0,
-                                      date(2024, 1, 2)))
+
+    broker.place_bracket(
+        BracketOrder(REF, "TEST", "long", 100, 100.0, 96.0, 104.0, date(2024, 1, 2))
+    )
     return settings
 
 
 def manage(settings, session):
     [asset] = [a for a in build_assets(settings) if a.key.to_user_string() == "stop_updates"]
-    return materialize([asset], resources=build_resources(settings), partition_key=session,
-                       instance=helpers.DEFAULT_INSTANCE)
+    return materialize(
+        [asset],
+        resources=build_resources(settings),
+        partition_key=session,
+        instance=helpers.DEFAULT_INSTANCE,
+    )
 
 
 def _sim(settings, sql):
@@ -66,7 +72,8 @@ def test_breakeven_then_add_on_reach_the_simulated_bracket_and_reruns_change_not
     manage(live, "2024-01-04")
     updates = _sim(live, UPDATES)
     assert updates[["action", "old_stop", "new_stop", "status"]].values.tolist() == [
-        ["breakeven", 96.0, 100.0, "applied"]]
+        ["breakeven", 96.0, 100.0, "applied"]
+    ]
     assert _sim(live, f"SELECT stop FROM sim_orders WHERE order_ref = '{REF}'")["stop"][0] == 100.0
     manage(live, "2024-01-05")
     updates = _sim(live, UPDATES)
@@ -76,14 +83,19 @@ def test_breakeven_then_add_on_reach_the_simulated_bracket_and_reruns_change_not
     assert len(added) == 1 and added["quantity"][0] == add_on.new_quantity - 100
     tp = updates[updates["action"] == "take_profit"]
     assert len(tp) == 1 and tp["new_take_profit"].iloc[0] == 108.0
-    assert _sim(live, f"SELECT take_profit FROM sim_orders WHERE order_ref = '{REF}'"
-                )["take_profit"][0] == 108.0
+    assert (
+        _sim(live, f"SELECT take_profit FROM sim_orders WHERE order_ref = '{REF}'")["take_profit"][
+            0
+        ]
+        == 108.0
+    )
     before = (_sim(live, UPDATES), _sim(live, "SELECT * FROM sim_orders ORDER BY order_ref"))
     manage(live, "2024-01-05")  # a re-run changes nothing
     after = (_sim(live, UPDATES), _sim(live, "SELECT * FROM sim_orders ORDER BY order_ref"))
     for b, a in zip(before, after, strict=True):
         assert b.drop(columns=["recorded_at", "updated_at"], errors="ignore").equals(
-            a.drop(columns=["recorded_at", "updated_at"], errors="ignore"))
+            a.drop(columns=["recorded_at", "updated_at"], errors="ignore")
+        )
 
 
 def test_dry_run_records_and_touches_nothing(live):

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from breakout_assets.core.bars import BAR_COLUMNS, HOURLY_COLUMNS, REFERENCE_COLUMNS
 from breakout_assets.core.sectors import sector_etf
-from breakout_assets.simulation import INDEX_TICKERS, PLANT_COLUMNS, SECTORS, SyntheticMarket
 from breakout_assets.resources.market_data.base import MarketDataError, MissingDataError
 from breakout_assets.resources.market_data.synthetic import SyntheticSource
+from breakout_assets.simulation import INDEX_TICKERS, PLANT_COLUMNS, SECTORS, SyntheticMarket
 
 ORIGIN = date(2015, 1, 2)
 SEED = 11
@@ -67,8 +67,9 @@ def test_daily_bars_follow_the_contract(bars: pd.DataFrame) -> None:
     assert bars["ticker"].str.fullmatch(r"SYN\d{5}").all()
 
 
-def test_sessions_are_exactly_the_nyse_sessions(source: SyntheticSource,
-                                                bars: pd.DataFrame) -> None:
+def test_sessions_are_exactly_the_nyse_sessions(
+    source: SyntheticSource, bars: pd.DataFrame
+) -> None:
     expected = xcals.get_calendar("XNYS").sessions_in_range(START, END)
     assert source.market.sessions(START, END).equals(expected)
     assert pd.DatetimeIndex(bars["session"].unique()).equals(expected)
@@ -132,8 +133,9 @@ def test_bars_look_like_a_market(bars: pd.DataFrame) -> None:
 # --- planted setups --------------------------------------------------------------------------
 
 
-def test_planted_setups_are_frequent_and_on_both_sides(planted: pd.DataFrame,
-                                                       sessions: pd.DatetimeIndex) -> None:
+def test_planted_setups_are_frequent_and_on_both_sides(
+    planted: pd.DataFrame, sessions: pd.DatetimeIndex
+) -> None:
     assert tuple(planted.columns) == PLANT_COLUMNS
     assert set(planted["side"]) == {"long", "short"}
     per_ticker_year = len(planted) / N_TICKERS / (len(sessions) / 252)
@@ -148,7 +150,7 @@ def test_planted_geometry_matches_the_bars(planted: pd.DataFrame, bars: pd.DataF
     by_ticker = {t: g.set_index("session") for t, g in bars.groupby("ticker")}
     for p in planted.itertuples():
         b = by_ticker[p.ticker]
-        rally, consol = b.loc[p.rally_start:p.rally_end], b.loc[p.consol_start:p.consol_end]
+        rally, consol = b.loc[p.rally_start : p.rally_end], b.loc[p.consol_start : p.consol_end]
         breakout = b.loc[p.breakout_session]
         assert b.index.get_loc(p.consol_start) == b.index.get_loc(p.rally_end) + 1
         assert b.index.get_loc(p.breakout_session) == b.index.get_loc(p.consol_end) + 1
@@ -178,8 +180,9 @@ def test_planted_geometry_matches_the_bars(planted: pd.DataFrame, bars: pd.DataF
             assert (p.consol_low - p.entry) / p.entry > 0.005
 
 
-def test_planted_setups_do_not_depend_on_the_range_asked(source: SyntheticSource,
-                                                         planted: pd.DataFrame) -> None:
+def test_planted_setups_do_not_depend_on_the_range_asked(
+    source: SyntheticSource, planted: pd.DataFrame
+) -> None:
     part = source.planted_setups(date(2015, 9, 1), date(2015, 12, 31))
     inside = planted[planted["breakout_session"].between("2015-09-01", "2015-12-31")]
     pd.testing.assert_frame_equal(part, inside.reset_index(drop=True))
@@ -189,8 +192,9 @@ def test_planted_setups_do_not_depend_on_the_range_asked(source: SyntheticSource
 # --- index series, reference, hourly ---------------------------------------------------------
 
 
-def test_index_series_for_every_session(source: SyntheticSource, sessions: pd.DatetimeIndex,
-                                        bars: pd.DataFrame) -> None:
+def test_index_series_for_every_session(
+    source: SyntheticSource, sessions: pd.DatetimeIndex, bars: pd.DataFrame
+) -> None:
     index = source.index_bars(sessions, INDEX_TICKERS)
     assert tuple(index.columns) == BAR_COLUMNS
     assert len(index) == len(sessions) * len(INDEX_TICKERS)
@@ -231,10 +235,15 @@ def test_hourly_bars_add_up_to_the_daily_bars(source: SyntheticSource, bars: pd.
         assert not hourly["is_extended_hours"].any()
         _assert_ohlc(hourly)
         day = hourly.groupby(hourly["ts"].dt.tz_localize(None).dt.normalize())
-        rebuilt = pd.DataFrame({
-            "open": day["open"].first(), "high": day["high"].max(), "low": day["low"].min(),
-            "close": day["close"].last(), "volume": day["volume"].sum(),
-        })
+        rebuilt = pd.DataFrame(
+            {
+                "open": day["open"].first(),
+                "high": day["high"].max(),
+                "low": day["low"].min(),
+                "close": day["close"].last(),
+                "volume": day["volume"].sum(),
+            }
+        )
         daily = bars[(bars["ticker"] == ticker) & bars["session"].between(str(start), str(end))]
         expected = daily.set_index("session")[rebuilt.columns]
         pd.testing.assert_frame_equal(rebuilt, expected, check_names=False)
@@ -261,10 +270,11 @@ def test_hourly_bars_add_up_to_the_daily_bars(source: SyntheticSource, bars: pd.
     first=st.integers(0, 900),
     length=st.integers(1, 60),
 )
-def test_bars_are_well_formed_for_any_market_and_window(seed: int, n_tickers: int, first: int,
-                                                        length: int) -> None:
+def test_bars_are_well_formed_for_any_market_and_window(
+    seed: int, n_tickers: int, first: int, length: int
+) -> None:
     market = SyntheticMarket(n_tickers, seed, ORIGIN)
-    days = market.sessions(ORIGIN, date(2030, 1, 1))[first:first + length]
+    days = market.sessions(ORIGIN, date(2030, 1, 1))[first : first + length]
     frame = market.daily_bars(days)
     assert len(frame) == n_tickers * len(days)
     _assert_ohlc(frame)

@@ -18,8 +18,17 @@ from hypothesis import strategies as st
 
 from breakout_assets.core.outcomes import BarPaths, OutcomeConfig, Status, replay
 from breakout_assets.core.trade_management import (
-    ALL_RULES, Action, Bar, ManagedPosition, ManagementConfig, OpposingRules, apply,
-    bars_from_arrays, dollar_risk, manage, replay_managed,
+    ALL_RULES,
+    Action,
+    Bar,
+    ManagedPosition,
+    ManagementConfig,
+    OpposingRules,
+    apply,
+    bars_from_arrays,
+    dollar_risk,
+    manage,
+    replay_managed,
 )
 
 CENTRE = 200.0
@@ -28,10 +37,21 @@ ONE_R_TP = ManagementConfig(opposing=OpposingRules(take_profit_r=1.0))  # the 1 
 
 
 def primary(side: str = "long", **kw) -> ManagedPosition:
-    base = dict(order_ref="BRK-X", book="primary", side="long", fill_price=100.0, fill_session=1,
-                quantity=100, original_stop=96.0, stop=96.0, take_profit=104.0,
-                planned_risk=4.0, original_dollar_risk=400.0, signal_entry=100.0,
-                targets=(104.0, 106.0, 108.0))
+    base = dict(
+        order_ref="BRK-X",
+        book="primary",
+        side="long",
+        fill_price=100.0,
+        fill_session=1,
+        quantity=100,
+        original_stop=96.0,
+        stop=96.0,
+        take_profit=104.0,
+        planned_risk=4.0,
+        original_dollar_risk=400.0,
+        signal_entry=100.0,
+        targets=(104.0, 106.0, 108.0),
+    )
     base.update(kw)
     return mirror_position(ManagedPosition(**base)) if side == "short" else ManagedPosition(**base)
 
@@ -39,10 +59,21 @@ def primary(side: str = "long", **kw) -> ManagedPosition:
 def opposing(side: str = "short", **kw) -> ManagedPosition:
     """The fade of the long primary: short at 103 (75% of the way to 104), stop at the 50% line
     104 (R = 1), bracket take-profit at the primary's stop 96; E = 100 is 3 R in our favour."""
-    base = dict(order_ref="OPP-X", book="opposing", side="short", fill_price=103.0,
-                fill_session=1, quantity=100, original_stop=104.0, stop=104.0, take_profit=96.0,
-                planned_risk=1.0, original_dollar_risk=100.0, signal_entry=100.0,
-                targets=(104.0, 106.0, 108.0))
+    base = dict(
+        order_ref="OPP-X",
+        book="opposing",
+        side="short",
+        fill_price=103.0,
+        fill_session=1,
+        quantity=100,
+        original_stop=104.0,
+        stop=104.0,
+        take_profit=96.0,
+        planned_risk=1.0,
+        original_dollar_risk=100.0,
+        signal_entry=100.0,
+        targets=(104.0, 106.0, 108.0),
+    )
     base.update(kw)
     return mirror_position(ManagedPosition(**base)) if side == "long" else ManagedPosition(**base)
 
@@ -50,10 +81,23 @@ def opposing(side: str = "short", **kw) -> ManagedPosition:
 def mirror_position(p: ManagedPosition) -> ManagedPosition:
     m = lambda x: CENTRE - x  # noqa: E731
     return ManagedPosition(
-        p.order_ref, p.book, "short" if p.side == "long" else "long", m(p.fill_price),
-        p.fill_session, p.quantity, m(p.original_stop), m(p.stop), m(p.take_profit),
-        p.planned_risk, p.original_dollar_risk, m(p.signal_entry),
-        tuple(m(t) for t in p.targets), p.add_on_done, p.breakeven_done, m(p.average_price))
+        p.order_ref,
+        p.book,
+        "short" if p.side == "long" else "long",
+        m(p.fill_price),
+        p.fill_session,
+        p.quantity,
+        m(p.original_stop),
+        m(p.stop),
+        m(p.take_profit),
+        p.planned_risk,
+        p.original_dollar_risk,
+        m(p.signal_entry),
+        tuple(m(t) for t in p.targets),
+        p.add_on_done,
+        p.breakeven_done,
+        m(p.average_price),
+    )
 
 
 def mk_bars(rows: list[tuple], side: str = "long", first: int = 1) -> list[Bar]:
@@ -77,14 +121,18 @@ SIDES = pytest.mark.parametrize("side", ["long", "short"])
 
 # --- breakeven ---------------------------------------------------------------------------------
 
+
 @SIDES
 def test_breakeven_exactly_at_half_r(side):
     bars = mk_bars([(100, 101, 99.5, 100.5), (100.5, 102, 100, 101)], side)
     pos = primary(side)
     assert manage(pos, bars, 1, CONFIG) == []
     (a,) = manage(pos, bars, 2, CONFIG)
-    assert (a.action, a.old_stop, a.new_stop) == ("breakeven", mirrored(96, side),
-                                                  mirrored(100, side))
+    assert (a.action, a.old_stop, a.new_stop) == (
+        "breakeven",
+        mirrored(96, side),
+        mirrored(100, side),
+    )
     assert "+0.5R" in a.reason and a.new_quantity == a.old_quantity == 100
     after = apply(pos, [a])
     assert after.breakeven_done and after.stop == mirrored(100, side)
@@ -122,9 +170,10 @@ def test_add_on_on_day_two_when_the_move_holds(side):
     assert (add.old_quantity, add.new_quantity, add.price) == (100, 136, mirrored(101.5, side))
     assert "floor" in add.reason
     assert trail.new_stop == mirrored(99.5, side)  # low of sessions 2-3
-    assert (tp.old_take_profit, tp.new_take_profit) == (mirrored(104, side),
-                                                        mirrored(108 if side == "long" else 106,
-                                                                 side))
+    assert (tp.old_take_profit, tp.new_take_profit) == (
+        mirrored(104, side),
+        mirrored(108 if side == "long" else 106, side),
+    )
     after = apply(pos, actions)
     assert after.quantity == 136 and after.add_on_done
     assert after.average_price == pytest.approx(mirrored((100 * 100 + 36 * 101.5) / 136, side))
@@ -225,6 +274,7 @@ def test_rejects_unknown_rules_and_a_wrong_fill_bar():
 
 # --- expiry ------------------------------------------------------------------------------------
 
+
 @SIDES
 def test_expiry_at_the_holding_limit_and_only_that(side):
     cfg = ManagementConfig(outcomes=OutcomeConfig(max_holding_sessions=3))
@@ -258,7 +308,10 @@ def test_opposing_breakeven_trail_and_take_profit(side):
     bars = obars([(103, 103.3, 102.6, 102.8), (102.8, 103.0, 102.4, 102.7)], side)
     (tp,) = manage(pos, bars, 1, ONE_R_TP)
     assert (tp.action, tp.old_take_profit, tp.new_take_profit) == (
-        "take_profit", omirror(96, side), omirror(102, side))
+        "take_profit",
+        omirror(96, side),
+        omirror(102, side),
+    )
     pos = apply(pos, [tp])
     # low 102.4 is +0.6R: breakeven at 103, then the trail 1/3 R behind the best price
     be, trail = manage(pos, bars, 2, ONE_R_TP)
@@ -303,14 +356,17 @@ def test_opposing_one_r_take_profit_closes_before_the_signal_entry():
 
 # --- replay ------------------------------------------------------------------------------------
 
+
 @SIDES
 def test_replay_compares_rules(side):
-    rows = [*HOLDS, (101.5, 103, 101, 102.5), (102.5, 104.5, 102, 104.2),
-            (104, 108.5, 103.5, 108)]
+    rows = [*HOLDS, (101.5, 103, 101, 102.5), (102.5, 104.5, 102, 104.2), (104, 108.5, 103.5, 108)]
     bars = mk_bars(rows, side)
     static = replay_managed(primary(side), bars, CONFIG, rules=())
     assert (static.exit_session, static.exit_price, static.r_multiple) == (
-        5, mirrored(104, side), 1.0)
+        5,
+        mirrored(104, side),
+        1.0,
+    )
     full = replay_managed(primary(side), bars, CONFIG)
     assert kinds(full.actions)[:3] == ["add_on", "trail", "take_profit"]
     if side == "long":  # the 108 target takes all 136 shares
@@ -342,8 +398,9 @@ def walk_rows(draw):
     for _ in range(draw(st.integers(1, 12))):
         o = close + draw(st.integers(-6, 6)) / 4
         c = o + draw(st.integers(-8, 8)) / 4
-        rows.append((o, max(o, c) + draw(st.integers(0, 4)) / 4,
-                     min(o, c) - draw(st.integers(0, 4)) / 4, c))
+        rows.append(
+            (o, max(o, c) + draw(st.integers(0, 4)) / 4, min(o, c) - draw(st.integers(0, 4)) / 4, c)
+        )
         close = c
     return rows
 
@@ -352,25 +409,41 @@ def _position(book: str, fill: float, flip: bool) -> ManagedPosition:
     """A primary long / opposing short filled at `fill` with the standard geometry around it
     (mirrored when `flip`)."""
     if book == "primary":
-        pos = primary(fill_price=fill, original_stop=fill - 4, stop=fill - 4,
-                      take_profit=fill + 4, signal_entry=fill,
-                      targets=(fill + 4, fill + 6, fill + 8))
+        pos = primary(
+            fill_price=fill,
+            original_stop=fill - 4,
+            stop=fill - 4,
+            take_profit=fill + 4,
+            signal_entry=fill,
+            targets=(fill + 4, fill + 6, fill + 8),
+        )
     else:
-        pos = opposing(fill_price=fill, original_stop=fill + 1, stop=fill + 1,
-                       take_profit=fill - 7, signal_entry=fill - 3,
-                       targets=(fill + 1, fill + 3, fill + 5))
+        pos = opposing(
+            fill_price=fill,
+            original_stop=fill + 1,
+            stop=fill + 1,
+            take_profit=fill - 7,
+            signal_entry=fill - 3,
+            targets=(fill + 1, fill + 3, fill + 5),
+        )
     return mirror_position(pos) if flip else pos
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=walk_rows(), book=st.sampled_from(["primary", "opposing"]), flip=st.booleans(),
-       holding=st.integers(1, 8), rules=st.sets(st.sampled_from(sorted(ALL_RULES))),
-       tp_r=st.sampled_from([None, 1.0, 4.0]))
+@given(
+    rows=walk_rows(),
+    book=st.sampled_from(["primary", "opposing"]),
+    flip=st.booleans(),
+    holding=st.integers(1, 8),
+    rules=st.sets(st.sampled_from(sorted(ALL_RULES))),
+    tp_r=st.sampled_from([None, 1.0, 4.0]),
+)
 def test_management_invariants(rows, book, flip, holding, rules, tp_r):
     bars = mk_bars(rows, "short" if flip else "long")
     pos = _position(book, rows[0][0], flip)
-    cfg = ManagementConfig(outcomes=OutcomeConfig(max_holding_sessions=holding),
-                           opposing=dict(take_profit_r=tp_r))
+    cfg = ManagementConfig(
+        outcomes=OutcomeConfig(max_holding_sessions=holding), opposing=dict(take_profit_r=tp_r)
+    )
     result = replay_managed(pos, bars, cfg, rules)
     s, state = pos.sign, pos
     for a in result.actions:
@@ -386,28 +459,50 @@ def test_management_invariants(rows, book, flip, holding, rules, tp_r):
     for k, bar in enumerate(bars):
         if result.exit_session is not None and bar.session >= result.exit_session:
             break
-        actions = manage(state, bars[:k + 1], bar.session, cfg, rules)
+        actions = manage(state, bars[: k + 1], bar.session, cfg, rules)
         state = apply(state, actions)
-        assert manage(state, bars[:k + 1], bar.session, cfg, rules) == []
+        assert manage(state, bars[: k + 1], bar.session, cfg, rules) == []
 
 
 def _static_outcome(rows, side, entry_valid, holding):
-    signal = dict(side=1, entry=100.0, stop=96.0, booked_target=104.0, target_50=104.0,
-                  target_75=106.0, target_100=108.0)
+    signal = dict(
+        side=1,
+        entry=100.0,
+        stop=96.0,
+        booked_target=104.0,
+        target_50=104.0,
+        target_75=106.0,
+        target_100=108.0,
+    )
     if side == "short":
         signal = {k: (CENTRE - v if k != "side" else -1) for k, v in signal.items()}
     arrays = {k: np.array([v]) for k, v in signal.items()}
     arrays["risk"], arrays["signal_ord"] = np.array([4.0]), np.array([0])
     p = np.array(rows, dtype=float).reshape(-1, 4)
-    paths = BarPaths.from_rows(np.zeros(len(rows), np.int64), np.arange(1, len(rows) + 1), 1,
-                               open=p[:, 0], high=p[:, 1], low=p[:, 2], close=p[:, 3])
-    return replay(arrays, paths, len(rows), OutcomeConfig(entry_valid_sessions=entry_valid,
-                                                          max_holding_sessions=holding))
+    paths = BarPaths.from_rows(
+        np.zeros(len(rows), np.int64),
+        np.arange(1, len(rows) + 1),
+        1,
+        open=p[:, 0],
+        high=p[:, 1],
+        low=p[:, 2],
+        close=p[:, 3],
+    )
+    return replay(
+        arrays,
+        paths,
+        len(rows),
+        OutcomeConfig(entry_valid_sessions=entry_valid, max_holding_sessions=holding),
+    )
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=st.one_of(bar_rows(), walk_rows()), side=st.sampled_from(["long", "short"]),
-       entry_valid=st.integers(1, 3), holding=st.integers(1, 6))
+@given(
+    rows=st.one_of(bar_rows(), walk_rows()),
+    side=st.sampled_from(["long", "short"]),
+    entry_valid=st.integers(1, 3),
+    holding=st.integers(1, 6),
+)
 def test_replay_without_rules_is_the_static_outcome(rows, side, entry_valid, holding):
     rows = [tuple(mirrored(x, side) for x in r) for r in rows]
     rows = [(o, max(a, b), min(a, b), c) for o, a, b, c in rows]

@@ -26,8 +26,7 @@ from breakout_assets.definitions import build_assets, build_resources
 from breakout_assets.ml.registry import PromotionRules
 from breakout_assets.model_admin import promote
 from breakout_assets.partitions import nyse_calendar
-from breakout_assets.resources.broker import ibkr
-from breakout_assets.resources.broker import IbkrBrokerResource
+from breakout_assets.resources.broker import IbkrBrokerResource, ibkr
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.resources.postgres import _engine
@@ -39,8 +38,14 @@ from breakout_assets_tests.conftest import SAMPLE_DIR, new_database
 from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table, run_assets, run_totals
 
 SCANNER = ScannerConfig()  # the production defaults (50% booked target: both label classes)
-QUICK = {"trials": 3, "folds": 2, "max_rounds": 1, "min_features": 10, "split": "random",
-         "test_fraction": 0.3}
+QUICK = {
+    "trials": 3,
+    "folds": 2,
+    "max_rounds": 1,
+    "min_features": 10,
+    "split": "random",
+    "test_fraction": 0.3,
+}
 FIRST, LAST = "2022-01-03", "2024-03-08"
 PLANS = "SELECT * FROM trade_plan ORDER BY order_ref"
 
@@ -50,16 +55,24 @@ def labelled(pg_server, dagster_instance, tmp_path_factory):
     """(template database, model store) with active long and short models."""
     url = new_database(pg_server)
     store = tmp_path_factory.mktemp("store")
-    settings = load_settings(database_url=url, files_dir=SAMPLE_DIR, scanner=SCANNER,
-                             model_store_dir=store,
-                             promotion=PromotionRules(min_auc_margin=-0.5, min_gated_trades=1,
-                                                      must_beat_scanner=False))
+    settings = load_settings(
+        database_url=url,
+        files_dir=SAMPLE_DIR,
+        scanner=SCANNER,
+        model_store_dir=store,
+        promotion=PromotionRules(min_auc_margin=-0.5, min_gated_trades=1, must_beat_scanner=False),
+    )
     run_assets(settings, ["market_bars", "index_bars", "ticker_reference"], "2018-01-02", LAST)
-    run_assets(settings, ["daily_features", "breakout_signals", "signal_outcomes"],
-               "2018-06-01", LAST)
+    run_assets(
+        settings, ["daily_features", "breakout_signals", "signal_outcomes"], "2018-06-01", LAST
+    )
     models = [a for a in build_assets(settings) if a.key.to_user_string().endswith("_model")]
-    materialize(models, resources=build_resources(settings), instance=helpers.DEFAULT_INSTANCE,
-                run_config={"ops": {f"{s}_model": {"config": QUICK} for s in ("long", "short")}})
+    materialize(
+        models,
+        resources=build_resources(settings),
+        instance=helpers.DEFAULT_INSTANCE,
+        run_config={"ops": {f"{s}_model": {"config": QUICK} for s in ("long", "short")}},
+    )
     for experiment in read_table(url, "SELECT experiment_id FROM model_experiments").itertuples():
         promote(settings, experiment.experiment_id, force=True)  # a serving model per side
     _engine(url).dispose()
@@ -72,17 +85,26 @@ def settings_for(pg_server, labelled, tmp_path):
     url = new_database(pg_server, template=template)
 
     def make(**overrides):
-        return load_settings(database_url=url, files_dir=SAMPLE_DIR, scanner=SCANNER,
-                             model_store_dir=store, kill_switch_path=tmp_path / "KILL",
-                             **overrides)
+        return load_settings(
+            database_url=url,
+            files_dir=SAMPLE_DIR,
+            scanner=SCANNER,
+            model_store_dir=store,
+            kill_switch_path=tmp_path / "KILL",
+            **overrides,
+        )
+
     return make
 
 
 def run(settings, names, first=FIRST, last=LAST, resources=None):
     assets = [a for a in build_assets(settings) if a.key.to_user_string() in names]
-    return materialize(assets, resources=resources or build_resources(settings),
-                       tags={RANGE_START: first, RANGE_END: last},
-                       instance=helpers.DEFAULT_INSTANCE)
+    return materialize(
+        assets,
+        resources=resources or build_resources(settings),
+        tags={RANGE_START: first, RANGE_END: last},
+        instance=helpers.DEFAULT_INSTANCE,
+    )
 
 
 def _execute(settings, sql):
@@ -100,11 +122,17 @@ def scored_and_planned(settings):
 def test_scores_follow_ev_tiers_and_the_gate_and_plans_respect_the_caps(settings_for):
     settings = settings_for()
     plans = scored_and_planned(settings)
-    scores = read_table(settings.database_url, """
+    scores = read_table(
+        settings.database_url,
+        """
         SELECT sc.*, s.reward_risk, s.ticker FROM signal_scores sc JOIN breakout_signals s
-        USING (signal_id) ORDER BY signal_id""")
-    signals = read_table(settings.database_url, f"""
-        SELECT signal_id FROM breakout_signals WHERE session BETWEEN '{FIRST}' AND '{LAST}'""")
+        USING (signal_id) ORDER BY signal_id""",
+    )
+    signals = read_table(
+        settings.database_url,
+        f"""
+        SELECT signal_id FROM breakout_signals WHERE session BETWEEN '{FIRST}' AND '{LAST}'""",
+    )
     assert sorted(scores["signal_id"]) == sorted(signals["signal_id"]) and len(scores) >= 10
     gross = scores["confidence"] * scores["reward_risk"] - (1 - scores["confidence"])
     assert (gross - scores["gross_expected_value"]).abs().max() < 1e-9
@@ -144,9 +172,12 @@ def test_a_side_without_a_serving_model_is_not_scored(settings_for, tmp_path):
     settings = settings.model_copy(update={"model_store_dir": store})
     result = run(settings, ["signal_scores"])
     scores = read_table(settings.database_url, "SELECT side FROM signal_scores")
-    shorts = read_table(settings.database_url, f"""
+    shorts = read_table(
+        settings.database_url,
+        f"""
         SELECT count(*) AS n FROM breakout_signals
-        WHERE side = 'short' AND session BETWEEN '{FIRST}' AND '{LAST}'""").n.iloc[0]
+        WHERE side = 'short' AND session BETWEEN '{FIRST}' AND '{LAST}'""",
+    ).n.iloc[0]
     assert set(scores["side"]) == {"long"} and shorts > 0
     assert run_totals(result, "signal_scores")["unscored_no_active_model"] == {"short": int(shorts)}
 
@@ -158,17 +189,29 @@ def test_approval_by_cli_and_job_survives_reruns_and_dry_run_sends_nothing(setti
     first, second = pending.iloc[0], pending.iloc[1]
     env = {"BREAKOUT_DATABASE_URL": settings.database_url}
     approved = CliRunner(env=env).invoke(
-        main, ["approve", str(first.session), "--ref", first.order_ref, "--by", "alice"])
+        main, ["approve", str(first.session), "--ref", first.order_ref, "--by", "alice"]
+    )
     assert approved.exit_code == 0, approved.output
     twice = CliRunner(env=env).invoke(
-        main, ["approve", str(first.session), "--ref", first.order_ref])
+        main, ["approve", str(first.session), "--ref", first.order_ref]
+    )
     assert twice.exit_code != 0 and "already decided" in twice.output
     result = approve_trades.execute_in_process(
         resources={"postgres": build_resources(settings)["postgres"]},
         instance=helpers.DEFAULT_INSTANCE,
-        run_config={"ops": {"decide_trade_plans": {"config": {
-            "session": str(second.session), "approve": False, "refs": [second.order_ref],
-            "decided_by": "bob"}}}})
+        run_config={
+            "ops": {
+                "decide_trade_plans": {
+                    "config": {
+                        "session": str(second.session),
+                        "approve": False,
+                        "refs": [second.order_ref],
+                        "decided_by": "bob",
+                    }
+                }
+            }
+        },
+    )
     assert result.success
     plans = scored_and_planned(settings).set_index("order_ref")  # the re-run keeps decisions
     assert plans.loc[first.order_ref, "status"] == "approved"
@@ -188,6 +231,7 @@ def test_approval_by_cli_and_job_survives_reruns_and_dry_run_sends_nothing(setti
 def _approve_all(settings, plans):
     postgres = build_resources(settings)["postgres"]
     from breakout_assets.approvals import decide
+
     for session in sorted(set(plans.loc[plans["status"] == "pending_approval", "session"])):
         decide(postgres, session, True, "test")
 
@@ -240,12 +284,14 @@ def test_kill_switch_stops_orders_and_the_sensor_cancels_broker_runs(settings_fo
     # the sensor (a real Dagster instance) cancels a running broker run and records the halt
     instance = helpers.DEFAULT_INSTANCE
     running = DagsterRunStatus.STARTED
-    queued = instance.add_run(DagsterRun(job_name="submit_orders", status=running,
-                                         tags={BROKER_TAG: "true"}))
+    queued = instance.add_run(
+        DagsterRun(job_name="submit_orders", status=running, tags={BROKER_TAG: "true"})
+    )
     other = instance.add_run(DagsterRun(job_name="daily_pipeline", status=running))
     sensor = build_kill_switch_sensor(switch)
-    context = build_sensor_context(instance=instance,
-                                   resources={"postgres": build_resources(settings)["postgres"]})
+    context = build_sensor_context(
+        instance=instance, resources={"postgres": build_resources(settings)["postgres"]}
+    )
     sensor(context)
     assert instance.get_run_by_id(queued.run_id).status == DagsterRunStatus.CANCELED
     assert instance.get_run_by_id(other.run_id).status == running
@@ -253,8 +299,13 @@ def test_kill_switch_stops_orders_and_the_sensor_cancels_broker_runs(settings_fo
     assert halts["source"].tolist() == ["broker_orders", "sensor"]
     assert queued.run_id in halts["detail"].iloc[-1]["cancelled_runs"]
     switch.release()
-    assert "off" in str(sensor(build_sensor_context(
-        instance=instance, resources={"postgres": build_resources(settings)["postgres"]})))
+    assert "off" in str(
+        sensor(
+            build_sensor_context(
+                instance=instance, resources={"postgres": build_resources(settings)["postgres"]}
+            )
+        )
+    )
 
 
 def test_kill_switch_cli(settings_for):
@@ -273,9 +324,16 @@ class FakeIbkrResource(IbkrBrokerResource):
     its wall clock set by the test (IBKR's current session is the calendar's at that time)."""
 
     def build(self):
-        return ibkr.IbkrBroker("127.0.0.1", 4002, 7, fake_ib.ACCOUNT, connect_timeout_s=1,
-                               request_timeout_s=0.2, ib_factory=lambda: SHARED_FAKE[0],
-                               clock=lambda: SHARED_CLOCK[0])
+        return ibkr.IbkrBroker(
+            "127.0.0.1",
+            4002,
+            7,
+            fake_ib.ACCOUNT,
+            connect_timeout_s=1,
+            request_timeout_s=0.2,
+            ib_factory=lambda: SHARED_FAKE[0],
+            clock=lambda: SHARED_CLOCK[0],
+        )
 
 
 SHARED_FAKE: list = []
@@ -289,8 +347,9 @@ def after_close(session) -> datetime:
 
 
 def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, monkeypatch):
-    monkeypatch.setattr(fake_ib.ib_async.IB, "connect",
-                        lambda *a, **k: pytest.fail("real IB connection attempted"))
+    monkeypatch.setattr(
+        fake_ib.ib_async.IB, "connect", lambda *a, **k: pytest.fail("real IB connection attempted")
+    )
     settings = settings_for(dry_run=False)
     plans = scored_and_planned(settings)  # sized against the simulated account
     _approve_all(settings, plans)
@@ -312,8 +371,9 @@ def test_ibkr_adapter_through_the_asset_sends_each_bracket_once(settings_for, mo
     parents = [o for _, o in fake.placed if o.parentId == 0]
     assert sorted(o.orderRef for o in parents) == sorted(current["order_ref"])
     # the plans of earlier sessions are past their entry window at IBKR: expired, never sent
-    expired = read_table(settings.database_url,
-                         "SELECT order_ref, error FROM broker_orders WHERE status = 'expired'")
+    expired = read_table(
+        settings.database_url, "SELECT order_ref, error FROM broker_orders WHERE status = 'expired'"
+    )
     assert sorted(expired["order_ref"]) == sorted(stale["order_ref"])
     assert expired["error"].str.contains("never sent").all()
     run(settings, ["broker_orders"], resources=resources)  # sent plans are not sent again
@@ -342,26 +402,36 @@ def test_unattended_mode_is_explicit_and_loud(settings_for):
 
 def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_for):
     settings = settings_for()
-    assets = [a for a in build_assets(settings)
-              if a.key.to_user_string() in ("primary_backtest", "opposing_backtest")]
-    result = materialize(assets, resources=build_resources(settings),
-                         instance=helpers.DEFAULT_INSTANCE)
+    assets = [
+        a
+        for a in build_assets(settings)
+        if a.key.to_user_string() in ("primary_backtest", "opposing_backtest")
+    ]
+    result = materialize(
+        assets, resources=build_resources(settings), instance=helpers.DEFAULT_INSTANCE
+    )
     results = read_table(settings.database_url, "SELECT * FROM backtest_results")
     primary = results[results["backtest"] == "primary_daily"].set_index(["variant", "side"])
     assert len(primary) == 10
-    labels = read_table(settings.database_url, """
+    labels = read_table(
+        settings.database_url,
+        """
         SELECT s.side, sum(o.r_multiple) AS sum_r, count(*) AS trades,
                sum(o.net_r_multiple) AS sum_net_r
         FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
-        WHERE o.status IN ('win', 'loss', 'expired') GROUP BY s.side""").set_index("side")
+        WHERE o.status IN ('win', 'loss', 'expired') GROUP BY s.side""",
+    ).set_index("side")
     holding = settings.outcomes.max_holding_sessions
-    expiring = read_table(settings.database_url, f"""
+    expiring = read_table(
+        settings.database_url,
+        f"""
         SELECT s.side,
                count(*) FILTER (WHERE o.status IN ('win', 'loss') AND o.bars_held <= {holding})
                    AS closed_in_time,
                count(*) FILTER (WHERE o.bars_held > {holding}) AS past_the_limit
         FROM signal_outcomes o JOIN breakout_signals s USING (signal_id)
-        WHERE o.entry_session IS NOT NULL GROUP BY s.side""").set_index("side")
+        WHERE o.entry_session IS NOT NULL GROUP BY s.side""",
+    ).set_index("side")
     for side in ("long", "short"):
         # the book as labelled IS the labels, gross and net
         as_labelled = primary.loc[("labels: target or stop", side)]
@@ -371,8 +441,9 @@ def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_f
         # one exit rule: the static bracket closes what the labels close within the holding
         # limit, and expires every trade the labels held longer
         static = primary.loc[("static bracket", side)]
-        assert static.trades == (expiring.loc[side, "closed_in_time"]
-                                 + expiring.loc[side, "past_the_limit"])
+        assert static.trades == (
+            expiring.loc[side, "closed_in_time"] + expiring.loc[side, "past_the_limit"]
+        )
     assert (primary["sum_net_r"] < primary["sum_r"]).all()
     assert (primary["expectancy_net_r"] < primary["expectancy_r"]).all()
     # the opposing book, gross and net; 1-hour bars where stored, daily bars elsewhere
@@ -386,8 +457,7 @@ def test_backtests_write_results_and_the_static_bracket_is_the_labels(settings_f
         assert set(book["side"]) == {"long", "short"}  # the fades' sides
     every = opposing[opposing["variant"] == "all"]
     coverage = every["detail"].tolist()
-    assert all(d["data_source"] == "files" and d["bars"] in ("hourly", "daily")
-               for d in coverage)
+    assert all(d["data_source"] == "files" and d["bars"] in ("hourly", "daily") for d in coverage)
     for fade in ("long", "short"):  # every faded signal is replayed on exactly one frequency
         rows = every[every["side"] == fade]
         d = rows["detail"].iloc[0]

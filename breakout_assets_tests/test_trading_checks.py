@@ -64,13 +64,19 @@ def execute(settings, *statements) -> dict[tuple[str, str], bool]:
             conn.execute(text(statement))
     engine.dispose()
     checks = build_trading_checks(settings)
-    defs = Definitions(assets=build_assets(settings), asset_checks=checks,
-                       resources=build_resources(settings),
-                       jobs=[define_asset_job("checks", AssetSelection.checks(*checks))])
+    defs = Definitions(
+        assets=build_assets(settings),
+        asset_checks=checks,
+        resources=build_resources(settings),
+        jobs=[define_asset_job("checks", AssetSelection.checks(*checks))],
+    )
     result = defs.resolve_job_def("checks").execute_in_process(
-        instance=helpers.DEFAULT_INSTANCE, raise_on_error=False)
-    return {(e.asset_key.to_user_string(), e.check_name): e.passed
-            for e in result.get_asset_check_evaluations()}
+        instance=helpers.DEFAULT_INSTANCE, raise_on_error=False
+    )
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
 
 
 def failed(results: dict[tuple[str, str], bool]) -> set[tuple[str, str]]:
@@ -78,16 +84,25 @@ def failed(results: dict[tuple[str, str], bool]) -> set[tuple[str, str]]:
 
 
 def test_clean_records_pass_every_check(settings):
-    results = execute(settings, _plan(), _order(), FINAL,
-                      _update("2024-01-04", "breakeven", 96, 100),
-                      _update("2024-01-05", "trail", 100, 101))
+    results = execute(
+        settings,
+        _plan(),
+        _order(),
+        FINAL,
+        _update("2024-01-04", "breakeven", 96, 100),
+        _update("2024-01-05", "trail", 100, 101),
+    )
     assert len(results) == 10 and failed(results) == set()
 
 
 def test_an_add_on_sent_twice_fails_no_order_ref_twice(settings):
-    results = execute(settings, _plan(), _order(),
-                      _update("2024-01-04", "add_on", 96, 96),
-                      _update("2024-01-05", "add_on", 96, 96))
+    results = execute(
+        settings,
+        _plan(),
+        _order(),
+        _update("2024-01-04", "add_on", 96, 96),
+        _update("2024-01-05", "add_on", 96, 96),
+    )
     assert failed(results) == {("stop_updates", "no_order_ref_twice")}
 
 
@@ -97,10 +112,16 @@ def test_one_broker_order_id_under_two_refs_fails_no_order_ref_twice(settings):
 
 
 def test_a_dry_run_marked_sent_fails(settings):
-    results = execute(settings, _plan(status="sent"), _order(dry_run=True, status="submitted"),
-                      _update("2024-01-04", "breakeven", 96, 100, dry_run=True))
-    assert failed(results) == {(table, "no_dry_run_marked_sent")
-                               for table in ("broker_orders", "trade_plan", "stop_updates")}
+    results = execute(
+        settings,
+        _plan(status="sent"),
+        _order(dry_run=True, status="submitted"),
+        _update("2024-01-04", "breakeven", 96, 100, dry_run=True),
+    )
+    assert failed(results) == {
+        (table, "no_dry_run_marked_sent")
+        for table in ("broker_orders", "trade_plan", "stop_updates")
+    }
 
 
 def test_a_plan_beyond_its_caps_fails(settings):
@@ -112,12 +133,21 @@ def test_a_plan_beyond_its_caps_fails(settings):
 def test_a_session_over_its_open_risk_fails(settings):
     # eight plans of 200 shares, each within its own caps ($800 at risk, $20,000 notional):
     # $6,400 at risk together, over 6% of $100,000
-    plans = [_plan(ref=f"BRK-T{i}-20240102-L", quantity=200, risk=800.0, status="approved")
-             for i in range(8)]
+    plans = [
+        _plan(ref=f"BRK-T{i}-20240102-L", quantity=200, risk=800.0, status="approved")
+        for i in range(8)
+    ]
     assert failed(execute(settings, *plans)) == {("trade_plan", "plans_within_caps")}
-    assert failed(execute(settings, "DELETE FROM trade_plan WHERE order_ref = 'BRK-T0-20240102-L'",
-                          "UPDATE trade_plan SET status = 'rejected' "
-                          "WHERE order_ref = 'BRK-T1-20240102-L'")) == set()
+    assert (
+        failed(
+            execute(
+                settings,
+                "DELETE FROM trade_plan WHERE order_ref = 'BRK-T0-20240102-L'",
+                "UPDATE trade_plan SET status = 'rejected' WHERE order_ref = 'BRK-T1-20240102-L'",
+            )
+        )
+        == set()
+    )
 
 
 def test_too_many_positions_in_a_session_fails(settings):
@@ -127,32 +157,51 @@ def test_too_many_positions_in_a_session_fails(settings):
 
 def test_a_rewritten_final_fails_and_a_redefined_signal_does_not(settings):
     assert failed(execute(settings, FINAL)) == set()
-    results = execute(settings, "UPDATE signal_outcomes SET status = 'loss', r_multiple = -1.0, "
-                                "exit_price = 96")
+    results = execute(
+        settings, "UPDATE signal_outcomes SET status = 'loss', r_multiple = -1.0, exit_price = 96"
+    )
     assert failed(results) == {("signal_outcomes", "finals_never_rewritten")}
     # the same final written back: nothing rewritten any more
-    assert failed(execute(settings, "UPDATE signal_outcomes SET status = 'win', r_multiple = 1.0,"
-                                    " exit_price = 104")) == set()
+    assert (
+        failed(
+            execute(
+                settings,
+                "UPDATE signal_outcomes SET status = 'win', r_multiple = 1.0, exit_price = 104",
+            )
+        )
+        == set()
+    )
     # a final deleted and written again with another result is a rewrite too
-    results = execute(settings, "DELETE FROM signal_outcomes",
-                      FINAL.replace("1.0, 3", "1.5, 3"))
+    results = execute(settings, "DELETE FROM signal_outcomes", FINAL.replace("1.0, 3", "1.5, 3"))
     assert failed(results) == {("signal_outcomes", "finals_never_rewritten")}
     # new scanner settings redefine the signal (another stop): its final is a new one
-    results = execute(settings, "DELETE FROM signal_outcomes",
-                      "UPDATE breakout_signals SET stop = 95", FINAL.replace("1.0, 3", "0.8, 3"))
+    results = execute(
+        settings,
+        "DELETE FROM signal_outcomes",
+        "UPDATE breakout_signals SET stop = 95",
+        FINAL.replace("1.0, 3", "0.8, 3"),
+    )
     assert failed(results) == set()
 
 
 def test_a_loosened_stop_fails(settings):
-    results = execute(settings, _plan(), _order(),
-                      _update("2024-01-04", "breakeven", 96, 100),
-                      _update("2024-01-05", "trail", 100, 98))
+    results = execute(
+        settings,
+        _plan(),
+        _order(),
+        _update("2024-01-04", "breakeven", 96, 100),
+        _update("2024-01-05", "trail", 100, 98),
+    )
     assert failed(results) == {("stop_updates", "stops_never_loosened")}
 
 
 def test_a_stop_moved_from_a_looser_level_than_in_force_fails(settings):
     # each change tightens its own old stop, but the second starts below the stop in force
-    results = execute(settings, _plan(), _order(),
-                      _update("2024-01-04", "breakeven", 96, 100),
-                      _update("2024-01-05", "trail", 97, 99))
+    results = execute(
+        settings,
+        _plan(),
+        _order(),
+        _update("2024-01-04", "breakeven", 96, 100),
+        _update("2024-01-05", "trail", 97, 99),
+    )
     assert failed(results) == {("stop_updates", "stops_never_loosened")}

@@ -21,8 +21,12 @@ from breakout_assets.resources.sql import query
 
 def session_asset(partitions_def: TimeWindowPartitionsDefinition, group: str, **kwargs):
     """A session-partitioned asset whose backfill of any length is ONE run (range-aware)."""
-    return asset(partitions_def=partitions_def, backfill_policy=BackfillPolicy.single_run(),
-                 group_name=group, **kwargs)
+    return asset(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=group,
+        **kwargs,
+    )
 
 
 def png_metadata(png: bytes, caption: str) -> MetadataValue:
@@ -33,18 +37,24 @@ def table_metadata(frame: pd.DataFrame) -> MetadataValue:
     return MetadataValue.md(frame.round(4).to_markdown(index=False))
 
 
-def rows_by_session(postgres: PostgresResource, table: str,
-                    context: AssetExecutionContext) -> dict[str, dict]:
+def rows_by_session(
+    postgres: PostgresResource, table: str, context: AssetExecutionContext
+) -> dict[str, dict]:
     """{partition key: {"rows": n}} of the run's sessions in `table` (sql/queries/session_rows)."""
     with postgres.transaction() as conn:
-        counts = conn.execute(query(f"session_rows.{table}"),
-                              {"sessions": keys_to_sessions(context.partition_keys)}).all()
+        counts = conn.execute(
+            query(f"session_rows.{table}"), {"sessions": keys_to_sessions(context.partition_keys)}
+        ).all()
     by_day = {str(session): n for session, n in counts}
     return {key: {"rows": by_day.get(key, 0)} for key in context.partition_keys}
 
 
-def range_result(context: AssetExecutionContext, totals: Mapping,
-                 per_session: Mapping[str, Mapping] | None = None, **kwargs) -> MaterializeResult:
+def range_result(
+    context: AssetExecutionContext,
+    totals: Mapping,
+    per_session: Mapping[str, Mapping] | None = None,
+    **kwargs,
+) -> MaterializeResult:
     """The run's MaterializeResult with metadata where it belongs.
 
     One session: its figures are the totals. A range: Dagster copies a MaterializeResult's
@@ -57,8 +67,10 @@ def range_result(context: AssetExecutionContext, totals: Mapping,
         return MaterializeResult(metadata=dict(totals), **kwargs)
     span = f"{keys[0]}..{keys[-1]}"
     for key in keys:
-        context.add_asset_metadata({**(per_session or {}).get(key, {}), "range": span},
-                                   partition_key=key)
-    context.log_event(AssetObservation(asset_key=context.asset_key,
-                                       metadata={"range": span, **totals}))
+        context.add_asset_metadata(
+            {**(per_session or {}).get(key, {}), "range": span}, partition_key=key
+        )
+    context.log_event(
+        AssetObservation(asset_key=context.asset_key, metadata={"range": span, **totals})
+    )
     return MaterializeResult(**kwargs)

@@ -39,13 +39,26 @@ WILDER_MAX_ROW = 7_000
 _TAIL_ROWS = 20  # bars before a session that its 5/20-row windows read (the SQL's tail)
 
 FEATURE_COLUMNS = (
-    "atr_14", "atr_pct_14", "volatility_20d", "rsi_14", "stoch_14",
-    "dist_from_sma_5", "dist_from_sma_20", "dist_from_sma_20_atr_norm", "trend_strength_20",
-    "vix_change_1d", "vix_change_5d",
-    "sector_vs_spy_weekly_ret_w1", "sector_vs_spy_weekly_ret_w2",
-    "sector_vs_spy_weekly_ret_w3", "sector_vs_spy_weekly_ret_w4",
-    "sector_etf_weekly_oc_atr_w2", "sector_etf_weekly_oc_atr_w3", "sector_etf_weekly_oc_atr_w4",
-    "market_cap_to_sp500", "market_cap_to_industry_index",
+    "atr_14",
+    "atr_pct_14",
+    "volatility_20d",
+    "rsi_14",
+    "stoch_14",
+    "dist_from_sma_5",
+    "dist_from_sma_20",
+    "dist_from_sma_20_atr_norm",
+    "trend_strength_20",
+    "vix_change_1d",
+    "vix_change_5d",
+    "sector_vs_spy_weekly_ret_w1",
+    "sector_vs_spy_weekly_ret_w2",
+    "sector_vs_spy_weekly_ret_w3",
+    "sector_vs_spy_weekly_ret_w4",
+    "sector_etf_weekly_oc_atr_w2",
+    "sector_etf_weekly_oc_atr_w3",
+    "sector_etf_weekly_oc_atr_w4",
+    "market_cap_to_sp500",
+    "market_cap_to_industry_index",
 )
 
 
@@ -81,9 +94,10 @@ def compute_daily_features(
     bounds = {"first_session": first, "last_session": last}
     stats = FeatureStats()
     conn.execute(query(f"{_SQL}.set_work_mem"), {"work_mem": settings.feature_work_mem})
-    stats.bulk = ordered == nyse_sessions(first, last) and not conn.execute(
-        query(f"{_SQL}.rows_outside"), bounds
-    ).scalar()
+    stats.bulk = (
+        ordered == nyse_sessions(first, last)
+        and not conn.execute(query(f"{_SQL}.rows_outside"), bounds).scalar()
+    )
     if stats.bulk:
         conn.execute(query(f"{_SQL}.truncate"))
         conn.exec_driver_sql(raw_query(f"{_SQL}.drop_indexes"))
@@ -128,11 +142,15 @@ def build_feature_assets(
     partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
 ) -> list[AssetsDefinition]:
     @session_asset(
-        partitions_def, GROUP,
+        partitions_def,
+        GROUP,
         kinds={"postgres"},
         deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
-        **versioned(settings, ("feature_lookback_sessions", "sp500_cap_per_spy"),
-                    ("features/daily_features",)),
+        **versioned(
+            settings,
+            ("feature_lookback_sessions", "sp500_cap_per_spy"),
+            ("features/daily_features",),
+        ),
     )
     def daily_features(
         context: AssetExecutionContext, postgres: PostgresResource
@@ -144,7 +162,8 @@ def build_feature_assets(
         stats = write_daily_features(postgres, sessions, settings)
         context.log.info(f"daily_features: wrote {stats.rows} rows in {stats.seconds:.2f}s")
         return range_result(
-            context, per_session=rows_by_session(postgres, "daily_features", context),
+            context,
+            per_session=rows_by_session(postgres, "daily_features", context),
             totals={
                 "rows": stats.rows,
                 "tickers": stats.tickers,
@@ -159,7 +178,7 @@ def build_feature_assets(
                 "seconds": round(stats.seconds, 3),
                 "rows_per_second": round(stats.rows / stats.seconds) if stats.seconds > 0 else 0,
                 "null_counts": MetadataValue.json(stats.nulls),
-            }
+            },
         )
 
     return [daily_features]

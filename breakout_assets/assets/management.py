@@ -25,13 +25,18 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
+from breakout_assets.assets.common import session_asset
 from breakout_assets.assets.orders import BROKER_ASSET_TAGS, BROKER_POOL, entry_window
 from breakout_assets.core.trade_management import (
-    Action, ManagedPosition, ManagementConfig, apply, bars_from_arrays, manage,
+    Action,
+    ManagedPosition,
+    ManagementConfig,
+    apply,
+    bars_from_arrays,
+    manage,
 )
-from breakout_assets.assets.common import session_asset
 from breakout_assets.partitions import keys_to_sessions, session_ordinals
-from breakout_assets.resources.broker.base import Broker, BrokerError, BracketOrder
+from breakout_assets.resources.broker.base import BracketOrder, Broker, BrokerError
 from breakout_assets.resources.broker.resource import BrokerResource
 from breakout_assets.resources.kill_switch import KillSwitch
 from breakout_assets.resources.postgres import PostgresResource
@@ -51,39 +56,78 @@ def _finite(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def rebuild(conn: Connection, plan, book: str, fill_price: float, fill_session: date,
-            session: date) -> ManagedPosition:
+def rebuild(
+    conn: Connection, plan, book: str, fill_price: float, fill_session: date, session: date
+) -> ManagedPosition:
     """The position as our records say it is: the plan, then every action recorded for it up to
     `session` (those of `session` included, so a re-run finds nothing left to do)."""
     position = ManagedPosition(
-        order_ref=plan.order_ref, book=book, side=plan.side, fill_price=fill_price,
-        fill_session=_ordinal(fill_session), quantity=int(plan.quantity),
-        original_stop=float(plan.stop), stop=float(plan.stop),
-        take_profit=float(plan.take_profit), planned_risk=abs(plan.entry - plan.stop),
+        order_ref=plan.order_ref,
+        book=book,
+        side=plan.side,
+        fill_price=fill_price,
+        fill_session=_ordinal(fill_session),
+        quantity=int(plan.quantity),
+        original_stop=float(plan.stop),
+        stop=float(plan.stop),
+        take_profit=float(plan.take_profit),
+        planned_risk=abs(plan.entry - plan.stop),
         original_dollar_risk=int(plan.quantity) * abs(plan.entry - plan.stop),
         signal_entry=float(plan.signal_entry),
-        targets=(float(plan.target_50), float(plan.target_75), float(plan.target_100)))
-    prior = pd.read_sql(query("management.prior_updates"), conn,
-                        params={"order_ref": plan.order_ref, "session": session})
-    return apply(position, [Action(
-        r.action, _ordinal(r.session), r.old_stop, r.new_stop, r.old_quantity, r.new_quantity,
-        r.old_take_profit, r.new_take_profit, r.price if r.price is not None else math.nan,
-        r.reason) for r in prior.itertuples()])
+        targets=(float(plan.target_50), float(plan.target_75), float(plan.target_100)),
+    )
+    prior = pd.read_sql(
+        query("management.prior_updates"),
+        conn,
+        params={"order_ref": plan.order_ref, "session": session},
+    )
+    return apply(
+        position,
+        [
+            Action(
+                r.action,
+                _ordinal(r.session),
+                r.old_stop,
+                r.new_stop,
+                r.old_quantity,
+                r.new_quantity,
+                r.old_take_profit,
+                r.new_take_profit,
+                r.price if r.price is not None else math.nan,
+                r.reason,
+            )
+            for r in prior.itertuples()
+        ],
+    )
 
 
-def send(broker: Broker, position: ManagedPosition, ticker: str, action: Action, session: date,
-         valid_sessions: int) -> None:
+def send(
+    broker: Broker,
+    position: ManagedPosition,
+    ticker: str,
+    action: Action,
+    session: date,
+    valid_sessions: int,
+) -> None:
     """One action to the live bracket (and to its add-on bracket when there is one)."""
     refs = [position.order_ref, f"{position.order_ref}-ADD"]
     if action.action == "expire":
         for ref in refs:
             broker.close_position(ref)
     elif action.action == "add_on":
-        broker.place_bracket(BracketOrder(
-            order_ref=refs[1], ticker=ticker, side=position.side,
-            quantity=action.new_quantity - action.old_quantity, entry=action.price,
-            stop=action.new_stop, take_profit=action.new_take_profit, session=session,
-            valid_sessions=valid_sessions))
+        broker.place_bracket(
+            BracketOrder(
+                order_ref=refs[1],
+                ticker=ticker,
+                side=position.side,
+                quantity=action.new_quantity - action.old_quantity,
+                entry=action.price,
+                stop=action.new_stop,
+                take_profit=action.new_take_profit,
+                session=session,
+                valid_sessions=valid_sessions,
+            )
+        )
     else:
         for i, ref in enumerate(refs):
             try:
@@ -103,16 +147,17 @@ def build_management_assets(
     config = ManagementConfig(outcomes=settings.outcomes)
 
     @session_asset(
-        partitions_def, GROUP,
+        partitions_def,
+        GROUP,
         kinds={"postgres"},
-        deps=["broker_orders", "opposing_orders", "trade_plan", "breakout_signals",
-              "market_bars"],
+        deps=["broker_orders", "opposing_orders", "trade_plan", "breakout_signals", "market_bars"],
         **versioned(settings, ("dry_run", "outcomes"), ("management",)),
         pool=BROKER_POOL,
         tags=BROKER_ASSET_TAGS,
     )
-    def stop_updates(context: AssetExecutionContext, postgres: PostgresResource,
-                     broker: BrokerResource) -> MaterializeResult:
+    def stop_updates(
+        context: AssetExecutionContext, postgres: PostgresResource, broker: BrokerResource
+    ) -> MaterializeResult:
         """Breakeven, day-2 add-on, trail, take-profit and expiry actions on open positions,
         applied to the live brackets (recorded only, in dry-run)."""
         guard = RunGuard.start(context, kill_switch)
@@ -124,34 +169,67 @@ def build_management_assets(
                 connected.sync(session)
                 held = {p.order_ref: p for p in connected.positions()}
                 with postgres.transaction() as conn:
-                    sent = list(conn.execute(query("management.sent_refs"),
-                                             {"session": session}).scalars())
-                    plans = pd.concat([
-                        pd.read_sql(query(f"management.{statement}"), conn,
-                                    params={"refs": list(held)}).assign(book=book)
-                        for statement, book in (("managed_plans", "primary"),
-                                                ("managed_fades", "opposing"))],
-                        ignore_index=True)
+                    sent = list(
+                        conn.execute(query("management.sent_refs"), {"session": session}).scalars()
+                    )
+                    plans = pd.concat(
+                        [
+                            pd.read_sql(
+                                query(f"management.{statement}"), conn, params={"refs": list(held)}
+                            ).assign(book=book)
+                            for statement, book in (
+                                ("managed_plans", "primary"),
+                                ("managed_fades", "opposing"),
+                            )
+                        ],
+                        ignore_index=True,
+                    )
                 known = connected.find_refs(sent) if sent else {}
-                unknown_positions |= {str(r) for r in held if r not in set(plans["order_ref"])
-                                      and not str(r).endswith("-ADD")}
-                missing_positions |= {r for r, k in known.items()
-                                      if k.state in ("filled", "executed") and r not in held}
+                unknown_positions |= {
+                    str(r)
+                    for r in held
+                    if r not in set(plans["order_ref"]) and not str(r).endswith("-ADD")
+                }
+                missing_positions |= {
+                    r
+                    for r, k in known.items()
+                    if k.state in ("filled", "executed") and r not in held
+                }
                 for plan in plans.itertuples():
                     p = held[plan.order_ref]
                     with postgres.transaction() as conn:
-                        position = rebuild(conn, plan, plan.book, p.average_price,
-                                           p.opened or plan.session, session)
-                        bars = pd.read_sql(query("management.ticker_bars"), conn, params={
-                            "ticker": plan.ticker, "first": p.opened or plan.session,
-                            "last": session})
-                    path = bars_from_arrays(session_ordinals(bars["session"]), bars["open"],
-                                            bars["high"], bars["low"], bars["close"])
+                        position = rebuild(
+                            conn,
+                            plan,
+                            plan.book,
+                            p.average_price,
+                            p.opened or plan.session,
+                            session,
+                        )
+                        bars = pd.read_sql(
+                            query("management.ticker_bars"),
+                            conn,
+                            params={
+                                "ticker": plan.ticker,
+                                "first": p.opened or plan.session,
+                                "last": session,
+                            },
+                        )
+                    path = bars_from_arrays(
+                        session_ordinals(bars["session"]),
+                        bars["open"],
+                        bars["high"],
+                        bars["low"],
+                        bars["close"],
+                    )
                     for action in manage(position, path, _ordinal(session), config):
                         status, error = ("dry_run" if settings.dry_run else "applied"), None
                         stop = guard.stop()
-                        window = entry_window(connected, session, valid_sessions) \
-                            if action.action == "add_on" else None
+                        window = (
+                            entry_window(connected, session, valid_sessions)
+                            if action.action == "add_on"
+                            else None
+                        )
                         if stop is not None:
                             status, error = "halted", stop.reason
                         elif window is not None and window.state != "open":
@@ -160,38 +238,57 @@ def build_management_assets(
                             error = window.reason
                         elif not settings.dry_run:
                             try:
-                                send(connected, position, plan.ticker, action, session,
-                                     valid_sessions)
+                                send(
+                                    connected,
+                                    position,
+                                    plan.ticker,
+                                    action,
+                                    session,
+                                    valid_sessions,
+                                )
                             except BrokerError as exc:
                                 status, error = "error", str(exc)
                         with postgres.transaction() as conn:
-                            conn.execute(query("management.insert_update"), {
-                                "order_ref": plan.order_ref, "session": session,
-                                "action": action.action, "old_stop": action.old_stop,
-                                "new_stop": action.new_stop, "old_quantity": action.old_quantity,
-                                "new_quantity": action.new_quantity,
-                                "old_take_profit": _finite(action.old_take_profit),
-                                "new_take_profit": _finite(action.new_take_profit),
-                                "price": _finite(action.price), "reason": action.reason,
-                                "dry_run": settings.dry_run, "status": status, "error": error})
-                        counts[f"{action.action}:{status}"] = counts.get(
-                            f"{action.action}:{status}", 0) + 1
+                            conn.execute(
+                                query("management.insert_update"),
+                                {
+                                    "order_ref": plan.order_ref,
+                                    "session": session,
+                                    "action": action.action,
+                                    "old_stop": action.old_stop,
+                                    "new_stop": action.new_stop,
+                                    "old_quantity": action.old_quantity,
+                                    "new_quantity": action.new_quantity,
+                                    "old_take_profit": _finite(action.old_take_profit),
+                                    "new_take_profit": _finite(action.new_take_profit),
+                                    "price": _finite(action.price),
+                                    "reason": action.reason,
+                                    "dry_run": settings.dry_run,
+                                    "status": status,
+                                    "error": error,
+                                },
+                            )
+                        counts[f"{action.action}:{status}"] = (
+                            counts.get(f"{action.action}:{status}", 0) + 1
+                        )
                         if stop is not None:
                             stop.raise_if_orphaned()
                         if status in ("halted", "error", "expired"):
                             break  # the rest of this position's actions wait for a re-run
                         position = apply(position, [action])
-        for what, refs in (("positions the broker holds that we have no plan for",
-                            unknown_positions),
-                           ("plans the broker says are filled but holds no position for",
-                            missing_positions)):
+        for what, refs in (
+            ("positions the broker holds that we have no plan for", unknown_positions),
+            ("plans the broker says are filled but holds no position for", missing_positions),
+        ):
             if refs:
                 context.log.warning(f"RECONCILE: {what}: {sorted(refs)} (not adopted, not dropped)")
-        return MaterializeResult(metadata={
-            "dry_run": settings.dry_run,
-            "actions": MetadataValue.json(counts),
-            "unknown_positions": MetadataValue.json(sorted(unknown_positions)),
-            "missing_positions": MetadataValue.json(sorted(missing_positions)),
-        })
+        return MaterializeResult(
+            metadata={
+                "dry_run": settings.dry_run,
+                "actions": MetadataValue.json(counts),
+                "unknown_positions": MetadataValue.json(sorted(unknown_positions)),
+                "missing_positions": MetadataValue.json(sorted(missing_positions)),
+            }
+        )
 
     return [stop_updates]

@@ -6,7 +6,6 @@ quality checks run before the commit: a run that would empty a session or fails 
 check changes nothing, so bad data never replaces good data.
 """
 
-
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
@@ -15,8 +14,8 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
-    AssetSpec,
     AssetsDefinition,
+    AssetSpec,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
@@ -48,13 +47,17 @@ GROUP = "data"
 # 1-hour bars are read from the market-data source when a backtest needs them, never stored:
 # an external asset, so the lineage shows what opposing_backtest reads.
 HOURLY_BARS = AssetSpec(
-    "hourly_bars", group_name=GROUP,
+    "hourly_bars",
+    group_name=GROUP,
     description="1-hour bars of the market-data source (files or Polygon), read on demand by "
-                "opposing_backtest; not materialised by this project.")
+    "opposing_backtest; not materialised by this project.",
+)
 
 
 def _validated(
-    frames: Iterator[pd.DataFrame], sessions: Sequence[date], max_price: float,
+    frames: Iterator[pd.DataFrame],
+    sessions: Sequence[date],
+    max_price: float,
     log: Callable[[str], None],
 ) -> Iterator[ValidatedBars]:
     wanted, strays = set(sessions), set(answered_non_sessions(sessions))
@@ -104,9 +107,14 @@ def _load(
 
     started = time.perf_counter()
     stats = write_bar_chunks(
-        postgres, table, sessions, source.name,
+        postgres,
+        table,
+        sessions,
+        source.name,
         _validated(frames(sessions), sessions, max_price, context.log.warning),
-        origin=source.origin, verify=verify, on_wait=context.log.info,
+        origin=source.origin,
+        verify=verify,
+        on_wait=context.log.info,
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{table}: wrote {stats.rows} rows in {seconds:.2f}s")
@@ -123,23 +131,37 @@ def build_market_data_assets(
         kinds={"postgres"},
     )
 
-    @asset(check_specs=MARKET_BARS_CHECKS, **common,
-           **versioned(settings, ("data_source", "max_bar_price"), ("bars",)))
+    @asset(
+        check_specs=MARKET_BARS_CHECKS,
+        **common,
+        **versioned(settings, ("data_source", "max_bar_price"), ("bars",)),
+    )
     def market_bars(
         context: AssetExecutionContext, postgres: PostgresResource, market_data: MarketDataResource
     ) -> MaterializeResult:
         """Daily OHLCV of every US common stock (OTC excluded), one row per ticker and session."""
         source = market_data.source()
         metadata, checks = _load(
-            context, postgres, "market_bars", source,
+            context,
+            postgres,
+            "market_bars",
+            source,
             lambda s: source.iter_daily_bars(s, settings.write_chunk_sessions),
-            lambda conn, s: market_bars_checks(conn, s, settings), settings.max_bar_price,
+            lambda conn, s: market_bars_checks(conn, s, settings),
+            settings.max_bar_price,
         )
-        return range_result(context, metadata, rows_by_session(postgres, "market_bars", context),
-                            check_results=checks)
+        return range_result(
+            context,
+            metadata,
+            rows_by_session(postgres, "market_bars", context),
+            check_results=checks,
+        )
 
-    @asset(check_specs=INDEX_BARS_CHECKS, **common,
-           **versioned(settings, ("data_source", "index_tickers", "max_bar_price"), ("bars",)))
+    @asset(
+        check_specs=INDEX_BARS_CHECKS,
+        **common,
+        **versioned(settings, ("data_source", "index_tickers", "max_bar_price"), ("bars",)),
+    )
     def index_bars(
         context: AssetExecutionContext, postgres: PostgresResource, market_data: MarketDataResource
     ) -> MaterializeResult:
@@ -147,12 +169,20 @@ def build_market_data_assets(
         source = market_data.source()
         tickers = list(settings.index_tickers)
         metadata, checks = _load(
-            context, postgres, "index_bars", source,
+            context,
+            postgres,
+            "index_bars",
+            source,
             lambda s: iter([source.index_bars(s, tickers)]),
-            lambda conn, s: index_bars_checks(conn, s, tickers), settings.max_bar_price,
+            lambda conn, s: index_bars_checks(conn, s, tickers),
+            settings.max_bar_price,
         )
-        return range_result(context, metadata, rows_by_session(postgres, "index_bars", context),
-                            check_results=checks)
+        return range_result(
+            context,
+            metadata,
+            rows_by_session(postgres, "index_bars", context),
+            check_results=checks,
+        )
 
     @asset(**common, **versioned(settings, ("data_source",), ("bars",)))
     def ticker_reference(
@@ -165,8 +195,10 @@ def build_market_data_assets(
         malformed = ~valid_ticker_mask(reference["ticker"])
         if malformed.any():  # the same symbols are quarantined from the bar tables
             shown = [repr(t) for t in reference.loc[malformed, "ticker"].head(5)]
-            context.log.warning(f"ticker_reference: skipped {int(malformed.sum())} malformed "
-                                f"ticker(s) from {source.origin}, e.g. {', '.join(shown)}")
+            context.log.warning(
+                f"ticker_reference: skipped {int(malformed.sum())} malformed "
+                f"ticker(s) from {source.origin}, e.g. {', '.join(shown)}"
+            )
             reference = reference.loc[~malformed]
         rows = _reference_rows(reference, source.name, as_of)
         with postgres.transaction() as conn:

@@ -45,14 +45,22 @@ BROKER_ASSET_TAGS = {BROKER_TAG: "true"}
 
 
 def bracket_of(plan, valid_sessions: int) -> BracketOrder:
-    return BracketOrder(order_ref=plan.order_ref, ticker=plan.ticker, side=plan.side,
-                        quantity=int(plan.quantity), entry=float(plan.entry),
-                        stop=float(plan.stop), take_profit=float(plan.take_profit),
-                        session=plan.session, valid_sessions=valid_sessions)
+    return BracketOrder(
+        order_ref=plan.order_ref,
+        ticker=plan.ticker,
+        side=plan.side,
+        quantity=int(plan.quantity),
+        entry=float(plan.entry),
+        stop=float(plan.stop),
+        take_profit=float(plan.take_profit),
+        session=plan.session,
+        valid_sessions=valid_sessions,
+    )
 
 
-def entry_window(connected: Broker, signal_session: date, valid_sessions: int,
-                 through: date | None = None) -> EntryWindow:
+def entry_window(
+    connected: Broker, signal_session: date, valid_sessions: int, through: date | None = None
+) -> EntryWindow:
     """The plan's entry window against the broker's current session (brought up to `through`,
     by default the plan's own session)."""
     current = connected.current_session(through or signal_session)
@@ -68,24 +76,28 @@ def build_order_assets(
     dry_run = settings.dry_run
 
     @session_asset(
-        partitions_def, GROUP,
+        partitions_def,
+        GROUP,
         kinds={"postgres"},
         deps=["trade_plan"],
         **versioned(settings, ("dry_run", "outcomes.entry_valid_sessions"), ("trading",)),
         pool=BROKER_POOL,
         tags=BROKER_ASSET_TAGS,
     )
-    def broker_orders(context: AssetExecutionContext, postgres: PostgresResource,
-                      broker: BrokerResource) -> MaterializeResult:
+    def broker_orders(
+        context: AssetExecutionContext, postgres: PostgresResource, broker: BrokerResource
+    ) -> MaterializeResult:
         """What was sent to the broker for the approved plans (or, in dry-run, what would have
         been) and the broker's answer, one bracket per plan; stale plans expired."""
         guard = RunGuard.start(context, kill_switch)
         sessions = keys_to_sessions(context.partition_keys)
         with postgres.transaction() as conn:
-            plans = pd.read_sql(query("trading.approved_plans"), conn,
-                                params={"sessions": sessions})
-            earlier = pd.read_sql(query("trading.approved_before"), conn,
-                                  params={"session": sessions[0]})
+            plans = pd.read_sql(
+                query("trading.approved_plans"), conn, params={"sessions": sessions}
+            )
+            earlier = pd.read_sql(
+                query("trading.approved_before"), conn, params={"session": sessions[0]}
+            )
         mode = "DRY-RUN: nothing is sent" if dry_run else f"LIVE to {broker.kind}"
         context.log.info(f"broker_orders: {len(plans)} approved plans; {mode}")
         counts: dict[str, int] = {}
@@ -94,11 +106,19 @@ def build_order_assets(
             counts[status] = counts.get(status, 0) + 1
             bracket = asdict(bracket_of(plan, valid_sessions))
             bracket["session"] = str(bracket["session"])
-            conn.execute(query("trading.record_order"), {
-                "order_ref": plan.order_ref, "session": plan.session,
-                "broker": broker.kind, "dry_run": dry_run,
-                "broker_order_ids": json.dumps(list(ids)), "status": status, "error": error,
-                "bracket": json.dumps(bracket)})
+            conn.execute(
+                query("trading.record_order"),
+                {
+                    "order_ref": plan.order_ref,
+                    "session": plan.session,
+                    "broker": broker.kind,
+                    "dry_run": dry_run,
+                    "broker_order_ids": json.dumps(list(ids)),
+                    "status": status,
+                    "error": error,
+                    "bracket": json.dumps(bracket),
+                },
+            )
             if status in ("submitted", "already_at_broker") and not dry_run:
                 conn.execute(query("trading.mark_sent"), {"order_ref": plan.order_ref})
             if status == "expired":
@@ -110,11 +130,20 @@ def build_order_assets(
 
         def halted(remaining, stop: Stop) -> None:
             with postgres.transaction() as conn:
-                conn.execute(query("trading.record_halt"), {
-                    "source": "broker_orders",
-                    "detail": json.dumps({"run_id": context.run.run_id, "reason": stop.reason,
-                                          "kill_switch": kill_switch.details(),
-                                          "orders_not_sent": [p.order_ref for p in remaining]})})
+                conn.execute(
+                    query("trading.record_halt"),
+                    {
+                        "source": "broker_orders",
+                        "detail": json.dumps(
+                            {
+                                "run_id": context.run.run_id,
+                                "reason": stop.reason,
+                                "kill_switch": kill_switch.details(),
+                                "orders_not_sent": [p.order_ref for p in remaining],
+                            }
+                        ),
+                    },
+                )
                 for plan in remaining:
                     write(conn, plan, "halted", error=stop.reason)
             context.log.error(f"HALTED: {stop.reason}: {len(remaining)} orders not sent")
@@ -125,8 +154,11 @@ def build_order_assets(
                 window = entry_window(connected, plan.session, valid_sessions, sessions[0])
                 if window.state == "passed":
                     record(plan, "expired", error=window.reason)
-            known = connected.find_refs([p.order_ref for p in pending]) \
-                if pending and not dry_run else {}
+            known = (
+                connected.find_refs([p.order_ref for p in pending])
+                if pending and not dry_run
+                else {}
+            )
             for i, plan in enumerate(pending):
                 stop = guard.stop()
                 if stop is not None:
@@ -154,12 +186,14 @@ def build_order_assets(
                     context.log.error(f"{plan.order_ref}: {answer.status}: {answer.error}")
             if not dry_run and guard.stop() is None:  # the account up to the range's last close
                 connected.sync(connected.current_session(sessions[-1]))
-        return MaterializeResult(metadata={
-            "dry_run": dry_run,
-            "broker": broker.kind,
-            "approved_plans": len(pending),
-            "by_status": MetadataValue.json(counts),
-            "kill_switch_engaged": kill_switch.engaged(),
-        })
+        return MaterializeResult(
+            metadata={
+                "dry_run": dry_run,
+                "broker": broker.kind,
+                "approved_plans": len(pending),
+                "by_status": MetadataValue.json(counts),
+                "kill_switch_engaged": kill_switch.engaged(),
+            }
+        )
 
     return [broker_orders]

@@ -24,9 +24,9 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
+from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.core.costs import CostConfig, round_trip_costs_r
 from breakout_assets.core.outcomes import OutcomeConfig, replay
-from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.partitions import keys_to_sessions, ordinal_sessions, session_ordinals
 from breakout_assets.resources.bar_reader import read_signal_paths
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
@@ -36,21 +36,39 @@ from breakout_assets.settings import BreakoutSettings
 from breakout_assets.versioning import versioned
 
 GROUP = "data"
-_COLUMNS = ["signal_id", "session", "status", "entry_session", "entry_price", "exit_session",
-            "exit_price", "r_multiple", "mfe_r", "mae_r", "bars_held", "hit_target_50",
-            "hit_target_75", "hit_target_100", "as_of", "cost_r", "net_r_multiple"]
+_COLUMNS = [
+    "signal_id",
+    "session",
+    "status",
+    "entry_session",
+    "entry_price",
+    "exit_session",
+    "exit_price",
+    "r_multiple",
+    "mfe_r",
+    "mae_r",
+    "bars_held",
+    "hit_target_50",
+    "hit_target_75",
+    "hit_target_100",
+    "as_of",
+    "cost_r",
+    "net_r_multiple",
+]
 _FINAL_TRADES = ["win", "loss", "expired"]
 
 
-def outcome_costs(final, entry_price, exit_price, r_multiple, risk, atr,
-                  costs: CostConfig) -> tuple[np.ndarray, np.ndarray]:
+def outcome_costs(
+    final, entry_price, exit_price, r_multiple, risk, atr, costs: CostConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """(cost_r, net_r_multiple) of outcome rows: set where `final` (a filled trade that is
     decided: the reference trade's costs, core.costs), NaN (NULL) elsewhere."""
     final = np.asarray(final, dtype=bool)
     cost = np.full(len(final), np.nan)
     if final.any():
-        pick = [np.asarray(v, dtype=np.float64)[final]
-                for v in (entry_price, exit_price, risk, atr)]
+        pick = [
+            np.asarray(v, dtype=np.float64)[final] for v in (entry_price, exit_price, risk, atr)
+        ]
         cost[final] = round_trip_costs_r(*pick, config=costs)
     return cost, np.asarray(r_multiple, dtype=np.float64) - cost
 
@@ -61,20 +79,37 @@ def fill_missing_costs(conn: Connection, costs: CostConfig) -> int:
     rows = pd.read_sql(query("outcomes.final_without_costs"), conn)
     if rows.empty:
         return 0
-    cost, _ = outcome_costs(np.ones(len(rows), bool), rows["entry_price"], rows["exit_price"],
-                            rows["r_multiple"], rows["risk"], rows["atr"], costs)
-    conn.execute(query("outcomes.set_missing_costs"),
-                 {"signal_ids": rows["signal_id"].tolist(), "costs": cost.tolist()})
+    cost, _ = outcome_costs(
+        np.ones(len(rows), bool),
+        rows["entry_price"],
+        rows["exit_price"],
+        rows["r_multiple"],
+        rows["risk"],
+        rows["atr"],
+        costs,
+    )
+    conn.execute(
+        query("outcomes.set_missing_costs"),
+        {"signal_ids": rows["signal_id"].tolist(), "costs": cost.tolist()},
+    )
     return len(rows)
 
 
-def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeConfig,
-                    costs: CostConfig = CostConfig()) -> pd.DataFrame:
+def replay_outcomes(
+    conn: Connection,
+    first: date,
+    last: date,
+    config: OutcomeConfig,
+    costs: CostConfig | None = None,
+) -> pd.DataFrame:
     """Outcome rows of every signal a run over first..last must (re)label, as of the newest
     stored bars."""
     latest = conn.execute(query("outcomes.latest_bar_session")).scalar_one()
-    signals = pd.read_sql(query("outcomes.signals_to_replay"), conn,
-                          params={"first": first, "last": last, "as_of": latest})
+    signals = pd.read_sql(
+        query("outcomes.signals_to_replay"),
+        conn,
+        params={"first": first, "last": last, "as_of": latest},
+    )
     if signals.empty:
         return pd.DataFrame(columns=_COLUMNS)
     as_of = int(session_ordinals(np.array([latest], dtype="datetime64[D]"))[0])
@@ -84,8 +119,14 @@ def replay_outcomes(conn: Connection, first: date, last: date, config: OutcomeCo
     rows.insert(1, "session", signals["session"].to_numpy())
     rows["as_of"] = latest
     rows["cost_r"], rows["net_r_multiple"] = outcome_costs(
-        rows["status"].isin(_FINAL_TRADES), rows["entry_price"], rows["exit_price"],
-        rows["r_multiple"], signals["risk"], signals["atr"], costs)
+        rows["status"].isin(_FINAL_TRADES),
+        rows["entry_price"],
+        rows["exit_price"],
+        rows["r_multiple"],
+        signals["risk"],
+        signals["atr"],
+        costs or CostConfig(),
+    )
     return rows[_COLUMNS]
 
 
@@ -94,36 +135,57 @@ READ_GROWTH = 4  # each later round reads this many times further for those stil
 MAX_READ_BARS = 1_000_000  # bars one read may return (one query's arrays stay far below 1 GB)
 
 
-def _replay_widening(conn: Connection, signals: pd.DataFrame, signal_ord: np.ndarray,
-                     as_of: int, config: OutcomeConfig) -> pd.DataFrame:
+def _replay_widening(
+    conn: Connection,
+    signals: pd.DataFrame,
+    signal_ord: np.ndarray,
+    as_of: int,
+    config: OutcomeConfig,
+) -> pd.DataFrame:
     """Outcome rows (signal order) read in widening rounds: labels have no time cut, so a
     signal may need every bar up to `as_of`, but most are decided within weeks. Each round
     reads the bars of the still-open signals a few times further, in chunks of at most
     MAX_READ_BARS; a signal is replayed as of the last session read for it, which gives the
     same row as one replay over all its bars (core.outcomes.replay)."""
-    limit = np.minimum(signal_ord + config.entry_valid_sessions + config.holding(labels=True) - 1,
-                       as_of)
+    limit = np.minimum(
+        signal_ord + config.entry_valid_sessions + config.holding(labels=True) - 1, as_of
+    )
     todo = np.arange(len(signals))
     reach, decided = FIRST_READ_SESSIONS, []
     while len(todo):
         until = np.minimum(signal_ord[todo] + reach, limit[todo])
         step = max(1, MAX_READ_BARS // (reach + 1))
-        rows = pd.concat([
-            _replay_read(conn, signals.iloc[todo[k:k + step]], signal_ord[todo[k:k + step]],
-                         until[k:k + step], config).set_axis(todo[k:k + step])
-            for k in range(0, len(todo), step)])
+        rows = pd.concat(
+            [
+                _replay_read(
+                    conn,
+                    signals.iloc[todo[k : k + step]],
+                    signal_ord[todo[k : k + step]],
+                    until[k : k + step],
+                    config,
+                ).set_axis(todo[k : k + step])
+                for k in range(0, len(todo), step)
+            ]
+        )
         again = (rows["status"] == "pending").to_numpy() & (until < limit[todo])
         decided.append(rows[~again])
         todo, reach = todo[again], reach * READ_GROWTH
     return pd.concat(decided).sort_index().reset_index(drop=True)
 
 
-def _replay_read(conn: Connection, signals: pd.DataFrame, signal_ord: np.ndarray,
-                 until: np.ndarray, config: OutcomeConfig) -> pd.DataFrame:
+def _replay_read(
+    conn: Connection,
+    signals: pd.DataFrame,
+    signal_ord: np.ndarray,
+    until: np.ndarray,
+    config: OutcomeConfig,
+) -> pd.DataFrame:
     """Rows of `signals` replayed on their bars up to session ordinal `until` (each its own)."""
     paths = read_signal_paths(conn, signals, until)
-    arrays = {k: signals[k].to_numpy() for k in (
-        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
+    arrays = {
+        k: signals[k].to_numpy()
+        for k in ("entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")
+    }
     arrays["side"] = np.where(signals["side"] == "long", 1, -1)
     arrays["signal_ord"] = signal_ord
     outcomes = replay(arrays, paths, until, config, labels=True)
@@ -139,8 +201,9 @@ def merge_outcomes(conn: Connection, rows: pd.DataFrame) -> None:
 
 
 def summary_metadata(conn: Connection, sessions: Sequence[date]) -> dict:
-    summary = pd.read_sql(query("outcomes.outcome_summary"), conn,
-                          params={"first": sessions[0], "last": sessions[-1]})
+    summary = pd.read_sql(
+        query("outcomes.outcome_summary"), conn, params={"first": sessions[0], "last": sessions[-1]}
+    )
     metadata: dict = {}
     for side in ("long", "short"):
         rows = summary[summary["side"] == side].set_index("status")
@@ -160,12 +223,15 @@ def build_outcome_assets(
     config = settings.outcomes
 
     @session_asset(
-        partitions_def, GROUP,
+        partitions_def,
+        GROUP,
         kinds={"postgres"},
         deps=[AssetKey("breakout_signals"), AssetKey("market_bars")],
         **versioned(settings, ("outcomes", "costs"), ("outcomes",)),
     )
-    def signal_outcomes(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
+    def signal_outcomes(
+        context: AssetExecutionContext, postgres: PostgresResource
+    ) -> MaterializeResult:
         """Win, loss, expiry or no fill for each signal, in R, replayed on the bars after it
         (labels for the models and the backtests); pending ones complete in later partitions."""
         sessions = keys_to_sessions(context.partition_keys)
@@ -177,16 +243,19 @@ def build_outcome_assets(
         statuses = rows["status"].value_counts().to_dict()
         as_of = str(rows["as_of"].iloc[0]) if len(rows) else "nothing to replay"
         context.log.info(f"signal_outcomes: {len(rows)} replayed as of {as_of}: {statuses}")
-        return range_result(context, per_session=rows_by_session(
-            postgres, "signal_outcomes", context), totals={
-            "replayed": len(rows),
-            "replayed_pending": int(statuses.get("pending", 0)),
-            "as_of": as_of,
-            "entry_valid_sessions": config.entry_valid_sessions,
-            "label_horizon_sessions": config.label_horizon_sessions or "none (target or stop)",
-            "costs": MetadataValue.json(settings.costs.model_dump()),
-            "costs_recorded_for_older_final_rows": costs_backfilled,
-            **metadata,
-        })
+        return range_result(
+            context,
+            per_session=rows_by_session(postgres, "signal_outcomes", context),
+            totals={
+                "replayed": len(rows),
+                "replayed_pending": int(statuses.get("pending", 0)),
+                "as_of": as_of,
+                "entry_valid_sessions": config.entry_valid_sessions,
+                "label_horizon_sessions": config.label_horizon_sessions or "none (target or stop)",
+                "costs": MetadataValue.json(settings.costs.model_dump()),
+                "costs_recorded_for_older_final_rows": costs_backfilled,
+                **metadata,
+            },
+        )
 
     return [signal_outcomes]

@@ -23,9 +23,9 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
+from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, index_close_arrays, scan
 from breakout_assets.core.sectors import MARKET_ETF
-from breakout_assets.assets.common import range_result, rows_by_session, session_asset
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.bar_reader import read_bar_window, read_market_window
 from breakout_assets.resources.pg_copy import copy_payload, encode_csv
@@ -39,9 +39,11 @@ _INTEGER_COLUMNS = ("atr_window", "entry_month")
 
 SIGNAL_CHECKS = [
     AssetCheckSpec(
-        "geometry_invariants", asset="breakout_signals", blocking=True,
+        "geometry_invariants",
+        asset="breakout_signals",
+        blocking=True,
         description="Levels in order, targets and stops from entry, ATR window <= 50, R:R "
-                    "consistent, base >= 1.5 x rally: for every row written.",
+        "consistent, base >= 1.5 x rally: for every row written.",
     )
 ]
 
@@ -56,21 +58,35 @@ def history_sessions(config: ScannerConfig) -> int:
 PREFILTER_MAX_SESSIONS = 20
 
 
-def breakout_candidates(conn: Connection, first: date, last: date,
-                        config: ScannerConfig) -> list[str]:
+def breakout_candidates(
+    conn: Connection, first: date, last: date, config: ScannerConfig
+) -> list[str]:
     cmin = config.min_consol_bars
-    return list(conn.execute(query("signals.breakout_candidates"), {
-        "base_start": lookback_start(first, cmin), "first": first, "last": last, "cmin": cmin,
-    }).scalars())
+    return list(
+        conn.execute(
+            query("signals.breakout_candidates"),
+            {
+                "base_start": lookback_start(first, cmin),
+                "first": first,
+                "last": last,
+                "cmin": cmin,
+            },
+        ).scalars()
+    )
 
 
-def scan_sessions(conn: Connection, sessions: Sequence[date], config: ScannerConfig) -> pd.DataFrame:
+def scan_sessions(
+    conn: Connection, sessions: Sequence[date], config: ScannerConfig
+) -> pd.DataFrame:
     """Signals breaking out on `sessions` (contiguous), as rows of the breakout_signals table."""
     first, last = sessions[0], sessions[-1]
     start = lookback_start(first, history_sessions(config))
     window = nyse_sessions(start, last)
-    candidates = (breakout_candidates(conn, first, last, config)
-                  if len(sessions) <= PREFILTER_MAX_SESSIONS else None)
+    candidates = (
+        breakout_candidates(conn, first, last, config)
+        if len(sessions) <= PREFILTER_MAX_SESSIONS
+        else None
+    )
     tickers, bars = read_market_window(conn, start, first, last, window, candidates)
     if not len(tickers):
         return pd.DataFrame()
@@ -78,8 +94,10 @@ def scan_sessions(conn: Connection, sessions: Sequence[date], config: ScannerCon
     indices = read_bar_window(conn, "signals.copy_index_bars_window", start, last)
     etf_of = dict(conn.execute(query("signals.sector_etfs")).all())
     setups = scan(
-        arrays, config,
-        emit_from=window.index(first), end=window.index(last) + 1,
+        arrays,
+        config,
+        emit_from=window.index(first),
+        end=window.index(last) + 1,
         index_close=index_close_arrays(indices, arrays.sessions),
         sector_etf_of_ticker=np.array([etf_of.get(t, MARKET_ETF) for t in arrays.tickers]),
     )
@@ -92,8 +110,11 @@ def signal_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     frame = frame.copy()
     frame["signal_id"] = (
-        frame["ticker"].astype(str) + ":" + frame["session"].dt.strftime("%Y-%m-%d")
-        + ":" + frame["side"]
+        frame["ticker"].astype(str)
+        + ":"
+        + frame["session"].dt.strftime("%Y-%m-%d")
+        + ":"
+        + frame["side"]
     )
     for column in _INTEGER_COLUMNS:
         frame[column] = frame[column].astype(np.int64)
@@ -112,17 +133,26 @@ def geometry_check(
     conn: Connection, sessions: Sequence[date], config: ScannerConfig
 ) -> AssetCheckResult:
     f50, f75, f100 = config.target_fractions
-    violations = conn.execute(query("signals.geometry_violations"), {
-        "sessions": list(sessions), "consol_ratio": config.consol_min_ratio,
-        "f50": f50, "f75": f75, "f100": f100, "stop_multiple": config.stop_atr_multiple,
-        "atr_max_bars": config.atr_max_bars,
-        "adjusted_fraction": config.adjusted_target_fraction,
-    }).all()
+    violations = conn.execute(
+        query("signals.geometry_violations"),
+        {
+            "sessions": list(sessions),
+            "consol_ratio": config.consol_min_ratio,
+            "f50": f50,
+            "f75": f75,
+            "f100": f100,
+            "stop_multiple": config.stop_atr_multiple,
+            "atr_max_bars": config.atr_max_bars,
+            "adjusted_fraction": config.adjusted_target_fraction,
+        },
+    ).all()
     return AssetCheckResult(
         check_name="geometry_invariants",
         passed=not violations,
-        metadata={"violations_shown": len(violations),
-                  "examples": MetadataValue.json([f"{s}: {r}" for s, r in violations[:20]])},
+        metadata={
+            "violations_shown": len(violations),
+            "examples": MetadataValue.json([f"{s}: {r}" for s, r in violations[:20]]),
+        },
     )
 
 
@@ -132,13 +162,16 @@ def build_signal_assets(
     config = settings.scanner
 
     @session_asset(
-        partitions_def, GROUP,
+        partitions_def,
+        GROUP,
         kinds={"postgres"},
         deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
         check_specs=SIGNAL_CHECKS,
         **versioned(settings, ("scanner",), ("signals",)),
     )
-    def breakout_signals(context: AssetExecutionContext, postgres: PostgresResource) -> MaterializeResult:
+    def breakout_signals(
+        context: AssetExecutionContext, postgres: PostgresResource
+    ) -> MaterializeResult:
         """Rally -> consolidation -> breakout setups (and the short mirror) confirmed on each
         session, with entry, stop, targets, R, R:R and the pattern features."""
         sessions = keys_to_sessions(context.partition_keys)
@@ -150,8 +183,10 @@ def build_signal_assets(
                 total += len(rows)
                 context.log.info(f"breakout_signals: {chunk[0]}..{chunk[-1]}: {len(rows)} signals")
             check = geometry_check(conn, sessions, config)
-            by_side = {r.side: r for r in conn.execute(
-                query("signals.signal_counts"), {"sessions": list(sessions)})}
+            by_side = {
+                r.side: r
+                for r in conn.execute(query("signals.signal_counts"), {"sessions": list(sessions)})
+            }
         metadata = {
             "signals": total,
             "sessions": len(sessions),
@@ -165,8 +200,11 @@ def build_signal_assets(
             metadata[f"{side}_median_reward_risk"] = (
                 round(float(row.median_reward_risk), 3) if row else 0.0
             )
-        return range_result(context, metadata,
-                            rows_by_session(postgres, "breakout_signals", context),
-                            check_results=[check])
+        return range_result(
+            context,
+            metadata,
+            rows_by_session(postgres, "breakout_signals", context),
+            check_results=[check],
+        )
 
     return [breakout_signals]

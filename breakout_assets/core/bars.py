@@ -12,7 +12,13 @@ BAR_COLUMNS = ("ticker", "session", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 HOURLY_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume", "is_extended_hours")
 REFERENCE_COLUMNS = (
-    "ticker", "name", "sector", "industry", "sector_etf", "market_cap", "shares_outstanding",
+    "ticker",
+    "name",
+    "sector",
+    "industry",
+    "sector_etf",
+    "market_cap",
+    "shares_outstanding",
 )
 
 

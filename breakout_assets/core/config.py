@@ -32,66 +32,105 @@ class ScannerConfig(BaseModel):
 
     # --- rally (selloff for shorts) -----------------------------------------------------------
     swing_bars: int = Field(
-        5, ge=1, le=50,
+        5,
+        ge=1,
+        le=50,
         description="Sessions before the rally start whose lows must all be >= its low (swing low; "
-                    "short: highs <= its high).")
+        "short: highs <= its high).",
+    )
     rally_min_bars: int = Field(
-        3, ge=2, le=250, description="Fewest bars in the rally, swing low and swing high included.")
+        3, ge=2, le=250, description="Fewest bars in the rally, swing low and swing high included."
+    )
     rally_max_bars: int = Field(
-        20, ge=2, le=250, description="Most bars in the rally, swing low and swing high included.")
+        20, ge=2, le=250, description="Most bars in the rally, swing low and swing high included."
+    )
     rally_min_pct: float = Field(
-        0.05, gt=0, le=10,
-        description="Smallest move height as a fraction of the rally low (MH / low).")
+        0.05,
+        gt=0,
+        le=10,
+        description="Smallest move height as a fraction of the rally low (MH / low).",
+    )
     rally_max_pct: float = Field(
-        1.0, gt=0, le=10,
-        description="Largest move height as a fraction of the rally low (MH / low).")
+        1.0,
+        gt=0,
+        le=10,
+        description="Largest move height as a fraction of the rally low (MH / low).",
+    )
     rally_min_efficiency: float = Field(
-        -1.0, ge=-1, le=1,
+        -1.0,
+        ge=-1,
+        le=1,
         description="Momentum: net close progress over the rally / sum of absolute close changes "
-                    "(1 = every close beyond the last; -1 = no rule, the default: the model "
-                    "reads the rally's intensity as a feature instead).")
+        "(1 = every close beyond the last; -1 = no rule, the default: the model "
+        "reads the rally's intensity as a feature instead).",
+    )
     # --- consolidation (base) -----------------------------------------------------------------
     consol_min_ratio: float = Field(
-        1.5, ge=0, description="The base lasts at least this many times the rally's duration.")
+        1.5, ge=0, description="The base lasts at least this many times the rally's duration."
+    )
     consol_max_bars: int = Field(
-        60, ge=1, le=1000, description="The base lasts at most this many bars.")
+        60, ge=1, le=1000, description="The base lasts at most this many bars."
+    )
     consol_max_retracement: float = Field(
-        0.786, gt=0, le=1,
+        0.786,
+        gt=0,
+        le=1,
         description="Deepest retracement of the move inside the base, (H - base low) / MH "
-                    "(0.786: the deepest Fibonacci level that still leaves the rally intact).")
+        "(0.786: the deepest Fibonacci level that still leaves the rally intact).",
+    )
     consol_max_range_pct: float = Field(
-        0.25, gt=0, le=1,
-        description="Widest base: consolidation high <= consolidation low x (1 + this).")
+        0.25,
+        gt=0,
+        le=1,
+        description="Widest base: consolidation high <= consolidation low x (1 + this).",
+    )
     # --- breakout -----------------------------------------------------------------------------
     breakout_min_close_pct: float = Field(
-        0.0, ge=0, lt=1,
+        0.0,
+        ge=0,
+        lt=1,
         description="The breakout close must exceed the rally high by more than this fraction "
-                    "(short: fall below the selloff low by more than it).")
+        "(short: fall below the selloff low by more than it).",
+    )
     breakout_min_volume_ratio: float = Field(
-        0.0, ge=0,
+        0.0,
+        ge=0,
         description="Breakout volume >= this x the base's mean volume (0, the default: no volume "
-                    "rule; the volume ratios are model features).")
+        "rule; the volume ratios are model features).",
+    )
     # --- trade geometry -----------------------------------------------------------------------
     atr_max_bars: int = Field(
-        50, ge=1, le=1000, description="ATR covers the rally + base, capped at its last N bars.")
+        50, ge=1, le=1000, description="ATR covers the rally + base, capped at its last N bars."
+    )
     stop_atr_multiple: float = Field(2.0, gt=0, description="Stop distance from entry in ATRs.")
     target_fractions: tuple[float, float, float] = Field(
-        (0.5, 0.75, 1.0), description="Targets at entry +- f x move height; the first is booked.")
+        (0.5, 0.75, 1.0), description="Targets at entry +- f x move height; the first is booked."
+    )
     adjusted_entry_fib: float | None = Field(
-        None, ge=0, le=1,
+        None,
+        ge=0,
+        le=1,
         description="A breakout candle closing at or past this fraction of its own range is an "
-                    "adjusted (strong) entry that books `adjusted_target_fraction`. None (the "
-                    "default): off, every signal books the 50% target. The 0.618 reading "
-                    "stretched 84% of real signals to 2 x MH (12% win rate); see the README.")
+        "adjusted (strong) entry that books `adjusted_target_fraction`. None (the "
+        "default): off, every signal books the 50% target. The 0.618 reading "
+        "stretched 84% of real signals to 2 x MH (12% win rate); see the README.",
+    )
     adjusted_target_fraction: float = Field(
-        2.0, gt=0, description="Booked target of an adjusted entry, in move heights from entry.")
+        2.0, gt=0, description="Booked target of an adjusted entry, in move heights from entry."
+    )
     # --- features -----------------------------------------------------------------------------
     feature_lookback_bars: int = Field(
-        250, ge=1, le=5000,
-        description="History before the breakout read by the level-interaction features.")
+        250,
+        ge=1,
+        le=5000,
+        description="History before the breakout read by the level-interaction features.",
+    )
     volume_baseline_bars: int = Field(
-        50, ge=1, le=5000,
-        description="Sessions before the rally whose mean volume is the baseline.")
+        50,
+        ge=1,
+        le=5000,
+        description="Sessions before the rally whose mean volume is the baseline.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ScannerConfig:
@@ -126,17 +165,26 @@ class OutcomeConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     entry_valid_sessions: int = Field(
-        1, ge=1, le=20,
+        1,
+        ge=1,
+        le=20,
         description="Sessions after the signal session the entry limit works (1: a DAY order "
-                    "for the next session).")
+        "for the next session).",
+    )
     max_holding_sessions: int = Field(
-        20, ge=1, le=250,
+        20,
+        ge=1,
+        le=250,
         description="Sessions a live position may stay open, counting the fill session; it "
-                    "expires at the close of the last one (a management rule).")
+        "expires at the close of the last one (a management rule).",
+    )
     label_horizon_sessions: int | None = Field(
-        None, ge=1, le=5000,
+        None,
+        ge=1,
+        le=5000,
         description="Sessions a labelled trade may stay open before it counts as expired; None "
-                    "(the default): no time cut, the target or the stop decides.")
+        "(the default): no time cut, the target or the stop decides.",
+    )
 
     def holding(self, labels: bool = False) -> int:
         """The holding limit in sessions: the live one, or the labels' (NO_LIMIT when unset)."""
@@ -145,38 +193,58 @@ class OutcomeConfig(BaseModel):
         return NO_LIMIT if self.label_horizon_sessions is None else self.label_horizon_sessions
 
 
-
 class OpposingConfig(BaseModel):
     """Settings of the opposing book; defaults follow DESIGN.md ("Opposing book")."""
 
     model_config = ConfigDict(frozen=True)
 
     confidence_below: float = Field(
-        0.50, gt=0.0, le=1.0,
-        description="Primaries the model scored strictly below this are faded.")
+        0.50,
+        gt=0.0,
+        le=1.0,
+        description="Primaries the model scored strictly below this are faded.",
+    )
     limit_fraction: float = Field(
-        0.75, gt=0.0, le=1.0,
+        0.75,
+        gt=0.0,
+        le=1.0,
         description="The reference limit sits this fraction of the way from the primary's entry "
-                    "to its booked target.")
+        "to its booked target.",
+    )
     arm_fraction: float = Field(
-        0.75, ge=0.0, le=1.0,
+        0.75,
+        ge=0.0,
+        le=1.0,
         description="How far toward the booked target (fraction of entry -> target) the alert's "
-                    "new-high bar must have reached: the run the fade bets against.")
+        "new-high bar must have reached: the run the fade bets against.",
+    )
     alert_bars: int = Field(
-        2, ge=2, le=5,
+        2,
+        ge=2,
+        le=5,
         description="Bars from the run's new-high bar to the reversal bar, both counted "
-                    "(2: the next bar must close below the new-high bar's low).")
+        "(2: the next bar must close below the new-high bar's low).",
+    )
     window_sessions: int = Field(
-        10, ge=1, le=60,
+        10,
+        ge=1,
+        le=60,
         description="Sessions after the signal session in which the alert may arm and a leg may "
-                    "fill; the legs are cancelled after the last one.")
+        "fill; the legs are cancelled after the last one.",
+    )
     risk_fraction: float = Field(
-        0.005, gt=0.0, le=0.05,
-        description="Equity at risk per leg (1R from the leg's own entry to the fade's stop).")
+        0.005,
+        gt=0.0,
+        le=0.05,
+        description="Equity at risk per leg (1R from the leg's own entry to the fade's stop).",
+    )
     max_holding_bars: int = Field(
-        140, ge=1, le=5000,
+        140,
+        ge=1,
+        le=5000,
         description="Bars of the replay's frequency a filled fade may stay open, the fill bar "
-                    "counted (140 = 20 sessions of 7 regular-hours 1-hour bars; 20 for daily).")
+        "counted (140 = 20 sessions of 7 regular-hours 1-hour bars; 20 for daily).",
+    )
 
     def on_daily_bars(self) -> OpposingConfig:
         """The same book replayed on daily bars: the holding limit turned into sessions."""

@@ -68,31 +68,51 @@ class CostConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     commission_per_share: float = Field(
-        0.005, ge=0, description="Dollars per share per order (IBKR Fixed: $0.005).")
+        0.005, ge=0, description="Dollars per share per order (IBKR Fixed: $0.005)."
+    )
     commission_min_per_order: float = Field(
-        1.00, ge=0, description="Smallest commission of an order, in dollars (IBKR Fixed: "
-                                "$1.00); the value cap still applies after it.")
+        1.00,
+        ge=0,
+        description="Smallest commission of an order, in dollars (IBKR Fixed: "
+        "$1.00); the value cap still applies after it.",
+    )
     commission_max_pct_of_value: float = Field(
-        0.01, gt=0, le=1, description="Largest commission of an order as a fraction of its "
-                                      "trade value, shares x price (IBKR Fixed: 1%).")
+        0.01,
+        gt=0,
+        le=1,
+        description="Largest commission of an order as a fraction of its "
+        "trade value, shares x price (IBKR Fixed: 1%).",
+    )
     slippage_atr_fraction: float = Field(
-        0.05, ge=0, le=1,
+        0.05,
+        ge=0,
+        le=1,
         description="Slippage per fill (entry and exit each), in dollars per share, as a "
-                    "fraction of the signal's ATR; 0.05 ATR = 0.025 R.")
+        "fraction of the signal's ATR; 0.05 ATR = 0.025 R.",
+    )
     slippage_bps: float = Field(
-        0.0, ge=0, le=1000,
+        0.0,
+        ge=0,
+        le=1000,
         description="Slippage per fill (entry and exit each) in basis points of the fill price "
-                    "(at most 10%); adds to the ATR slippage.")
+        "(at most 10%); adds to the ATR slippage.",
+    )
     atr_fallback_risk_fraction: float = Field(
-        0.5, gt=0, description="ATR assumed, as a fraction of R = |entry - stop|, for a signal "
-                               "without one (consolidation-low stop): the ATR stop is 2 ATR.")
+        0.5,
+        gt=0,
+        description="ATR assumed, as a fraction of R = |entry - stop|, for a signal "
+        "without one (consolidation-low stop): the ATR stop is 2 ATR.",
+    )
     reference_risk_dollars: float = Field(
-        1_000.0, gt=0, description="Dollar risk of the reference trade that turns commissions "
-                                   "into R where the share count is not known (labels, "
-                                   "backtests, EV): 1% of the simulated 100k account.")
+        1_000.0,
+        gt=0,
+        description="Dollar risk of the reference trade that turns commissions "
+        "into R where the share count is not known (labels, "
+        "backtests, EV): 1% of the simulated 100k account.",
+    )
 
 
-def _floats(*values: ArrayLike) -> list[np.ndarray]:
+def _floats(*values: ArrayLike | None) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.float64) for v in values]
 
 
@@ -112,8 +132,9 @@ def commission(shares: ArrayLike, price: ArrayLike, config: CostConfig) -> np.nd
     return np.where(shares > 0, fee, 0.0)
 
 
-def slippage_per_share(price: ArrayLike, atr: ArrayLike, risk_per_share: ArrayLike,
-                       config: CostConfig) -> np.ndarray:
+def slippage_per_share(
+    price: ArrayLike, atr: ArrayLike | None, risk_per_share: ArrayLike, config: CostConfig
+) -> np.ndarray:
     """Dollars per share one fill at `price` loses; a missing ATR (NaN, None, <= 0) is replaced
     by `atr_fallback_risk_fraction x R`."""
     price, atr, risk = _floats(price, atr, risk_per_share)  # None -> NaN
@@ -127,9 +148,15 @@ def reference_shares(risk_per_share: ArrayLike, config: CostConfig) -> np.ndarra
     return np.maximum(np.floor(config.reference_risk_dollars / risk * (1.0 + EPS)), 1.0)
 
 
-def round_trip_costs_r(entry: ArrayLike, exit: ArrayLike, risk_per_share: ArrayLike,
-                       atr: ArrayLike, shares: ArrayLike | None = None, *,
-                       config: CostConfig) -> np.ndarray:
+def round_trip_costs_r(
+    entry: ArrayLike,
+    exit: ArrayLike,
+    risk_per_share: ArrayLike,
+    atr: ArrayLike | None,
+    shares: ArrayLike | None = None,
+    *,
+    config: CostConfig,
+) -> np.ndarray:
     """Cost in R of each round trip (entry fill, exit fill), vectorised; inputs broadcast.
 
     `shares` (> 0) where known, else the reference trade's. Longs and shorts cost the same:
@@ -140,20 +167,40 @@ def round_trip_costs_r(entry: ArrayLike, exit: ArrayLike, risk_per_share: ArrayL
     n = reference_shares(risk, config) if shares is None else _floats(shares)[0]
     if not np.all(np.isfinite(n) & (n > 0)):
         raise ValueError("shares must be finite and > 0")
-    dollars = (commission(n, entry, config) + commission(n, exit_, config)
-               + n * (slippage_per_share(entry, atr, risk, config)
-                      + slippage_per_share(exit_, atr, risk, config)))
+    dollars = (
+        commission(n, entry, config)
+        + commission(n, exit_, config)
+        + n
+        * (
+            slippage_per_share(entry, atr, risk, config)
+            + slippage_per_share(exit_, atr, risk, config)
+        )
+    )
     return dollars / (n * risk)
 
 
-def round_trip_cost_r(entry: float, exit: float, risk_per_share: float, atr: float | None,
-                      shares: float | None = None, *, config: CostConfig) -> float:
+def round_trip_cost_r(
+    entry: float,
+    exit: float,
+    risk_per_share: float,
+    atr: float | None,
+    shares: float | None = None,
+    *,
+    config: CostConfig,
+) -> float:
     """Cost in R of one round trip (see `round_trip_costs_r`)."""
     return float(round_trip_costs_r(entry, exit, risk_per_share, atr, shares, config=config))
 
 
-def fills_cost_r(quantities: ArrayLike, prices: ArrayLike, risk_per_share: float,
-                 atr: float | None, dollar_risk_shares: float, *, config: CostConfig) -> float:
+def fills_cost_r(
+    quantities: ArrayLike,
+    prices: ArrayLike,
+    risk_per_share: float,
+    atr: float | None,
+    dollar_risk_shares: float,
+    *,
+    config: CostConfig,
+) -> float:
     """Cost in R of a trade made of several fills (entry, add-ons, exit), one order each.
 
     `quantities[i]` shares fill at `prices[i]`; R is the original dollar risk,
@@ -171,15 +218,21 @@ def fills_cost_r(quantities: ArrayLike, prices: ArrayLike, risk_per_share: float
     return dollars / (dollar_risk_shares * risk_per_share)
 
 
-def expected_cost_r(entry: float, risk_per_share: float, atr: float | None,
-                    config: CostConfig, shares: float | None = None) -> float:
+def expected_cost_r(
+    entry: float,
+    risk_per_share: float,
+    atr: float | None,
+    config: CostConfig,
+    shares: float | None = None,
+) -> float:
     """The round trip's cost in R before the trade, the exit assumed at the entry price (the
     module docstring says why that is close enough); what EV and tiers subtract."""
     return round_trip_cost_r(entry, entry, risk_per_share, atr, shares, config=config)
 
 
-def expected_costs_r(entry: ArrayLike, risk_per_share: ArrayLike, atr: ArrayLike,
-                     config: CostConfig) -> np.ndarray:
+def expected_costs_r(
+    entry: ArrayLike, risk_per_share: ArrayLike, atr: ArrayLike, config: CostConfig
+) -> np.ndarray:
     """`expected_cost_r` of many signals (reference trades)."""
     return round_trip_costs_r(entry, entry, risk_per_share, atr, config=config)
 

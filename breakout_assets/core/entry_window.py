@@ -36,11 +36,15 @@ class EntryWindow:
 
     @property
     def reason(self) -> str:
-        works = (f"its entry works {self.valid_sessions} session(s) after {self.signal_session}")
+        works = f"its entry works {self.valid_sessions} session(s) after {self.signal_session}"
         if self.state == "passed":
-            return (f"expired: {works}, and the broker's current session is "
-                    f"{self.current_session} ({self.age} session(s) later): never sent")
+            return (
+                f"expired: {works}, and the broker's current session is "
+                f"{self.current_session} ({self.age} session(s) later): never sent"
+            )
         if self.state == "early":
-            return (f"not yet: {works}, and the broker's current session is "
-                    f"{self.current_session}, before it")
+            return (
+                f"not yet: {works}, and the broker's current session is "
+                f"{self.current_session}, before it"
+            )
         return f"current: {works}; the broker's current session is {self.current_session}"

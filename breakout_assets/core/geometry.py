@@ -29,8 +29,9 @@ def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, k: int) -> 
 
 
 @njit(cache=True)
-def mean_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, first: int,
-                    stop: int) -> float:
+def mean_true_range(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, first: int, stop: int
+) -> float:
     """Mean true range of bars first .. stop-1 (summed in session order); NaN if empty."""
     if stop <= first:
         return np.nan

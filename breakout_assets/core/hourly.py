@@ -144,9 +144,9 @@ def _bad_row_reasons(bars: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "unparseable time": bars["ts"].isna() | bars["ticker"].isna(),
-            "missing or non-numeric value": bars[list(PRICE_COLUMNS) + ["volume"]].isna().any(
-                axis=1
-            ),
+            "missing or non-numeric value": bars[list(PRICE_COLUMNS) + ["volume"]]
+            .isna()
+            .any(axis=1),
             "price <= 0": (prices <= 0).any(axis=1),
             "negative volume": bars["volume"] < 0,
             "high/low not bounding open/close": (bars["high"] < top * (1 - _OHLC_EPS))
@@ -216,7 +216,7 @@ def _daily_closes(daily: pd.DataFrame, ticker: str) -> pd.Series:
         )
     sessions = pd.to_datetime(rows[session_col], errors="coerce").dt.normalize()
     closes = pd.Series(pd.to_numeric(rows["close"], errors="coerce").to_numpy(), index=sessions)
-    closes = closes[closes.index.notna() & (closes > 0)]
+    closes = closes[np.asarray(closes.index.notna()) & (closes > 0).to_numpy()]
     if closes.empty:
         raise HourlyDataError(f"{ticker}: the daily series has no usable close")
     return closes[~closes.index.duplicated(keep="last")]

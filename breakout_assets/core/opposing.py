@@ -73,8 +73,10 @@ class FadeBars:
         for name in ("session", "open", "high", "low", "close"):
             kind = np.int64 if name == "session" else np.float64
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=kind))
-        if len({len(self.session), len(self.open), len(self.high), len(self.low),
-                len(self.close)}) != 1:
+        if (
+            len({len(self.session), len(self.open), len(self.high), len(self.low), len(self.close)})
+            != 1
+        ):
             raise ValueError("FadeBars arrays must have one length")
         if len(self.session) > 1 and (np.diff(self.session) < 0).any():
             raise ValueError("FadeBars must be in time order (sessions non-decreasing)")
@@ -110,15 +112,25 @@ class FadeOutcome:
     bars_held: int = 0
 
 
-def fade_levels(primary_side: int, entry: float, stop: float, target: float, target_50: float,
-                config: OpposingConfig) -> FadeLevels:
+def fade_levels(
+    primary_side: int,
+    entry: float,
+    stop: float,
+    target: float,
+    target_50: float,
+    config: OpposingConfig,
+) -> FadeLevels:
     """The fade's bracket for a primary (the live order plan uses the same numbers)."""
     m = _mirror(primary_side, entry, stop, target, target_50)
     e, s, t, t50 = m * entry, m * stop, m * target, m * target_50
     limit = e + config.limit_fraction * (t - e)
-    return FadeLevels(side=-primary_side, limit=m * limit if s < limit < t50 else math.nan,
-                      stop=target_50, take_profit=stop,
-                      run_level=m * (e + config.arm_fraction * (t - e)))
+    return FadeLevels(
+        side=-primary_side,
+        limit=m * limit if s < limit < t50 else math.nan,
+        stop=target_50,
+        take_profit=stop,
+        run_level=m * (e + config.arm_fraction * (t - e)),
+    )
 
 
 @dataclass(frozen=True)
@@ -136,26 +148,48 @@ class FadePlan:
     valid_sessions: int  # sessions the legs may still work in the window
 
 
-def plan_fade(primary_side: int, entry: float, stop: float, target: float, target_50: float,
-              bars: FadeBars, signal_session: int, today: int, equity: float,
-              config: OpposingConfig) -> FadePlan | None:
+def plan_fade(
+    primary_side: int,
+    entry: float,
+    stop: float,
+    target: float,
+    target_50: float,
+    bars: FadeBars,
+    signal_session: int,
+    today: int,
+    equity: float,
+    config: OpposingConfig,
+) -> FadePlan | None:
     """The fade whose 2-bar reversal alert armed at `today`'s close, each leg 1R
     (`risk_fraction` of equity) from its own entry; None when no alert armed today (no alert,
     no trade; one that armed earlier was planned on its own session)."""
-    fade = replay_fade(primary_side, entry, stop, target, target_50, bars, config,
-                       signal_session=signal_session, as_of_session=today)
+    fade = replay_fade(
+        primary_side,
+        entry,
+        stop,
+        target,
+        target_50,
+        bars,
+        config,
+        signal_session=signal_session,
+        as_of_session=today,
+    )
     if fade.armed_index < 0 or bars.session[fade.armed_index] != today:
         return None
     levels = fade_levels(primary_side, entry, stop, target, target_50, config)
     risk = equity * config.risk_fraction
     placed = math.isfinite(levels.limit)
     return FadePlan(
-        side=levels.side, alert_level=fade.alert_level,
+        side=levels.side,
+        alert_level=fade.alert_level,
         alert_quantity=fade_quantity(risk, fade.alert_level, levels.stop),
         limit_level=levels.limit,
         limit_quantity=fade_quantity(risk, levels.limit, levels.stop) if placed else None,
-        stop=levels.stop, take_profit=levels.take_profit, risk_dollars=risk,
-        valid_sessions=max(1, signal_session + config.window_sessions - today))
+        stop=levels.stop,
+        take_profit=levels.take_profit,
+        risk_dollars=risk,
+        valid_sessions=max(1, signal_session + config.window_sessions - today),
+    )
 
 
 def fade_quantity(risk_dollars: float, entry: float, stop: float) -> int:
@@ -171,22 +205,31 @@ def fade_quantity(risk_dollars: float, entry: float, stop: float) -> int:
     return qty
 
 
-def _mirror(primary_side: int, entry: float, stop: float, target: float, target_50: float
-            ) -> float:
+def _mirror(primary_side: int, entry: float, stop: float, target: float, target_50: float) -> float:
     """+1 for a primary long, -1 for a short (whose prices are negated); checks the geometry."""
     if primary_side not in (1, -1):
         raise ValueError(f"primary_side must be +1 or -1, got {primary_side!r}")
     m = float(primary_side)
     e, s, t, t50 = m * entry, m * stop, m * target, m * target_50
     if not all(math.isfinite(x) for x in (e, s, t, t50)) or not (s < e < t50 and e < t):
-        raise ValueError("a fade needs stop < entry < target_50 and entry < target on the "
-                         f"primary's side, got E={entry} S={stop} T={target} T50={target_50}")
+        raise ValueError(
+            "a fade needs stop < entry < target_50 and entry < target on the "
+            f"primary's side, got E={entry} S={stop} T={target} T50={target_50}"
+        )
     return m
 
 
-def replay_fade(primary_side: int, entry: float, stop: float, target: float, target_50: float,
-                bars: FadeBars, config: OpposingConfig, signal_session: int | None = None,
-                as_of_session: int | None = None) -> FadeOutcome:
+def replay_fade(
+    primary_side: int,
+    entry: float,
+    stop: float,
+    target: float,
+    target_50: float,
+    bars: FadeBars,
+    config: OpposingConfig,
+    signal_session: int | None = None,
+    as_of_session: int | None = None,
+) -> FadeOutcome:
     """Replay one fade on the bars after its primary's signal session (module docstring rules).
 
     `signal_session` defaults to the first bar's session - 1; `as_of_session` (the last complete
@@ -210,15 +253,23 @@ def replay_fade(primary_side: int, entry: float, stop: float, target: float, tar
 
     for k in range(n):
         if bars.session[k] > deadline:
-            return FadeOutcome("unfilled" if armed >= 0 else "no_alert", armed_index=armed,
-                               alert_level=m * alert, **base)
+            return FadeOutcome(
+                "unfilled" if armed >= 0 else "no_alert",
+                armed_index=armed,
+                alert_level=m * alert,
+                **base,
+            )
         if armed < 0:
             if lo[k] <= s:
                 return FadeOutcome("no_alert", **base)
             if h[k] > run_high:
                 run_high, high_bar = h[k], (k if h[k] >= run_level else -1)
-            elif (high_bar >= 0 and k - high_bar < config.alert_bars and c[k] < lo[high_bar]
-                  and s < lo[k] < t50):
+            elif (
+                high_bar >= 0
+                and k - high_bar < config.alert_bars
+                and c[k] < lo[high_bar]
+                and s < lo[k] < t50
+            ):
                 armed, alert = k, float(lo[k])
             continue
         if o[k] <= s:
@@ -226,17 +277,35 @@ def replay_fade(primary_side: int, entry: float, stop: float, target: float, tar
         picked = _first_fill(o[k], h[k], lo[k], limit, alert)
         if picked is not None:
             leg, fill, level, at_open = picked
-            return _manage(m, k, leg, fill, level, at_open, o, h, lo, c, t50, s, config,
-                           {**base, "armed_index": armed, "alert_level": m * alert})
+            return _manage(
+                m,
+                k,
+                leg,
+                fill,
+                level,
+                at_open,
+                o,
+                h,
+                lo,
+                c,
+                t50,
+                s,
+                config,
+                {**base, "armed_index": armed, "alert_level": m * alert},
+            )
 
-    as_of = as_of_session if as_of_session is not None else (
-        int(bars.session[-1]) if n else signal_session)
+    as_of = (
+        as_of_session
+        if as_of_session is not None
+        else (int(bars.session[-1]) if n else signal_session)
+    )
     status = ("unfilled" if armed >= 0 else "no_alert") if as_of >= deadline else "pending"
     return FadeOutcome(status, armed_index=armed, alert_level=m * alert, **base)
 
 
-def _first_fill(o: float, h: float, lo: float, limit: float, alert: float
-                ) -> tuple[str, float, float, bool] | None:
+def _first_fill(
+    o: float, h: float, lo: float, limit: float, alert: float
+) -> tuple[str, float, float, bool] | None:
     """(leg, fill, level, at the open) of the one leg a bar fills for a short fade, or None."""
     fills = []  # (intrabar?, fill price, level, leg): the minimum is the fill we assume
     if not math.isnan(limit):
@@ -254,9 +323,22 @@ def _first_fill(o: float, h: float, lo: float, limit: float, alert: float
     return leg, float(fill), float(level), not intrabar
 
 
-def _manage(m: float, k: int, leg: str, fill: float, level: float, at_open: bool,
-            o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, t50: float, s: float,
-            config: OpposingConfig, base: dict[str, Any]) -> FadeOutcome:
+def _manage(
+    m: float,
+    k: int,
+    leg: str,
+    fill: float,
+    level: float,
+    at_open: bool,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    t50: float,
+    s: float,
+    config: OpposingConfig,
+    base: dict[str, Any],
+) -> FadeOutcome:
     """Run the short fade's bracket from its fill bar k to the exit, expiry or end of bars."""
     risk = t50 - level
     status, exit_bar, exit_price = "pending", -1, math.nan
@@ -272,9 +354,18 @@ def _manage(m: float, k: int, leg: str, fill: float, level: float, at_open: bool
             break
     held = (exit_bar if exit_bar >= 0 else len(o) - 1) - k + 1
     r = (fill - exit_price) / risk if exit_bar >= 0 else math.nan
-    return FadeOutcome(status, leg=leg, fill_index=k, fill_price=m * fill, exit_index=exit_bar,
-                       exit_price=m * exit_price, risk_per_share=risk, r_multiple=r,
-                       bars_held=held, **base)
+    return FadeOutcome(
+        status,
+        leg=leg,
+        fill_index=k,
+        fill_price=m * fill,
+        exit_index=exit_bar,
+        exit_price=m * exit_price,
+        risk_per_share=risk,
+        r_multiple=r,
+        bars_held=held,
+        **base,
+    )
 
 
 def _stats(outcomes: list[FadeOutcome], net_r: np.ndarray | None) -> dict[str, Any]:
@@ -284,24 +375,36 @@ def _stats(outcomes: list[FadeOutcome], net_r: np.ndarray | None) -> dict[str, A
     r = np.array([x.r_multiple for x in outcomes], dtype=float)[traded]
     net = None if net_r is None else np.asarray(net_r, dtype=float)[traded]
     wins = sum(x.status == "win" for x in outcomes)
-    return {"trades": len(r), "wins": wins,
-            "win_rate": wins / len(r) if len(r) else None,
-            "expectancy_r": float(r.mean()) if len(r) else None,
-            "sum_r": float(r.sum()),
-            "expectancy_net_r": float(net.mean()) if net is not None and len(r) else None,
-            "sum_net_r": float(net.sum()) if net is not None else None}
+    return {
+        "trades": len(r),
+        "wins": wins,
+        "win_rate": wins / len(r) if len(r) else None,
+        "expectancy_r": float(r.mean()) if len(r) else None,
+        "sum_r": float(r.sum()),
+        "expectancy_net_r": float(net.mean()) if net is not None and len(r) else None,
+        "sum_net_r": float(net.sum()) if net is not None else None,
+    }
 
 
-def fade_summary(outcomes: Iterable[FadeOutcome], net_r: Iterable[float] | None = None
-                 ) -> dict[str, Any]:
+def fade_summary(
+    outcomes: Iterable[FadeOutcome], net_r: Iterable[float] | None = None
+) -> dict[str, Any]:
     """Book-level figures of many fades, overall and per leg (pending ones are not trades);
     `net_r`, aligned with `outcomes`, is each one's R after costs (NaN where no trade)."""
     rows = list(outcomes)
     net = None if net_r is None else np.asarray(list(net_r), dtype=float)
     legs = np.array([x.leg for x in rows], dtype=object)
-    return {"signals": len(rows),
-            **{status: sum(x.status == status for x in rows)
-               for status in ("no_alert", "unfilled", "pending")},
-            **_stats(rows, net),
-            "legs": {leg: _stats([x for x in rows if x.leg == leg],
-                                 None if net is None else net[legs == leg]) for leg in LEGS}}
+    return {
+        "signals": len(rows),
+        **{
+            status: sum(x.status == status for x in rows)
+            for status in ("no_alert", "unfilled", "pending")
+        },
+        **_stats(rows, net),
+        "legs": {
+            leg: _stats(
+                [x for x in rows if x.leg == leg], None if net is None else net[legs == leg]
+            )
+            for leg in LEGS
+        },
+    }

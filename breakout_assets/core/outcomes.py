@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -100,8 +100,9 @@ def stop_entry_fill(side: int, entry: float, open_: float, high: float, low: flo
 
 
 @njit(cache=True)
-def exit_on_bar(side: int, stop: float, target: float, open_: float, high: float, low: float,
-                stop_only: bool) -> tuple[float, int]:
+def exit_on_bar(
+    side: int, stop: float, target: float, open_: float, high: float, low: float, stop_only: bool
+) -> tuple[float, int]:
     """(exit price, status) of an open position on one bar; (NaN, PENDING) if it survives."""
     if side * (stop - open_) >= 0.0:
         return open_, 2
@@ -117,10 +118,34 @@ def exit_on_bar(side: int, stop: float, target: float, open_: float, high: float
 
 
 @njit(cache=True)
-def _replay(side, entry, stop, target, levels, risk, signal_day, offsets, bar_open, bar_high,
-            bar_low, bar_close, session_ord,
-            as_of_ord, entry_valid, max_holding, out_status, out_entry_bar, out_entry_price,
-            out_exit_bar, out_exit_price, out_r, out_mfe, out_mae, out_held, out_hits):
+def _replay(
+    side,
+    entry,
+    stop,
+    target,
+    levels,
+    risk,
+    signal_day,
+    offsets,
+    bar_open,
+    bar_high,
+    bar_low,
+    bar_close,
+    session_ord,
+    as_of_ord,
+    entry_valid,
+    max_holding,
+    out_status,
+    out_entry_bar,
+    out_entry_price,
+    out_exit_bar,
+    out_exit_price,
+    out_r,
+    out_mfe,
+    out_mae,
+    out_held,
+    out_hits,
+):
     for s in range(len(side)):
         d = side[s]
         first, stop_at = offsets[s], offsets[s + 1]
@@ -137,8 +162,9 @@ def _replay(side, entry, stop, target, levels, risk, signal_day, offsets, bar_op
                     continue
                 fill, fill_bar, fill_ord = price, k, o
                 at_open = price == bar_open[k]
-                ex, st = exit_on_bar(d, stop[s], target[s], bar_open[k], bar_high[k],
-                                     bar_low[k], not at_open)
+                ex, st = exit_on_bar(
+                    d, stop[s], target[s], bar_open[k], bar_high[k], bar_low[k], not at_open
+                )
                 if st != 2:
                     worst = max(worst, d * (fill - (bar_low[k] if d > 0 else bar_high[k])))
                 if st == 0:
@@ -147,8 +173,9 @@ def _replay(side, entry, stop, target, levels, risk, signal_day, offsets, bar_op
             else:
                 if o >= fill_ord + max_holding:
                     break
-                ex, st = exit_on_bar(d, stop[s], target[s], bar_open[k], bar_high[k],
-                                     bar_low[k], False)
+                ex, st = exit_on_bar(
+                    d, stop[s], target[s], bar_open[k], bar_high[k], bar_low[k], False
+                )
                 if st == 2:
                     best = max(best, d * (bar_open[k] - fill))
                 else:
@@ -205,15 +232,21 @@ class BarPaths:
     close: np.ndarray
 
     @classmethod
-    def from_rows(cls, signal_row: np.ndarray, session_ord: np.ndarray, n_signals: int,
-                  **prices: np.ndarray) -> BarPaths:
+    def from_rows(
+        cls, signal_row: np.ndarray, session_ord: np.ndarray, n_signals: int, **prices: np.ndarray
+    ) -> BarPaths:
         """Rows in any order, tagged with their signal's position -> grouped and time-ordered."""
         order = np.lexsort((session_ord, signal_row))
         counts = np.bincount(signal_row, minlength=n_signals)
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        return cls(offsets, session_ord[order].astype(np.int64),
-                   *(np.ascontiguousarray(prices[k][order], dtype=np.float64)
-                     for k in ("open", "high", "low", "close")))
+        return cls(
+            offsets,
+            session_ord[order].astype(np.int64),
+            *(
+                np.ascontiguousarray(prices[k][order], dtype=np.float64)
+                for k in ("open", "high", "low", "close")
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -233,31 +266,43 @@ class Outcomes:
 
     def to_frame(self, bar_sessions: np.ndarray) -> pd.DataFrame:
         """Rows of the signal_outcomes contract; `bar_sessions` dates the BarPaths rows."""
+
         def dated(bar: np.ndarray) -> np.ndarray:
             days = np.asarray(bar_sessions, dtype="datetime64[D]")
-            picked = days[np.clip(bar, 0, max(len(days) - 1, 0))] if len(days) else \
-                np.full(len(bar), np.datetime64("NaT"), "datetime64[D]")
+            picked = (
+                days[np.clip(bar, 0, max(len(days) - 1, 0))]
+                if len(days)
+                else np.full(len(bar), np.datetime64("NaT"), "datetime64[D]")
+            )
             return np.where(bar >= 0, picked, np.datetime64("NaT"))
 
         labels = np.array([s.label for s in Status])
-        frame = pd.DataFrame({
-            "status": labels[self.status],
-            "entry_session": dated(self.entry_bar),
-            "entry_price": self.entry_price,
-            "exit_session": dated(self.exit_bar),
-            "exit_price": self.exit_price,
-            "r_multiple": self.r_multiple,
-            "mfe_r": self.mfe_r,
-            "mae_r": self.mae_r,
-            "bars_held": self.bars_held,
-        })
+        frame = pd.DataFrame(
+            {
+                "status": labels[self.status],
+                "entry_session": dated(self.entry_bar),
+                "entry_price": self.entry_price,
+                "exit_session": dated(self.exit_bar),
+                "exit_price": self.exit_price,
+                "r_multiple": self.r_multiple,
+                "mfe_r": self.mfe_r,
+                "mae_r": self.mae_r,
+                "bars_held": self.bars_held,
+            }
+        )
         for j, name in enumerate(("hit_target_50", "hit_target_75", "hit_target_100")):
             frame[name] = self.hit_targets[:, j]
         return frame
 
 
-def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int | np.ndarray,
-           config: OutcomeConfig, *, labels: bool = False) -> Outcomes:
+def replay(
+    signals: dict[str, np.ndarray],
+    paths: BarPaths,
+    as_of_ord: int | np.ndarray,
+    config: OutcomeConfig,
+    *,
+    labels: bool = False,
+) -> Outcomes:
     """Replay each signal's bracket on its bars up to session `as_of_ord`.
 
     `as_of_ord` may be one session per signal (how far its bars were read).
@@ -270,35 +315,68 @@ def replay(signals: dict[str, np.ndarray], paths: BarPaths, as_of_ord: int | np.
     depends on when or in how many steps it was computed.
     """
     n = len(signals["side"])
-    floats = {k: np.ascontiguousarray(signals[k], dtype=np.float64)
-              for k in ("entry", "stop", "booked_target", "risk")}
+    floats = {
+        k: np.ascontiguousarray(signals[k], dtype=np.float64)
+        for k in ("entry", "stop", "booked_target", "risk")
+    }
     if n and not (floats["risk"] > 0).all():
         raise ValueError("every signal needs a positive risk |entry - stop|")
     levels = np.ascontiguousarray(
         np.column_stack([signals[k] for k in ("target_50", "target_75", "target_100")]),
-        dtype=np.float64).reshape(n, 3)
+        dtype=np.float64,
+    ).reshape(n, 3)
     out = Outcomes(
-        status=np.zeros(n, np.int8), entry_bar=np.full(n, -1, np.int64),
-        entry_price=np.full(n, np.nan), exit_bar=np.full(n, -1, np.int64),
-        exit_price=np.full(n, np.nan), r_multiple=np.full(n, np.nan),
-        mfe_r=np.full(n, np.nan), mae_r=np.full(n, np.nan), bars_held=np.zeros(n, np.int64),
+        status=np.zeros(n, np.int8),
+        entry_bar=np.full(n, -1, np.int64),
+        entry_price=np.full(n, np.nan),
+        exit_bar=np.full(n, -1, np.int64),
+        exit_price=np.full(n, np.nan),
+        r_multiple=np.full(n, np.nan),
+        mfe_r=np.full(n, np.nan),
+        mae_r=np.full(n, np.nan),
+        bars_held=np.zeros(n, np.int64),
         hit_targets=np.zeros((n, 3), np.bool_),
     )
-    _replay(np.ascontiguousarray(signals["side"], dtype=np.int64), floats["entry"],
-            floats["stop"], floats["booked_target"], levels, floats["risk"],
-            np.ascontiguousarray(signals["signal_ord"], dtype=np.int64), paths.offsets,
-            paths.open, paths.high, paths.low, paths.close,
-            paths.session_ord,
-            np.ascontiguousarray(np.broadcast_to(np.asarray(as_of_ord, np.int64), (n,))),
-            config.entry_valid_sessions,
-            config.holding(labels), out.status, out.entry_bar, out.entry_price,
-            out.exit_bar, out.exit_price, out.r_multiple, out.mfe_r, out.mae_r, out.bars_held,
-            out.hit_targets)
+    _replay(
+        np.ascontiguousarray(signals["side"], dtype=np.int64),
+        floats["entry"],
+        floats["stop"],
+        floats["booked_target"],
+        levels,
+        floats["risk"],
+        np.ascontiguousarray(signals["signal_ord"], dtype=np.int64),
+        paths.offsets,
+        paths.open,
+        paths.high,
+        paths.low,
+        paths.close,
+        paths.session_ord,
+        np.ascontiguousarray(np.broadcast_to(np.asarray(as_of_ord, np.int64), (n,))),
+        config.entry_valid_sessions,
+        config.holding(labels),
+        out.status,
+        out.entry_bar,
+        out.entry_price,
+        out.exit_bar,
+        out.exit_price,
+        out.r_multiple,
+        out.mfe_r,
+        out.mae_r,
+        out.bars_held,
+        out.hit_targets,
+    )
     return out
 
 
-def paths_after(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-                rows: np.ndarray, cols: np.ndarray, horizon: int) -> BarPaths:
+def paths_after(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    horizon: int,
+) -> BarPaths:
     """BarPaths of dense (tickers x sessions) bars: for signal i, the traded bars of ticker row
     rows[i] in the `horizon` sessions after session column cols[i] (columns are consecutive
     sessions, so a column index is the session ordinal). For research on arrays in memory."""
@@ -311,21 +389,37 @@ def paths_after(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     signal, ticker, steps = signal[inside], ticker[inside], steps[inside]
     traded = ~np.isnan(close[ticker, steps])
     signal, ticker, steps = signal[traded], ticker[traded], steps[traded]
-    return BarPaths.from_rows(signal, steps, len(rows), open=open_[ticker, steps],
-                              high=high[ticker, steps], low=low[ticker, steps],
-                              close=close[ticker, steps])
+    return BarPaths.from_rows(
+        signal,
+        steps,
+        len(rows),
+        open=open_[ticker, steps],
+        high=high[ticker, steps],
+        low=low[ticker, steps],
+        close=close[ticker, steps],
+    )
 
 
-def label_setups(arrays: MarketArrays, setups: Setups, config: OutcomeConfig | None = None
-                 ) -> Outcomes:
+def label_setups(
+    arrays: MarketArrays, setups: Setups, config: OutcomeConfig | None = None
+) -> Outcomes:
     """The labels of scanner setups replayed on the market they were found in (in memory: for
     research and the baseline regression; the signal_outcomes asset reads bars from Postgres)."""
-    signals = {k: getattr(setups, k) for k in (
-        "entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")}
+    signals = {
+        k: getattr(setups, k)
+        for k in ("entry", "stop", "booked_target", "target_50", "target_75", "target_100", "risk")
+    }
     signals["side"] = setups.side.astype(np.int64)
     signals["signal_ord"] = setups.session
-    paths = paths_after(arrays.open, arrays.high, arrays.low, arrays.close, setups.ticker,
-                        setups.session, arrays.shape[1])
+    paths = paths_after(
+        arrays.open,
+        arrays.high,
+        arrays.low,
+        arrays.close,
+        setups.ticker,
+        setups.session,
+        arrays.shape[1],
+    )
     return replay(signals, paths, arrays.shape[1] - 1, config or OutcomeConfig(), labels=True)
 
 
@@ -336,9 +430,12 @@ def trade_stats(r: np.ndarray, net_r: np.ndarray | None = None) -> dict[str, flo
     r = np.asarray(r, dtype=np.float64)
     n = r.size
     net = None if net_r is None else np.asarray(net_r, dtype=np.float64)
-    return {"trades": n, "wins": int((r > 0).sum()),
-            "win_rate": float((r > 0).mean()) if n else math.nan,
-            "expectancy_r": float(r.mean()) if n else math.nan, "sum_r": float(r.sum()),
-            "expectancy_net_r": float(net.mean()) if net is not None and n else math.nan,
-            "sum_net_r": float(net.sum()) if net is not None else math.nan}
-
+    return {
+        "trades": n,
+        "wins": int((r > 0).sum()),
+        "win_rate": float((r > 0).mean()) if n else math.nan,
+        "expectancy_r": float(r.mean()) if n else math.nan,
+        "sum_r": float(r.sum()),
+        "expectancy_net_r": float(net.mean()) if net is not None and n else math.nan,
+        "sum_net_r": float(net.sum()) if net is not None else math.nan,
+    }

@@ -63,14 +63,32 @@ from numba import njit
 from breakout_assets.core.geometry import close_position, true_range
 
 FEATURE_NAMES = (
-    "basic_tightness", "consol_duration", "rally_pct", "rally_duration", "rally_intensity",
-    "consol_end_close_pct", "consol_rally_duration_ratio", "consol_bearish_ratio",
-    "candles_close_above_entry", "momentum_second_half", "stock_vs_sector_rally_strength",
-    "stock_vs_qqq_rally_strength", "sector_vs_market_strength", "qqq_consol_vs_rally_pct",
-    "breakout_day_atr_multiple", "rally_avg_volume_to_breakout_ratio", "consol_volume_pct",
-    "rally_volume_pct", "consol_avg_volume_to_breakout_ratio",
-    "breakout_range_to_consol_avg_range_ratio", "fib_retracement_zone", "old_entry_touches",
-    "old_entry_touches_ratio", "stop_touches_ratio", "entry_month", "pattern_score",
+    "basic_tightness",
+    "consol_duration",
+    "rally_pct",
+    "rally_duration",
+    "rally_intensity",
+    "consol_end_close_pct",
+    "consol_rally_duration_ratio",
+    "consol_bearish_ratio",
+    "candles_close_above_entry",
+    "momentum_second_half",
+    "stock_vs_sector_rally_strength",
+    "stock_vs_qqq_rally_strength",
+    "sector_vs_market_strength",
+    "qqq_consol_vs_rally_pct",
+    "breakout_day_atr_multiple",
+    "rally_avg_volume_to_breakout_ratio",
+    "consol_volume_pct",
+    "rally_volume_pct",
+    "consol_avg_volume_to_breakout_ratio",
+    "breakout_range_to_consol_avg_range_ratio",
+    "fib_retracement_zone",
+    "old_entry_touches",
+    "old_entry_touches_ratio",
+    "stop_touches_ratio",
+    "entry_month",
+    "pattern_score",
 )
 FIB_LEVELS = (0.236, 0.382, 0.5, 0.618, 0.786)
 MARKET_ETF, TECH_INDEX = "SPY", "QQQ"
@@ -94,9 +112,35 @@ def _clip01(x: float) -> float:
 
 
 @njit(cache=True)
-def _features(op, high, low, close, volume, tick, t_, h_, l_, side, entry_, stop_, atr_, mh_,
-              c_high_, c_low_, r_high_, r_low_, index, sector_row, months, lookback, baseline_bars,
-              rally_min_pct, max_retracement, fibs, out):
+def _features(
+    op,
+    high,
+    low,
+    close,
+    volume,
+    tick,
+    t_,
+    h_,
+    l_,
+    side,
+    entry_,
+    stop_,
+    atr_,
+    mh_,
+    c_high_,
+    c_low_,
+    r_high_,
+    r_low_,
+    index,
+    sector_row,
+    months,
+    lookback,
+    baseline_bars,
+    rally_min_pct,
+    max_retracement,
+    fibs,
+    out,
+):
     nan = np.nan
     for s in range(len(t_)):
         i, t, h, l, d = tick[s], t_[s], h_[s], l_[s], side[s]
@@ -164,9 +208,13 @@ def _features(op, high, low, close, volume, tick, t_, h_, l_, side, entry_, stop
         extreme = hi[h] if d > 0 else lo[h]
         position = close_position(hi[t], lo[t], cl[t], d)
         rally_pct = mh / r_low
-        score = (_clip01(rally_pct / (2.0 * rally_min_pct)) + _clip01(efficiency)
-                 + _clip01(1.0 - retracement / max_retracement) + _clip01(_div(vo[t], vol_c) / 3.0)
-                 + _clip01(position)) / 5.0
+        score = (
+            _clip01(rally_pct / (2.0 * rally_min_pct))
+            + _clip01(efficiency)
+            + _clip01(1.0 - retracement / max_retracement)
+            + _clip01(_div(vo[t], vol_c) / 3.0)
+            + _clip01(position)
+        ) / 5.0
         if c_range > 0:
             end_pct = (cl[t - 1] - c_low) / c_range if d > 0 else (c_high - cl[t - 1]) / c_range
         else:
@@ -205,8 +253,12 @@ def session_months(sessions: np.ndarray) -> np.ndarray:
     return (months % 12 + 1).astype(np.int64)
 
 
-def index_matrix(index_close: dict[str, np.ndarray] | None, sector_etf_of_ticker: np.ndarray | None,
-                 n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+def index_matrix(
+    index_close: dict[str, np.ndarray] | None,
+    sector_etf_of_ticker: np.ndarray | None,
+    n: int,
+    m: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Index closes as rows (0 SPY, 1 QQQ, then sector ETFs) and each ticker's sector-ETF row
     (-1 where its ETF has no series)."""
     index_close = index_close or {}
@@ -230,8 +282,9 @@ def index_matrix(index_close: dict[str, np.ndarray] | None, sector_etf_of_ticker
     return matrix, sector_row
 
 
-def pattern_features(arrays, setups, config, index_close=None,
-                     sector_etf_of_ticker=None) -> dict[str, np.ndarray]:
+def pattern_features(
+    arrays, setups, config, index_close=None, sector_etf_of_ticker=None
+) -> dict[str, np.ndarray]:
     """{feature name: (k,) float64} for the setups (see the module docstring for definitions)."""
     n, m = arrays.shape
     k = len(setups)
@@ -239,13 +292,32 @@ def pattern_features(arrays, setups, config, index_close=None,
     if k:
         matrix, sector_row = index_matrix(index_close, sector_etf_of_ticker, n, m)
         _features(
-            arrays.open, arrays.high, arrays.low, arrays.close, arrays.volume,
-            setups.ticker.astype(np.int64), setups.session.astype(np.int64),
-            setups.rally_end.astype(np.int64), setups.rally_start.astype(np.int64),
-            setups.side.astype(np.int64), setups.entry, setups.stop, setups.atr, setups.move_height,
-            setups.consol_high, setups.consol_low, setups.rally_high, setups.rally_low,
-            matrix, sector_row, session_months(arrays.sessions), int(config.feature_lookback_bars),
-            int(config.volume_baseline_bars), float(config.rally_min_pct),
-            float(config.consol_max_retracement), np.array(FIB_LEVELS), out,
+            arrays.open,
+            arrays.high,
+            arrays.low,
+            arrays.close,
+            arrays.volume,
+            setups.ticker.astype(np.int64),
+            setups.session.astype(np.int64),
+            setups.rally_end.astype(np.int64),
+            setups.rally_start.astype(np.int64),
+            setups.side.astype(np.int64),
+            setups.entry,
+            setups.stop,
+            setups.atr,
+            setups.move_height,
+            setups.consol_high,
+            setups.consol_low,
+            setups.rally_high,
+            setups.rally_low,
+            matrix,
+            sector_row,
+            session_months(arrays.sessions),
+            int(config.feature_lookback_bars),
+            int(config.volume_baseline_bars),
+            float(config.rally_min_pct),
+            float(config.consol_max_retracement),
+            np.array(FIB_LEVELS),
+            out,
         )
     return {name: out[:, j].copy() for j, name in enumerate(FEATURE_NAMES)}

@@ -45,8 +45,9 @@ def _over(value: float, limit: float) -> bool:
     return value > limit * (1 + _TOLERANCE) + _TOLERANCE
 
 
-def cap_breaches(plans: Iterable[StoredPlan], equity: Mapping[date, float],
-                 sizing: SizingConfig) -> list[Breach]:
+def cap_breaches(
+    plans: Iterable[StoredPlan], equity: Mapping[date, float], sizing: SizingConfig
+) -> list[Breach]:
     """Every cap a plan (or a session's plans) exceeds; plans of sessions without an equity
     are left out (the caller says how many)."""
     breaches: list[Breach] = []
@@ -63,19 +64,37 @@ def cap_breaches(plans: Iterable[StoredPlan], equity: Mapping[date, float],
         if tier is None:
             breaches.append(Breach("tier", p.order_ref, p.quantity, 0))
         elif _over(shares_risk, sizing.risk_fraction(tier) * eq):
-            breaches.append(Breach("risk_per_position", p.order_ref, shares_risk,
-                                   sizing.risk_fraction(tier) * eq))
+            breaches.append(
+                Breach(
+                    "risk_per_position", p.order_ref, shares_risk, sizing.risk_fraction(tier) * eq
+                )
+            )
         if _over(p.quantity * p.entry, sizing.max_position_notional_pct * eq):
-            breaches.append(Breach("max_position_notional", p.order_ref, p.quantity * p.entry,
-                                   sizing.max_position_notional_pct * eq))
+            breaches.append(
+                Breach(
+                    "max_position_notional",
+                    p.order_ref,
+                    p.quantity * p.entry,
+                    sizing.max_position_notional_pct * eq,
+                )
+            )
         if p.trades:
             session_risk[p.session] += shares_risk
             session_count[p.session] += 1
     for session, risk in sorted(session_risk.items()):
         if _over(risk, sizing.max_open_risk_pct * equity[session]):
-            breaches.append(Breach("max_open_risk", str(session), risk,
-                                   sizing.max_open_risk_pct * equity[session]))
+            breaches.append(
+                Breach(
+                    "max_open_risk", str(session), risk, sizing.max_open_risk_pct * equity[session]
+                )
+            )
         if session_count[session] > sizing.max_open_positions:
-            breaches.append(Breach("max_open_positions", str(session), session_count[session],
-                                   sizing.max_open_positions))
+            breaches.append(
+                Breach(
+                    "max_open_positions",
+                    str(session),
+                    session_count[session],
+                    sizing.max_open_positions,
+                )
+            )
     return breaches

@@ -69,8 +69,9 @@ class PlannedTrade:
     reason: str
 
 
-def plan_session(signals: list[ScoredSignal], account: Account, sizing: SizingConfig,
-                 auto_approve: bool = False) -> list[PlannedTrade]:
+def plan_session(
+    signals: list[ScoredSignal], account: Account, sizing: SizingConfig, auto_approve: bool = False
+) -> list[PlannedTrade]:
     """Sized plans in the order given (best EV first); skips and zero sizes are 'skipped'."""
     plans = []
     for signal in signals:
@@ -78,14 +79,28 @@ def plan_session(signals: list[ScoredSignal], account: Account, sizing: SizingCo
         if signal.decision != "trade":
             plans.append(PlannedTrade(ref, signal, 0, 0.0, "skipped", signal.reason))
             continue
-        size = size_position(signal.confidence, signal.reward_risk, signal.entry, signal.stop,
-                             account, sizing, cost_r=signal.cost_r)
+        size = size_position(
+            signal.confidence,
+            signal.reward_risk,
+            signal.entry,
+            signal.stop,
+            account,
+            sizing,
+            cost_r=signal.cost_r,
+        )
         if size.shares <= 0:
             plans.append(PlannedTrade(ref, signal, 0, 0.0, "skipped", size.reason))
             continue
-        plans.append(PlannedTrade(ref, signal, size.shares, size.risk_dollars,
-                                  "approved" if auto_approve else "pending_approval",
-                                  size.reason))
+        plans.append(
+            PlannedTrade(
+                ref,
+                signal,
+                size.shares,
+                size.risk_dollars,
+                "approved" if auto_approve else "pending_approval",
+                size.reason,
+            )
+        )
         account = with_exposure(account, Exposure(size.risk_dollars, size.notional), sizing)
     return plans
 
@@ -99,9 +114,15 @@ class KeptPlan:
     exposure: Exposure
 
 
-def plan_sessions(sessions: list[date], signals: list[ScoredSignal], kept: list[KeptPlan],
-                  then: Mapping[date, Account], live: Account | None, sizing: SizingConfig,
-                  auto_approve: bool = False) -> list[PlannedTrade]:
+def plan_sessions(
+    sessions: list[date],
+    signals: list[ScoredSignal],
+    kept: list[KeptPlan],
+    then: Mapping[date, Account],
+    live: Account | None,
+    sizing: SizingConfig,
+    auto_approve: bool = False,
+) -> list[PlannedTrade]:
     """Plan each session against its own account: `then[session]`, the account as it stood
     after that session's close, or else the `live` one. Kept plans that trade enter it first: an
     approved one always, a sent one only in an account from before it was placed (the live
@@ -113,7 +134,8 @@ def plan_sessions(sessions: list[date], signals: list[ScoredSignal], kept: list[
             raise ValueError(f"no account to size {session} against")
         for plan in kept:
             if plan.session == session and (
-                    plan.status == "approved" or (plan.status == "sent" and session in then)):
+                plan.status == "approved" or (plan.status == "sent" and session in then)
+            ):
                 account = with_exposure(account, plan.exposure, sizing)
         todays = [s for s in signals if s.session == session]
         plans += plan_session(todays, account, sizing, auto_approve)

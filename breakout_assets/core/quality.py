@@ -44,7 +44,8 @@ class ValidatedBars:
 
     @property
     def reasons(self) -> dict[str, int]:
-        return self.quarantined["reason"].value_counts().to_dict() if len(self.quarantined) else {}
+        counts = self.quarantined["reason"].value_counts()
+        return {str(reason): int(n) for reason, n in counts.items()}
 
 
 def validate_bars(
@@ -88,7 +89,9 @@ def _ticker_reasons(tickers: pd.Series) -> np.ndarray:
 
 
 def _row_reasons(
-    bars: pd.DataFrame, sessions: Collection[date], non_sessions: Collection[date],
+    bars: pd.DataFrame,
+    sessions: Collection[date],
+    non_sessions: Collection[date],
     max_price: float,
 ) -> pd.Series:
     """The first rule each row breaks (None when it breaks none), in order of severity."""
@@ -99,10 +102,15 @@ def _row_reasons(
         (np.isnat(days), UNPARSEABLE_DATE),
         (np.isin(days, _days(non_sessions)), NON_SESSION),
         (~np.isin(days, _days(sessions)), "session not requested"),
-        (~np.isfinite(np.column_stack([o, h, l, c, v])).all(axis=1), "missing or non-numeric value"),
+        (
+            ~np.isfinite(np.column_stack([o, h, l, c, v])).all(axis=1),
+            "missing or non-numeric value",
+        ),
         ((o <= 0) | (h <= 0) | (l <= 0) | (c <= 0), "non-positive price"),
-        ((o > max_price) | (h > max_price) | (l > max_price) | (c > max_price),
-         "price above max_bar_price"),
+        (
+            (o > max_price) | (h > max_price) | (l > max_price) | (c > max_price),
+            "price above max_bar_price",
+        ),
         (v < 0, "negative volume"),
         (v >= _MAX_VOLUME, "volume out of range"),
         (v != np.floor(v), "fractional volume"),
@@ -155,6 +163,9 @@ def refused_sessions(
         if valid.get(session, 0):
             continue
         rejected = quarantined.get(session, 0)
-        refused.append(f"{session}: all {rejected} rows quarantined" if rejected
-                       else f"{session}: no rows delivered")
+        refused.append(
+            f"{session}: all {rejected} rows quarantined"
+            if rejected
+            else f"{session}: no rows delivered"
+        )
     return refused

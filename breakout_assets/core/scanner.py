@@ -103,8 +103,9 @@ class MarketArrays:
         return self.close.shape
 
     @classmethod
-    def from_bars(cls, bars: pd.DataFrame, tickers: Any = None,
-                  sessions: Any = None) -> MarketArrays:
+    def from_bars(
+        cls, bars: pd.DataFrame, tickers: Any = None, sessions: Any = None
+    ) -> MarketArrays:
         """Arrays from a bars frame in the `core.bars` contract (one row per ticker-session).
 
         `tickers` / `sessions` fix the rows / columns (default: those of the frame, sorted);
@@ -112,10 +113,11 @@ class MarketArrays:
         """
         tick = pd.Index(sorted(bars["ticker"].unique()) if tickers is None else list(tickers))
         stamps = pd.to_datetime(bars["session"]).dt.normalize()
-        sess = pd.DatetimeIndex(np.sort(stamps.unique()) if sessions is None
-                                else pd.to_datetime(np.asarray(sessions))).normalize()
-        rows = tick.get_indexer(bars["ticker"])
-        cols = sess.get_indexer(stamps)
+        sess = pd.DatetimeIndex(
+            np.sort(stamps.unique()) if sessions is None else pd.to_datetime(np.asarray(sessions))
+        ).normalize()
+        rows = tick.get_indexer(pd.Index(bars["ticker"]))
+        cols = sess.get_indexer(pd.DatetimeIndex(stamps))
         keep = (rows >= 0) & (cols >= 0)
         rows, cols = rows[keep], cols[keep]
         out = {}
@@ -139,8 +141,20 @@ def index_close_arrays(index_bars: pd.DataFrame, sessions: np.ndarray) -> dict[s
 
 _GEOMETRY_INT_FIELDS = ("rally_start", "rally_end", "consol_start", "consol_end", "atr_window")
 _FLOAT_FIELDS = (
-    "rally_high", "rally_low", "move_height", "consol_high", "consol_low", "entry", "stop", "atr",
-    "target_50", "target_75", "target_100", "booked_target", "risk", "reward_risk",
+    "rally_high",
+    "rally_low",
+    "move_height",
+    "consol_high",
+    "consol_low",
+    "entry",
+    "stop",
+    "atr",
+    "target_50",
+    "target_75",
+    "target_100",
+    "booked_target",
+    "risk",
+    "reward_risk",
 )
 
 
@@ -192,8 +206,9 @@ class Setups:
         return self.consol_end - self.consol_start + 1
 
     def take(self, index: np.ndarray) -> Setups:
-        values = {f.name: getattr(self, f.name)[index] for f in fields(self)
-                  if f.name != "features"}
+        values = {
+            f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "features"
+        }
         return Setups(**values, features={k: v[index] for k, v in self.features.items()})
 
     def to_frame(self, arrays: MarketArrays | None = None, features: bool = True) -> pd.DataFrame:
@@ -224,21 +239,43 @@ class Setups:
 # integer parameters
 _SWING, _RMIN, _RMAX, _CMIN, _CMAX, _ATRMAX = range(6)
 # float parameters
-(_PMIN, _PMAX, _EFF, _RATIO, _RETR, _RANGE, _BRK, _VOL, _STOPK, _F50, _F75, _F100, _FIB,
- _FADJ) = range(14)
+(_PMIN, _PMAX, _EFF, _RATIO, _RETR, _RANGE, _BRK, _VOL, _STOPK, _F50, _F75, _F100, _FIB, _FADJ) = (
+    range(14)
+)
 
 
 def _params(config: ScannerConfig) -> tuple[np.ndarray, np.ndarray]:
-    ip = np.array([config.swing_bars, config.rally_min_bars, config.rally_max_bars,
-                   config.min_consol_bars, config.consol_max_bars, config.atr_max_bars],
-                  dtype=np.int64)
+    ip = np.array(
+        [
+            config.swing_bars,
+            config.rally_min_bars,
+            config.rally_max_bars,
+            config.min_consol_bars,
+            config.consol_max_bars,
+            config.atr_max_bars,
+        ],
+        dtype=np.int64,
+    )
     f = config.target_fractions
-    fp = np.array([config.rally_min_pct, config.rally_max_pct, config.rally_min_efficiency,
-                   config.consol_min_ratio, config.consol_max_retracement,
-                   config.consol_max_range_pct,
-                   config.breakout_min_close_pct, config.breakout_min_volume_ratio,
-                   config.stop_atr_multiple, f[0], f[1], f[2], config.adjusted_threshold,
-                   config.adjusted_target_fraction], dtype=np.float64)
+    fp = np.array(
+        [
+            config.rally_min_pct,
+            config.rally_max_pct,
+            config.rally_min_efficiency,
+            config.consol_min_ratio,
+            config.consol_max_retracement,
+            config.consol_max_range_pct,
+            config.breakout_min_close_pct,
+            config.breakout_min_volume_ratio,
+            config.stop_atr_multiple,
+            f[0],
+            f[1],
+            f[2],
+            config.adjusted_threshold,
+            config.adjusted_target_fraction,
+        ],
+        dtype=np.float64,
+    )
     return ip, fp
 
 
@@ -399,8 +436,9 @@ def _scan_ticker(high, low, close, volume, start, emit_from, end, ip, fp, events
                         break
                     jlo, jhi = _start_window(k, t - 1 - k, seg, ratio, rmin, rmax, swing)
                     if jhi >= jlo and _may_qualify(low, 1, jlo, jhi, hk, bottom, min_pct, max_retr):
-                        l = _qualify(high, low, 1, high, low, close, volume, k, t, jlo, jhi,
-                                     bottom, ip, fp)
+                        l = _qualify(
+                            high, low, 1, high, low, close, volume, k, t, jlo, jhi, bottom, ip, fp
+                        )
                         if l >= 0:
                             best_h, best_l = k, l
                     top = hk
@@ -422,10 +460,12 @@ def _scan_ticker(high, low, close, volume, start, emit_from, end, ip, fp, events
                     if not (ct < lk * down and lt < lk):
                         break
                     jlo, jhi = _start_window(k, t - 1 - k, seg, ratio, rmin, rmax, swing)
-                    if jhi >= jlo and _may_qualify(high, -1, jlo, jhi, -lk, -top, min_pct,
-                                                   max_retr):
-                        l = _qualify(low, high, -1, high, low, close, volume, k, t, jlo, jhi,
-                                     -top, ip, fp)
+                    if jhi >= jlo and _may_qualify(
+                        high, -1, jlo, jhi, -lk, -top, min_pct, max_retr
+                    ):
+                        l = _qualify(
+                            low, high, -1, high, low, close, volume, k, t, jlo, jhi, -top, ip, fp
+                        )
                         if l >= 0:
                             best_h, best_l = k, l
                     bottom = lk
@@ -444,8 +484,9 @@ def _scan_ticker(high, low, close, volume, start, emit_from, end, ip, fp, events
 def _detect(high, low, close, volume, rows, start, emit_from, end, ip, fp, events, counts):
     for r in prange(len(rows)):
         i = rows[r]
-        counts[r] = _scan_ticker(high[i], low[i], close[i], volume[i], start, emit_from, end,
-                                 ip, fp, events[r])
+        counts[r] = _scan_ticker(
+            high[i], low[i], close[i], volume[i], start, emit_from, end, ip, fp, events[r]
+        )
 
 
 @njit(cache=True)
@@ -502,8 +543,14 @@ def _geometry(high, low, close, tick, t_, h_, l_, side, ip, fp, ints, floats, fl
 _EVENT_CAPACITY = 32  # setups per ticker held in the first pass; tickers with more are rerun
 
 
-def detect(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_from: int = 0,
-           end: int | None = None, capacity: int = _EVENT_CAPACITY) -> np.ndarray:
+def detect(
+    arrays: MarketArrays,
+    config: ScannerConfig | None = None,
+    *,
+    emit_from: int = 0,
+    end: int | None = None,
+    capacity: int = _EVENT_CAPACITY,
+) -> np.ndarray:
     """The setups' skeletons as a (k, 5) int64 array of ticker, breakout session, rally end
     (swing high; short: swing low), rally start, side (+1 / -1); sorted by session, ticker and
     side (long first). Arguments as `scan`; `capacity` is the number of setups per ticker the
@@ -518,8 +565,20 @@ def detect(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_fr
     def run(rows: np.ndarray, room: int) -> tuple[np.ndarray, np.ndarray]:
         events = np.empty((len(rows), room, 4), np.int64)
         counts = np.zeros(len(rows), np.int64)
-        _detect(arrays.high, arrays.low, arrays.close, arrays.volume, rows, start, emit_from, end,
-                ip, fp, events, counts)
+        _detect(
+            arrays.high,
+            arrays.low,
+            arrays.close,
+            arrays.volume,
+            rows,
+            start,
+            emit_from,
+            end,
+            ip,
+            fp,
+            events,
+            counts,
+        )
         return events, counts
 
     def flatten(rows: np.ndarray, events: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -538,9 +597,16 @@ def detect(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_fr
     return raw[order]
 
 
-def scan(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_from: int = 0,
-         end: int | None = None, index_close: dict[str, np.ndarray] | None = None,
-         sector_etf_of_ticker: np.ndarray | None = None, features: bool = True) -> Setups:
+def scan(
+    arrays: MarketArrays,
+    config: ScannerConfig | None = None,
+    *,
+    emit_from: int = 0,
+    end: int | None = None,
+    index_close: dict[str, np.ndarray] | None = None,
+    sector_etf_of_ticker: np.ndarray | None = None,
+    features: bool = True,
+) -> Setups:
     """Every setup whose breakout session s satisfies emit_from <= s < end (default: all).
 
     Reads only sessions < end, and only the `config.lookback_bars` sessions before emit_from
@@ -555,13 +621,15 @@ def scan(arrays: MarketArrays, config: ScannerConfig | None = None, *, emit_from
     if features:
         from breakout_assets.core.pattern_features import pattern_features
 
-        setups.features = pattern_features(arrays, setups, config, index_close,
-                                           sector_etf_of_ticker)
+        setups.features = pattern_features(
+            arrays, setups, config, index_close, sector_etf_of_ticker
+        )
     return setups
 
 
-def scan_session(arrays: MarketArrays, t: int, config: ScannerConfig | None = None,
-                 **kwargs: Any) -> Setups:
+def scan_session(
+    arrays: MarketArrays, t: int, config: ScannerConfig | None = None, **kwargs: Any
+) -> Setups:
     """The setups breaking out on session index t (live use), reading no session after t."""
     return scan(arrays, config, emit_from=t, end=t + 1, **kwargs)
 
@@ -573,10 +641,25 @@ def _build(arrays: MarketArrays, config: ScannerConfig, raw: np.ndarray) -> Setu
     floats = np.zeros((k, 14), np.float64)
     flags = np.zeros((k, 2), np.int64)
     if k:
-        _geometry(arrays.high, arrays.low, arrays.close, raw[:, 0].copy(), raw[:, 1].copy(),
-                  raw[:, 2].copy(), raw[:, 3].copy(), raw[:, 4].copy(), ip, fp, ints, floats, flags)
+        _geometry(
+            arrays.high,
+            arrays.low,
+            arrays.close,
+            raw[:, 0].copy(),
+            raw[:, 1].copy(),
+            raw[:, 2].copy(),
+            raw[:, 3].copy(),
+            raw[:, 4].copy(),
+            ip,
+            fp,
+            ints,
+            floats,
+            flags,
+        )
     values: dict[str, Any] = {
-        "ticker": raw[:, 0].copy(), "session": raw[:, 1].copy(), "side": raw[:, 4].astype(np.int8),
+        "ticker": raw[:, 0].copy(),
+        "session": raw[:, 1].copy(),
+        "side": raw[:, 4].astype(np.int8),
         "stop_rule": np.array(STOP_RULES, dtype=object)[flags[:, 0]].astype(str),
         "adjusted_entry": flags[:, 1].astype(bool),
     }

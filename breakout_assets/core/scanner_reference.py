@@ -41,7 +41,7 @@ def _rally_start(high, low, valid, e, side, cfg: ScannerConfig) -> int | None:
     """The latest swing low (short: swing high) l in [e - rally_max + 1, e - rally_min + 1]
     lowest of (l, e] and of the swing_bars bars before it, with no missing bar in [l - swing, e]."""
     for j in range(e - cfg.rally_min_bars + 1, e - cfg.rally_max_bars, -1):
-        if j - cfg.swing_bars < 0 or not all(valid[j - cfg.swing_bars:e + 1]):
+        if j - cfg.swing_bars < 0 or not all(valid[j - cfg.swing_bars : e + 1]):
             return None
         after = range(j + 1, e + 1)
         before = range(j - cfg.swing_bars, j)
@@ -54,8 +54,9 @@ def _rally_start(high, low, valid, e, side, cfg: ScannerConfig) -> int | None:
     return None
 
 
-def _candidate(high, low, close, volume, valid, t, e, side, cfg: ScannerConfig,
-               min_consol: int) -> int | None:
+def _candidate(
+    high, low, close, volume, valid, t, e, side, cfg: ScannerConfig, min_consol: int
+) -> int | None:
     """The rally start if swing high (short: low) e gives a setup breaking out on t, else None."""
     nb = t - e - 1
     if nb < min_consol or nb > cfg.consol_max_bars:
@@ -69,11 +70,11 @@ def _candidate(high, low, close, volume, valid, t, e, side, cfg: ScannerConfig,
         ext = low[e]
         if not (low[t] < ext and close[t] < ext * (1.0 - cfg.breakout_min_close_pct)):
             return None
-    if not all(valid[e:t + 1]):
+    if not all(valid[e : t + 1]):
         return None
     # ... and is the first to: the base never trades beyond it
     base = range(e + 1, t)
-    c_high, c_low = max(high[e + 1:t]), min(low[e + 1:t])
+    c_high, c_low = max(high[e + 1 : t]), min(low[e + 1 : t])
     if (side > 0 and c_high > ext) or (side < 0 and c_low < ext):
         return None
     if c_high > c_low * (1.0 + cfg.consol_max_range_pct):
@@ -119,7 +120,7 @@ def _candidate(high, low, close, volume, valid, t, e, side, cfg: ScannerConfig,
 
 
 def _geometry(high, low, close, t, e, l, side, cfg: ScannerConfig) -> dict:
-    c_high, c_low = max(high[e + 1:t]), min(low[e + 1:t])
+    c_high, c_low = max(high[e + 1 : t]), min(low[e + 1 : t])
     r_high, r_low = (high[e], low[l]) if side > 0 else (high[l], low[e])
     mh = r_high - r_low
     entry = close[t]
@@ -147,12 +148,27 @@ def _geometry(high, low, close, t, e, l, side, cfg: ScannerConfig) -> dict:
         booked = entry - cfg.adjusted_target_fraction * mh if adjusted else targets[0]
     risk = abs(entry - stop)
     return {
-        "rally_start": l, "rally_end": e, "consol_start": e + 1, "consol_end": t - 1,
-        "rally_high": r_high, "rally_low": r_low, "move_height": mh, "consol_high": c_high,
-        "consol_low": c_low, "entry": entry, "stop": stop, "stop_rule": rule, "atr": atr,
-        "atr_window": t - first, "target_50": targets[0], "target_75": targets[1],
-        "target_100": targets[2], "booked_target": booked, "adjusted_entry": adjusted,
-        "risk": risk, "reward_risk": abs(booked - entry) / risk,
+        "rally_start": l,
+        "rally_end": e,
+        "consol_start": e + 1,
+        "consol_end": t - 1,
+        "rally_high": r_high,
+        "rally_low": r_low,
+        "move_height": mh,
+        "consol_high": c_high,
+        "consol_low": c_low,
+        "entry": entry,
+        "stop": stop,
+        "stop_rule": rule,
+        "atr": atr,
+        "atr_window": t - first,
+        "target_50": targets[0],
+        "target_75": targets[1],
+        "target_100": targets[2],
+        "booked_target": booked,
+        "adjusted_entry": adjusted,
+        "risk": risk,
+        "reward_risk": abs(booked - entry) / risk,
     }
 
 
@@ -160,8 +176,9 @@ def _ret(x: np.ndarray, a: int, b: int) -> float:
     return x[b] / x[a] - 1.0 if x[a] != 0 else math.nan
 
 
-def _features(row: dict, o, high, low, close, volume, month: int, index: dict, sector: str,
-              cfg: ScannerConfig) -> dict:
+def _features(
+    row: dict, o, high, low, close, volume, month: int, index: dict, sector: str, cfg: ScannerConfig
+) -> dict:
     """The pattern features of one setup, per the table in `core.pattern_features`."""
     t, h, l, d = row["session"], row["rally_end"], row["rally_start"], row["side"]
     R, C = h - l + 1, t - h - 1
@@ -172,11 +189,17 @@ def _features(row: dict, o, high, low, close, volume, month: int, index: dict, s
     c_range = c_high - c_low
     vol_c = np.mean([volume[k] for k in base])
     vol_r = np.mean([volume[k] for k in rally])
-    baseline = [volume[k] for k in range(max(0, l - cfg.volume_baseline_bars), l)
-                if not math.isnan(volume[k])]
-    baseline = np.mean(baseline) if baseline else math.nan
-    window = [k for k in range(max(0, t - cfg.feature_lookback_bars), t)
-              if not (math.isnan(high[k]) or math.isnan(low[k]) or math.isnan(close[k]))]
+    before = [
+        volume[k]
+        for k in range(max(0, l - cfg.volume_baseline_bars), l)
+        if not math.isnan(volume[k])
+    ]
+    baseline = float(np.mean(before)) if before else math.nan
+    window = [
+        k
+        for k in range(max(0, t - cfg.feature_lookback_bars), t)
+        if not (math.isnan(high[k]) or math.isnan(low[k]) or math.isnan(close[k]))
+    ]
     path = sum(abs(close[k] - close[k - 1]) for k in range(l + 1, h + 1))
     efficiency = d * (close[h] - close[l]) / path if path > 0 else 0.0
     retracement = (row["rally_high"] - c_low) / mh if d > 0 else (c_high - row["rally_low"]) / mh
@@ -194,11 +217,15 @@ def _features(row: dict, o, high, low, close, volume, month: int, index: dict, s
     def div(a: float, b: float) -> float:
         return a / b if b != 0 else nan
 
-    score = np.mean([
-        clip01(rally_pct / (2 * cfg.rally_min_pct)), clip01(efficiency),
-        clip01(1 - retracement / cfg.consol_max_retracement), clip01(div(volume[t], vol_c) / 3),
-        clip01(position),
-    ])
+    score = np.mean(
+        [
+            clip01(rally_pct / (2 * cfg.rally_min_pct)),
+            clip01(efficiency),
+            clip01(1 - retracement / cfg.consol_max_retracement),
+            clip01(div(volume[t], vol_c) / 3),
+            clip01(position),
+        ]
+    )
     entry_touches = sum(1 for k in window if low[k] <= entry <= high[k])
     mid = l + (R - 1) // 2
     extreme = high[h] if d > 0 else low[h]
@@ -217,34 +244,42 @@ def _features(row: dict, o, high, low, close, volume, month: int, index: dict, s
         "consol_bearish_ratio": sum(1 for k in base if d * (close[k] - o[k]) < 0) / C,
         "candles_close_above_entry": sum(1 for k in window if d * (close[k] - entry) > 0),
         "momentum_second_half": d * (extreme - close[mid]) / mh,
-        "stock_vs_sector_rally_strength":
-            d * (stock_r - _ret(sec, l, h)) if sec is not None else nan,
+        "stock_vs_sector_rally_strength": d * (stock_r - _ret(sec, l, h))
+        if sec is not None
+        else nan,
         "stock_vs_qqq_rally_strength": d * (stock_r - _ret(qqq, l, h)) if qqq is not None else nan,
-        "sector_vs_market_strength":
-            d * (_ret(sec, l, t) - _ret(spy, l, t)) if sec is not None and spy is not None else nan,
-        "qqq_consol_vs_rally_pct":
-            d * (_ret(qqq, h, t - 1) - _ret(qqq, l, h)) if qqq is not None else nan,
+        "sector_vs_market_strength": d * (_ret(sec, l, t) - _ret(spy, l, t))
+        if sec is not None and spy is not None
+        else nan,
+        "qqq_consol_vs_rally_pct": d * (_ret(qqq, h, t - 1) - _ret(qqq, l, h))
+        if qqq is not None
+        else nan,
         "breakout_day_atr_multiple": _true_range(high, low, close, t) / atr if atr > 0 else nan,
         "rally_avg_volume_to_breakout_ratio": div(vol_r, volume[t]),
         "consol_volume_pct": div(vol_c, baseline) - 1,
         "rally_volume_pct": div(vol_r, baseline) - 1,
         "consol_avg_volume_to_breakout_ratio": div(vol_c, volume[t]),
-        "breakout_range_to_consol_avg_range_ratio":
-            div(high[t] - low[t], np.mean([high[k] - low[k] for k in base])),
+        "breakout_range_to_consol_avg_range_ratio": div(
+            high[t] - low[t], np.mean([high[k] - low[k] for k in base])
+        ),
         "fib_retracement_zone": float(sum(retracement >= f for f in FIB_LEVELS)),
         "old_entry_touches": entry_touches,
         "old_entry_touches_ratio": entry_touches / len(window) if window else nan,
         "stop_touches_ratio": sum(1 for k in window if low[k] <= stop <= high[k]) / len(window)
-        if window else nan,
+        if window
+        else nan,
         "entry_month": month,
         "pattern_score": score,
     }
 
 
-def reference_scan_frame(arrays: MarketArrays, config: ScannerConfig | None = None,
-                         index_close: dict[str, np.ndarray] | None = None,
-                         sector_etf_of_ticker: np.ndarray | None = None,
-                         tickers: list[int] | None = None) -> pd.DataFrame:
+def reference_scan_frame(
+    arrays: MarketArrays,
+    config: ScannerConfig | None = None,
+    index_close: dict[str, np.ndarray] | None = None,
+    sector_etf_of_ticker: np.ndarray | None = None,
+    tickers: list[int] | None = None,
+) -> pd.DataFrame:
     """One row per setup (columns as `Setups`, indices not names, plus the features), sorted by
     session, ticker, side (long first)."""
     cfg = config or ScannerConfig()
@@ -254,10 +289,13 @@ def reference_scan_frame(arrays: MarketArrays, config: ScannerConfig | None = No
     min_consol = cfg.min_consol_bars
     rows = []
     for i in range(n) if tickers is None else tickers:
-        o, high, low, close, volume = (getattr(arrays, f)[i].tolist()
-                                       for f in ("open", "high", "low", "close", "volume"))
-        valid = [not (math.isnan(a) or math.isnan(b) or math.isnan(c))
-                 for a, b, c in zip(high, low, close)]
+        o, high, low, close, volume = (
+            getattr(arrays, f)[i].tolist() for f in ("open", "high", "low", "close", "volume")
+        )
+        valid = [
+            not (math.isnan(a) or math.isnan(b) or math.isnan(c))
+            for a, b, c in zip(high, low, close, strict=True)
+        ]
         sector = str(sector_etf_of_ticker[i]) if sector_etf_of_ticker is not None else ""
         for t in range(m):
             if not valid[t]:
@@ -274,21 +312,36 @@ def reference_scan_frame(arrays: MarketArrays, config: ScannerConfig | None = No
                 e, l = found
                 row = {"ticker": i, "session": t, "side": side}
                 row.update(_geometry(high, low, close, t, e, l, side, cfg))
-                row.update(_features(row, o, high, low, close, volume, int(months[t]), index_close,
-                                     sector, cfg))
+                row.update(
+                    _features(
+                        row, o, high, low, close, volume, int(months[t]), index_close, sector, cfg
+                    )
+                )
                 rows.append(row)
-    columns = ["ticker", "session", "side", *_GEOMETRY_INT_FIELDS, *_FLOAT_FIELDS, "stop_rule",
-               "adjusted_entry", *FEATURE_NAMES]
+    columns = [
+        "ticker",
+        "session",
+        "side",
+        *_GEOMETRY_INT_FIELDS,
+        *_FLOAT_FIELDS,
+        "stop_rule",
+        "adjusted_entry",
+        *FEATURE_NAMES,
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
-        frame = frame.sort_values(["session", "ticker", "side"], ascending=[True, True, False],
-                                  ignore_index=True)
+        frame = frame.sort_values(
+            ["session", "ticker", "side"], ascending=[True, True, False], ignore_index=True
+        )
     return frame
 
 
-def reference_scan(arrays: MarketArrays, config: ScannerConfig | None = None,
-                   index_close: dict[str, np.ndarray] | None = None,
-                   sector_etf_of_ticker: np.ndarray | None = None) -> Setups:
+def reference_scan(
+    arrays: MarketArrays,
+    config: ScannerConfig | None = None,
+    index_close: dict[str, np.ndarray] | None = None,
+    sector_etf_of_ticker: np.ndarray | None = None,
+) -> Setups:
     """`reference_scan_frame` as a `Setups` (to compare with `core.scanner.scan`)."""
     frame = reference_scan_frame(arrays, config, index_close, sector_etf_of_ticker)
     ints = ("ticker", "session", *_GEOMETRY_INT_FIELDS)

@@ -50,48 +50,73 @@ class SizingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     confidence_gate: float = Field(
-        0.50, ge=0, le=1, description="Below this model confidence there is no trade (the "
-                                      "signal is an opposing-book candidate instead).")
+        0.50,
+        ge=0,
+        le=1,
+        description="Below this model confidence there is no trade (the "
+        "signal is an opposing-book candidate instead).",
+    )
     # --- EV cut-offs (R); a tier needs EV >= its cut-off, and every tier needs EV > 0 --------
     ev_ultra_premium: float = Field(1.5, description="Lowest EV (R) of ULTRA PREMIUM.")
     ev_excellent: float = Field(1.0, description="Lowest EV (R) of EXCELLENT.")
     ev_very_good: float = Field(0.6, description="Lowest EV (R) of VERY GOOD.")
     ev_good: float = Field(0.3, description="Lowest EV (R) of GOOD.")
     ev_decent: float = Field(
-        0.0, ge=0, description="Lowest EV (R) of DECENT; at 0 any positive EV qualifies "
-                               "(EV <= 0 never trades).")
+        0.0,
+        ge=0,
+        description="Lowest EV (R) of DECENT; at 0 any positive EV qualifies "
+        "(EV <= 0 never trades).",
+    )
     # --- fraction of equity put at risk per tier ---------------------------------------------
     risk_ultra_premium: float = Field(
-        0.025, gt=0, le=1, description="Equity at risk, ULTRA PREMIUM.")
+        0.025, gt=0, le=1, description="Equity at risk, ULTRA PREMIUM."
+    )
     risk_excellent: float = Field(0.020, gt=0, le=1, description="Equity at risk, EXCELLENT.")
     risk_very_good: float = Field(0.015, gt=0, le=1, description="Equity at risk, VERY GOOD.")
     risk_good: float = Field(0.010, gt=0, le=1, description="Equity at risk, GOOD.")
     risk_decent: float = Field(0.005, gt=0, le=1, description="Equity at risk, DECENT.")
     # --- caps ----------------------------------------------------------------------------------
     max_position_notional_pct: float = Field(
-        0.20, gt=0, le=1, description="One position's notional (shares x entry) <= this x "
-                                      "equity, so a tight stop cannot concentrate the account "
-                                      "in one name (at most all of it: 1.0).")
+        0.20,
+        gt=0,
+        le=1,
+        description="One position's notional (shares x entry) <= this x "
+        "equity, so a tight stop cannot concentrate the account "
+        "in one name (at most all of it: 1.0).",
+    )
     max_open_risk_pct: float = Field(
-        0.06, gt=0, le=1, description="Open risk of all positions (this one included) <= this x "
-                                      "equity: the loss if every stop is hit at once.")
+        0.06,
+        gt=0,
+        le=1,
+        description="Open risk of all positions (this one included) <= this x "
+        "equity: the loss if every stop is hit at once.",
+    )
     max_open_positions: int = Field(
-        10, ge=1, description="At this many open positions no new one is opened.")
+        10, ge=1, description="At this many open positions no new one is opened."
+    )
     margin_requirement: float = Field(
-        1.0, gt=0, le=1, description="Fraction of a new position's notional that comes off excess "
-                                     "liquidity. 1.0 (cash-like) is the conservative default; "
-                                     "0.25 would model Reg T maintenance margin on stocks.")
+        1.0,
+        gt=0,
+        le=1,
+        description="Fraction of a new position's notional that comes off excess "
+        "liquidity. 1.0 (cash-like) is the conservative default; "
+        "0.25 would model Reg T maintenance margin on stocks.",
+    )
     margin_cushion_min: float = Field(
-        0.10, ge=0, lt=1, description="Excess liquidity left after the trade must stay >= this x "
-                                      "equity; the size is cut to keep it, or is zero.")
+        0.10,
+        ge=0,
+        lt=1,
+        description="Excess liquidity left after the trade must stay >= this x "
+        "equity; the size is cut to keep it, or is zero.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SizingConfig:
         cuts = [self.cutoff(t) for t in TIERS]
-        if any(a <= b for a, b in zip(cuts, cuts[1:])):
+        if any(a <= b for a, b in zip(cuts, cuts[1:], strict=False)):
             raise ValueError("EV cut-offs must strictly decrease from ULTRA PREMIUM to DECENT")
         risks = [self.risk_fraction(t) for t in TIERS]
-        if any(a < b for a, b in zip(risks, risks[1:])):
+        if any(a < b for a, b in zip(risks, risks[1:], strict=False)):
             raise ValueError("risk fractions must not increase from ULTRA PREMIUM to DECENT")
         return self
 
@@ -165,8 +190,15 @@ def _floor(x: float) -> int:
     return math.floor(x * (1.0 + EPS)) if x > 0 else 0
 
 
-def size_position(confidence: float, reward_risk: float, entry: float, stop: float,
-                  account: Account, config: SizingConfig, cost_r: float = 0.0) -> SizeDecision:
+def size_position(
+    confidence: float,
+    reward_risk: float,
+    entry: float,
+    stop: float,
+    account: Account,
+    config: SizingConfig,
+    cost_r: float = 0.0,
+) -> SizeDecision:
     """Shares for one trade: the tier's risk budget over R, then every cap (DESIGN.md). The
     tier comes from the EV net of `cost_r`, the round trip's expected cost in R."""
     if not (math.isfinite(entry) and math.isfinite(stop)):
@@ -179,9 +211,11 @@ def size_position(confidence: float, reward_risk: float, entry: float, stop: flo
     ev = expected_value(confidence, reward_risk, cost_r)
     tier = tier_for(confidence, ev, config)
     if tier is None:
-        why = (f"confidence {confidence:.4f} below the gate {config.confidence_gate:.2f}"
-               if confidence < config.confidence_gate
-               else f"EV {ev:+.4f} R is not above 0 and the lowest cut-off {config.ev_decent}")
+        why = (
+            f"confidence {confidence:.4f} below the gate {config.confidence_gate:.2f}"
+            if confidence < config.confidence_gate
+            else f"EV {ev:+.4f} R is not above 0 and the lowest cut-off {config.ev_decent}"
+        )
         return SizeDecision(0, None, 0.0, 0.0, (), f"no trade: {why}")
 
     equity = account.equity
@@ -191,8 +225,10 @@ def size_position(confidence: float, reward_risk: float, entry: float, stop: flo
     caps = (
         ("max_position_notional", _floor(config.max_position_notional_pct * equity / entry)),
         ("max_open_risk", _floor((config.max_open_risk_pct * equity - account.open_risk) / risk)),
-        ("max_open_positions",
-         0 if account.open_positions >= config.max_open_positions else shares),
+        (
+            "max_open_positions",
+            0 if account.open_positions >= config.max_open_positions else shares,
+        ),
         ("buying_power", _floor(account.buying_power / entry)),
         ("margin_cushion", _floor(cushion_room / (entry * config.margin_requirement))),
     )

@@ -52,17 +52,28 @@ class _BookRules(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     breakeven_at_r: float = Field(
-        0.5, gt=0, description="Stop to breakeven once the best price since the fill is this "
-                               "many R (planned risk per share) in our favour.")
+        0.5,
+        gt=0,
+        description="Stop to breakeven once the best price since the fill is this "
+        "many R (planned risk per share) in our favour.",
+    )
     resize_to: float = Field(
-        1.5, gt=0, description="The add-on sizes the position's total $ risk toward this x the "
-                               "original $ risk, never above it.")
+        1.5,
+        gt=0,
+        description="The add-on sizes the position's total $ risk toward this x the "
+        "original $ risk, never above it.",
+    )
     trail_from_day: int = Field(
-        2, ge=0, description="The trail starts at the close of this session after the fill "
-                             "session (day 0).")
+        2,
+        ge=0,
+        description="The trail starts at the close of this session after the fill session (day 0).",
+    )
     trail_after_r: float = Field(
-        0.0, ge=0, description="... and once the best price since the fill is this many R in "
-                               "our favour (0: no such condition).")
+        0.0,
+        ge=0,
+        description="... and once the best price since the fill is this many R in "
+        "our favour (0: no such condition).",
+    )
 
 
 class PrimaryRules(_BookRules):
@@ -70,15 +81,23 @@ class PrimaryRules(_BookRules):
     then a tight 2-bar trail follows it."""
 
     add_on_day: int = Field(
-        2, ge=1, description="The add-on is decided at this session's close (fill session = "
-                             "day 0; 2 = the third session).")
+        2,
+        ge=1,
+        description="The add-on is decided at this session's close (fill session = "
+        "day 0; 2 = the third session).",
+    )
     trail_bars: int = Field(
-        2, ge=1, description="Trail to the lowest low (long) / highest high (short) of this "
-                             "many most recent completed bars.")
+        2,
+        ge=1,
+        description="Trail to the lowest low (long) / highest high (short) of this "
+        "many most recent completed bars.",
+    )
     take_profit_long: Literal["t50", "t75", "t100"] = Field(
-        "t100", description="A long's take-profit once the add-on is made.")
+        "t100", description="A long's take-profit once the add-on is made."
+    )
     take_profit_short: Literal["t50", "t75", "t100"] = Field(
-        "t75", description="A short's take-profit once the add-on is made.")
+        "t75", description="A short's take-profit once the add-on is made."
+    )
 
 
 class OpposingRules(_BookRules):
@@ -87,14 +106,20 @@ class OpposingRules(_BookRules):
     resize_to: float = Field(1.0, gt=0, description="As for the primary, toward 1.0x.")
     trail_from_day: int = Field(0, ge=0, description="As for the primary, from the fill session.")
     trail_after_r: float = Field(
-        0.5, ge=0, description="The trail starts once the best price since the fill is this "
-                               "many R in our favour (the breakeven trigger by default).")
+        0.5,
+        ge=0,
+        description="The trail starts once the best price since the fill is this "
+        "many R in our favour (the breakeven trigger by default).",
+    )
     trail_r: float = Field(1 / 3, gt=0, description="Trail this many R behind the best price.")
     take_profit_r: float | None = Field(
-        None, gt=0, description="None (default): keep the bracket's take-profit, the primary's "
-                                "original stop (DESIGN.md: 'take-profit at the primary's "
-                                "original stop'), which leaves room for the add-on at E; a "
-                                "number: fill + this many R in our favour instead.")
+        None,
+        gt=0,
+        description="None (default): keep the bracket's take-profit, the primary's "
+        "original stop (DESIGN.md: 'take-profit at the primary's "
+        "original stop'), which leaves room for the add-on at E; a "
+        "number: fill + this many R in our favour instead.",
+    )
 
 
 class ManagementConfig(BaseModel):
@@ -105,7 +130,8 @@ class ManagementConfig(BaseModel):
     primary: PrimaryRules = Field(default_factory=PrimaryRules)
     opposing: OpposingRules = Field(default_factory=OpposingRules)
     outcomes: OutcomeConfig = Field(  # max_holding_sessions: the same limit as the labels'
-        default_factory=OutcomeConfig, description="Holding limit, shared with labels.")
+        default_factory=OutcomeConfig, description="Holding limit, shared with labels."
+    )
 
 
 @dataclass(frozen=True)
@@ -189,35 +215,67 @@ def apply(position: ManagedPosition, actions: Iterable[Action]) -> ManagedPositi
     """The position after `actions`; the one place the stop-ratchet and quantity rules hold."""
     pos = position
     for a in actions:
-        if (a.old_stop, a.old_quantity, a.old_take_profit) != (pos.stop, pos.quantity,
-                                                               pos.take_profit):
-            raise ValueError(f"stale {a.action} action for {pos.order_ref}: it was computed "
-                             "for another state of the position")
+        if (a.old_stop, a.old_quantity, a.old_take_profit) != (
+            pos.stop,
+            pos.quantity,
+            pos.take_profit,
+        ):
+            raise ValueError(
+                f"stale {a.action} action for {pos.order_ref}: it was computed "
+                "for another state of the position"
+            )
         if pos.sign * (a.new_stop - pos.stop) < 0:
-            raise ValueError(f"{a.action} would move the stop against the position "
-                             f"({pos.stop} -> {a.new_stop})")
+            raise ValueError(
+                f"{a.action} would move the stop against the position ({pos.stop} -> {a.new_stop})"
+            )
         if a.new_quantity < pos.quantity and a.action != "expire":
             raise ValueError(f"{a.action} would reduce the quantity; only an exit does")
         added = a.new_quantity - pos.quantity
-        avg = pos.average_price if added <= 0 else \
-            (pos.quantity * pos.average_price + added * a.price) / a.new_quantity
-        pos = replace(pos, stop=a.new_stop, quantity=a.new_quantity,
-                      take_profit=a.new_take_profit, average_price=avg,
-                      breakeven_done=pos.breakeven_done or a.action == "breakeven",
-                      add_on_done=pos.add_on_done or a.action == "add_on")
+        avg = (
+            pos.average_price
+            if added <= 0
+            else (pos.quantity * pos.average_price + added * a.price) / a.new_quantity
+        )
+        pos = replace(
+            pos,
+            stop=a.new_stop,
+            quantity=a.new_quantity,
+            take_profit=a.new_take_profit,
+            average_price=avg,
+            breakeven_done=pos.breakeven_done or a.action == "breakeven",
+            add_on_done=pos.add_on_done or a.action == "add_on",
+        )
     return pos
 
 
-def _action(pos: ManagedPosition, kind: ActionKind, session: int, reason: str, *,
-            stop: float | None = None, quantity: int | None = None,
-            take_profit: float | None = None, price: float = math.nan) -> Action:
-    return Action(kind, session, pos.stop, pos.stop if stop is None else stop, pos.quantity,
-                  pos.quantity if quantity is None else quantity, pos.take_profit,
-                  pos.take_profit if take_profit is None else take_profit, price, reason)
+def _action(
+    pos: ManagedPosition,
+    kind: ActionKind,
+    session: int,
+    reason: str,
+    *,
+    stop: float | None = None,
+    quantity: int | None = None,
+    take_profit: float | None = None,
+    price: float = math.nan,
+) -> Action:
+    return Action(
+        kind,
+        session,
+        pos.stop,
+        pos.stop if stop is None else stop,
+        pos.quantity,
+        pos.quantity if quantity is None else quantity,
+        pos.take_profit,
+        pos.take_profit if take_profit is None else take_profit,
+        price,
+        reason,
+    )
 
 
-def _stop_to(pos: ManagedPosition, kind: ActionKind, session: int, level: float,
-             why: str) -> Action | None:
+def _stop_to(
+    pos: ManagedPosition, kind: ActionKind, session: int, level: float, why: str
+) -> Action | None:
     """A stop move, or None when `level` is not strictly tighter (no loosening, no no-op)."""
     if pos.sign * (level - pos.stop) <= EPS * abs(pos.stop):
         return None
@@ -247,8 +305,9 @@ def _touched(sign: int, stop: float, bar: Bar) -> bool:
     return bar.low <= stop if sign > 0 else bar.high >= stop
 
 
-def _add_on(pos: ManagedPosition, session: int, price: float, resize_to: float,
-            why: str) -> Action | None:
+def _add_on(
+    pos: ManagedPosition, session: int, price: float, resize_to: float, why: str
+) -> Action | None:
     """Shares bringing the $ risk toward `resize_to` x the original, never past it."""
     per_share = pos.sign * (price - pos.stop)
     target = resize_to * pos.original_dollar_risk
@@ -256,14 +315,26 @@ def _add_on(pos: ManagedPosition, session: int, price: float, resize_to: float,
     shares = math.floor(room / per_share * (1 + EPS)) if per_share > 0 and room > 0 else 0
     if shares <= 0:
         return None
-    return _action(pos, "add_on", session, (
-        f"{why}: +{shares} at {price:.4f} = floor((${target:,.2f} target - "
-        f"${dollar_risk(pos):,.2f} at risk) / {per_share:.4f} to the stop)"),
-        quantity=pos.quantity + shares, price=price)
+    return _action(
+        pos,
+        "add_on",
+        session,
+        (
+            f"{why}: +{shares} at {price:.4f} = floor((${target:,.2f} target - "
+            f"${dollar_risk(pos):,.2f} at risk) / {per_share:.4f} to the stop)"
+        ),
+        quantity=pos.quantity + shares,
+        price=price,
+    )
 
 
-def manage(position: ManagedPosition, bars: Sequence[Bar], session: int,
-           config: ManagementConfig, rules: Iterable[str] = ALL_RULES) -> list[Action]:
+def manage(
+    position: ManagedPosition,
+    bars: Sequence[Bar],
+    session: int,
+    config: ManagementConfig,
+    rules: Iterable[str] = ALL_RULES,
+) -> list[Action]:
     """The actions at `session`'s close, in order; `bars` run from the fill session, and bars
     after `session` are ignored. `rules` switches the four rules (expiry is always on)."""
     rules = frozenset(rules)
@@ -272,17 +343,28 @@ def manage(position: ManagedPosition, bars: Sequence[Bar], session: int,
     seen = [b for b in bars if b.session <= session]
     if position.quantity <= 0 or not seen:
         return []
-    if any(a.session >= b.session for a, b in zip(seen, seen[1:])):
+    if any(a.session >= b.session for a, b in zip(seen, seen[1:], strict=False)):
         raise ValueError("bars must be in increasing session order")
     if isinstance(position.fill_session, int) and seen[0].session != position.fill_session:
-        raise ValueError(f"the first bar ({seen[0].session}) must be the fill session "
-                         f"({position.fill_session})")
+        raise ValueError(
+            f"the first bar ({seen[0].session}) must be the fill session ({position.fill_session})"
+        )
     fill_ord, bar, s = seen[0].session, seen[-1], position.sign
     limit = fill_ord + config.outcomes.max_holding_sessions - 1
     if session >= limit:
-        return [_action(position, "expire", session, (
-            f"expire: session {session - fill_ord + 1} of a {limit - fill_ord + 1}-session "
-            f"holding limit; close at {bar.close:.4f}"), quantity=0, price=bar.close)]
+        return [
+            _action(
+                position,
+                "expire",
+                session,
+                (
+                    f"expire: session {session - fill_ord + 1} of a {limit - fill_ord + 1}-session "
+                    f"holding limit; close at {bar.close:.4f}"
+                ),
+                quantity=0,
+                price=bar.close,
+            )
+        ]
     if bar.session != session:
         return []  # no bar for the session (halted): nothing new is known
     day, k, best = session - fill_ord, len(seen) - 1, _best(position, seen)
@@ -297,40 +379,87 @@ def manage(position: ManagedPosition, bars: Sequence[Bar], session: int,
             pos = apply(pos, [action])
 
     if "breakeven" in rules and not pos.breakeven_done and _reached(pos, best, book.breakeven_at_r):
-        take(_stop_to(pos, "breakeven", session, pos.average_price, (
-            f"breakeven: best {best:.4f} reached +{book.breakeven_at_r}R from the fill "
-            f"{pos.fill_price:.4f} (R {R:.4f}); stop to the average fill")))
+        take(
+            _stop_to(
+                pos,
+                "breakeven",
+                session,
+                pos.average_price,
+                (
+                    f"breakeven: best {best:.4f} reached +{book.breakeven_at_r}R from the fill "
+                    f"{pos.fill_price:.4f} (R {R:.4f}); stop to the average fill"
+                ),
+            )
+        )
 
     if "add_on" in rules and not pos.add_on_done:
         if isinstance(book, PrimaryRules):
             held = s * (bar.close - pos.fill_price) > 0
-            never_hit = not any(_touched(s, pos.original_stop, b) for b in seen) and \
-                not _touched(s, position.stop, bar)
+            never_hit = not any(_touched(s, pos.original_stop, b) for b in seen) and not _touched(
+                s, position.stop, bar
+            )
             if day == book.add_on_day and held and never_hit:
-                take(_add_on(pos, session, bar.close, book.resize_to, (
-                    f"add_on: day {day} close {bar.close:.4f} holds beyond the fill "
-                    f"{pos.fill_price:.4f}, stop never hit; toward {book.resize_to}x risk")))
+                take(
+                    _add_on(
+                        pos,
+                        session,
+                        bar.close,
+                        book.resize_to,
+                        (
+                            f"add_on: day {day} close {bar.close:.4f} holds beyond the fill "
+                            f"{pos.fill_price:.4f}, stop never hit; toward {book.resize_to}x risk"
+                        ),
+                    )
+                )
         else:
             e = pos.signal_entry
             if s * (e - pos.fill_price) > 0 and s * (_favourable(pos, seen, k) - e) >= 0:
                 price = bar.open if k > 0 and s * (bar.open - e) >= 0 else e
-                take(_add_on(pos, session, price, book.resize_to, (
-                    f"add_on: price reached the signal entry {e:.4f}; toward "
-                    f"{book.resize_to}x risk")))
+                take(
+                    _add_on(
+                        pos,
+                        session,
+                        price,
+                        book.resize_to,
+                        (
+                            f"add_on: price reached the signal entry {e:.4f}; toward "
+                            f"{book.resize_to}x risk"
+                        ),
+                    )
+                )
 
     if "trail" in rules and day >= book.trail_from_day and _reached(pos, best, book.trail_after_r):
         if isinstance(book, PrimaryRules):
             if len(seen) >= book.trail_bars:
-                window = seen[-book.trail_bars:]
+                window = seen[-book.trail_bars :]
                 level = min(b.low for b in window) if s > 0 else max(b.high for b in window)
-                take(_stop_to(pos, "trail", session, level, (
-                    f"trail: {'low' if s > 0 else 'high'} of the last {book.trail_bars} bars "
-                    f"(sessions {window[0].session}-{window[-1].session}) {level:.4f}")))
+                take(
+                    _stop_to(
+                        pos,
+                        "trail",
+                        session,
+                        level,
+                        (
+                            f"trail: {'low' if s > 0 else 'high'} of the last "
+                            f"{book.trail_bars} bars "
+                            f"(sessions {window[0].session}-{window[-1].session}) {level:.4f}"
+                        ),
+                    )
+                )
         else:
             level = best - s * book.trail_r * R
-            take(_stop_to(pos, "trail", session, level, (
-                f"trail: {book.trail_r:.4f}R ({book.trail_r * R:.4f}) behind the best "
-                f"price {best:.4f}")))
+            take(
+                _stop_to(
+                    pos,
+                    "trail",
+                    session,
+                    level,
+                    (
+                        f"trail: {book.trail_r:.4f}R ({book.trail_r * R:.4f}) behind the best "
+                        f"price {best:.4f}"
+                    ),
+                )
+            )
 
     if "take_profit" in rules:
         new_tp, why = None, ""
@@ -340,16 +469,30 @@ def manage(position: ManagedPosition, bars: Sequence[Bar], session: int,
         elif isinstance(book, OpposingRules) and book.take_profit_r is not None:
             new_tp = pos.fill_price + s * book.take_profit_r * R
             why = f"fill {pos.fill_price:.4f} + {book.take_profit_r}R in our favour"
-        if new_tp is not None and abs(new_tp - pos.take_profit) > EPS * abs(new_tp) and \
-                s * (new_tp - bar.close) > 0 and s * (new_tp - pos.stop) > 0:
-            take(_action(pos, "take_profit", session, (
-                f"take_profit: {why}; {pos.take_profit:.4f} -> {new_tp:.4f}"),
-                take_profit=new_tp))
+        if (
+            new_tp is not None
+            and abs(new_tp - pos.take_profit) > EPS * abs(new_tp)
+            and s * (new_tp - bar.close) > 0
+            and s * (new_tp - pos.stop) > 0
+        ):
+            take(
+                _action(
+                    pos,
+                    "take_profit",
+                    session,
+                    (f"take_profit: {why}; {pos.take_profit:.4f} -> {new_tp:.4f}"),
+                    take_profit=new_tp,
+                )
+            )
     return out
 
 
-def replay_managed(position: ManagedPosition, bars: Sequence[Bar], config: ManagementConfig,
-                   rules: Iterable[str] = ALL_RULES) -> ReplayResult:
+def replay_managed(
+    position: ManagedPosition,
+    bars: Sequence[Bar],
+    config: ManagementConfig,
+    rules: Iterable[str] = ALL_RULES,
+) -> ReplayResult:
     """Walk the bars from the fill session: exits by core.outcomes' rules with the current
     bracket, then `manage` at each close. With no rules it is the static bracket of
     core.outcomes; switching rules on one at a time measures what each adds."""
@@ -358,7 +501,8 @@ def replay_managed(position: ManagedPosition, bars: Sequence[Bar], config: Manag
         return ReplayResult(None, math.nan, math.nan, [])
     s, at_open = position.sign, bars[0].open == position.fill_price
     limit = bars[0].session + config.outcomes.max_holding_sessions - 1
-    pos, done = position, []
+    pos = position
+    done: list[Action] = []
 
     def closed(session: int, price: float) -> ReplayResult:
         r = pos.quantity * s * (price - pos.average_price) / pos.original_dollar_risk
@@ -367,11 +511,12 @@ def replay_managed(position: ManagedPosition, bars: Sequence[Bar], config: Manag
     for k, bar in enumerate(bars):
         if bar.session > limit:  # the limit session had no bar: expire at the last close
             return closed(bars[k - 1].session, bars[k - 1].close)
-        price, status = exit_on_bar(s, pos.stop, pos.take_profit, bar.open, bar.high, bar.low,
-                                    k == 0 and not at_open)
+        price, status = exit_on_bar(
+            s, pos.stop, pos.take_profit, bar.open, bar.high, bar.low, k == 0 and not at_open
+        )
         if status != 0:
             return closed(bar.session, price)
-        actions = manage(pos, bars[:k + 1], bar.session, config, rules)
+        actions = manage(pos, bars[: k + 1], bar.session, config, rules)
         done.extend(actions)
         if actions and actions[0].action == "expire":
             return closed(bar.session, actions[0].price)

@@ -64,10 +64,12 @@ class Calibrator:
         object.__setattr__(self, "b", float(self.b))
         object.__setattr__(self, "x", tuple(float(v) for v in self.x))
         object.__setattr__(self, "y", tuple(float(v) for v in self.y))
-        if self.method == "sigmoid" and not (math.isfinite(self.a) and math.isfinite(self.b)
-                                             and self.a >= 0):
+        if self.method == "sigmoid" and not (
+            math.isfinite(self.a) and math.isfinite(self.b) and self.a >= 0
+        ):
             raise ValueError(
-                f"sigmoid calibrator needs finite a >= 0 and b, got {self.a}, {self.b}")
+                f"sigmoid calibrator needs finite a >= 0 and b, got {self.a}, {self.b}"
+            )
         if self.method == "isotonic":
             x, y = np.array(self.x), np.array(self.y)
             if len(x) == 0 or len(x) != len(y):
@@ -93,22 +95,34 @@ class Calibrator:
         return np.clip(out, 0.0, 1.0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": self.method, "a": self.a, "b": self.b, "x": list(self.x),
-                "y": list(self.y), "selection": dict(self.selection)}
+        return {
+            "method": self.method,
+            "a": self.a,
+            "b": self.b,
+            "x": list(self.x),
+            "y": list(self.y),
+            "selection": dict(self.selection),
+        }
 
     def to_bytes(self) -> bytes:
         """Canonical JSON bytes: what the store writes and hashes (same map = same bytes)."""
-        return (json.dumps(self.to_json(), indent=2, sort_keys=True, allow_nan=False)
-                + "\n").encode()
+        return (
+            json.dumps(self.to_json(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+        ).encode()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Calibrator:
         unknown = set(data) - {"method", "a", "b", "x", "y", "selection"}
         if unknown or "method" not in data:
             raise ValueError(f"not a calibrator: keys {sorted(data)}")
-        return cls(method=data["method"], a=data.get("a", 1.0), b=data.get("b", 0.0),
-                   x=tuple(data.get("x", ())), y=tuple(data.get("y", ())),
-                   selection=dict(data.get("selection", {})))
+        return cls(
+            method=data["method"],
+            a=data.get("a", 1.0),
+            b=data.get("b", 0.0),
+            x=tuple(data.get("x", ())),
+            y=tuple(data.get("y", ())),
+            selection=dict(data.get("selection", {})),
+        )
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Calibrator:
@@ -124,8 +138,11 @@ def fit_sigmoid(label: np.ndarray, raw: np.ndarray) -> Calibrator:
     z = logit(np.clip(raw, _EPS, 1 - _EPS)).reshape(-1, 1)
     # soft targets as a weighted logistic fit: each row once as a win (weight t), once as a loss
     model = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000)
-    model.fit(np.vstack([z, z]), np.r_[np.ones(len(z)), np.zeros(len(z))],
-              sample_weight=np.r_[target, 1 - target])
+    model.fit(
+        np.vstack([z, z]),
+        np.r_[np.ones(len(z)), np.zeros(len(z))],
+        sample_weight=np.r_[target, 1 - target],
+    )
     a, b = float(model.coef_[0, 0]), float(model.intercept_[0])
     if a < 0:  # ranks backwards: serve the (smoothed) base rate instead of inverting the model
         a, b = 0.0, float(logit(float(np.mean(target))))
@@ -140,15 +157,17 @@ def fit_isotonic(label: np.ndarray, raw: np.ndarray) -> Calibrator:
     low, high = 1 / (len(label) - wins + 2), (wins + 1) / (wins + 2)
     model = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip")
     model.fit(raw, label.astype(np.float64))
-    return Calibrator("isotonic", x=tuple(model.X_thresholds_.tolist()),
-                      y=tuple(model.y_thresholds_.tolist()))
+    return Calibrator(
+        "isotonic", x=tuple(model.X_thresholds_.tolist()), y=tuple(model.y_thresholds_.tolist())
+    )
 
 
 _FITTERS = {"sigmoid": fit_sigmoid, "isotonic": fit_isotonic}
 
 
-def fit_calibrator(label: ArrayLike, raw: ArrayLike, folds: int | Sequence[Fold] = 5,
-                   seed: int = 0) -> Calibrator:
+def fit_calibrator(
+    label: ArrayLike, raw: ArrayLike, folds: int | Sequence[Fold] = 5, seed: int = 0
+) -> Calibrator:
     """Choose sigmoid or isotonic by K-fold CV (Brier) on out-of-fold raw predictions of the
     training rows, then fit the winner on all of them.
 
@@ -171,8 +190,14 @@ def fit_calibrator(label: ArrayLike, raw: ArrayLike, folds: int | Sequence[Fold]
         scores[method] = _brier(label, predicted)
     chosen = min(CANDIDATES, key=lambda m: (scores[m], CANDIDATES.index(m)))
     fitted = _FITTERS[chosen](label, raw)
-    selection = {"score": SELECTION_SCORE, "cv_folds": len(folds), "rows": len(label),
-                 "wins": int(label.sum()), "cv": scores, "raw": _brier(label, raw)}
+    selection = {
+        "score": SELECTION_SCORE,
+        "cv_folds": len(folds),
+        "rows": len(label),
+        "wins": int(label.sum()),
+        "cv": scores,
+        "raw": _brier(label, raw),
+    }
     return Calibrator(fitted.method, fitted.a, fitted.b, fitted.x, fitted.y, selection)
 
 

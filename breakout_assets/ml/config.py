@@ -14,33 +14,51 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     trials: int = Field(
-        40, ge=1, description="Optuna trials per elimination round (each one a full CV).")
+        40, ge=1, description="Optuna trials per elimination round (each one a full CV)."
+    )
     folds: int = Field(5, ge=2, description="CV folds over the training rows.")
     cv: Literal["stratified", "purged"] = Field(
-        "stratified", description="stratified: shuffled class-balanced K-fold (the design's "
-                                  "default); purged: time-ordered folds, purged and embargoed.")
+        "stratified",
+        description="stratified: shuffled class-balanced K-fold (the design's "
+        "default); purged: time-ordered folds, purged and embargoed.",
+    )
     embargo_sessions: int = Field(
-        10, ge=0, description="Business days kept clear between training outcomes and the "
-                              "first held-out signal, and after each purged validation fold.")
+        10,
+        ge=0,
+        description="Business days kept clear between training outcomes and the "
+        "first held-out signal, and after each purged validation fold.",
+    )
     split: Literal["chronological", "random"] = Field(
-        "chronological", description="How held-out rows are chosen; random is for comparison.")
+        "chronological", description="How held-out rows are chosen; random is for comparison."
+    )
     test_start: date | None = Field(
-        None, description="chronological: rows signalled on/after this date are held out; None: "
-                          "the last `test_fraction` of rows by time.")
+        None,
+        description="chronological: rows signalled on/after this date are held out; None: "
+        "the last `test_fraction` of rows by time.",
+    )
     test_fraction: float = Field(
-        0.2, gt=0, lt=1, description="Held-out share (random split, or chronological w/o date).")
+        0.2, gt=0, lt=1, description="Held-out share (random split, or chronological w/o date)."
+    )
     seed: int = Field(42, description="Seeds the split, the folds, the sampler and XGBoost.")
     min_features: int = Field(8, ge=1, description="Elimination never goes below this many.")
     eliminate_per_round: float = Field(
-        0.2, gt=0, description="Weakest features dropped per round: a fraction (< 1) of the "
-                               "current set, at least one, or a whole count (>= 1).")
+        0.2,
+        gt=0,
+        description="Weakest features dropped per round: a fraction (< 1) of the "
+        "current set, at least one, or a whole count (>= 1).",
+    )
     max_rounds: int = Field(
-        10, ge=1, description="Most elimination rounds (tuning runs), the first included; 10 "
-                              "takes 50 features to 8 at the default step (~5 min on 2 cores).")
+        10,
+        ge=1,
+        description="Most elimination rounds (tuning runs), the first included; 10 "
+        "takes 50 features to 8 at the default step (~5 min on 2 cores).",
+    )
     label: Literal["booked_target", "profitable"] = Field(
-        "booked_target", description="What counts as a win: booked_target (the design's label: "
+        "booked_target",
+        description="What counts as a win: booked_target (the design's label: "
         "the booked target is hit before the stop, so P(win) is the confidence EV needs) or "
-        "profitable (any exit above the fill, expiries included; for research and small samples).")
+        "profitable (any exit above the fill, expiries included; for research and small samples).",
+    )
     n_jobs: int = Field(2, ge=1, description="CV folds fitted at once (each single-threaded).")
 
     @field_validator("eliminate_per_round")
@@ -74,13 +92,20 @@ class PromotionRules(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     min_auc_margin: float = Field(
-        0.02, ge=-0.5, le=0.5,
+        0.02,
+        ge=-0.5,
+        le=0.5,
         description="Held-out ROC-AUC must exceed 0.5 by at least this much (negative values "
-                    "only make sense for the demo's plumbing run).")
+        "only make sense for the demo's plumbing run).",
+    )
     gate: float = Field(
-        0.50, gt=0, lt=1, description="The confidence gate the model will serve at.")
+        0.50, gt=0, lt=1, description="The confidence gate the model will serve at."
+    )
     min_gated_trades: int = Field(
-        10, ge=1, description="Held-out trades at the gate needed to judge its expectancy.")
+        10, ge=1, description="Held-out trades at the gate needed to judge its expectancy."
+    )
     must_beat_scanner: bool = Field(
-        True, description="Expectancy (R) at the gate must exceed the scanner-only expectancy, "
-                          "both net of costs (gross only for outcomes without recorded costs).")
+        True,
+        description="Expectancy (R) at the gate must exceed the scanner-only expectancy, "
+        "both net of costs (gross only for outcomes without recorded costs).",
+    )

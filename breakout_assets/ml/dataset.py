@@ -25,8 +25,10 @@ def feature_frame(rows: pd.DataFrame, features=FEATURES) -> pd.DataFrame:
     """The model inputs of `rows`, in the fixed order, as float64 (NaN where unknown)."""
     missing = [f for f in features if f not in rows.columns]
     if missing:
-        raise ValueError(f"model_inputs lacks features {missing}: the view and "
-                         "ml/features.py must list the same columns")
+        raise ValueError(
+            f"model_inputs lacks features {missing}: the view and "
+            "ml/features.py must list the same columns"
+        )
     return rows[list(features)].astype("float64").reset_index(drop=True)
 
 
@@ -42,14 +44,18 @@ def training_set(rows: pd.DataFrame, label: str = "booked_target") -> TrainingSe
     rows = rows.sort_values(["session", "signal_id"], kind="stable").reset_index(drop=True)
     return TrainingSet(
         features=feature_frame(rows),
-        label=(rows["status"] == "win" if label == "booked_target"
-               else rows["r_multiple"] > 0).to_numpy(np.int8),
+        label=(
+            rows["status"] == "win" if label == "booked_target" else rows["r_multiple"] > 0
+        ).to_numpy(np.int8),
         signal_session=pd.to_datetime(rows["session"]).to_numpy("datetime64[D]"),
         exit_session=pd.to_datetime(rows["exit_session"]).to_numpy("datetime64[D]"),
         r_multiple=rows["r_multiple"].to_numpy(np.float64),
         signal_id=rows["signal_id"].to_numpy(str),
-        net_r_multiple=(np.asarray(rows["net_r_multiple"], dtype=np.float64)  # NULL -> NaN
-                        if "net_r_multiple" in rows else None),
+        net_r_multiple=(
+            np.asarray(rows["net_r_multiple"], dtype=np.float64)  # NULL -> NaN
+            if "net_r_multiple" in rows
+            else None
+        ),
     )
 
 
@@ -57,9 +63,9 @@ def model_confidence(booster, card, rows: pd.DataFrame) -> np.ndarray:
     """Calibrated P(win) of each row by a stored model (features picked in the model's order,
     its saved calibrator applied): the same `confidence` its held-out evaluation used."""
     if card.calibrator is None:
-        raise ValueError(f"model {card.experiment_id} has no calibrator loaded: load it "
-                         "through the model store")
+        raise ValueError(
+            f"model {card.experiment_id} has no calibrator loaded: load it through the model store"
+        )
     if rows.empty:
         return np.empty(0)
-    return confidence(booster, card.calibrator, feature_frame(rows, card.features),
-                      card.features)
+    return confidence(booster, card.calibrator, feature_frame(rows, card.features), card.features)

@@ -14,7 +14,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.metrics import (
-    accuracy_score, brier_score_loss, f1_score, log_loss, precision_score, recall_score,
+    accuracy_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
     roc_auc_score,
 )
 
@@ -71,9 +76,7 @@ def classification_metrics(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -
         "recall": float(recall_score(y, predicted, zero_division=0)),
         "f1": float(f1_score(y, predicted, zero_division=0)),
         "brier": float(brier_score_loss(y, p, pos_label=1)),
-        "log_loss": float(
-            log_loss(y, np.clip(p, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS), labels=[0, 1])
-        ),
+        "log_loss": float(log_loss(y, np.clip(p, _LOG_LOSS_EPS, 1 - _LOG_LOSS_EPS), labels=[0, 1])),
         "rows": int(y.size),
         "positives": int(y.sum()),
     }
@@ -92,14 +95,16 @@ def calibration_table(y: ArrayLike, p: ArrayLike, bins: int = 10) -> pd.DataFram
     for b in range(bins):
         in_bin = index == b
         count = int(in_bin.sum())
-        rows.append({
-            "bin": b,
-            "lower": b / bins,
-            "upper": (b + 1) / bins,
-            "count": count,
-            "mean_predicted": float(p[in_bin].mean()) if count else math.nan,
-            "observed_rate": float(y[in_bin].mean()) if count else math.nan,
-        })
+        rows.append(
+            {
+                "bin": b,
+                "lower": b / bins,
+                "upper": (b + 1) / bins,
+                "count": count,
+                "mean_predicted": float(p[in_bin].mean()) if count else math.nan,
+                "observed_rate": float(y[in_bin].mean()) if count else math.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -117,15 +122,15 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, bins: int = 10) -> fl
     return float((gap * filled["count"]).sum() / filled["count"].sum())
 
 
-def _trade_row(strategy: str, gate: float, r: np.ndarray,
-               net: np.ndarray | None) -> dict[str, Any]:
+def _trade_row(strategy: str, gate: float, r: np.ndarray, net: np.ndarray | None) -> dict[str, Any]:
     stats = trade_stats(r, net)
     del stats["wins"]
     return {"strategy": strategy, "gate": gate, **stats}
 
 
-def expectancy_table(p: ArrayLike, r: ArrayLike, gates: Sequence[float] = GATES,
-                     net_r: ArrayLike | None = None) -> pd.DataFrame:
+def expectancy_table(
+    p: ArrayLike, r: ArrayLike, gates: Sequence[float] = GATES, net_r: ArrayLike | None = None
+) -> pd.DataFrame:
     """Expectancy in R of taking every scanner trade vs only those the model scores p >= gate.
 
     The first row ("scanner only", gate NaN) is the baseline the model must beat; a win is r > 0.
@@ -137,8 +142,12 @@ def expectancy_table(p: ArrayLike, r: ArrayLike, gates: Sequence[float] = GATES,
     r = _aligned(r, p, "r")
     net = None if net_r is None else _aligned(net_r, p, "net_r")
     rows = [_trade_row("scanner only", math.nan, r, net)]
-    rows += [_trade_row("scanner + ML", float(gate), r[p >= gate],
-                        None if net is None else net[p >= gate]) for gate in gates]
+    rows += [
+        _trade_row(
+            "scanner + ML", float(gate), r[p >= gate], None if net is None else net[p >= gate]
+        )
+        for gate in gates
+    ]
     return pd.DataFrame(rows)
 
 
@@ -158,10 +167,12 @@ def gain_importance(
     unknown = sorted(set(scores) - set(features))
     if unknown:
         raise ValueError(f"scores for features not in the feature list: {unknown}")
-    frame = pd.DataFrame({
-        "feature": list(features),
-        "gain": [float(scores.get(name, 0.0)) for name in features],
-    })
+    frame = pd.DataFrame(
+        {
+            "feature": list(features),
+            "gain": [float(cast(float, scores.get(name, 0.0))) for name in features],
+        }
+    )
     return frame.sort_values("gain", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -173,15 +184,21 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def plot_calibration(table: pd.DataFrame, title: str = "Calibration (held-out)",
-                     raw: pd.DataFrame | None = None) -> bytes:
+def plot_calibration(
+    table: pd.DataFrame, title: str = "Calibration (held-out)", raw: pd.DataFrame | None = None
+) -> bytes:
     """Reliability curve of a `calibration_table` against the diagonal, with counts per bin;
     `raw`, the table of the uncalibrated output, is drawn beside it for comparison."""
     figure = Figure(figsize=(6, 5), dpi=DPI)
     ax = figure.add_subplot()
     counts = ax.twinx()
-    counts.bar((table["lower"] + table["upper"]) / 2, table["count"],
-               width=table["upper"] - table["lower"], color="tab:gray", alpha=0.3)
+    counts.bar(
+        (table["lower"] + table["upper"]) / 2,
+        table["count"],
+        width=table["upper"] - table["lower"],
+        color="tab:gray",
+        alpha=0.3,
+    )
     counts.set_ylabel("trades")
     ax.set_zorder(counts.get_zorder() + 1)
     ax.patch.set_visible(False)
@@ -189,12 +206,27 @@ def plot_calibration(table: pd.DataFrame, title: str = "Calibration (held-out)",
     ax.plot([0, 1], [0, 1], linestyle="--", color="black", label="perfectly calibrated")
     if raw is not None:
         shown = raw[raw["count"] > 0]
-        ax.plot(shown["mean_predicted"], shown["observed_rate"], marker="x", linestyle=":",
-                color="tab:red", label="raw (uncalibrated)")
-    ax.plot(filled["mean_predicted"], filled["observed_rate"], marker="o",
-            label="model" if raw is None else "calibrated")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted win probability",
-           ylabel="observed win rate", title=title)
+        ax.plot(
+            shown["mean_predicted"],
+            shown["observed_rate"],
+            marker="x",
+            linestyle=":",
+            color="tab:red",
+            label="raw (uncalibrated)",
+        )
+    ax.plot(
+        filled["mean_predicted"],
+        filled["observed_rate"],
+        marker="o",
+        label="model" if raw is None else "calibrated",
+    )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="mean predicted win probability",
+        ylabel="observed win rate",
+        title=title,
+    )
     ax.legend(loc="upper left")
     return _png(figure)
 
@@ -213,8 +245,11 @@ def plot_importance(
 
 
 def plot_gate_sweep(
-    p: ArrayLike, r: ArrayLike, gates: Sequence[float] = SWEEP_GATES,
-    title: str = "Expectancy by confidence gate", net_r: ArrayLike | None = None,
+    p: ArrayLike,
+    r: ArrayLike,
+    gates: Sequence[float] = SWEEP_GATES,
+    title: str = "Expectancy by confidence gate",
+    net_r: ArrayLike | None = None,
 ) -> bytes:
     """Expectancy in R and trade count as the gate rises, against the scanner-only expectancy;
     with `net_r`, the expectancy after costs too."""
@@ -227,20 +262,29 @@ def plot_gate_sweep(
     trades.set_ylabel("trades")
     gross = " (gross)" if net_r is not None else ""
     ax.plot(gated["gate"], gated["expectancy_r"], marker="o", label=f"scanner + ML{gross}")
-    ax.axhline(baseline["expectancy_r"], linestyle="--", color="black",
-               label=f"scanner only{gross}")
+    ax.axhline(
+        baseline["expectancy_r"], linestyle="--", color="black", label=f"scanner only{gross}"
+    )
     if net_r is not None:
-        ax.plot(gated["gate"], gated["expectancy_net_r"], marker="o", color="tab:orange",
-                label="scanner + ML (net)")
-        ax.axhline(baseline["expectancy_net_r"], linestyle=":", color="tab:orange",
-                   label="scanner only (net)")
+        ax.plot(
+            gated["gate"],
+            gated["expectancy_net_r"],
+            marker="o",
+            color="tab:orange",
+            label="scanner + ML (net)",
+        )
+        ax.axhline(
+            baseline["expectancy_net_r"],
+            linestyle=":",
+            color="tab:orange",
+            label="scanner only (net)",
+        )
     ax.set(xlabel="gate (p >=)", ylabel="expectancy (R)", title=title)
     ax.legend(loc="upper left")
     return _png(figure)
 
 
-def bar_chart_png(labels: Sequence[str], values: Sequence[float], ylabel: str,
-                  title: str) -> bytes:
+def bar_chart_png(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str) -> bytes:
     """One bar per variant (a backtest's expectancy per rule set, for example)."""
     figure = Figure(figsize=(7, 4), dpi=DPI)
     ax = figure.add_subplot()
@@ -262,7 +306,9 @@ def _json_value(value: Any) -> Any:
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    return [
+        {str(k): _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
+    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,8 +335,12 @@ class Evaluation:
 
 
 def evaluate(
-    y: ArrayLike, p: ArrayLike, r: ArrayLike, importance: pd.DataFrame,
-    gates: Sequence[float] = GATES, raw_p: ArrayLike | None = None,
+    y: ArrayLike,
+    p: ArrayLike,
+    r: ArrayLike,
+    importance: pd.DataFrame,
+    gates: Sequence[float] = GATES,
+    raw_p: ArrayLike | None = None,
     net_r: ArrayLike | None = None,
 ) -> Evaluation:
     """The single held-out evaluation of a refit model; `importance` is its `gain_importance`.
@@ -304,8 +354,11 @@ def evaluate(
     raw_calibration = None
     if raw_p is not None:
         raw = classification_metrics(y, raw_p)
-        metrics |= {"raw_ece": expected_calibration_error(y, raw_p), "raw_brier": raw["brier"],
-                    "raw_log_loss": raw["log_loss"]}
+        metrics |= {
+            "raw_ece": expected_calibration_error(y, raw_p),
+            "raw_brier": raw["brier"],
+            "raw_log_loss": raw["log_loss"],
+        }
         raw_calibration = calibration_table(y, raw_p)
     return Evaluation(
         metrics=metrics,

@@ -11,7 +11,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,30 +26,43 @@ def promotion_verdict(metrics: dict, expectancy: pd.DataFrame, rules: PromotionR
     """Each rule with its measured value and verdict; `passed` only if every rule passes."""
     auc = metrics.get("roc_auc", math.nan)
     scanner = expectancy.loc[expectancy["strategy"] == "scanner only"].iloc[0]
-    gated = expectancy.loc[(expectancy["strategy"] != "scanner only")
-                           & (expectancy["gate"].round(4) == round(rules.gate, 4))]
+    gated = expectancy.loc[
+        (expectancy["strategy"] != "scanner only")
+        & (expectancy["gate"].round(4) == round(rules.gate, 4))
+    ]
     if gated.empty:
         raise ValueError(f"the expectancy table has no row for the gate {rules.gate}")
     at_gate = gated.iloc[0]
-    checks = [
-        {"rule": "roc_auc > 0.5 + margin", "value": _finite(auc),
-         "threshold": 0.5 + rules.min_auc_margin,
-         "passed": bool(auc > 0.5 + rules.min_auc_margin)},
-        {"rule": "trades at the gate", "value": int(at_gate["trades"]),
-         "threshold": rules.min_gated_trades,
-         "passed": bool(at_gate["trades"] >= rules.min_gated_trades)},
+    checks: list[dict[str, Any]] = [
+        {
+            "rule": "roc_auc > 0.5 + margin",
+            "value": _finite(auc),
+            "threshold": 0.5 + rules.min_auc_margin,
+            "passed": bool(auc > 0.5 + rules.min_auc_margin),
+        },
+        {
+            "rule": "trades at the gate",
+            "value": int(at_gate["trades"]),
+            "threshold": rules.min_gated_trades,
+            "passed": bool(at_gate["trades"] >= rules.min_gated_trades),
+        },
     ]
     if rules.must_beat_scanner:
         # after costs: a gate that keeps fewer, costlier trades must still pay for them
         net = "sum_net_r" in expectancy and math.isfinite(scanner["sum_net_r"])
         column = "expectancy_net_r" if net else "expectancy_r"
-        checks.append({
-            "rule": ("net expectancy at the gate > scanner only" if net else
-                     "expectancy at the gate > scanner only (gross: no costs recorded)"),
-            "value": _finite(at_gate[column]),
-            "threshold": _finite(scanner[column]),
-            "passed": bool(at_gate[column] > scanner[column]),
-        })
+        checks.append(
+            {
+                "rule": (
+                    "net expectancy at the gate > scanner only"
+                    if net
+                    else "expectancy at the gate > scanner only (gross: no costs recorded)"
+                ),
+                "value": _finite(at_gate[column]),
+                "threshold": _finite(scanner[column]),
+                "passed": bool(at_gate[column] > scanner[column]),
+            }
+        )
     return {"passed": all(c["passed"] for c in checks), "gate": rules.gate, "checks": checks}
 
 
@@ -92,8 +105,13 @@ class ModelCard:
     @classmethod
     def from_json(cls, data: dict) -> ModelCard:
         data = {k: v for k, v in data.items() if k != "calibrator"}  # only calibrator.json counts
-        card = cls(**{**data, "train_range": tuple(data["train_range"]),
-                      "test_range": tuple(data["test_range"])})
+        card = cls(
+            **{
+                **data,
+                "train_range": tuple(data["train_range"]),
+                "test_range": tuple(data["test_range"]),
+            }
+        )
         check_model_features(card.features)
         return card
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -45,17 +45,24 @@ class TrainingSet:
     # None -> all NaN (costs not recorded), NaN where a row has none
     net_r_multiple: np.ndarray | None = None
 
+    @property
+    def net_r(self) -> np.ndarray:
+        """`net_r_multiple` as construction left it: an array, NaN where costs are unknown."""
+        return cast(np.ndarray, self.net_r_multiple)
+
     def __post_init__(self) -> None:
-        coerced = {
+        coerced: dict[str, Any] = {
             "features": self.features.astype("float64").reset_index(drop=True),
             "label": np.asarray(self.label, dtype=np.int8),
             "signal_session": np.asarray(self.signal_session, dtype="datetime64[D]"),
             "exit_session": np.asarray(self.exit_session, dtype="datetime64[D]"),
             "r_multiple": np.asarray(self.r_multiple, dtype=np.float64),
             "signal_id": np.asarray(self.signal_id, dtype=str),
-            "net_r_multiple": (np.full(len(self.features), np.nan)
-                               if self.net_r_multiple is None
-                               else np.asarray(self.net_r_multiple, dtype=np.float64)),
+            "net_r_multiple": (
+                np.full(len(self.features), np.nan)
+                if self.net_r_multiple is None
+                else np.asarray(self.net_r_multiple, dtype=np.float64)
+            ),
         }
         for name, value in coerced.items():
             object.__setattr__(self, name, value)
@@ -100,7 +107,7 @@ class TrainingSet:
             exit_session=self.exit_session[idx],
             r_multiple=self.r_multiple[idx],
             signal_id=self.signal_id[idx],
-            net_r_multiple=self.net_r_multiple[idx],
+            net_r_multiple=self.net_r[idx],
         )
 
 
@@ -134,7 +141,8 @@ def split_rows(ts: TrainingSet, config: TrainingConfig) -> tuple[np.ndarray, np.
         raise ValueError("the training set has no rows")
     if config.split == "random":
         splitter = StratifiedShuffleSplit(
-            n_splits=1, test_size=config.test_fraction, random_state=config.seed)
+            n_splits=1, test_size=config.test_fraction, random_state=config.seed
+        )
         check_two_classes(ts.label, "the training set")
         train_idx, test_idx = next(splitter.split(np.zeros(n), ts.label))
         train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
@@ -150,8 +158,7 @@ def split_rows(ts: TrainingSet, config: TrainingConfig) -> tuple[np.ndarray, np.
             raise ValueError(f"no held-out rows: no signal on or after {start}")
         first_test = ts.signal_session[test_idx].min()
         cutoff = np.busday_offset(first_test, -config.embargo_sessions, roll="forward")
-        train_idx = np.flatnonzero(
-            (ts.signal_session < first_test) & (ts.exit_session < cutoff))
+        train_idx = np.flatnonzero((ts.signal_session < first_test) & (ts.exit_session < cutoff))
     check_two_classes(ts.label[train_idx], "the training split")
     check_two_classes(ts.label[test_idx], "the held-out split")
     return train_idx.astype(np.int64), test_idx.astype(np.int64)
@@ -175,12 +182,14 @@ def cv_folds(ts_train: TrainingSet, config: TrainingConfig) -> list[Fold]:
         if min(wins, n - wins) < config.folds:
             raise ValueError(
                 f"stratified {config.folds}-fold CV needs >= {config.folds} rows of each class; "
-                f"the training split has {wins} wins and {n - wins} losses")
+                f"the training split has {wins} wins and {n - wins} losses"
+            )
         splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
         folds = [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), ts_train.label)]
     else:
-        folds = _purged_folds(ts_train.signal_session, ts_train.exit_session, config.folds,
-                              config.embargo_sessions)
+        folds = _purged_folds(
+            ts_train.signal_session, ts_train.exit_session, config.folds, config.embargo_sessions
+        )
     for k, (train, valid) in enumerate(folds):
         check_two_classes(ts_train.label[train], f"fold {k}'s training part")
         check_two_classes(ts_train.label[valid], f"fold {k}'s validation part")
@@ -190,13 +199,14 @@ def cv_folds(ts_train: TrainingSet, config: TrainingConfig) -> list[Fold]:
 def _purged_folds(signal: np.ndarray, exit_: np.ndarray, k: int, embargo: int) -> list[Fold]:
     """Contiguous folds with a session's rows never split across two of them."""
     n = len(signal)
-    cuts = [int(np.searchsorted(signal, signal[round(i * n / k)], side="left"))
-            for i in range(1, k)]
+    cuts = [
+        int(np.searchsorted(signal, signal[round(i * n / k)], side="left")) for i in range(1, k)
+    ]
     bounds = [0, *cuts, n]
-    if any(b <= a for a, b in zip(bounds, bounds[1:])):
+    if any(b <= a for a, b in zip(bounds, bounds[1:], strict=False)):
         raise ValueError(f"too few distinct sessions for {k} purged folds")
     folds = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in zip(bounds, bounds[1:], strict=False):
         start, end = signal[a], exit_[a:b].max()
         embargo_end = np.busday_offset(end, embargo, roll="forward")
         overlaps = (signal <= end) & (exit_ >= start)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import optuna
@@ -43,8 +43,18 @@ from breakout_assets.ml.splits import (
 )
 
 __all__ = [
-    "OBJECTIVES", "Calibrator", "Objective", "Side", "TrainedModel", "TrainingConfig",
-    "TrainingSet", "confidence", "cv_folds", "predict", "scale_pos_weight", "split_rows",
+    "OBJECTIVES",
+    "Calibrator",
+    "Objective",
+    "Side",
+    "TrainedModel",
+    "TrainingConfig",
+    "TrainingSet",
+    "confidence",
+    "cv_folds",
+    "predict",
+    "scale_pos_weight",
+    "split_rows",
     "train_side",
 ]
 
@@ -54,7 +64,9 @@ GATE = 0.50  # the confidence gate of serving; the long objective scores decisio
 # Not tuned: the loss, the tree builder, and 64 histogram bins (~40 rows a bin at ~2,500 rows;
 # 256 bins cost ~3x the time for no signal a data set this small can resolve).
 FIXED_PARAMS: dict[str, Any] = {
-    "objective": "binary:logistic", "tree_method": "hist", "max_bin": 64,
+    "objective": "binary:logistic",
+    "tree_method": "hist",
+    "max_bin": 64,
 }
 
 
@@ -129,13 +141,16 @@ def predict(booster: xgb.Booster, frame: pd.DataFrame, features: Sequence[str]) 
     if missing:
         raise ValueError(f"the frame lacks the model's features: {', '.join(missing)}")
     if booster.feature_names is not None and list(booster.feature_names) != list(features):
-        raise ValueError("the feature list does not match the model's: "
-                         f"{list(features)} vs {booster.feature_names}")
+        raise ValueError(
+            "the feature list does not match the model's: "
+            f"{list(features)} vs {booster.feature_names}"
+        )
     return booster.predict(_matrix(frame, list(features)))
 
 
-def confidence(booster: xgb.Booster, calibrator: Calibrator, frame: pd.DataFrame,
-               features: Sequence[str]) -> np.ndarray:
+def confidence(
+    booster: xgb.Booster, calibrator: Calibrator, frame: pd.DataFrame, features: Sequence[str]
+) -> np.ndarray:
     """Calibrated P(win) of each row: the one path from features to confidence, shared by the
     held-out evaluation and serving (`ml.dataset.model_confidence`)."""
     return calibrator.apply(predict(booster, frame, features))
@@ -154,24 +169,36 @@ def train_side(ts: TrainingSet, side: Side, config: TrainingConfig | None = None
     with _quiet_optuna(), ThreadPoolExecutor(config.n_jobs) as pool:
         best, rounds = _eliminate(ts_train, folds, objective, config, pool)
         base = {k: v for k, v in best.params.items() if k != "scale_pos_weight"}
-        oof = _out_of_fold(len(ts_train), _fold_matrices(ts_train, best.features, folds),
-                           base, pool)
+        oof = _out_of_fold(
+            len(ts_train), _fold_matrices(ts_train, best.features, folds), base, pool
+        )
     calibrator = fit_calibrator(ts_train.label, oof, folds)  # training rows only
     raw = predict(best.booster, ts.features.iloc[test_idx], best.features)
     return TrainedModel(
-        side=side, booster=best.booster, features=best.features, params=best.params,
-        cv_score=best.cv_score, objective=objective.name,
-        objective_direction=objective.direction, rounds=rounds, best_round=best.round,
-        train_idx=train_idx, test_idx=test_idx,
+        side=side,
+        booster=best.booster,
+        features=best.features,
+        params=best.params,
+        cv_score=best.cv_score,
+        objective=objective.name,
+        objective_direction=objective.direction,
+        rounds=rounds,
+        best_round=best.round,
+        train_idx=train_idx,
+        test_idx=test_idx,
         # = confidence(booster, calibrator, ...) of the held-out rows, without predicting twice
-        test_probability=calibrator.apply(raw), test_raw_probability=raw,
-        oof_raw_probability=oof, calibrator=calibrator,
-        train_range=session_range(ts, train_idx), test_range=session_range(ts, test_idx),
+        test_probability=calibrator.apply(raw),
+        test_raw_probability=raw,
+        oof_raw_probability=oof,
+        calibrator=calibrator,
+        train_range=session_range(ts, train_idx),
+        test_range=session_range(ts, test_idx),
         config=config,
     )
 
 
 # --- internals ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Round:
@@ -182,24 +209,43 @@ class _Round:
     booster: xgb.Booster
 
 
-def _eliminate(ts: TrainingSet, folds: list[Fold], objective: Objective,
-               config: TrainingConfig, pool: ThreadPoolExecutor) -> tuple[_Round, list[dict]]:
+def _eliminate(
+    ts: TrainingSet,
+    folds: list[Fold],
+    objective: Objective,
+    config: TrainingConfig,
+    pool: ThreadPoolExecutor,
+) -> tuple[_Round, list[dict]]:
     """Tune, refit, drop the weakest by gain; repeat. Best CV score wins, ties to fewer features."""
     features, rounds, best = ts.feature_names, [], None
     warm: dict[str, Any] | None = None
     for r in range(config.max_rounds):
         tuned, score = _tune(ts, features, folds, objective, config, pool, warm)
-        params = {**tuned, **FIXED_PARAMS, "scale_pos_weight": scale_pos_weight(ts.label),
-                  "seed": config.seed}
+        params = {
+            **tuned,
+            **FIXED_PARAMS,
+            "scale_pos_weight": scale_pos_weight(ts.label),
+            "seed": config.seed,
+        }
         booster = _fit(_matrix(ts.features, features, ts.label), params)
         current = _Round(r, features, score, params, booster)
-        if best is None or objective.better(score, best.cv_score) or (
-                score == best.cv_score and len(features) < len(best.features)):
+        if (
+            best is None
+            or objective.better(score, best.cv_score)
+            or (score == best.cv_score and len(features) < len(best.features))
+        ):
             best = current
         n_drop = _n_drop(len(features), config) if r + 1 < config.max_rounds else 0
         dropped = _weakest(booster, features, n_drop)
-        rounds.append({"round": r, "n_features": len(features), "cv_score": score,
-                       "trials": config.trials, "dropped": dropped})
+        rounds.append(
+            {
+                "round": r,
+                "n_features": len(features),
+                "cv_score": score,
+                "trials": config.trials,
+                "dropped": dropped,
+            }
+        )
         if not dropped:
             break
         features = [f for f in features if f not in set(dropped)]
@@ -217,7 +263,7 @@ def _n_drop(n: int, config: TrainingConfig) -> int:
 def _weakest(booster: xgb.Booster, features: list[str], k: int) -> list[str]:
     """The k features with the least (average) gain; unused ones have 0; ties go by name."""
     gain = booster.get_score(importance_type="gain")
-    return sorted(features, key=lambda f: (float(gain.get(f, 0.0)), f))[:k]
+    return sorted(features, key=lambda f: (float(cast(float, gain.get(f, 0.0))), f))[:k]
 
 
 def _search_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -234,21 +280,27 @@ def _search_space(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
-def _tune(ts: TrainingSet, features: list[str], folds: list[Fold], objective: Objective,
-          config: TrainingConfig, pool: ThreadPoolExecutor,
-          warm: dict[str, Any] | None) -> tuple[dict[str, Any], float]:
+def _tune(
+    ts: TrainingSet,
+    features: list[str],
+    folds: list[Fold],
+    objective: Objective,
+    config: TrainingConfig,
+    pool: ThreadPoolExecutor,
+    warm: dict[str, Any] | None,
+) -> tuple[dict[str, Any], float]:
     """Best params and out-of-fold score of `trials` TPE trials; starts from `warm` if given."""
     matrices = _fold_matrices(ts, features, folds)
 
     def run(trial: optuna.Trial) -> float:
         tuned = _search_space(trial)
-        oof = _out_of_fold(len(ts), matrices, {**tuned, **FIXED_PARAMS, "seed": config.seed},
-                           pool)
+        oof = _out_of_fold(len(ts), matrices, {**tuned, **FIXED_PARAMS, "seed": config.seed}, pool)
         seen = ~np.isnan(oof)
         return objective.score(ts.label[seen], oof[seen])
 
     study = optuna.create_study(
-        direction=objective.direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
+        direction=objective.direction, sampler=optuna.samplers.TPESampler(seed=config.seed)
+    )
     if warm is not None:
         study.enqueue_trial(warm)
     study.optimize(run, n_trials=config.trials)
@@ -260,21 +312,29 @@ _FoldMatrices = list[tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray, float]]
 
 def _fold_matrices(ts: TrainingSet, features: list[str], folds: list[Fold]) -> _FoldMatrices:
     """Per fold: training matrix, validation matrix, validation positions, scale_pos_weight."""
-    return [(_matrix(ts.features.iloc[tr], features, ts.label[tr]),
-             _matrix(ts.features.iloc[va], features), va, scale_pos_weight(ts.label[tr]))
-            for tr, va in folds]
+    return [
+        (
+            _matrix(ts.features.iloc[tr], features, ts.label[tr]),
+            _matrix(ts.features.iloc[va], features),
+            va,
+            scale_pos_weight(ts.label[tr]),
+        )
+        for tr, va in folds
+    ]
 
 
-def _out_of_fold(n: int, matrices: _FoldMatrices, base: dict[str, Any],
-                 pool: ThreadPoolExecutor) -> np.ndarray:
+def _out_of_fold(
+    n: int, matrices: _FoldMatrices, base: dict[str, Any], pool: ThreadPoolExecutor
+) -> np.ndarray:
     """Raw P(win) of each row by the fold model that did not see it (NaN: in no validation part).
     Each fold fits with its own scale_pos_weight; results are collected in fold order."""
+
     def fold(item: tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray, float]) -> np.ndarray:
         train, valid, _, spw = item
         return _fit(train, {**base, "scale_pos_weight": spw}).predict(valid)
 
     oof = np.full(n, np.nan)
-    for (_, _, valid_idx, _), p in zip(matrices, pool.map(fold, matrices)):
+    for (_, _, valid_idx, _), p in zip(matrices, pool.map(fold, matrices), strict=True):
         oof[valid_idx] = p
     return oof
 
@@ -284,10 +344,12 @@ def _fit(train: xgb.DMatrix, params: dict[str, Any]) -> xgb.Booster:
     return xgb.train({**native, "nthread": 1}, train, num_boost_round=params["n_estimators"])
 
 
-def _matrix(frame: pd.DataFrame, features: list[str],
-            label: np.ndarray | None = None) -> xgb.DMatrix:
-    return xgb.DMatrix(frame[features].to_numpy(dtype=np.float64), label=label,
-                       feature_names=features, nthread=1)
+def _matrix(
+    frame: pd.DataFrame, features: list[str], label: np.ndarray | None = None
+) -> xgb.DMatrix:
+    return xgb.DMatrix(
+        frame[features].to_numpy(dtype=np.float64), label=label, feature_names=features, nthread=1
+    )
 
 
 @contextmanager

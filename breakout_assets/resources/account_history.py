@@ -58,14 +58,18 @@ def simulated_accounts_as_of(conn: Connection, sessions: list[date]) -> dict[dat
 def _snapshot(session: date, cash: float, rows: list, ordinal: dict[date, int]) -> AccountSnapshot:
     held = [r for r in rows if r["entry_session"] is not None and r["entry_session"] <= session]
     working = [r for r in rows if r["entry_session"] is None or r["entry_session"] > session]
-    working = [r for r in working
-               if ordinal[session] < ordinal[r["signal_session"]] + r["valid_sessions"]
-               and (r["group_filled"] is None or r["group_filled"] > session)]
+    working = [
+        r
+        for r in working
+        if ordinal[session] < ordinal[r["signal_session"]] + r["valid_sessions"]
+        and (r["group_filled"] is None or r["group_filled"] > session)
+    ]
     sign = {"long": 1, "short": -1}
     value = sum(sign[p["side"]] * p["quantity"] * p["last_close"] for p in held)
     gross = sum(p["quantity"] * p["last_close"] for p in held)
-    at_risk = sum(max(0.0, sign[p["side"]] * (p["fill_price"] - p["stop"])) * p["quantity"]
-                  for p in held)
+    at_risk = sum(
+        max(0.0, sign[p["side"]] * (p["fill_price"] - p["stop"])) * p["quantity"] for p in held
+    )
     reserved: dict[str, float] = defaultdict(float)
     risk: dict[str, float] = defaultdict(float)
     for w in working:  # an OCA group can fill one entry: it counts its largest
@@ -74,6 +78,10 @@ def _snapshot(session: date, cash: float, rows: list, ordinal: dict[date, int]) 
         risk[group] = max(risk[group], w["quantity"] * abs(w["entry"] - w["stop"]))
     equity = cash + value
     excess = equity - gross
-    return AccountSnapshot(equity=equity, buying_power=excess - sum(reserved.values()),
-                           excess_liquidity=excess, open_risk=at_risk + sum(risk.values()),
-                           open_positions=len(held))
+    return AccountSnapshot(
+        equity=equity,
+        buying_power=excess - sum(reserved.values()),
+        excess_liquidity=excess,
+        open_risk=at_risk + sum(risk.values()),
+        open_positions=len(held),
+    )

@@ -22,8 +22,13 @@ from breakout_assets.partitions import ordinal_sessions, session_ordinals
 from breakout_assets.resources.sql import query, raw_query
 
 _BAR_TYPES = {
-    "ticker": pa.string(), "session": pa.date32(), "open": pa.float64(), "high": pa.float64(),
-    "low": pa.float64(), "close": pa.float64(), "volume": pa.float64(),
+    "ticker": pa.string(),
+    "session": pa.date32(),
+    "open": pa.float64(),
+    "high": pa.float64(),
+    "low": pa.float64(),
+    "close": pa.float64(),
+    "volume": pa.float64(),
 }
 
 
@@ -49,21 +54,34 @@ def read_bar_window(conn: Connection, statement: str, start: date, end: date) ->
 
 _PG_EPOCH = np.datetime64("2000-01-01", "D")
 _ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, length, lower bound (int32 each)
-_BAR_RECORD = np.dtype([("day", ">i4"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"),
-                        ("close", ">f8"), ("volume", ">f8")])  # signals.window_bars_by_ticker
+_BAR_RECORD = np.dtype(
+    [
+        ("day", ">i4"),
+        ("open", ">f8"),
+        ("high", ">f8"),
+        ("low", ">f8"),
+        ("close", ">f8"),
+        ("volume", ">f8"),
+    ]
+)  # signals.window_bars_by_ticker
 
 
 def _unpack(payload: bytes | None, value_type: str) -> np.ndarray:
     """A 1-D Postgres binary array without NULLs -> numpy (each element: int32 length + value)."""
     if payload is None:
         return np.empty(0, dtype=value_type.replace(">", "="))
-    cells = np.frombuffer(payload, dtype=[("length", ">i4"), ("value", value_type)],
-                          offset=_ARRAY_HEADER)
+    cells = np.frombuffer(
+        payload, dtype=[("length", ">i4"), ("value", value_type)], offset=_ARRAY_HEADER
+    )
     return cells["value"].astype(value_type.replace(">", "="))
 
 
 def read_market_window(
-    conn: Connection, start: date, first: date, end: date, sessions: list[date],
+    conn: Connection,
+    start: date,
+    first: date,
+    end: date,
+    sessions: list[date],
     tickers: list[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """History start..end of `tickers` (default: every ticker trading in first..end), as dense
@@ -71,20 +89,27 @@ def read_market_window(
     where no bar.
     """
     if tickers is None:
-        tickers = conn.execute(query("signals.window_tickers"),
-                               {"first": first, "end": end}).scalars().all()
+        tickers = (
+            conn.execute(query("signals.window_tickers"), {"first": first, "end": end})
+            .scalars()
+            .all()
+        )
     tickers = np.array(sorted(tickers), dtype=object)
     shape = (len(tickers), len(sessions))
     arrays = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close", "volume")}
     if not len(tickers):
         return tickers, arrays
     conn.execute(query("signals.window_work_mem"))
-    packed = conn.execute(query("signals.window_bars_by_ticker"),
-                          {"start": start, "end": end, "tickers": list(tickers)}).all()
+    packed = conn.execute(
+        query("signals.window_bars_by_ticker"),
+        {"start": start, "end": end, "tickers": list(tickers)},
+    ).all()
     position = {ticker: i for i, ticker in enumerate(tickers)}
     records = np.frombuffer(b"".join(row.bars for row in packed), dtype=_BAR_RECORD)
-    rows = np.repeat(np.array([position[row.ticker] for row in packed], dtype=np.int64),
-                     [len(row.bars) // _BAR_RECORD.itemsize for row in packed])
+    rows = np.repeat(
+        np.array([position[row.ticker] for row in packed], dtype=np.int64),
+        [len(row.bars) // _BAR_RECORD.itemsize for row in packed],
+    )
     grid = (np.array(sessions, dtype="datetime64[D]") - _PG_EPOCH).astype(np.int32)
     days = records["day"]
     columns = np.searchsorted(grid, days)
@@ -94,13 +119,17 @@ def read_market_window(
     return tickers, arrays
 
 
-def read_bar_paths(conn: Connection, tickers: list[str], after: list[date], until: list[date]
-                   ) -> dict[str, np.ndarray]:
+def read_bar_paths(
+    conn: Connection, tickers: list[str], after: list[date], until: list[date]
+) -> dict[str, np.ndarray]:
     """Bars of tickers[i] with after[i] < session <= until[i], tagged with i (any order)."""
-    packed = conn.execute(query("outcomes.outcome_bars_packed"),
-                          {"tickers": tickers, "after": after, "until": until}).one()
-    rows = {"signal_row": _unpack(packed.signal_row, ">i4").astype(np.int64) - 1,
-            "session": _PG_EPOCH + _unpack(packed.day, ">i4").astype("timedelta64[D]")}
+    packed = conn.execute(
+        query("outcomes.outcome_bars_packed"), {"tickers": tickers, "after": after, "until": until}
+    ).one()
+    rows = {
+        "signal_row": _unpack(packed.signal_row, ">i4").astype(np.int64) - 1,
+        "session": _PG_EPOCH + _unpack(packed.day, ">i4").astype("timedelta64[D]"),
+    }
     for name in ("open", "high", "low", "close"):
         rows[name] = _unpack(getattr(packed, name), ">f8")
     return rows
@@ -111,6 +140,9 @@ def read_signal_paths(conn: Connection, signals: pd.DataFrame, until_ord: np.nda
     ordinal `until_ord` (one per signal), grouped per signal in time order."""
     until = pd.to_datetime(ordinal_sessions(np.asarray(until_ord))).date.tolist()
     bars = read_bar_paths(conn, signals["ticker"].tolist(), signals["session"].tolist(), until)
-    return BarPaths.from_rows(bars["signal_row"], session_ordinals(bars["session"]),
-                              len(signals), **{k: bars[k] for k in ("open", "high", "low", "close")})
-
+    return BarPaths.from_rows(
+        bars["signal_row"],
+        session_ordinals(bars["session"]),
+        len(signals),
+        **{k: bars[k] for k in ("open", "high", "low", "close")},
+    )

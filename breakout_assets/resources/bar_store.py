@@ -78,11 +78,22 @@ class SessionWriter:
 
     def quarantine_frame(self, table: BarTableName, source: str) -> pd.DataFrame:
         rows = pd.concat(self._quarantined, ignore_index=True)
-        ticker = rows["ticker"].astype("string").str.replace(
-            _UNPRINTABLE, lambda m: m.group().encode("unicode_escape").decode(), regex=True
+        ticker = (
+            rows["ticker"]
+            .astype("string")
+            .str.replace(
+                _UNPRINTABLE, lambda m: m.group().encode("unicode_escape").decode(), regex=True
+            )
         )
-        return pd.DataFrame({"dataset": table, **{c: rows[c] for c in BAR_COLUMNS},
-                             "ticker": ticker, "reason": rows["reason"], "source": source})
+        return pd.DataFrame(
+            {
+                "dataset": table,
+                **{c: rows[c] for c in BAR_COLUMNS},
+                "ticker": ticker,
+                "reason": rows["reason"],
+                "source": source,
+            }
+        )
 
 
 def _per_session(frame: pd.DataFrame) -> dict[date, int]:
@@ -92,10 +103,15 @@ def _per_session(frame: pd.DataFrame) -> dict[date, int]:
 
 @contextmanager
 def replace_sessions(
-    conn: Connection, table: BarTableName, sessions: Sequence[date], source: str,
-    origin: str | None = None, on_wait: Callable[[str], None] | None = None,
+    conn: Connection,
+    table: BarTableName,
+    sessions: Sequence[date],
+    source: str,
+    origin: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[SessionWriter]:
-    """Clear `sessions` from `table` and its quarantine; rows written through the writer replace them.
+    """Clear `sessions` from `table` and its quarantine; rows written through the writer
+    replace them.
 
     Runs inside the caller's transaction; nothing is visible to others until it commits, and it
     raises RefusedSessionsError (so the caller's transaction rolls back) for a session that
@@ -119,8 +135,11 @@ def replace_sessions(
         yield writer
     _refuse_empty_sessions(table, origin or source, sessions, writer.stats)
     if writer.stats.quarantined:
-        copy_payload(conn, raw_query("bars.copy_quarantined"),
-                     encode_csv(writer.quarantine_frame(table, source)))
+        copy_payload(
+            conn,
+            raw_query("bars.copy_quarantined"),
+            encode_csv(writer.quarantine_frame(table, source)),
+        )
     writer.stats.copy_seconds = time.perf_counter() - started
     if bulk:
         started = time.perf_counter()

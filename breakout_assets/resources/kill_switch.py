@@ -30,14 +30,18 @@ class KillSwitch:
             raise KillSwitchError(
                 f"the kill switch path {self.path} is a directory, not a file: it reads as ON "
                 "(no order is sent) until it is removed by hand; point "
-                "BREAKOUT_KILL_SWITCH_PATH at a file path instead")
+                "BREAKOUT_KILL_SWITCH_PATH at a file path instead"
+            )
 
     def engage(self, reason: str, by: str) -> None:
         self._not_a_directory()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({
-            "reason": reason, "by": by,
-            "at": datetime.now(UTC).isoformat(timespec="seconds")}) + "\n")
+        self.path.write_text(
+            json.dumps(
+                {"reason": reason, "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+            )
+            + "\n"
+        )
 
     def release(self) -> bool:
         """Remove the file; False if it was not there. A directory is never removed (it is not
@@ -54,8 +58,10 @@ class KillSwitch:
         if not self.engaged():
             return {}
         if self.path.is_dir():
-            return {"reason": f"{self.path} is a directory, not a kill-switch file: remove it "
-                              "and fix BREAKOUT_KILL_SWITCH_PATH"}
+            return {
+                "reason": f"{self.path} is a directory, not a kill-switch file: remove it "
+                "and fix BREAKOUT_KILL_SWITCH_PATH"
+            }
         try:
             return json.loads(self.path.read_text() or "{}")
         except (OSError, ValueError):

@@ -90,8 +90,7 @@ def check_url(url: str) -> None:
     except Exception:  # ArgumentError (no scheme) or ValueError (port not a number)
         raise ValueError(f"not a URL: expected {URL_FORM}") from None
     if parsed.drivername.split("+")[0] not in ("postgresql", "postgres"):
-        raise ValueError(f"not a Postgres URL (scheme {parsed.drivername!r}): expected "
-                         f"{URL_FORM}")
+        raise ValueError(f"not a Postgres URL (scheme {parsed.drivername!r}): expected {URL_FORM}")
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise ValueError(f"port {parsed.port} is not a TCP port (1-65535)")
 

@@ -71,7 +71,11 @@ def apply_migrations(engine: Engine, directory: Path = MIGRATIONS_DIR) -> list[s
             conn.exec_driver_sql(migration.sql)
             conn.execute(
                 query("migrations.record_migration"),
-                {"version": migration.version, "name": migration.name, "checksum": migration.checksum},
+                {
+                    "version": migration.version,
+                    "name": migration.name,
+                    "checksum": migration.checksum,
+                },
             )
             applied_now.append(migration.path.name)
     return applied_now

@@ -31,8 +31,10 @@ from breakout_assets.ml.registry import ModelCard, sha256
 ACTIVE_FILE = "ACTIVE_MODELS.json"
 CALIBRATOR_FILE = "calibrator.json"
 SIDES = ("long", "short")
-LEGACY_CALIBRATION = ("legacy artifact saved without a calibrator: raw booster output (skewed "
-                      "by scale_pos_weight) is served as confidence; retrain to calibrate")
+LEGACY_CALIBRATION = (
+    "legacy artifact saved without a calibrator: raw booster output (skewed "
+    "by scale_pos_weight) is served as confidence; retrain to calibrate"
+)
 log = logging.getLogger(__name__)
 
 
@@ -75,8 +77,10 @@ class ModelStore(ConfigurableResource):
         folder = Path(card.side) / card.experiment_id
         _write_atomic(self.path / folder / "model.ubj", model)
         _write_atomic(self.path / folder / CALIBRATOR_FILE, calibrator)
-        _write_atomic(self.path / folder / "metadata.json",
-                      json.dumps(card.to_json(), indent=2, sort_keys=True).encode())
+        _write_atomic(
+            self.path / folder / "metadata.json",
+            json.dumps(card.to_json(), indent=2, sort_keys=True).encode(),
+        )
         return str(folder / "model.ubj")
 
     def load(self, artifact_path: str) -> tuple[xgb.Booster, ModelCard]:
@@ -123,8 +127,9 @@ class ModelStore(ConfigurableResource):
             raise ModelStoreError(f"{file} is not valid JSON: {error}") from error
 
     def _write_active(self, active: dict) -> None:
-        _write_atomic(self.path / ACTIVE_FILE,
-                      (json.dumps(active, indent=2, sort_keys=True) + "\n").encode())
+        _write_atomic(
+            self.path / ACTIVE_FILE, (json.dumps(active, indent=2, sort_keys=True) + "\n").encode()
+        )
 
     def promote(self, side: str, experiment_id: str, artifact_path: str, reason: str) -> dict:
         """Point `side` at a model (which must load and fit the code); the old one is kept
@@ -136,11 +141,16 @@ class ModelStore(ConfigurableResource):
         current = active.get(side)
         history = list(current.get("history", [])) if current else []
         if current and current["experiment_id"] != experiment_id:
-            history.append({k: current[k] for k in ("experiment_id", "artifact_path",
-                                                    "promoted_at", "reason")})
-        active[side] = {"experiment_id": experiment_id, "artifact_path": artifact_path,
-                        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "reason": reason, "history": history}
+            history.append(
+                {k: current[k] for k in ("experiment_id", "artifact_path", "promoted_at", "reason")}
+            )
+        active[side] = {
+            "experiment_id": experiment_id,
+            "artifact_path": artifact_path,
+            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "reason": reason,
+            "history": history,
+        }
         self._write_active(active)
         return active[side]
 
@@ -153,9 +163,12 @@ class ModelStore(ConfigurableResource):
         history = list(current["history"])
         previous = history.pop()
         self.load(previous["artifact_path"])
-        active[side] = {**previous, "reason": f"rollback from {current['experiment_id']}",
-                        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "history": history}
+        active[side] = {
+            **previous,
+            "reason": f"rollback from {current['experiment_id']}",
+            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "history": history,
+        }
         self._write_active(active)
         return active[side]
 
@@ -164,5 +177,6 @@ class ModelStore(ConfigurableResource):
         if not current:
             raise ModelStoreError(
                 f"no active {side} model in {self.path / ACTIVE_FILE}: materialise "
-                f"{side}_model or run `breakout models promote EXPERIMENT_ID`")
+                f"{side}_model or run `breakout models promote EXPERIMENT_ID`"
+            )
         return self.load(current["artifact_path"])

@@ -45,7 +45,7 @@ def encode_bars_binary(frame: pd.DataFrame) -> bytes:
         block["ticker"] = tickers[rows]
         block["session_len"] = 4
         block["session"] = days[rows]
-        for name, values in zip(("open", "high", "low", "close"), prices):
+        for name, values in zip(("open", "high", "low", "close"), prices, strict=True):
             block[f"{name}_len"] = 8
             block[name] = values[rows]
         block["volume_len"] = 8
@@ -55,8 +55,13 @@ def encode_bars_binary(frame: pd.DataFrame) -> bytes:
 
 
 def _row_dtype(ticker_bytes: int) -> np.dtype:
-    fields = [("fields", ">i2"), ("ticker_len", ">i4"), ("ticker", f"S{ticker_bytes}"),
-              ("session_len", ">i4"), ("session", ">i4")]
+    fields = [
+        ("fields", ">i2"),
+        ("ticker_len", ">i4"),
+        ("ticker", f"S{ticker_bytes}"),
+        ("session_len", ">i4"),
+        ("session", ">i4"),
+    ]
     for name in ("open", "high", "low", "close"):
         fields += [(f"{name}_len", ">i4"), (name, ">f8")]
     fields += [("volume_len", ">i4"), ("volume", ">i8")]
@@ -94,7 +99,7 @@ class BinaryCopyStream:
         self._manager = self._cursor.copy(copy_statement)
         self._copy = None
 
-    def __enter__(self) -> "BinaryCopyStream":
+    def __enter__(self) -> BinaryCopyStream:
         self._copy = self._manager.__enter__()
         self._copy.write(_HEADER)
         return self

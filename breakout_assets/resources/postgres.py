@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import psycopg
@@ -32,8 +32,9 @@ class DatabaseUnreachable(RuntimeError):
     """Postgres at a configured URL does not answer or refuses us; names the variable."""
 
 
-def check_reachable(url: str, variable: str = DATABASE_URL_VARIABLE,
-                    timeout_s: int = CONNECT_TIMEOUT_S) -> None:
+def check_reachable(
+    url: str, variable: str = DATABASE_URL_VARIABLE, timeout_s: int = CONNECT_TIMEOUT_S
+) -> None:
     """Open and close one connection, or raise DatabaseUnreachable saying which variable to fix
     and what the server said (refused, unknown host, no such database, bad password)."""
     libpq_url = "postgresql://" + url.split("://", 1)[1]
@@ -47,20 +48,26 @@ def check_reachable(url: str, variable: str = DATABASE_URL_VARIABLE,
         raise DatabaseUnreachable(
             f"cannot connect to Postgres at {local_postgres.redact(url)} (from {variable}; "
             f"waited up to {timeout_s}s): {said} -> check {variable} (host, port, database, "
-            "user, password) and that the server is running") from None
+            "user, password) and that the server is running"
+        ) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _engine(url: str) -> Engine:
-    engine = create_engine(local_postgres.with_driver(url, "psycopg"), pool_pre_ping=True,
-                           pool_size=4, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    engine = create_engine(
+        local_postgres.with_driver(url, "psycopg"),
+        pool_pre_ping=True,
+        pool_size=4,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )
     apply_migrations(engine)
     return engine
 
 
-@lru_cache(maxsize=None)
-def resolve_url(database_url: str | None, local_data_dir: Path,
-                variable: str = DATABASE_URL_VARIABLE) -> str:
+@cache
+def resolve_url(
+    database_url: str | None, local_data_dir: Path, variable: str = DATABASE_URL_VARIABLE
+) -> str:
     """The configured URL once it answers, or the embedded server's (started if needed)."""
     if database_url:
         check_reachable(database_url, variable)
@@ -77,17 +84,21 @@ def env_resolved(value: str | None) -> str | None:
 
 class PostgresResource(ConfigurableResource):
     database_url: str | None = Field(
-        default=None, description="Postgres URL, set as an EnvVar so the UI shows the variable, "
-        "not the password; unset starts the embedded server.")
+        default=None,
+        description="Postgres URL, set as an EnvVar so the UI shows the variable, "
+        "not the password; unset starts the embedded server.",
+    )
     local_data_dir: str = Field(description="Data directory of the embedded server.")
     database_url_variable: str = Field(
         default=DATABASE_URL_VARIABLE,
-        description="The environment variable the URL came from: what an error tells to fix.")
+        description="The environment variable the URL came from: what an error tells to fix.",
+    )
 
     @property
     def url(self) -> str:
-        return resolve_url(env_resolved(self.database_url), Path(self.local_data_dir),
-                           self.database_url_variable)
+        return resolve_url(
+            env_resolved(self.database_url), Path(self.local_data_dir), self.database_url_variable
+        )
 
     @property
     def engine(self) -> Engine:

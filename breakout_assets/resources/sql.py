@@ -8,7 +8,7 @@ by its path: `query("features/daily_features.compute")` reads `sql/features/dail
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import TextClause, text
@@ -17,7 +17,7 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _statements(file: str) -> dict[str, str]:
     source = _path(file).read_text()
     parts = _NAME.split(source)
@@ -25,7 +25,8 @@ def _statements(file: str) -> dict[str, str]:
 
 
 def _path(file: str) -> Path:
-    """`bars` -> sql/queries/bars.sql; `features/daily_features` -> sql/features/daily_features.sql."""
+    """`bars` -> sql/queries/bars.sql;
+    `features/daily_features` -> sql/features/daily_features.sql."""
     return SQL_DIR / (f"{file}.sql" if "/" in file else f"queries/{file}.sql")
 
 

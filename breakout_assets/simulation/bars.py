@@ -11,8 +11,7 @@ import pyarrow as pa
 
 from breakout_assets.core.bars import PRICE_COLUMNS
 from breakout_assets.simulation.draws import _cents
-from breakout_assets.simulation.params import BLOCK, HOURS_MAX, _HOURLY_PROFILE, Arrays
-
+from breakout_assets.simulation.params import _HOURLY_PROFILE, BLOCK, HOURS_MAX, Arrays
 
 # --- bars ------------------------------------------------------------------------------------
 
@@ -30,8 +29,10 @@ class _Bars:
 
     @staticmethod
     def concat(parts: Sequence[_Bars]) -> _Bars:
-        return _Bars(np.concatenate([p.prices for p in parts], axis=1),
-                     np.concatenate([p.volume for p in parts]))
+        return _Bars(
+            np.concatenate([p.prices for p in parts], axis=1),
+            np.concatenate([p.volume for p in parts]),
+        )
 
     def take(self, rows: np.ndarray | slice, cols: np.ndarray | slice = slice(None)) -> _Bars:
         rows = _as_slice(rows) if isinstance(rows, np.ndarray) else rows
@@ -45,8 +46,13 @@ def _as_slice(rows: np.ndarray) -> np.ndarray | slice:
     return rows
 
 
-def _quote(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-           out: np.ndarray | None = None) -> np.ndarray:
+def _quote(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """(4, sessions, columns) prices to the cent, as float64.
 
     Callers build high as max(open, close) times a factor >= 1 (low: divided by one), so the
@@ -58,8 +64,9 @@ def _quote(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarr
     return prices
 
 
-def _wrap(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-          flat: np.ndarray) -> None:
+def _wrap(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, flat: np.ndarray
+) -> None:
     """Make high and low wrap open and close at planted cells, whose high and low are set from
     the previous close rather than from this close (the two routes may differ in the last bit)."""
     body = np.take(open_, flat), np.take(close, flat)

@@ -9,7 +9,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from breakout_assets.simulation.params import Arrays, GROUP, T
+from breakout_assets.simulation.params import GROUP, Arrays, T
 
 
 class _Stream(IntEnum):
@@ -44,8 +44,13 @@ def _generator(seed: int, stream: _Stream, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence([seed, stream, *key])))
 
 
-def _group_draws(seed: int, stream: _Stream, key: tuple[int, ...], n: int,
-                 draw: Callable[[np.random.Generator, int], Arrays]) -> Arrays:
+def _group_draws(
+    seed: int,
+    stream: _Stream,
+    key: tuple[int, ...],
+    n: int,
+    draw: Callable[[np.random.Generator, int], Arrays],
+) -> Arrays:
     """Draws for n tickers (ticker = last axis), made per group so they do not depend on n."""
     parts = [draw(_generator(seed, stream, *key, g), GROUP) for g in range(-(-n // GROUP))]
     return {k: np.concatenate([p[k] for p in parts], axis=-1)[..., :n] for k in parts[0]}
@@ -74,8 +79,13 @@ def _cents(price: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.divide(cents, 100.0, out=out, dtype=np.float64)
 
 
-def _garch(z: np.ndarray, variance: np.ndarray, shock: np.ndarray, omega: np.ndarray,
-           params: Sequence[float | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _garch(
+    z: np.ndarray,
+    variance: np.ndarray,
+    shock: np.ndarray,
+    omega: np.ndarray,
+    params: Sequence[float | np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
     """Shocks and conditional variances of a GJR-GARCH(1,1), one row per session."""
     alpha, gamma, beta = params
     shocks, variances = np.empty(z.shape), np.empty(z.shape)

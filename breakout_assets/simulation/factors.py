@@ -7,21 +7,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from breakout_assets.simulation.bars import _Bars, _quote
-from breakout_assets.simulation.draws import _Stream, _garch, _generator, _persistence
+from breakout_assets.simulation.draws import _garch, _generator, _persistence, _Stream
 from breakout_assets.simulation.params import (
+    _ETFS,
     BLOCK,
     FACTOR_TAIL,
     MARKET_DRIFT,
     MARKET_GARCH,
     MARKET_VOL,
-    SECTORS,
     SECTOR_GARCH,
     SECTOR_VOL,
+    SECTORS,
     VIX_PREMIUM,
     VIX_RANGE,
-    _ETFS,
 )
-
 
 # --- market and sector factors, index series -------------------------------------------------
 
@@ -31,9 +30,12 @@ def _market_and_sectors(market: float, sector: float) -> np.ndarray:
 
 
 _FACTOR_VOL = _market_and_sectors(MARKET_VOL, SECTOR_VOL)
-_FACTOR_PARAMS = tuple(_market_and_sectors(m, s) for m, s in zip(MARKET_GARCH, SECTOR_GARCH))
-_FACTOR_OMEGA = _FACTOR_VOL**2 * (1 - _market_and_sectors(_persistence(MARKET_GARCH),
-                                                          _persistence(SECTOR_GARCH)))
+_FACTOR_PARAMS = tuple(
+    _market_and_sectors(m, s) for m, s in zip(MARKET_GARCH, SECTOR_GARCH, strict=True)
+)
+_FACTOR_OMEGA = _FACTOR_VOL**2 * (
+    1 - _market_and_sectors(_persistence(MARKET_GARCH), _persistence(SECTOR_GARCH))
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,9 @@ _ETF_NOISE, _ETF_FIRST_CLOSE, _ETF_VOLUME = (
 )
 
 
-def _index_block(seed: int, b: int, factors: _FactorBlock,
-                 log_close: np.ndarray) -> tuple[_Bars, np.ndarray]:
+def _index_block(
+    seed: int, b: int, factors: _FactorBlock, log_close: np.ndarray
+) -> tuple[_Bars, np.ndarray]:
     """ETF bars tracking the factors, and VIX from the market's variance; the next log closes."""
     rng = _generator(seed, _Stream.INDEX, b)
     shape = (BLOCK, len(_ETFS))

@@ -23,24 +23,23 @@ from breakout_assets.simulation.bars import (
 from breakout_assets.simulation.draws import (
     _EXPONENTIAL,
     _NORMAL,
-    _Stream,
     _UNIFORM,
     _concat,
     _garch,
     _generator,
     _group_draws,
+    _Stream,
     _take,
 )
 from breakout_assets.simulation.factors import (
     _ETF_FIRST_CLOSE,
     _FACTOR_VOL,
+    _factor_block,
     _FactorBlock,
     _FactorState,
-    _factor_block,
     _index_block,
 )
 from breakout_assets.simulation.params import (
-    Arrays,
     BLOCK,
     FLOOR_PULL,
     GAP_NOISE,
@@ -60,17 +59,17 @@ from breakout_assets.simulation.params import (
     VOLUME_NOISE,
     VOLUME_RANGE,
     WICK,
+    Arrays,
 )
-from breakout_assets.simulation.plants import _Plants, _plant_records, _slot_cells, _slot_plants
+from breakout_assets.simulation.plants import _plant_records, _Plants, _slot_cells, _slot_plants
 from breakout_assets.simulation.stocks import (
     _Cells,
-    _Path,
-    _StockState,
     _draw_stock_returns,
     _draw_stock_shape,
+    _Path,
+    _StockState,
 )
 from breakout_assets.simulation.universe import _nyse_schedule, _universe
-
 
 # --- the market ------------------------------------------------------------------------------
 
@@ -111,8 +110,9 @@ class SyntheticMarket:
 
     # --- public data -------------------------------------------------------------------------
 
-    def daily_bars(self, sessions: Sequence[date],
-                   tickers: Sequence[str] | None = None) -> pd.DataFrame:
+    def daily_bars(
+        self, sessions: Sequence[date], tickers: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """Daily bars of every ticker (or of `tickers`) for the sessions, in one frame."""
         chunks = list(self.iter_daily_bars(sessions, max(len(sessions), 1), tickers))
         if chunks:
@@ -120,19 +120,24 @@ class SyntheticMarket:
         names = self._names(self._columns(tickers))
         return _frame(names, self._sessions[:0], _Bars.allocate(0, len(names)))
 
-    def iter_daily_bars(self, sessions: Sequence[date], chunk_sessions: int = 250,
-                        tickers: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    def iter_daily_bars(
+        self,
+        sessions: Sequence[date],
+        chunk_sessions: int = 250,
+        tickers: Sequence[str] | None = None,
+    ) -> Iterator[pd.DataFrame]:
         """Daily bars in frames of at most `chunk_sessions` sessions, in session order."""
         if chunk_sessions < 1:
             raise ValueError(f"chunk_sessions must be >= 1, got {chunk_sessions}")
         positions, cols = self._positions(sessions), self._columns(tickers)
         names = self._names(cols)
         for first in range(0, len(positions), chunk_sessions):
-            chunk = positions[first:first + chunk_sessions]
+            chunk = positions[first : first + chunk_sessions]
             yield _frame(names, self._sessions[chunk], self._stock_bars(chunk, cols))
 
-    def index_bars(self, sessions: Sequence[date],
-                   tickers: Sequence[str] = INDEX_TICKERS) -> pd.DataFrame:
+    def index_bars(
+        self, sessions: Sequence[date], tickers: Sequence[str] = INDEX_TICKERS
+    ) -> pd.DataFrame:
         """Daily bars of the index series: ETFs follow the factors, VIX the market's volatility."""
         unknown = sorted(set(tickers) - set(INDEX_TICKERS))
         if unknown:
@@ -140,13 +145,15 @@ class SyntheticMarket:
         positions = self._positions(sessions)
         cols = np.array([INDEX_TICKERS.index(t) for t in tickers], dtype=int)
         blocks = positions // BLOCK
-        parts = [self._index(b).take(positions[blocks == b] % BLOCK, cols)
-                 for b in np.unique(blocks)]
+        parts = [
+            self._index(b).take(positions[blocks == b] % BLOCK, cols) for b in np.unique(blocks)
+        ]
         bars = _Bars.concat([_Bars.allocate(0, len(cols)), *parts])
         return _frame(_strings(tickers), self._sessions[positions], bars)
 
-    def ticker_reference(self, as_of: date,
-                         index_tickers: Sequence[str] = INDEX_TICKERS) -> pd.DataFrame:
+    def ticker_reference(
+        self, as_of: date, index_tickers: Sequence[str] = INDEX_TICKERS
+    ) -> pd.DataFrame:
         """One row per ticker; market cap at the close of the last session on or before `as_of`."""
         u = self._universe
         position = int(self._sessions.searchsorted(pd.Timestamp(as_of), side="right")) - 1
@@ -157,15 +164,23 @@ class SyntheticMarket:
         sector = np.array(SECTORS)[u.sector]
         etf = {s: sector_etf(s, index_tickers) for s in SECTORS}
         shares = np.round(u.shares)
-        return pd.DataFrame({
-            "ticker": pd.array(u.tickers, dtype="string"),
-            "name": [f"Synthetic {s} {t[3:]} Inc." for s, t in zip(sector, u.tickers)],
-            "sector": sector,
-            "industry": [INDUSTRIES[s][i % len(INDUSTRIES[s])] for s, i in zip(sector, u.industry)],
-            "sector_etf": [etf[s] for s in sector],
-            "market_cap": shares * price,
-            "shares_outstanding": shares,
-        }, columns=list(REFERENCE_COLUMNS))
+        return pd.DataFrame(
+            {
+                "ticker": pd.array(u.tickers, dtype="string"),
+                "name": [
+                    f"Synthetic {s} {t[3:]} Inc." for s, t in zip(sector, u.tickers, strict=True)
+                ],
+                "sector": sector,
+                "industry": [
+                    INDUSTRIES[s][i % len(INDUSTRIES[s])]
+                    for s, i in zip(sector, u.industry, strict=True)
+                ],
+                "sector_etf": [etf[s] for s in sector],
+                "market_cap": shares * price,
+                "shares_outstanding": shares,
+            },
+            columns=list(REFERENCE_COLUMNS),
+        )
 
     def planted_setups(self, start: date, end: date) -> pd.DataFrame:
         """Every planted setup whose breakout session lies in [start, end], read off its bars.
@@ -200,13 +215,16 @@ class SyntheticMarket:
         starts = opens + np.arange(HOURS_MAX) * np.timedelta64(1, "h")
         count = int(active.sum())
         ts = pd.DatetimeIndex(starts[active]).tz_localize("UTC").tz_convert("America/New_York")
-        return pd.DataFrame({
-            "ticker": pd.array([ticker] * count, dtype="string"),
-            "ts": ts,
-            **{c: p[active] for c, p in zip(PRICE_COLUMNS, bars.prices)},
-            "volume": bars.volume[active].astype(float),
-            "is_extended_hours": np.zeros(count, dtype=bool),
-        }, columns=list(HOURLY_COLUMNS))
+        return pd.DataFrame(
+            {
+                "ticker": pd.array([ticker] * count, dtype="string"),
+                "ts": ts,
+                **{c: p[active] for c, p in zip(PRICE_COLUMNS, bars.prices, strict=True)},
+                "volume": bars.volume[active].astype(float),
+                "is_extended_hours": np.zeros(count, dtype=bool),
+            },
+            columns=list(HOURLY_COLUMNS),
+        )
 
     # --- lookups -----------------------------------------------------------------------------
 
@@ -229,7 +247,7 @@ class SyntheticMarket:
             return slice(None)
         cols = self._ticker_index.get_indexer(list(tickers))
         if (cols < 0).any():
-            bad = [t for t, c in zip(tickers, cols) if c < 0]
+            bad = [t for t, c in zip(tickers, cols, strict=True) if c < 0]
             raise ValueError(f"not synthetic tickers: {bad[:5]}")
         return cols
 
@@ -269,18 +287,21 @@ class SyntheticMarket:
     def _stock_path(self, b: int, state: _StockState) -> tuple[_Path, _StockState]:
         """One block's closes of every ticker: factors + GARCH noise + jumps; planted setups."""
         u, factors = self._universe, self._factor(b)
-        draws = _group_draws(self.seed, _Stream.STOCK_RETURN, (b,), self.n_tickers,
-                             _draw_stock_returns)
+        draws = _group_draws(
+            self.seed, _Stream.STOCK_RETURN, (b,), self.n_tickers, _draw_stock_returns
+        )
         shock, variance = _garch(draws["z"], state.variance, state.shock, u.omega, IDIO_GARCH)
         systematic = u.beta * factors.returns[:, :1] + u.gamma * factors.returns[:, 1 + u.sector]
-        drift = (-REVERSION * (state.log_close - u.log_level - u.beta * factors.market_level)
-                 + FLOOR_PULL * np.maximum(np.log(PRICE_FLOOR) - state.log_close, 0))
+        drift = -REVERSION * (
+            state.log_close - u.log_level - u.beta * factors.market_level
+        ) + FLOOR_PULL * np.maximum(np.log(PRICE_FLOOR) - state.log_close, 0)
         ret = drift + systematic + shock + draws["jump"]
         cells = self._plant_cells(b)
         np.put(ret, cells.flat, cells.ret)
         log_close = state.log_close + np.cumsum(ret, axis=0)
-        path = _Path(b, state.log_close, log_close, ret, drift, systematic, draws["jump"],
-                     variance, cells)
+        path = _Path(
+            b, state.log_close, log_close, ret, drift, systematic, draws["jump"], variance, cells
+        )
         return path, _StockState(log_close[-1], variance[-1], shock[-1])
 
     def _stock_block_bars(self, path: _Path, out: _Bars | None = None) -> _Bars:
@@ -291,10 +312,13 @@ class SyntheticMarket:
         """
         u, f32 = self._universe, np.float32
         market_variance = self._factor(path.block).variance[:, :1]
-        noise = _group_draws(self.seed, _Stream.STOCK_SHAPE, (path.block,), self.n_tickers,
-                             _draw_stock_shape)["bytes"]
+        noise = _group_draws(
+            self.seed, _Stream.STOCK_SHAPE, (path.block,), self.n_tickers, _draw_stock_shape
+        )["bytes"]
         tables = (_NORMAL, _EXPONENTIAL, _UNIFORM, _NORMAL)
-        gap, range_, split, volume = (np.take(table, raw) for table, raw in zip(tables, noise))
+        gap, range_, split, volume = (
+            np.take(table, raw) for table, raw in zip(tables, noise, strict=True)
+        )
         sigma = np.sqrt(path.variance + u.beta**2 * market_variance, dtype=f32)
         close = np.exp(path.log_close, dtype=f32)
         prev = np.vstack([np.exp(path.prev_log_close, dtype=f32), close[:-1]])
@@ -305,8 +329,12 @@ class SyntheticMarket:
         low = np.minimum(open_, close) / (1 + wick * (1 - split))
         market = np.log(market_variance / MARKET_VOL**2, dtype=f32)
         move = np.abs(path.ret - path.drift, dtype=f32) / sigma
-        volume = np.exp(VOLUME_MOVE * move + VOLUME_RANGE * range_ + VOLUME_NOISE * volume
-                        + VOLUME_MARKET * market)
+        volume = np.exp(
+            VOLUME_MOVE * move
+            + VOLUME_RANGE * range_
+            + VOLUME_NOISE * volume
+            + VOLUME_MARKET * market
+        )
         cells, flat = path.cells, path.cells.flat
         for price, multiple in ((open_, cells.open), (high, cells.high), (low, cells.low)):
             np.put(price, flat, np.take(prev, flat) * multiple)
@@ -329,16 +357,22 @@ class SyntheticMarket:
     def _index(self, b: int) -> _Bars:
         while len(self._index_blocks) <= b:
             i = len(self._index_blocks)
-            bars, self._index_log_close = _index_block(self.seed, i, self._factor(i),
-                                                       self._index_log_close)
+            bars, self._index_log_close = _index_block(
+                self.seed, i, self._factor(i), self._index_log_close
+            )
             self._index_blocks.append(bars)
         return self._index_blocks[b]
 
     def _hour_draws(self, col: int, positions: np.ndarray) -> Arrays:
         """One ticker's intraday draws for the sessions, drawn per block like the daily bars."""
         blocks = positions // BLOCK
-        parts = [(_draw_hours(_generator(self.seed, _Stream.HOURLY, col, b)),
-                  positions[blocks == b] % BLOCK) for b in np.unique(blocks)]
+        parts = [
+            (
+                _draw_hours(_generator(self.seed, _Stream.HOURLY, col, b)),
+                positions[blocks == b] % BLOCK,
+            )
+            for b in np.unique(blocks)
+        ]
         return {k: np.concatenate([d[k][rows] for d, rows in parts]) for k in parts[0][0]}
 
     # --- planted setups ----------------------------------------------------------------------
@@ -371,6 +405,6 @@ class SyntheticMarket:
                 mask, pos, cols = _take(plants, touching).cells(lo, hi)
                 row, setup = np.nonzero(mask)  # in the order of pos and cols
                 into, at = touching[setup] * PLANT_MAX + row, (pos - lo) * self.n_tickers + cols
-                for price, window in zip(bars.prices, windows.values()):
+                for price, window in zip(bars.prices, windows.values(), strict=True):
                     np.put(window, into, np.take(price, at))
         return {k: window.T for k, window in windows.items()}

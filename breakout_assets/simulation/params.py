@@ -8,16 +8,24 @@ import numpy as np
 
 from breakout_assets.core.sectors import SECTOR_ETF
 
-
 BLOCK = 16  # sessions simulated per step (small: a block's arrays stay in the CPU cache)
 GROUP = 1024  # tickers per random generator
 CALENDAR_YEARS = 40  # how far past the origin sessions exist
 
 SECTORS = (*SECTOR_ETF, "Miscellaneous")
 _SECTOR_SHARES = {  # rough shares of US listings, in percent
-    "Technology": 18, "Finance": 15, "Health Care": 17, "Energy": 5, "Industrials": 11,
-    "Consumer Discretionary": 12, "Consumer Staples": 4, "Utilities": 3, "Basic Materials": 4,
-    "Real Estate": 5, "Telecommunications": 3, "Miscellaneous": 3,
+    "Technology": 18,
+    "Finance": 15,
+    "Health Care": 17,
+    "Energy": 5,
+    "Industrials": 11,
+    "Consumer Discretionary": 12,
+    "Consumer Staples": 4,
+    "Utilities": 3,
+    "Basic Materials": 4,
+    "Real Estate": 5,
+    "Telecommunications": 3,
+    "Miscellaneous": 3,
 }
 INDUSTRIES = {
     "Technology": ("Computer Software: Prepackaged Software", "Semiconductors", "EDP Services"),
@@ -83,9 +91,22 @@ _ETFS: dict[str, tuple[float, str | None, float, float, float, float]] = {
 INDEX_TICKERS = (*_ETFS, "VIX")
 
 PLANT_COLUMNS = (
-    "ticker", "side", "rally_start", "rally_end", "consol_start", "consol_end",
-    "breakout_session", "rally_low", "rally_high", "move_height", "consol_high", "consol_low",
-    "entry", "breakout_open", "breakout_high", "breakout_low",
+    "ticker",
+    "side",
+    "rally_start",
+    "rally_end",
+    "consol_start",
+    "consol_end",
+    "breakout_session",
+    "rally_low",
+    "rally_high",
+    "move_height",
+    "consol_high",
+    "consol_low",
+    "entry",
+    "breakout_open",
+    "breakout_high",
+    "breakout_low",
 )
 
 Arrays = dict[str, np.ndarray]  # named arrays: random draws, parts of a template

@@ -10,15 +10,14 @@ import pandas as pd
 from breakout_assets.simulation.draws import (
     _EXPONENTIAL,
     _NORMAL,
-    _Stream,
     _UNIFORM,
     _concat,
     _group_draws,
     _random_bytes,
+    _Stream,
     _take,
 )
 from breakout_assets.simulation.params import (
-    Arrays,
     BLOCK,
     CONSOL_MAX,
     CONSOL_RATIO,
@@ -32,10 +31,10 @@ from breakout_assets.simulation.params import (
     RALLY_MAX,
     RALLY_SESSIONS,
     SLOT,
+    Arrays,
 )
 from breakout_assets.simulation.stocks import _Cells
 from breakout_assets.simulation.universe import _Universe
-
 
 # --- planted setups --------------------------------------------------------------------------
 
@@ -177,8 +176,11 @@ def _long_template(d: Arrays, plants: _Plants, sigma: np.ndarray) -> Arrays:
     band = _band_path(d["band_noise"], (low + move * last - bottom) / (top - bottom))
     close = np.select(
         [lead, rally, consol],
-        [_segment(lead_close, 0), _segment(rally_close, LEAD),
-         _segment(bottom + (top - bottom) * band, rally_end + 1)],
+        [
+            _segment(lead_close, 0),
+            _segment(rally_close, LEAD),
+            _segment(bottom + (top - bottom) * band, rally_end + 1),
+        ],
         high + d["breakout_gain"],
     )
 
@@ -229,8 +231,9 @@ def _relative(template: Arrays, short: np.ndarray, mask: np.ndarray) -> Arrays:
     }
 
 
-def _plant_records(plants: _Plants, bars: Arrays, tickers: np.ndarray,
-                   sessions: pd.DatetimeIndex) -> pd.DataFrame:
+def _plant_records(
+    plants: _Plants, bars: Arrays, tickers: np.ndarray, sessions: pd.DatetimeIndex
+) -> pd.DataFrame:
     """The geometry of each planted setup, read from its bars (template rows x setups)."""
     col = np.arange(len(plants.ticker))
     rally_end, breakout = plants.rally_end, plants.breakout
@@ -243,22 +246,25 @@ def _plant_records(plants: _Plants, bars: Arrays, tickers: np.ndarray,
     def session(row: np.ndarray | int) -> pd.DatetimeIndex:
         return sessions[plants.start + row]
 
-    frame = pd.DataFrame({
-        "ticker": pd.array(tickers[plants.ticker], dtype="string"),
-        "side": np.where(short, "short", "long"),
-        "rally_start": session(LEAD),
-        "rally_end": session(rally_end),
-        "consol_start": session(rally_end + 1),
-        "consol_end": session(breakout - 1),
-        "breakout_session": session(breakout),
-        "rally_low": rally_low,
-        "rally_high": rally_high,
-        "move_height": rally_high - rally_low,
-        "consol_high": np.where(consol, bars["high"], -np.inf).max(axis=0),
-        "consol_low": np.where(consol, bars["low"], np.inf).min(axis=0),
-        "entry": bars["close"][breakout, col],
-        "breakout_open": bars["open"][breakout, col],
-        "breakout_high": bars["high"][breakout, col],
-        "breakout_low": bars["low"][breakout, col],
-    }, columns=list(PLANT_COLUMNS))
+    frame = pd.DataFrame(
+        {
+            "ticker": pd.array(tickers[plants.ticker], dtype="string"),
+            "side": np.where(short, "short", "long"),
+            "rally_start": session(LEAD),
+            "rally_end": session(rally_end),
+            "consol_start": session(rally_end + 1),
+            "consol_end": session(breakout - 1),
+            "breakout_session": session(breakout),
+            "rally_low": rally_low,
+            "rally_high": rally_high,
+            "move_height": rally_high - rally_low,
+            "consol_high": np.where(consol, bars["high"], -np.inf).max(axis=0),
+            "consol_low": np.where(consol, bars["low"], np.inf).min(axis=0),
+            "entry": bars["close"][breakout, col],
+            "breakout_open": bars["open"][breakout, col],
+            "breakout_high": bars["high"][breakout, col],
+            "breakout_low": bars["low"][breakout, col],
+        },
+        columns=list(PLANT_COLUMNS),
+    )
     return frame.sort_values(["breakout_session", "ticker"], ignore_index=True)

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from breakout_assets.simulation.draws import _random_bytes, _take
-from breakout_assets.simulation.params import Arrays, BLOCK, JUMP_CAP, JUMP_PROBABILITY, JUMP_SD
-
+from breakout_assets.simulation.params import BLOCK, JUMP_CAP, JUMP_PROBABILITY, JUMP_SD, Arrays
 
 # --- stocks ----------------------------------------------------------------------------------
 

@@ -10,16 +10,16 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-from breakout_assets.simulation.draws import _Stream, _group_draws, _persistence
+from breakout_assets.simulation.draws import _group_draws, _persistence, _Stream
 from breakout_assets.simulation.params import (
-    Arrays,
+    _SECTOR_SHARES,
     CALENDAR_YEARS,
     IDIO_GARCH,
     MARKET_VOL,
     PLANT_SIGMA_CAP,
     SECTORS,
     SLOT,
-    _SECTOR_SHARES,
+    Arrays,
 )
 
 

@@ -44,16 +44,19 @@ class BracketOrder:
 
     def __post_init__(self) -> None:
         if self.entry_type not in ("limit", "stop"):
-            raise ValueError(f"{self.order_ref}: entry_type must be 'limit' or 'stop', "
-                             f"got {self.entry_type!r}")
+            raise ValueError(
+                f"{self.order_ref}: entry_type must be 'limit' or 'stop', got {self.entry_type!r}"
+            )
         if self.oca_group == "":
             raise ValueError(f"{self.order_ref}: oca_group must be None or a non-empty name")
         if self.quantity <= 0:
             raise ValueError(f"{self.order_ref}: quantity must be positive, got {self.quantity}")
         sign = 1 if self.side == "long" else -1
         if not (sign * (self.entry - self.stop) > 0 and sign * (self.take_profit - self.entry) > 0):
-            raise ValueError(f"{self.order_ref}: levels out of order for a {self.side}: "
-                             f"stop {self.stop}, entry {self.entry}, take-profit {self.take_profit}")
+            raise ValueError(
+                f"{self.order_ref}: levels out of order for a {self.side}: "
+                f"stop {self.stop}, entry {self.entry}, take-profit {self.take_profit}"
+            )
 
 
 @dataclass(frozen=True)

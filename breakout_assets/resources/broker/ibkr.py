@@ -44,7 +44,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -99,8 +99,9 @@ def bracket_prices(order: BracketOrder, tick: float) -> tuple[float, float, floa
     stop, take = round_to_tick(order.stop, tick, up), round_to_tick(order.take_profit, tick, down)
     sign = 1 if order.side == "long" else -1
     if not (sign * (entry - stop) > 0 and sign * (take - entry) > 0):
-        raise ValueError(f"levels collapse on tick {tick}: stop {stop}, entry {entry}, "
-                         f"take-profit {take}")
+        raise ValueError(
+            f"levels collapse on tick {tick}: stop {stop}, entry {entry}, take-profit {take}"
+        )
     return entry, stop, take
 
 
@@ -125,7 +126,7 @@ def last_closed_session(now: datetime) -> date:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _order_id(order: Order) -> int:
@@ -159,8 +160,10 @@ def _index(trades: Iterable[Trade], fills: Iterable[Fill]) -> dict[str, KnownOrd
         flags[ref].add("executed")
         if (fill.execution.orderId or fill.execution.permId) in open_ids[ref]:
             flags[ref].add("partial")
-    return {ref: KnownOrder(ref, [str(i) for i in sorted(ids[ref])], _state(f))
-            for ref, f in flags.items()}
+    return {
+        ref: KnownOrder(ref, [str(i) for i in sorted(ids[ref])], _state(f))
+        for ref, f in flags.items()
+    }
 
 
 def _state(flags: set[str]) -> str:
@@ -187,11 +190,18 @@ class IbkrBroker:
 
     name = "ibkr"
 
-    def __init__(self, host: str, port: int, client_id: int, account: str,
-                 connect_timeout_s: float = 10.0, request_timeout_s: float = 10.0,
-                 ib_factory: Callable[[], Any] = IB,
-                 unprotected_risk_fraction: float = UNPROTECTED_RISK_FRACTION,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: int,
+        account: str,
+        connect_timeout_s: float = 10.0,
+        request_timeout_s: float = 10.0,
+        ib_factory: Callable[[], Any] = IB,
+        unprotected_risk_fraction: float = UNPROTECTED_RISK_FRACTION,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
         self.host, self.port, self.client_id = host, int(port), int(client_id)
         self.account_id = account
         self.connect_timeout_s, self.request_timeout_s = connect_timeout_s, request_timeout_s
@@ -220,11 +230,18 @@ class IbkrBroker:
             ib = self._conn = self._factory()
             ib.RequestTimeout = self.request_timeout_s  # bounds every blocking ib_async request
         try:
-            ib.connect(self.host, self.port, self.client_id, timeout=self.connect_timeout_s,
-                       account=self.account_id, readonly=False)
+            ib.connect(
+                self.host,
+                self.port,
+                self.client_id,
+                timeout=self.connect_timeout_s,
+                account=self.account_id,
+                readonly=False,
+            )
         except Exception as exc:
-            raise BrokerError(f"cannot connect to IB Gateway/TWS at {self.where}: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise BrokerError(
+                f"cannot connect to IB Gateway/TWS at {self.where}: {type(exc).__name__}: {exc}"
+            ) from exc
         if not ib.isConnected():
             raise BrokerError(f"IB Gateway/TWS at {self.where} did not become ready")
         with self._guard("reconciliation on connect"):
@@ -243,8 +260,9 @@ class IbkrBroker:
         except BrokerError:
             raise
         except Exception as exc:
-            raise BrokerError(f"IB at {self.where}: {what} failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise BrokerError(
+                f"IB at {self.where}: {what} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def sync(self, through: date) -> None:
         """Nothing to do: IBKR itself is the record of fills and positions."""
@@ -279,20 +297,30 @@ class IbkrBroker:
         try:
             contract, tick = self._contract(ib, order.ticker)
             entry, stop, take = bracket_prices(order, tick)
-            tif = (("DAY", "") if order.valid_sessions <= 1
-                   else ("GTD", good_till(order.session, order.valid_sessions)))
+            tif = (
+                ("DAY", "")
+                if order.valid_sessions <= 1
+                else ("GTD", good_till(order.session, order.valid_sessions))
+            )
         except Exception as exc:
             return PlacedBracket(ref, "error", error=f"{order.ticker}: {exc}")
         for attempt in (1, 2):
             legs: list[Order] = []
             try:
-                bracket = ib.bracketOrder("BUY" if order.side == "long" else "SELL",
-                                          order.quantity, entry, take, stop)
+                bracket = ib.bracketOrder(
+                    "BUY" if order.side == "long" else "SELL", order.quantity, entry, take, stop
+                )
                 if order.entry_type == "stop":  # same id and flags, STP at the entry
                     limit = bracket.parent
-                    bracket = bracket._replace(parent=StopOrder(
-                        limit.action, limit.totalQuantity, entry, orderId=limit.orderId,
-                        transmit=limit.transmit))
+                    bracket = bracket._replace(
+                        parent=StopOrder(
+                            limit.action,
+                            limit.totalQuantity,
+                            entry,
+                            orderId=limit.orderId,
+                            transmit=limit.transmit,
+                        )
+                    )
                 legs = list(bracket)
                 bracket.parent.tif, bracket.parent.goodTillDate = tif
                 if order.oca_group is not None:  # the parents only: children stay the bracket's
@@ -302,8 +330,9 @@ class IbkrBroker:
                 bracket.takeProfit.tif = bracket.stopLoss.tif = "GTC"
                 errors = self._send(ib, contract, legs, cancel_on_error=True)
             except Exception as exc:
-                return PlacedBracket(ref, "error", [str(o.orderId) for o in legs],
-                                     f"{type(exc).__name__}: {exc}")
+                return PlacedBracket(
+                    ref, "error", [str(o.orderId) for o in legs], f"{type(exc).__name__}: {exc}"
+                )
             ids = [str(o.orderId) for o in legs]
             if not errors:
                 self._submitted[ref] = PlacedBracket(ref, "submitted", ids)
@@ -316,8 +345,15 @@ class IbkrBroker:
             return PlacedBracket(ref, status, ids, message)
         raise AssertionError("unreachable")
 
-    def _send(self, ib: Any, contract: Contract, orders: Sequence[Order], *,
-              cancel_on_error: bool, modify: bool = False) -> list[tuple[int, str]]:
+    def _send(
+        self,
+        ib: Any,
+        contract: Contract,
+        orders: Sequence[Order],
+        *,
+        cancel_on_error: bool,
+        modify: bool = False,
+    ) -> list[tuple[int, str]]:
         """Place `orders` and wait (bounded) for IB's verdict, which arrives asynchronously."""
         ids = {o.orderId for o in orders}
         errors: list[tuple[int, str]] = []
@@ -369,8 +405,9 @@ class IbkrBroker:
     def find_refs(self, order_refs: list[str]) -> dict[str, KnownOrder]:
         ib = self._ib()
         with self._guard("order search"):
-            fresh = _index([*ib.openTrades(), *ib.reqCompletedOrders(apiOnly=False)],
-                           ib.reqExecutions())
+            fresh = _index(
+                [*ib.openTrades(), *ib.reqCompletedOrders(apiOnly=False)], ib.reqExecutions()
+            )
         known = {**self._reconciled, **fresh}
         return {ref: known[ref] for ref in order_refs if ref in known}
 
@@ -391,24 +428,36 @@ class IbkrBroker:
         # a SELL take-profit (long) rounds down, a BUY take-profit (short) up
         self._modify_exit(order_ref, "LMT", "lmtPrice", new_take_profit, sell_rounds="down")
 
-    def _modify_exit(self, order_ref: str, order_type: str, field: str, price: float,
-                     sell_rounds: str) -> None:
+    def _modify_exit(
+        self, order_ref: str, order_type: str, field: str, price: float, sell_rounds: str
+    ) -> None:
         """Re-price one kind of child of the bracket (children carry a parentId; a stop-entry
         or limit parent does not)."""
         what = "stop" if order_type == "STP" else "take-profit"
         ib = self._ib()
         with self._guard(f"{what} modification of {order_ref}"):
-            children = [t for t in ib.openTrades() if t.order.orderRef == order_ref
-                        and t.order.orderType == order_type and t.order.parentId]
+            children = [
+                t
+                for t in ib.openTrades()
+                if t.order.orderRef == order_ref
+                and t.order.orderType == order_type
+                and t.order.parentId
+            ]
             if not children:
                 raise BrokerError(f"no working {what} order for {order_ref} at {self.where}")
             for trade in children:
                 _, tick = self._contract(ib, trade.contract.symbol)
                 buy_rounds = "down" if sell_rounds == "up" else "up"
-                setattr(trade.order, field, round_to_tick(
-                    price, tick, sell_rounds if trade.order.action == "SELL" else buy_rounds))
-                errors = self._send(ib, trade.contract, [trade.order], cancel_on_error=False,
-                                    modify=True)
+                setattr(
+                    trade.order,
+                    field,
+                    round_to_tick(
+                        price, tick, sell_rounds if trade.order.action == "SELL" else buy_rounds
+                    ),
+                )
+                errors = self._send(
+                    ib, trade.contract, [trade.order], cancel_on_error=False, modify=True
+                )
                 if errors:
                     raise BrokerError(f"IB refused the {what} of {order_ref}: {errors}")
 
@@ -422,9 +471,13 @@ class IbkrBroker:
             if position is None or position.quantity == 0:
                 return
             contract, _ = self._contract(ib, position.ticker)
-            order = MarketOrder("SELL" if position.quantity > 0 else "BUY",
-                                         abs(position.quantity), orderRef=f"{order_ref}-EXP",
-                                         account=self.account_id, tif="DAY")
+            order = MarketOrder(
+                "SELL" if position.quantity > 0 else "BUY",
+                abs(position.quantity),
+                orderRef=f"{order_ref}-EXP",
+                account=self.account_id,
+                tif="DAY",
+            )
             order.orderId = ib.client.getReqId()
             errors = self._send(ib, contract, [order], cancel_on_error=False, modify=False)
             if errors:
@@ -440,8 +493,15 @@ class IbkrBroker:
         with self._guard("positions"):
             held = self._ib_positions(ib)
             refs = _refs_by_conid(ib.openTrades(), ib.reqExecutions())
-        return [Position(p.contract.symbol, int(round(float(p.position))), float(p.avgCost),
-                         refs.get(p.contract.conId)) for p in held]
+        return [
+            Position(
+                p.contract.symbol,
+                int(round(float(p.position))),
+                float(p.avgCost),
+                refs.get(p.contract.conId),
+            )
+            for p in held
+        ]
 
     def account(self) -> AccountSnapshot:
         ib = self._ib()
@@ -455,20 +515,31 @@ class IbkrBroker:
         missing = [tag for tag in _SUMMARY_TAGS if tag not in values]
         if missing:
             raise BrokerError(f"IB at {self.where}: account summary lacks {', '.join(missing)}")
-        return AccountSnapshot(values["NetLiquidation"], values["BuyingPower"],
-                               values["ExcessLiquidity"], self._open_risk(held, trades, refs),
-                               len(held))
+        return AccountSnapshot(
+            values["NetLiquidation"],
+            values["BuyingPower"],
+            values["ExcessLiquidity"],
+            self._open_risk(held, trades, refs),
+            len(held),
+        )
 
-    def _open_risk(self, held: Iterable[Any], trades: Sequence[Trade],
-                   refs: dict[int, str]) -> float:
-        stops = {t.order.orderRef: t.order for t in trades  # stop-losses, not stop-entries
-                 if t.order.orderType == "STP" and t.order.orderRef and t.order.parentId}
+    def _open_risk(
+        self, held: Iterable[Any], trades: Sequence[Trade], refs: dict[int, str]
+    ) -> float:
+        stops = {
+            t.order.orderRef: t.order
+            for t in trades  # stop-losses, not stop-entries
+            if t.order.orderType == "STP" and t.order.orderRef and t.order.parentId
+        }
         risk = 0.0
         for p in held:
             qty, avg = float(p.position), float(p.avgCost)
             stop = stops.get(refs.get(p.contract.conId, ""))
-            per_share = (avg * self.unprotected_risk_fraction if stop is None
-                         else max(0.0, (avg - float(stop.auxPrice)) * (1 if qty > 0 else -1)))
+            per_share = (
+                avg * self.unprotected_risk_fraction
+                if stop is None
+                else max(0.0, (avg - float(stop.auxPrice)) * (1 if qty > 0 else -1))
+            )
             risk += abs(qty) * per_share
         groups: dict[str, float] = {}  # an OCA group of entries: at most one can fill
         for t in trades:  # working entries, to their stops

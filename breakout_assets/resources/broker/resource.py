@@ -51,9 +51,13 @@ class SimulatedBrokerResource(BrokerResource):
         from breakout_assets.resources.broker.simulated import SimulatedBroker
 
         return SimulatedBroker(
-            self.postgres.engine, starting_equity=self.starting_equity,
-            config=OutcomeConfig(entry_valid_sessions=self.entry_valid_sessions,
-                                 max_holding_sessions=self.max_holding_sessions))
+            self.postgres.engine,
+            starting_equity=self.starting_equity,
+            config=OutcomeConfig(
+                entry_valid_sessions=self.entry_valid_sessions,
+                max_holding_sessions=self.max_holding_sessions,
+            ),
+        )
 
 
 class IbkrBrokerResource(BrokerResource):
@@ -70,7 +74,11 @@ class IbkrBrokerResource(BrokerResource):
     def build(self) -> Broker:
         from breakout_assets.resources.broker.ibkr import IbkrBroker
 
-        return IbkrBroker(host=self.host, port=self.port, client_id=self.client_id,
-                          account=env_resolved(self.account) or "",
-                          connect_timeout_s=self.connect_timeout_s,
-                          request_timeout_s=self.request_timeout_s)
+        return IbkrBroker(
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            account=env_resolved(self.account) or "",
+            connect_timeout_s=self.connect_timeout_s,
+            request_timeout_s=self.request_timeout_s,
+        )

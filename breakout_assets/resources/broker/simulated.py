@@ -99,8 +99,12 @@ class SimulatedBroker:
 
     name = "simulated"
 
-    def __init__(self, engine: Engine | ConnectionFactory, starting_equity: float = 100_000.0,
-                 config: OutcomeConfig | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine | ConnectionFactory,
+        starting_equity: float = 100_000.0,
+        config: OutcomeConfig | None = None,
+    ) -> None:
         if starting_equity <= 0:
             raise ValueError(f"starting_equity must be positive, got {starting_equity}")
         self._begin: ConnectionFactory = engine.begin if isinstance(engine, Engine) else engine
@@ -120,38 +124,58 @@ class SimulatedBroker:
             self._lock(conn)
             known = conn.execute(_q("get_order"), {"order_ref": order.order_ref}).mappings().first()
             if known is not None:
-                return PlacedBracket(order.order_ref,
-                                     "rejected" if known["status"] == "rejected" else "submitted",
-                                     list(known["broker_order_ids"]), known["reason"])
+                return PlacedBracket(
+                    order.order_ref,
+                    "rejected" if known["status"] == "rejected" else "submitted",
+                    list(known["broker_order_ids"]),
+                    known["reason"],
+                )
             reason = self._rejection(conn, order)
-            ids = conn.execute(_q("insert_order"), {
-                "order_ref": order.order_ref, "ticker": order.ticker, "side": order.side,
-                "quantity": order.quantity, "entry": order.entry, "stop": order.stop,
-                "take_profit": order.take_profit, "signal_session": order.session,
-                "valid_sessions": order.valid_sessions, "reason": reason,
-                "entry_type": order.entry_type, "oca_group": order.oca_group,
-                "status": "rejected" if reason else "working"}).scalar_one()
-        return PlacedBracket(order.order_ref, "rejected" if reason else "submitted", list(ids),
-                             reason)
+            ids = conn.execute(
+                _q("insert_order"),
+                {
+                    "order_ref": order.order_ref,
+                    "ticker": order.ticker,
+                    "side": order.side,
+                    "quantity": order.quantity,
+                    "entry": order.entry,
+                    "stop": order.stop,
+                    "take_profit": order.take_profit,
+                    "signal_session": order.session,
+                    "valid_sessions": order.valid_sessions,
+                    "reason": reason,
+                    "entry_type": order.entry_type,
+                    "oca_group": order.oca_group,
+                    "status": "rejected" if reason else "working",
+                },
+            ).scalar_one()
+        return PlacedBracket(
+            order.order_ref, "rejected" if reason else "submitted", list(ids), reason
+        )
 
     def _rejection(self, conn: Connection, order: BracketOrder) -> str | None:
         if not conn.execute(_q("ticker_has_traded"), {"ticker": order.ticker}).scalar():
             return f"unknown ticker {order.ticker}: it has never traded in market_bars"
         last = conn.execute(_q("last_processed")).scalar()
         if last is not None and _ordinal(last) >= _ordinal(order.session) + order.valid_sessions:
-            return (f"entry window passed: {order.valid_sessions} session(s) after "
-                    f"{order.session}, and {last} is already processed")
+            return (
+                f"entry window passed: {order.valid_sessions} session(s) after "
+                f"{order.session}, and {last} is already processed"
+            )
         notional, reserved = order.quantity * order.entry, 0.0
         if order.oca_group is not None:
-            group = conn.execute(_q("oca_group_state"),
-                                 {"oca_group": order.oca_group}).mappings().one()
+            group = (
+                conn.execute(_q("oca_group_state"), {"oca_group": order.oca_group}).mappings().one()
+            )
             if group["filled_ref"] is not None:
                 return f"OCA group {order.oca_group} is spent: {group['filled_ref']} filled"
             reserved = group["reserved"]  # the group reserves its largest entry only
         buying_power = self._snapshot(conn).buying_power
         if notional - reserved > buying_power:
-            return (f"insufficient buying power: {order.quantity} x {order.entry:g} = "
-                    f"{notional:,.2f} > {buying_power:,.2f}")
+            return (
+                f"insufficient buying power: {order.quantity} x {order.entry:g} = "
+                f"{notional:,.2f} > {buying_power:,.2f}"
+            )
         return None
 
     def cancel(self, order_ref: str) -> None:
@@ -160,11 +184,19 @@ class SimulatedBroker:
             self._lock(conn)
             row = self._order(conn, order_ref)
             if row["status"] == "filled":
-                raise BrokerError(f"{order_ref} is an open position: its exits stay with it "
-                                  "(move the stop with modify_stop)")
+                raise BrokerError(
+                    f"{order_ref} is an open position: its exits stay with it "
+                    "(move the stop with modify_stop)"
+                )
             if row["status"] == "working":
-                conn.execute(_q("set_status"), {"order_ref": order_ref, "status": "cancelled",
-                                                "reason": "cancelled by request"})
+                conn.execute(
+                    _q("set_status"),
+                    {
+                        "order_ref": order_ref,
+                        "status": "cancelled",
+                        "reason": "cancelled by request",
+                    },
+                )
 
     def modify_stop(self, order_ref: str, new_stop: float) -> None:
         """Move the stop of a working or open bracket; it applies from the next processed bar
@@ -176,14 +208,24 @@ class SimulatedBroker:
                 raise BrokerError(f"{order_ref} is {row['status']}: it has no stop to move")
             d = _sign(row["side"])
             if not (new_stop > 0 and d * (row["take_profit"] - new_stop) > 0):
-                raise BrokerError(f"{order_ref}: stop {new_stop} is not on the loss side of "
-                                  f"the take-profit {row['take_profit']}")
+                raise BrokerError(
+                    f"{order_ref}: stop {new_stop} is not on the loss side of "
+                    f"the take-profit {row['take_profit']}"
+                )
             if row["status"] == "working" and not d * (row["entry"] - new_stop) > 0:
-                raise BrokerError(f"{order_ref}: stop {new_stop} of a working entry must stay "
-                                  f"on the loss side of the entry {row['entry']}")
-            conn.execute(_q("record_stop_change"), {
-                "order_ref": order_ref, "old_stop": row["stop"], "new_stop": new_stop,
-                "after_session": conn.execute(_q("last_processed")).scalar()})
+                raise BrokerError(
+                    f"{order_ref}: stop {new_stop} of a working entry must stay "
+                    f"on the loss side of the entry {row['entry']}"
+                )
+            conn.execute(
+                _q("record_stop_change"),
+                {
+                    "order_ref": order_ref,
+                    "old_stop": row["stop"],
+                    "new_stop": new_stop,
+                    "after_session": conn.execute(_q("last_processed")).scalar(),
+                },
+            )
             conn.execute(_q("set_stop"), {"order_ref": order_ref, "new_stop": new_stop})
 
     def modify_take_profit(self, order_ref: str, new_take_profit: float) -> None:
@@ -194,10 +236,13 @@ class SimulatedBroker:
             if row["status"] not in ("working", "filled"):
                 raise BrokerError(f"{order_ref} is {row['status']}: no take-profit to move")
             if not _sign(row["side"]) * (new_take_profit - row["stop"]) > 0:
-                raise BrokerError(f"{order_ref}: take-profit {new_take_profit} is not on the "
-                                  f"profit side of the stop {row['stop']}")
-            conn.execute(_q("set_take_profit"), {"order_ref": order_ref,
-                                                 "take_profit": new_take_profit})
+                raise BrokerError(
+                    f"{order_ref}: take-profit {new_take_profit} is not on the "
+                    f"profit side of the stop {row['stop']}"
+                )
+            conn.execute(
+                _q("set_take_profit"), {"order_ref": order_ref, "take_profit": new_take_profit}
+            )
 
     def close_position(self, order_ref: str) -> None:
         """Exit an open position at the last processed close (the pipeline's expiry)."""
@@ -207,8 +252,10 @@ class SimulatedBroker:
             if row["status"] != "filled":
                 return  # already closed (or never filled): nothing to do
             last = conn.execute(_q("last_processed")).scalar()
-            price = conn.execute(_q("last_close"), {"ticker": row["ticker"], "session": last,
-                                                    "since": row["signal_session"]}).one()
+            price = conn.execute(
+                _q("last_close"),
+                {"ticker": row["ticker"], "session": last, "since": row["signal_session"]},
+            ).one()
             self._fill(conn, row, "close", price[0], float(price[1]), _sign(row["side"]))
 
     @staticmethod
@@ -229,23 +276,39 @@ class SimulatedBroker:
         """
         if not is_session(session):
             raise ValueError(f"{session} is not an NYSE session")
-        summary: dict[str, Any] = {"sessions": [], "entries": 0, "exits": 0, "expired": 0,
-                                   "cancelled": 0}
+        summary: dict[str, Any] = {
+            "sessions": [],
+            "entries": 0,
+            "exits": 0,
+            "expired": 0,
+            "cancelled": 0,
+        }
         with self._begin() as conn:
             self._lock(conn)
             summary["already_processed"] = bool(
-                conn.execute(_q("is_processed"), {"session": session}).scalar())
+                conn.execute(_q("is_processed"), {"session": session}).scalar()
+            )
             last = conn.execute(_q("last_processed")).scalar()
             if last is not None and session < last and not summary["already_processed"]:
-                raise BrokerError(f"sessions must be processed in order: {session} is earlier "
-                                  f"than the last processed session {last}")
-            after = last or min(conn.execute(_q("earliest_working")).scalar() or session,
-                                session - timedelta(days=1))
+                raise BrokerError(
+                    f"sessions must be processed in order: {session} is earlier "
+                    f"than the last processed session {last}"
+                )
+            after = last or min(
+                conn.execute(_q("earliest_working")).scalar() or session,
+                session - timedelta(days=1),
+            )
             for day in nyse_sessions(after + timedelta(days=1), session):
                 counts = self._apply(conn, day)
-                conn.execute(_q("record_session"), {"session": day, "entries": counts["entries"],
-                                                    "exits": counts["exits"],
-                                                    "expired": counts["expired"]})
+                conn.execute(
+                    _q("record_session"),
+                    {
+                        "session": day,
+                        "entries": counts["entries"],
+                        "exits": counts["exits"],
+                        "expired": counts["expired"],
+                    },
+                )
                 summary["sessions"].append(day)
                 for key, n in counts.items():
                     summary[key] += n
@@ -275,16 +338,27 @@ class SimulatedBroker:
                     continue  # another leg of its group takes this bar and will cancel it
                 if price != price:
                     if today >= _ordinal(r["signal_session"]) + r["valid_sessions"]:
-                        conn.execute(_q("set_status"), {
-                            "order_ref": r["order_ref"], "status": "expired",
-                            "reason": f"unfilled after {r['valid_sessions']} session(s)"})
+                        conn.execute(
+                            _q("set_status"),
+                            {
+                                "order_ref": r["order_ref"],
+                                "status": "expired",
+                                "reason": f"unfilled after {r['valid_sessions']} session(s)",
+                            },
+                        )
                         counts["expired"] += 1
                     continue
                 self._fill(conn, r, "entry", day, float(price), -d)
                 counts["entries"] += 1
                 if r["oca_group"] is not None:
-                    gone = conn.execute(_q("cancel_oca_siblings"), {
-                        "order_ref": r["order_ref"], "oca_group": r["oca_group"]}).scalars().all()
+                    gone = (
+                        conn.execute(
+                            _q("cancel_oca_siblings"),
+                            {"order_ref": r["order_ref"], "oca_group": r["oca_group"]},
+                        )
+                        .scalars()
+                        .all()
+                    )
                     cancelled.update(gone)
                     counts["cancelled"] += len(gone)
                 fill_ord, stop_only = today, price != r["open"]
@@ -300,24 +374,42 @@ class SimulatedBroker:
                     counts["exits"] += 1
                     continue
             if today >= fill_ord + self.config.max_holding_sessions - 1:
-                at, close = (day, r["close"]) if bar else conn.execute(_q("last_close"), {
-                    "ticker": r["ticker"], "session": day,
-                    "since": r["fill_session"] or day}).one()
+                at, close = (
+                    (day, r["close"])
+                    if bar
+                    else conn.execute(
+                        _q("last_close"),
+                        {"ticker": r["ticker"], "session": day, "since": r["fill_session"] or day},
+                    ).one()
+                )
                 self._fill(conn, r, "expiry", at, float(close), d)
                 counts["exits"] += 1
         return counts
 
     @staticmethod
-    def _fill(conn: Connection, r: Any, leg: str, day: date, price: float,
-              cash_sign: int) -> None:
+    def _fill(conn: Connection, r: Any, leg: str, day: date, price: float, cash_sign: int) -> None:
         """Record one leg and move the cash: `cash_sign` -1 pays, +1 receives."""
         cash = cash_sign * r["quantity"] * price
-        conn.execute(_q("insert_fill"), {"order_ref": r["order_ref"], "leg": leg, "session": day,
-                                         "price": price, "quantity": r["quantity"],
-                                         "cash_change": cash})
+        conn.execute(
+            _q("insert_fill"),
+            {
+                "order_ref": r["order_ref"],
+                "leg": leg,
+                "session": day,
+                "price": price,
+                "quantity": r["quantity"],
+                "cash_change": cash,
+            },
+        )
         conn.execute(_q("add_cash"), {"amount": cash})
-        conn.execute(_q("set_status"), {"order_ref": r["order_ref"], "reason": None,
-                                        "status": "filled" if leg == "entry" else "closed"})
+        conn.execute(
+            _q("set_status"),
+            {
+                "order_ref": r["order_ref"],
+                "reason": None,
+                "status": "filled" if leg == "entry" else "closed",
+            },
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -332,29 +424,47 @@ class SimulatedBroker:
         held = conn.execute(_q("open_positions"), {"as_of": last}).mappings().all()
         value = sum(_sign(p["side"]) * p["quantity"] * p["last_close"] for p in held)
         gross = sum(p["quantity"] * p["last_close"] for p in held)
-        at_risk = sum(max(0.0, _sign(p["side"]) * (p["fill_price"] - p["stop"])) * p["quantity"]
-                      for p in held)
+        at_risk = sum(
+            max(0.0, _sign(p["side"]) * (p["fill_price"] - p["stop"])) * p["quantity"] for p in held
+        )
         working = conn.execute(_q("working_entries")).mappings().one()
         equity = cash + value
         excess = equity - gross
-        return AccountSnapshot(equity=equity, buying_power=excess - working["reserved"],
-                               excess_liquidity=excess, open_risk=at_risk + working["risk"],
-                               open_positions=len(held))
+        return AccountSnapshot(
+            equity=equity,
+            buying_power=excess - working["reserved"],
+            excess_liquidity=excess,
+            open_risk=at_risk + working["risk"],
+            open_positions=len(held),
+        )
 
     def positions(self) -> list[Position]:
         with self._begin() as conn:
             last = conn.execute(_q("last_processed")).scalar()
             held = conn.execute(_q("open_positions"), {"as_of": last}).mappings().all()
-        return [Position(p["ticker"], _sign(p["side"]) * p["quantity"], p["fill_price"],
-                         p["order_ref"], p["fill_session"]) for p in held]
+        return [
+            Position(
+                p["ticker"],
+                _sign(p["side"]) * p["quantity"],
+                p["fill_price"],
+                p["order_ref"],
+                p["fill_session"],
+            )
+            for p in held
+        ]
 
     def find_refs(self, order_refs: list[str]) -> dict[str, KnownOrder]:
         """Every ref placed, whatever became of it; a working entry's state is 'open'."""
         with self._begin() as conn:
             rows = conn.execute(_q("find_refs"), {"refs": list(order_refs)}).mappings().all()
-        return {r["order_ref"]: KnownOrder(r["order_ref"], list(r["broker_order_ids"]),
-                                           "open" if r["status"] == "working" else r["status"])
-                for r in rows}
+        return {
+            r["order_ref"]: KnownOrder(
+                r["order_ref"],
+                list(r["broker_order_ids"]),
+                "open" if r["status"] == "working" else r["status"],
+            )
+            for r in rows
+        }
 
     def sync(self, through: date) -> None:
         self.process_session(through)
@@ -369,8 +479,10 @@ class SimulatedBroker:
     def fills(self, order_ref: str) -> list[dict[str, Any]]:
         """The fills of one bracket, entry first (for the journal and tests)."""
         with self._begin() as conn:
-            return [dict(r) for r in
-                    conn.execute(_q("fills_of"), {"order_ref": order_ref}).mappings().all()]
+            return [
+                dict(r)
+                for r in conn.execute(_q("fills_of"), {"order_ref": order_ref}).mappings().all()
+            ]
 
     def close(self) -> None:
         """Nothing to release: connections belong to the engine."""

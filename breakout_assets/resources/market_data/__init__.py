@@ -21,6 +21,12 @@ from breakout_assets.resources.market_data.resource import (
 )
 
 __all__ = [
-    "AuthenticationError", "FilesMarketData", "MarketDataError", "MarketDataResource",
-    "MarketDataSource", "MissingDataError", "PolygonMarketData", "SyntheticMarketData",
+    "AuthenticationError",
+    "FilesMarketData",
+    "MarketDataError",
+    "MarketDataResource",
+    "MarketDataSource",
+    "MissingDataError",
+    "PolygonMarketData",
+    "SyntheticMarketData",
 ]

@@ -65,7 +65,9 @@ class BarFile:
         return frozenset(self.frame["ticker"].dropna().unique())
 
     def select(
-        self, sessions: Sequence[date], tickers: Sequence[str] | None = None,
+        self,
+        sessions: Sequence[date],
+        tickers: Sequence[str] | None = None,
         undated: bool = False,
     ) -> pd.DataFrame:
         """Rows of the sessions (and tickers), with the rows dated on the weekends and holidays
@@ -238,8 +240,11 @@ def _read_bar_file(directory: Path, stem: str) -> BarFile:
     bars["session"] = bars["session"].astype("datetime64[us]")  # one unit for parquet and CSV
     dated = bars["session"].notna()
     frame = bars.loc[dated].sort_values(["session", "ticker"], kind="stable")
-    return BarFile(path=path, frame=frame.reset_index(drop=True),
-                   undated=bars.loc[~dated].reset_index(drop=True))
+    return BarFile(
+        path=path,
+        frame=frame.reset_index(drop=True),
+        undated=bars.loc[~dated].reset_index(drop=True),
+    )
 
 
 def _read_table(path: Path) -> pa.Table:

@@ -77,46 +77,148 @@ INDEX_SYMBOLS: dict[str, str] = {
 # before "INVESTMENT" makes it Finance, "RETAIL-GROCERY STORES" is Consumer Staples before
 # "RETAIL" makes it Consumer Discretionary. Unmatched descriptions are "Miscellaneous".
 SIC_SECTOR_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Health Care", (
-        "PHARMACEUTICAL", "BIOLOGICAL", "DIAGNOSTIC", "MEDICAL", "ELECTROMEDICAL", "HOSPITAL",
-        "HEALTH", "SURGICAL", "DENTAL", "OPHTHALMIC",
-    )),
+    (
+        "Health Care",
+        (
+            "PHARMACEUTICAL",
+            "BIOLOGICAL",
+            "DIAGNOSTIC",
+            "MEDICAL",
+            "ELECTROMEDICAL",
+            "HOSPITAL",
+            "HEALTH",
+            "SURGICAL",
+            "DENTAL",
+            "OPHTHALMIC",
+        ),
+    ),
     ("Real Estate", ("REAL ESTATE", "REAL PROPERTY", "OPERATORS OF")),
-    ("Finance", (
-        "BANK", "SAVINGS INSTITUTION", "INSURANCE", "INVESTMENT", "SECURITY BROKERS", "FINANCE",
-        "CREDIT", "LOAN", "MORTGAGE", "BLANK CHECK", "COMMODITY CONTRACTS", "ASSET-BACKED",
-    )),
-    ("Utilities", (
-        "ELECTRIC SERVICES", "ELECTRIC & OTHER SERVICES", "WATER SUPPLY",
-        "NATURAL GAS TRANSMISSION", "NATURAL GAS DISTRIBUTION", "GAS & OTHER SERVICES",
-        "COGENERATION",
-    )),
+    (
+        "Finance",
+        (
+            "BANK",
+            "SAVINGS INSTITUTION",
+            "INSURANCE",
+            "INVESTMENT",
+            "SECURITY BROKERS",
+            "FINANCE",
+            "CREDIT",
+            "LOAN",
+            "MORTGAGE",
+            "BLANK CHECK",
+            "COMMODITY CONTRACTS",
+            "ASSET-BACKED",
+        ),
+    ),
+    (
+        "Utilities",
+        (
+            "ELECTRIC SERVICES",
+            "ELECTRIC & OTHER SERVICES",
+            "WATER SUPPLY",
+            "NATURAL GAS TRANSMISSION",
+            "NATURAL GAS DISTRIBUTION",
+            "GAS & OTHER SERVICES",
+            "COGENERATION",
+        ),
+    ),
     ("Energy", ("PETROLEUM", "CRUDE", "OIL", "DRILLING", "NATURAL GAS", "COAL")),
-    ("Telecommunications", (
-        "TELEPHONE", "RADIOTELEPHONE", "TELEGRAPH", "COMMUNICATIONS SERVICES",
-        "COMMUNICATIONS EQUIPMENT", "CABLE", "BROADCASTING",
-    )),
-    ("Technology", (
-        "SOFTWARE", "COMPUTER", "SEMICONDUCTOR", "ELECTRONIC", "DATA PROCESSING",
-        "INFORMATION RETRIEVAL",
-    )),
-    ("Consumer Staples", (
-        "FOOD", "BEVERAGE", "GROCER", "TOBACCO", "CIGARETTE", "SOAP", "COSMETIC", "PERFUME",
-        "MALT", "DISTILLED", "DAIRY", "MEAT",
-    )),
-    ("Consumer Discretionary", (
-        "RETAIL", "EATING", "RESTAURANT", "HOTEL", "MOTEL", "AMUSEMENT", "RECREATION", "APPAREL",
-        "MOTOR VEHICLE", "HOUSEHOLD", "FURNITURE", "CATALOG", "ADVERTISING", "OPERATIVE BUILDERS",
-    )),
-    ("Basic Materials", (
-        "CHEMICAL", "MINING", "ORES", "METAL", "STEEL", "GOLD", "PAPER", "LUMBER", "PLASTIC",
-        "AGRICULTURAL",
-    )),
-    ("Industrials", (
-        "AIRCRAFT", "MACHINERY", "CONSTRUCTION", "TRUCKING", "RAILROAD", "AIR TRANSPORTATION",
-        "AIR COURIER", "ENGINE", "INDUSTRIAL", "EQUIPMENT", "ELECTRICAL", "TRANSPORTATION",
-        "WASTE", "REFUSE", "ENGINEERING", "SHIP", "ORDNANCE",
-    )),
+    (
+        "Telecommunications",
+        (
+            "TELEPHONE",
+            "RADIOTELEPHONE",
+            "TELEGRAPH",
+            "COMMUNICATIONS SERVICES",
+            "COMMUNICATIONS EQUIPMENT",
+            "CABLE",
+            "BROADCASTING",
+        ),
+    ),
+    (
+        "Technology",
+        (
+            "SOFTWARE",
+            "COMPUTER",
+            "SEMICONDUCTOR",
+            "ELECTRONIC",
+            "DATA PROCESSING",
+            "INFORMATION RETRIEVAL",
+        ),
+    ),
+    (
+        "Consumer Staples",
+        (
+            "FOOD",
+            "BEVERAGE",
+            "GROCER",
+            "TOBACCO",
+            "CIGARETTE",
+            "SOAP",
+            "COSMETIC",
+            "PERFUME",
+            "MALT",
+            "DISTILLED",
+            "DAIRY",
+            "MEAT",
+        ),
+    ),
+    (
+        "Consumer Discretionary",
+        (
+            "RETAIL",
+            "EATING",
+            "RESTAURANT",
+            "HOTEL",
+            "MOTEL",
+            "AMUSEMENT",
+            "RECREATION",
+            "APPAREL",
+            "MOTOR VEHICLE",
+            "HOUSEHOLD",
+            "FURNITURE",
+            "CATALOG",
+            "ADVERTISING",
+            "OPERATIVE BUILDERS",
+        ),
+    ),
+    (
+        "Basic Materials",
+        (
+            "CHEMICAL",
+            "MINING",
+            "ORES",
+            "METAL",
+            "STEEL",
+            "GOLD",
+            "PAPER",
+            "LUMBER",
+            "PLASTIC",
+            "AGRICULTURAL",
+        ),
+    ),
+    (
+        "Industrials",
+        (
+            "AIRCRAFT",
+            "MACHINERY",
+            "CONSTRUCTION",
+            "TRUCKING",
+            "RAILROAD",
+            "AIR TRANSPORTATION",
+            "AIR COURIER",
+            "ENGINE",
+            "INDUSTRIAL",
+            "EQUIPMENT",
+            "ELECTRICAL",
+            "TRANSPORTATION",
+            "WASTE",
+            "REFUSE",
+            "ENGINEERING",
+            "SHIP",
+            "ORDNANCE",
+        ),
+    ),
 )
 MISC_SECTOR = "Miscellaneous"
 
@@ -163,8 +265,9 @@ def _strip_api_key(url: str) -> str:
     if "apikey" not in url.lower():
         return url
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k.lower() != "apikey"]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "apikey"
+    ]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -201,9 +304,15 @@ class _BackoffRetry(Retry):
         seconds = super().get_retry_after(response)
         return None if seconds is None else min(seconds, _RETRY_AFTER_CAP_S)
 
-    def increment(self, method: str | None = None, url: str | None = None,
-                  response: Any = None, error: Exception | None = None,
-                  _pool: Any = None, _stacktrace: Any = None) -> Retry:
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         cause = f"HTTP {response.status}" if response is not None else type(error).__name__
         log.warning("Polygon GET %s got %s; retrying (%s left)", _path_of(url), cause, new.total)
@@ -262,13 +371,20 @@ class PolygonSource(MarketDataSource):
         self.index_tickers = tuple(index_tickers)
         self.details_for = tuple(details_for or ())
         retry = _BackoffRetry(
-            total=max_retries, status_forcelist=_RETRY_STATUSES, backoff_factor=backoff_s,
-            raise_on_status=True, respect_retry_after_header=True,
+            total=max_retries,
+            status_forcelist=_RETRY_STATUSES,
+            backoff_factor=backoff_s,
+            raise_on_status=True,
+            respect_retry_after_header=True,
         )
         try:
             self._client = RESTClient(
-                api_key=api_key, base=self._base_url, connect_timeout=timeout_s,
-                read_timeout=timeout_s, retries=max_retries, pagination=True,
+                api_key=api_key,
+                base=self._base_url,
+                connect_timeout=timeout_s,
+                read_timeout=timeout_s,
+                retries=max_retries,
+                pagination=True,
                 connection_pool_kw={"retries": retry},
             )
         except AuthError as exc:
@@ -290,7 +406,7 @@ class PolygonSource(MarketDataSource):
             raise ValueError("chunk_sessions must be >= 1")
         ordered = sorted({_as_date(s) for s in sessions})
         for start in range(0, len(ordered), chunk_sessions):
-            chunk = ordered[start:start + chunk_sessions]
+            chunk = ordered[start : start + chunk_sessions]
             yield conform_bars(pd.concat([self._grouped_day(s) for s in chunk], ignore_index=True))
 
     def _grouped_day(self, session: date) -> pd.DataFrame:
@@ -311,8 +427,9 @@ class PolygonSource(MarketDataSource):
             raise VendorPayloadError(
                 f"Polygon sent an unreadable body for GET {endpoint} (session {day})"
             ) from exc
-        raw = pd.DataFrame(_grouped_results(body, endpoint, day),
-                           columns=["T", "o", "h", "l", "c", "v", "otc"])
+        raw = pd.DataFrame(
+            _grouped_results(body, endpoint, day), columns=["T", "o", "h", "l", "c", "v", "otc"]
+        )
         raw = raw[raw["otc"].ne(True)]
         if raw.empty:
             raise MissingDataError(f"Polygon returned no daily bars for session {day}")
@@ -339,11 +456,17 @@ class PolygonSource(MarketDataSource):
         symbol = INDEX_SYMBOLS.get(ticker, ticker)
         first, last = wanted[0].date(), wanted[-1].date()
         endpoint = _AGGS_PATH.format(symbol=symbol, span="day", first=first, last=last)
-        with self._errors(f"daily bars of {symbol} {first}..{last}"), \
-                _shape(endpoint, f"sessions {first}..{last}"):
-            frame = _aggs_frame(list(self._client.list_aggs(
-                symbol, 1, "day", first, last, adjusted=True, sort="asc", limit=_AGGS_LIMIT
-            )))
+        with (
+            self._errors(f"daily bars of {symbol} {first}..{last}"),
+            _shape(endpoint, f"sessions {first}..{last}"),
+        ):
+            frame = _aggs_frame(
+                list(
+                    self._client.list_aggs(
+                        symbol, 1, "day", first, last, adjusted=True, sort="asc", limit=_AGGS_LIMIT
+                    )
+                )
+            )
             frame["session"] = ms_to_session(frame.pop("timestamp"))
         # Bars of sessions not asked for belong to other runs; a weekend, holiday or unreadable
         # stamp is kept for the quality layer to quarantine with its reason.
@@ -362,11 +485,17 @@ class PolygonSource(MarketDataSource):
         """Extended-hours bars included (flagged): the caller decides what to keep."""
         start, end = _as_date(start), _as_date(end)
         endpoint = _AGGS_PATH.format(symbol=ticker, span="hour", first=start, last=end)
-        with self._errors(f"hourly bars of {ticker} {start}..{end}"), \
-                _shape(endpoint, f"sessions {start}..{end}"):
-            frame = _aggs_frame(list(self._client.list_aggs(
-                ticker, 1, "hour", start, end, adjusted=True, sort="asc", limit=_AGGS_LIMIT
-            )))
+        with (
+            self._errors(f"hourly bars of {ticker} {start}..{end}"),
+            _shape(endpoint, f"sessions {start}..{end}"),
+        ):
+            frame = _aggs_frame(
+                list(
+                    self._client.list_aggs(
+                        ticker, 1, "hour", start, end, adjusted=True, sort="asc", limit=_AGGS_LIMIT
+                    )
+                )
+            )
         frame.insert(0, "ticker", pd.array([ticker] * len(frame), dtype="string"))
         frame.insert(1, "ts", ms_to_new_york(frame.pop("timestamp")))
         frame = frame.dropna(subset=["ts"]).sort_values("ts").drop_duplicates("ts", keep="last")
@@ -400,10 +529,15 @@ class PolygonSource(MarketDataSource):
     def _list_common_stocks(self, as_of: date) -> dict[str, str | None]:
         """Ticker -> name of every active common stock on `as_of` (paginated by massive)."""
         with self._errors(f"ticker list as of {as_of}"):
-            listed = list(self._client.list_tickers(
-                market="stocks", type="CS", active=True, date=as_of.isoformat(),
-                limit=_TICKERS_PAGE,
-            ))
+            listed = list(
+                self._client.list_tickers(
+                    market="stocks",
+                    type="CS",
+                    active=True,
+                    date=as_of.isoformat(),
+                    limit=_TICKERS_PAGE,
+                )
+            )
         return {t.ticker: t.name for t in listed if t.ticker}  # type: ignore[union-attr]
 
     def _details(self, ticker: str, as_of: date) -> Any | None:
@@ -421,8 +555,13 @@ class PolygonSource(MarketDataSource):
         sector = sic_sector(details.sic_description)
         shares = details.share_class_shares_outstanding or details.weighted_shares_outstanding
         return (
-            ticker, details.name or name, sector, details.sic_description,
-            sector_etf(sector, self.index_tickers), details.market_cap, shares,
+            ticker,
+            details.name or name,
+            sector,
+            details.sic_description,
+            sector_etf(sector, self.index_tickers),
+            details.market_cap,
+            shares,
         )
 
     # --- errors ----------------------------------------------------------------------------
@@ -443,10 +582,12 @@ class PolygonSource(MarketDataSource):
             raise self._status_error(what, exc) from None
         except MaxRetryError as exc:
             reason = self._describe(exc.reason)
-            raise MarketDataError(self._redact(
-                f"Polygon {what} failed after {self._max_retries} retries "
-                f"(GET {_path_of(exc.url)}): {reason}"
-            )) from exc
+            raise MarketDataError(
+                self._redact(
+                    f"Polygon {what} failed after {self._max_retries} retries "
+                    f"(GET {_path_of(exc.url)}): {reason}"
+                )
+            ) from exc
         except urllib3.exceptions.HTTPError as exc:  # URLs reach urllib3 without the key
             raise MarketDataError(self._redact(f"Polygon {what} failed: {exc}")) from exc
         except BadResponse as exc:  # a body we did not produce: keep it out of the chain

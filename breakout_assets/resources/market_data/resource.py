@@ -49,7 +49,8 @@ class FilesMarketData(MarketDataResource):
 
     files_dir: str = Field(description="Directory of the files (BREAKOUT_FILES_DIR).")
     hourly_aliases: dict[str, str] = Field(
-        default_factory=dict, description="Ticker -> the name its 1-hour file is stored under.")
+        default_factory=dict, description="Ticker -> the name its 1-hour file is stored under."
+    )
 
     def build_source(self) -> MarketDataSource:
         from breakout_assets.resources.market_data.files import FilesSource
@@ -70,9 +71,14 @@ class PolygonMarketData(MarketDataResource):
     def build_source(self) -> MarketDataSource:
         from breakout_assets.resources.market_data.polygon import PolygonSource
 
-        return PolygonSource(api_key=env_resolved(self.api_key) or "", base_url=self.base_url,
-                             timeout_s=self.timeout_s, max_retries=self.max_retries,
-                             backoff_s=self.backoff_s, index_tickers=self.index_tickers)
+        return PolygonSource(
+            api_key=env_resolved(self.api_key) or "",
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
+            index_tickers=self.index_tickers,
+        )
 
 
 class SyntheticMarketData(MarketDataResource):
@@ -85,5 +91,6 @@ class SyntheticMarketData(MarketDataResource):
     def build_source(self) -> MarketDataSource:
         from breakout_assets.resources.market_data.synthetic import SyntheticSource
 
-        return SyntheticSource(n_tickers=self.tickers, seed=self.seed,
-                               origin=date.fromisoformat(self.origin))
+        return SyntheticSource(
+            n_tickers=self.tickers, seed=self.seed, origin=date.fromisoformat(self.origin)
+        )

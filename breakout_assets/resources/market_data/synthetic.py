@@ -12,12 +12,12 @@ from datetime import date
 import pandas as pd
 
 from breakout_assets.core.bars import conform_bars
-from breakout_assets.simulation import INDEX_TICKERS, SyntheticMarket
 from breakout_assets.resources.market_data.base import (
     MarketDataError,
     MarketDataSource,
     MissingDataError,
 )
+from breakout_assets.simulation import INDEX_TICKERS, SyntheticMarket
 
 
 class SyntheticSource(MarketDataSource):
@@ -25,8 +25,13 @@ class SyntheticSource(MarketDataSource):
 
     name = "synthetic"
 
-    def __init__(self, n_tickers: int = 500, seed: int = 7, origin: date = date(2015, 1, 2),
-                 index_tickers: Sequence[str] = INDEX_TICKERS) -> None:
+    def __init__(
+        self,
+        n_tickers: int = 500,
+        seed: int = 7,
+        origin: date = date(2015, 1, 2),
+        index_tickers: Sequence[str] = INDEX_TICKERS,
+    ) -> None:
         self.market = SyntheticMarket(n_tickers, seed, origin)
         self.index_tickers = tuple(index_tickers)
 
@@ -37,8 +42,9 @@ class SyntheticSource(MarketDataSource):
         except ValueError as exc:
             raise MissingDataError(str(exc)) from None
 
-    def iter_daily_bars(self, sessions: Sequence[date],
-                        chunk_sessions: int = 250) -> Iterator[pd.DataFrame]:
+    def iter_daily_bars(
+        self, sessions: Sequence[date], chunk_sessions: int = 250
+    ) -> Iterator[pd.DataFrame]:
         """Daily bars in chunks of sessions, so a long backfill never sits in memory at once."""
         try:
             for chunk in self.market.iter_daily_bars(sessions, chunk_sessions):
