@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol, runtime_checkable
 
+from breakout_assets.core.options import SpreadOrder
+
 Side = Literal["long", "short"]
 EntryType = Literal["limit", "stop"]
 
@@ -109,6 +111,11 @@ class Broker(Protocol):
 
     def place_bracket(self, order: BracketOrder) -> PlacedBracket:
         """Send one bracket. A rejection is an answer (status 'rejected'), not an exception."""
+        ...
+
+    def place_spread(self, order: SpreadOrder) -> PlacedBracket:
+        """Send one vertical debit spread as ONE combo limit order plus its GTC conditional
+        close (issue 11). A rejection is an answer (status 'rejected'), not an exception."""
         ...
 
     def cancel(self, order_ref: str) -> None: ...
