@@ -43,11 +43,6 @@ FROM signal_scores sc JOIN breakout_signals s USING (signal_id)
 WHERE sc.session = ANY(:sessions) AND sc.decision IN ('trade', 'skip')
 ORDER BY sc.session, sc.expected_value DESC, sc.signal_id;
 
--- name: decided_plans
--- Plans a human (or unattended mode) decided on, or that were sent: a re-run keeps them.
-SELECT order_ref FROM trade_plan
-WHERE session = ANY(:sessions) AND status IN ('approved', 'rejected', 'sent');
-
 -- name: delete_undecided_plans
 DELETE FROM trade_plan
 WHERE session = ANY(:sessions) AND status IN ('pending_approval', 'skipped');
