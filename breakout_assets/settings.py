@@ -25,7 +25,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from breakout_assets.core.config import OpposingConfig, OutcomeConfig, ScannerConfig
+from breakout_assets.core.config import (
+    OpposingConfig,
+    OptionsConfig,
+    OutcomeConfig,
+    ScannerConfig,
+)
 from breakout_assets.core.costs import CostConfig
 from breakout_assets.core.scoring import RegimeConfig
 from breakout_assets.core.sizing import SizingConfig
@@ -200,6 +205,12 @@ class BreakoutSettings(BaseSettings):
         default_factory=OpposingConfig,
         description="The fade book: 75% limit, 2-bar alert, window, holding (1-hour bars); "
         "e.g. BREAKOUT_OPPOSING__WINDOW_SESSIONS=8.",
+    )
+    options: OptionsConfig = Field(
+        default_factory=OptionsConfig,
+        description="The defined-risk options overlay: mode, chain source, expiry window, "
+        "liquidity filter, slippage, risk per spread, model chain; e.g. "
+        "BREAKOUT_OPTIONS__MODE=off, BREAKOUT_OPTIONS__MIN_DTE=25.",
     )
     broker: Literal["simulated", "ibkr"] = Field(
         default="simulated", description="Where orders go: the built-in simulated broker or IBKR."

@@ -1,4 +1,4 @@
-"""The strategy's settings models: scanner, outcomes (order lifetimes) and opposing book.
+"""The strategy's settings models: scanner, outcomes (order lifetimes), opposing book, options.
 
 Why a module of their own: the settings, the CLI and the UI read these without importing the
 numba kernels of core.scanner, core.outcomes and core.opposing (which re-export them).
@@ -7,6 +7,7 @@ numba kernels of core.scanner, core.outcomes and core.opposing (which re-export 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -250,3 +251,128 @@ class OpposingConfig(BaseModel):
         """The same book replayed on daily bars: the holding limit turned into sessions."""
         sessions = max(1, math.ceil(self.max_holding_bars / HOURLY_BARS_PER_SESSION))
         return self.model_copy(update={"max_holding_bars": sessions})
+
+
+class OptionsConfig(BaseModel):
+    """The defined-risk options overlay (issue 11, DESIGN.md "Options overlay"): which chain,
+    which expiry, the liquidity filter, the debit's slippage, the size and the model chain.
+
+    The model chain (core.model_chain) prices listed strikes with Black-Scholes at the ticker's
+    realised volatility x `iv_multiplier`; its quotes' open interest and bid-ask are the
+    `model_*` assumptions below (no historical option quotes here).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["off", "paper", "live"] = Field(
+        "paper",
+        description="off: no spreads; paper: planned and sent to the simulated broker (or an "
+        "IBKR paper account); live: real orders, refused until the options book is promoted.",
+    )
+    chain_source: Literal["model", "polygon", "ibkr"] = Field(
+        "model",
+        description="Where option chains come from: the Black-Scholes model chain, Polygon's "
+        "chain snapshot or IBKR's.",
+    )
+    min_dte: int = Field(
+        OutcomeConfig.model_fields["max_holding_sessions"].default,
+        ge=1,
+        le=250,
+        description="The spread's expiry is the first one at least this many sessions after "
+        "the signal session (default: the stock book's holding limit, so the spread outlives "
+        "the trade it expresses).",
+    )
+    max_dte: int = Field(
+        90,
+        ge=1,
+        le=500,
+        description="Expiries are looked for up to this many sessions after the signal session.",
+    )
+    risk_pct: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="Percent of equity one spread may lose (its whole net debit).",
+    )
+    max_contracts: int = Field(
+        100, ge=1, le=10_000, description="Most contracts in one spread, whatever the budget."
+    )
+    min_open_interest: int = Field(
+        100, ge=0, description="A leg needs at least this open interest (liquidity filter)."
+    )
+    max_spread_fraction: float = Field(
+        0.25,
+        gt=0,
+        le=2,
+        description="A leg's bid-ask width may be at most this fraction of its mid (liquidity "
+        "filter).",
+    )
+    max_strike_miss: float = Field(
+        0.5,
+        ge=0,
+        le=5,
+        description="A chosen strike may sit at most this many times the 50%-to-100% target "
+        "distance away from its target; farther, the chain has no strike that fits.",
+    )
+    slippage: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Dollars per share added to the mid net debit (and taken off a modelled "
+        "exit): the price of crossing part of the combo's bid-ask.",
+    )
+    iv_multiplier: float = Field(
+        1.1,
+        gt=0,
+        le=5,
+        description="Model chain: implied volatility = realised volatility x this (options "
+        "usually trade above realised volatility).",
+    )
+    vol_window: int = Field(
+        20,
+        ge=2,
+        le=250,
+        description="Model chain: daily log returns in the realised volatility.",
+    )
+    rate: float = Field(
+        0.04, ge=-0.05, le=0.25, description="Risk-free rate (annual, continuous) for pricing."
+    )
+    model_half_spread: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Model chain: half the bid-ask width as a fraction of the Black-Scholes mid.",
+    )
+    model_min_half_spread: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Model chain: smallest half bid-ask width in dollars (a penny tick), so "
+        "near-worthless contracts look as illiquid as they are.",
+    )
+    model_open_interest: int = Field(
+        1000, ge=0, description="Model chain: the open interest every listed contract shows."
+    )
+    model_strike_range: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Model chain: strikes are listed from price x (1 - this) to price x "
+        "(1 + this).",
+    )
+    model_weeklies: bool = Field(
+        True,
+        description="Model chain: list the weekly Friday expiries besides the monthly ones.",
+    )
+    min_closed_for_promotion: int = Field(
+        30,
+        ge=1,
+        description="`breakout options promote` needs at least this many closed paper spreads "
+        "(with a positive expectancy).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OptionsConfig:
+        if self.max_dte < self.min_dte:
+            raise ValueError("max_dte must be >= min_dte")
+        return self
