@@ -51,17 +51,23 @@ from typing import Any
 import pandas as pd
 from ib_async import (
     IB,
+    Bag,
+    ComboLeg,
     Contract,
     Fill,
+    LimitOrder,
     MarketOrder,
+    Option,
     Order,
     OrderStatus,
+    PriceCondition,
     Stock,
     StopOrder,
     Trade,
     util,
 )
 
+from breakout_assets.core.options import CONTRACT_MULTIPLIER, SpreadOrder
 from breakout_assets.partitions import nyse_calendar, nyse_sessions
 from breakout_assets.resources.broker.base import (
     AccountSnapshot,
@@ -82,6 +88,9 @@ _ACKED = frozenset({"PreSubmitted", "Submitted", "Filled", "ApiPending"})
 _KILLED = frozenset({"Cancelled", "ApiCancelled"})
 _DEAD = _KILLED | {"Inactive"}
 _SUMMARY_TAGS = ("NetLiquidation", "BuyingPower", "ExcessLiquidity")
+CLOSE_SUFFIX = "-close"  # the conditional close of spread `ref` carries orderRef `ref-close`
+COMBO_TICK = 0.01  # SMART option combos take cent increments
+PRICE_TRIGGER_LAST = 2  # PriceCondition.triggerMethod: the last traded price
 
 
 def round_to_tick(price: float, tick: float, mode: str) -> float:
@@ -123,6 +132,11 @@ def last_closed_session(now: datetime) -> date:
         if calendar.session_close(pd.Timestamp(session)) <= at:
             return session
     raise BrokerError(f"no NYSE session closed in the two weeks before {now}")
+
+
+def close_ref(order_ref: str) -> str:
+    """The orderRef of a spread's conditional close."""
+    return f"{order_ref}{CLOSE_SUFFIX}"
 
 
 def _utc_now() -> datetime:
@@ -345,6 +359,186 @@ class IbkrBroker:
             return PlacedBracket(ref, status, ids, message)
         raise AssertionError("unreachable")
 
+    # -- spreads (issue 11) ---------------------------------------------------------------------
+
+    def _option(self, ib: Any, ticker: str, expiry: date, strike: float, right: str) -> Contract:
+        contract = Option(
+            ticker,
+            expiry.strftime("%Y%m%d"),
+            strike,
+            right,
+            "SMART",
+            multiplier=str(CONTRACT_MULTIPLIER),
+            currency="USD",
+        )
+        qualified = ib.qualifyContracts(contract)
+        if not qualified or qualified[0] is None or not contract.conId:
+            raise ValueError(f"IB knows no unique {ticker} {expiry} {strike:g} {right} option")
+        return contract
+
+    def spread_combo(self, ib: Any, order: SpreadOrder) -> tuple[Contract, Contract]:
+        """(the BAG: BUY the long strike, SELL the short one, ratio 1 each, SMART; the stock)."""
+        underlying, _ = self._contract(ib, order.ticker)
+        near = self._option(ib, order.ticker, order.expiry, order.long_strike, order.right)
+        far = self._option(ib, order.ticker, order.expiry, order.short_strike, order.right)
+        bag = Bag(
+            symbol=order.ticker,
+            currency="USD",
+            exchange="SMART",
+            comboLegs=[
+                ComboLeg(conId=near.conId, ratio=1, action="BUY", exchange="SMART"),
+                ComboLeg(conId=far.conId, ratio=1, action="SELL", exchange="SMART"),
+            ],
+        )
+        return bag, underlying
+
+    def place_spread(self, order: SpreadOrder) -> PlacedBracket:
+        """One BAG limit order (BUY `contracts` at the net debit, DAY, orderRef = the plan's ref)
+        and its conditional close (orderRef `<ref>-close`): a GTC MARKET SELL of the same combo,
+        attached to the entry (parentId, so it only works once the entry fills and dies with an
+        unfilled entry), whose PriceCondition watches the underlying's last price through
+        `close_trigger` (up for calls, down for puts).
+
+        Why a market order: when the condition fires the spread must go, and a vertical is worth
+        between 0 and its width, so selling at any price never loses more than the debit paid
+        (the defined risk); a limit could be left behind by a fast market. Conditions are
+        evaluated in regular trading hours only (conditionsIgnoreRth False).
+
+        Idempotent: our refs are searched first (open, completed, executed). A re-run sends only
+        what is missing: nothing when both exist; only the close when the entry exists (after a
+        crash between the two), attached to the entry while it still works at this client id,
+        standalone once it has filled; nothing when the entry ended unfilled.
+        """
+        ref, cref = order.order_ref, close_ref(order.order_ref)
+        if ref in self._submitted:  # never twice from one broker, whatever the caller
+            return self._submitted[ref]
+        ib = self._ib()
+        known = self.find_refs([ref, cref])
+        entry_known, close_known = known.get(ref), known.get(cref)
+        if close_known is not None:
+            ids = [
+                *(entry_known.broker_order_ids if entry_known else []),
+                *close_known.broker_order_ids,
+            ]
+            if entry_known is None:
+                return PlacedBracket(
+                    ref, "error", ids, f"{cref} exists at IB without its entry: nothing sent"
+                )
+            self._submitted[ref] = PlacedBracket(ref, "submitted", ids)
+            return self._submitted[ref]
+        try:
+            bag, underlying = self.spread_combo(ib, order)
+            _, tick = self._contract(ib, order.ticker)
+            debit = round_to_tick(order.limit_debit, COMBO_TICK, "nearest")
+            width = abs(order.short_strike - order.long_strike)
+            if not 0 < debit < width:
+                raise ValueError(f"the debit {debit} on tick is not inside (0, {width:g})")
+            trigger = round_to_tick(order.close_trigger, tick, "nearest")
+        except Exception as exc:
+            return PlacedBracket(ref, "error", error=f"{order.ticker}: {exc}")
+        if entry_known is None:
+            sent = self._send_spread_entry(ib, bag, order, debit)
+            if isinstance(sent, PlacedBracket):
+                return sent
+            entry_ids, parent_id, fresh = [str(sent)], sent, True
+        else:
+            if entry_known.state == "cancelled":
+                return PlacedBracket(
+                    ref,
+                    "error",
+                    entry_known.broker_order_ids,
+                    f"{ref} ended unfilled at IB: no close sent",
+                )
+            entry_ids, parent_id, fresh = (
+                entry_known.broker_order_ids,
+                self._parent_id(ib, ref),
+                False,
+            )
+            if parent_id == 0 and entry_known.state == "open":  # unfilled, not ours to attach to
+                return PlacedBracket(
+                    ref,
+                    "error",
+                    entry_ids,
+                    f"{ref} works at IB under another client id: its close cannot be attached "
+                    f"(a standalone close could fire before the entry fills); nothing sent",
+                )
+        close = MarketOrder(
+            "SELL",
+            order.contracts,
+            orderRef=cref,
+            account=self.account_id,
+            tif="GTC",
+            parentId=parent_id,
+            transmit=True,
+            conditions=[
+                PriceCondition(
+                    isMore=order.close_when_above,
+                    price=trigger,
+                    conId=underlying.conId,
+                    exch="SMART",
+                    triggerMethod=PRICE_TRIGGER_LAST,
+                )
+            ],
+            conditionsCancelOrder=False,
+        )
+        try:
+            close.orderId = ib.client.getReqId()
+            errors = self._send(ib, bag, [close], cancel_on_error=True)
+        except Exception as exc:
+            errors = [(0, f"{type(exc).__name__}: {exc}")]
+        ids = [*entry_ids, str(close.orderId)]
+        if not errors:
+            self._submitted[ref] = PlacedBracket(ref, "submitted", ids)
+            return self._submitted[ref]
+        message = "; ".join(f"IB {code}: {text}" for code, text in errors)
+        if fresh:  # all-or-nothing: no entry works without its close
+            self.cancel(ref)
+            message += f" (the close was refused, so the entry {ref} was cancelled)"
+        status = "rejected" if ORDER_REJECTED in {c for c, _ in errors} else "error"
+        return PlacedBracket(ref, status, ids, message)
+
+    def _send_spread_entry(
+        self, ib: Any, bag: Contract, order: SpreadOrder, debit: float
+    ) -> int | PlacedBracket:
+        """The entry's orderId once IB acknowledged it, else the answer to return."""
+        ref = order.order_ref
+        for attempt in (1, 2):
+            entry = LimitOrder(
+                "BUY",
+                order.contracts,
+                debit,
+                orderRef=ref,
+                account=self.account_id,
+                tif="DAY",
+                transmit=True,
+            )
+            try:
+                entry.orderId = ib.client.getReqId()
+                errors = self._send(ib, bag, [entry], cancel_on_error=True)
+            except Exception as exc:
+                return PlacedBracket(
+                    ref, "error", [str(entry.orderId)], f"{type(exc).__name__}: {exc}"
+                )
+            if not errors:
+                return int(entry.orderId)
+            codes = {code for code, _ in errors}
+            if DUPLICATE_ORDER_ID in codes and attempt == 1:
+                continue
+            message = "; ".join(f"IB {code}: {text}" for code, text in errors)
+            status = "rejected" if ORDER_REJECTED in codes else "error"
+            return PlacedBracket(ref, status, [str(entry.orderId)], message)
+        raise AssertionError("unreachable")
+
+    def _parent_id(self, ib: Any, ref: str) -> int:
+        """The working entry's orderId when this client id placed it (a child can attach to
+        it), else 0: the close goes standalone (the entry has filled)."""
+        with self._guard(f"entry search for {ref}"):
+            for trade in ib.openTrades():
+                o = trade.order
+                if o.orderRef == ref and o.parentId == 0 and o.clientId == self.client_id:
+                    return int(o.orderId)
+        return 0
+
     def _send(
         self,
         ib: Any,
@@ -485,8 +679,14 @@ class IbkrBroker:
 
     # -- account ------------------------------------------------------------------------------
 
-    def _ib_positions(self, ib: Any) -> list[Any]:
-        return [p for p in ib.positions(self.account_id) if float(p.position) != 0]
+    def _ib_positions(self, ib: Any, sec_type: str = "STK") -> list[Any]:
+        """Held positions of one security type: stocks are the bracket book, option legs the
+        spread book (tracked by its own table, so `positions()` lists stocks only)."""
+        return [
+            p
+            for p in ib.positions(self.account_id)
+            if float(p.position) != 0 and (p.contract.secType or "STK") == sec_type
+        ]
 
     def positions(self) -> list[Position]:
         ib = self._ib()
@@ -511,6 +711,7 @@ class IbkrBroker:
                 if v.tag in _SUMMARY_TAGS:
                     values.setdefault(v.tag, float(v.value))
             held, trades = self._ib_positions(ib), ib.openTrades()
+            legs = self._ib_positions(ib, "OPT")
             refs = _refs_by_conid(trades, ib.reqExecutions())
         missing = [tag for tag in _SUMMARY_TAGS if tag not in values]
         if missing:
@@ -519,8 +720,8 @@ class IbkrBroker:
             values["NetLiquidation"],
             values["BuyingPower"],
             values["ExcessLiquidity"],
-            self._open_risk(held, trades, refs),
-            len(held),
+            self._open_risk(held, trades, refs) + _spread_risk(legs, trades),
+            len(held) + len({p.contract.symbol for p in legs}),
         )
 
     def _open_risk(
@@ -553,3 +754,20 @@ class IbkrBroker:
                 else:
                     risk += leg
         return risk + sum(groups.values())
+
+
+def _spread_risk(legs: Iterable[Any], trades: Iterable[Trade]) -> float:
+    """Dollars at risk in the spread book: per underlying the net premium paid for its option
+    legs (IB's avgCost of an option is per contract, multiplier included; a short leg's negative
+    position nets its credit off), floored at zero, plus every working BAG entry's remaining
+    contracts x its limit debit x the multiplier. A debit spread can lose no more than that."""
+    net: dict[str, float] = defaultdict(float)
+    for p in legs:
+        net[p.contract.symbol] += float(p.position) * float(p.avgCost)
+    risk = sum(max(0.0, v) for v in net.values())
+    for t in trades:
+        o = t.order
+        if t.contract.secType == "BAG" and o.action == "BUY" and o.orderType == "LMT":
+            remaining = max(0.0, float(o.totalQuantity) - float(t.orderStatus.filled))
+            risk += remaining * float(o.lmtPrice) * CONTRACT_MULTIPLIER
+    return risk
