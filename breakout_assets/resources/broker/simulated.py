@@ -30,6 +30,35 @@ Account model (a cash account; shorts fully collateralised):
 Orders are one bracket per `order_ref`, one position per bracket (positions are not netted per
 ticker). `cancel` withdraws a working entry only: an open position keeps its take-profit and
 stop (move the stop with `modify_stop`; it exits at one of them or expires at the holding limit).
+
+Option spreads (`place_spread`, issue 11; tables `sim_spread_*`, migration 0017). There are no
+historical option quotes here, so a combo is priced by the model, per share:
+`black_scholes(long leg) - black_scholes(short leg)`, clipped to [0, width] and rounded to the
+cent, with spot = the underlying's price named below, vol = the realised volatility of its last
+`vol_window` daily log returns of closes BEFORE the session (no look-ahead; a held spread whose
+ticker lacks the history keeps its entry vol) x `iv_multiplier`, the `rate` setting, and time =
+calendar days from the session to the expiry / 365 (intraday decay ignored). Per session, after
+the brackets:
+- entry (a limit at the net debit, working `entry_valid_sessions` sessions after the signal
+  session like a bracket's entry): the combo at the open at or below the limit fills at that
+  price; else if the combo at the day's favourable extreme (the low for calls, the high for
+  puts) is at or below the limit, it fills at the limit; else it works on, then expires;
+- the GTC conditional close (from the session after the fill, or the fill session itself when
+  the entry filled at the open): when the bar trades through `close_trigger` (high >= trigger
+  for calls, low <= trigger for puts) the combo is sold at its modelled price at the trigger,
+  or at the open when the session opened through it;
+- settlement: a spread still held on the first session on or after its expiry is settled at
+  intrinsic value on the underlying's close of the last session on or before the expiry
+  (long intrinsic - short intrinsic, between 0 and the width);
+- otherwise the held spread is marked at the session's close (equity values it at the mark).
+Cash moves by price x 100 x contracts: out on the entry, in on the exit; no commissions, so a
+spread's cash round-trips exactly. Account terms: a held spread adds its mark to equity but not
+to excess liquidity (options are paid in full, no margin credit); a working combo reserves
+limit x 100 x contracts of buying power; open_risk counts a held spread's entry debit and a
+working combo's limit debit (each x 100 x contracts: the whole loss the spread can take), and
+open_positions counts held spreads. `positions()` lists stock positions only (`spreads()` the
+combos); a ref is placed once, as a bracket or a spread; `cancel` withdraws a working combo,
+`close_position` sells a held spread at the model price on the last processed close.
 """
 
 from __future__ import annotations
@@ -42,6 +71,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from breakout_assets.core.option_pricing import (
+    CALENDAR_DAYS_PER_YEAR,
+    black_scholes,
+    intrinsic,
+    realised_vol,
+)
+from breakout_assets.core.options import CONTRACT_MULTIPLIER, SpreadOrder
 from breakout_assets.core.outcomes import OutcomeConfig, entry_fill, exit_on_bar, stop_entry_fill
 from breakout_assets.partitions import is_session, nyse_sessions, session_ordinals
 from breakout_assets.resources.broker.base import (
@@ -60,6 +96,10 @@ _EXIT_LEGS = {1: "take_profit", 2: "stop"}
 
 def _q(name: str):
     return query(f"simulated_broker.{name}")
+
+
+def _s(name: str):
+    return query(f"simulated_spreads.{name}")
 
 
 def _ordinal(day: date) -> int:
@@ -93,6 +133,32 @@ def _oca_winners(rows: Any, prices: dict[str, float]) -> dict[str, str]:
     return {group: ref for group, (_, ref) in best.items()}
 
 
+def _cents(price: float) -> float:
+    return round(float(price), 2)
+
+
+def _calls(r: Any) -> bool:
+    return r["option_right"] == "C"
+
+
+def _combo_value(r: Any, spot: float, day: date, vol: float, rate: float) -> float:
+    """The modelled per-share price of the spread `r` (long leg - short leg) on `day` at
+    `spot`, clipped to [0, width] and rounded to the cent."""
+    years = max((r["expiry"] - day).days, 0) / CALENDAR_DAYS_PER_YEAR
+    legs = black_scholes(
+        r["option_right"], spot, [r["long_strike"], r["short_strike"]], years, vol, rate
+    )
+    width = abs(r["short_strike"] - r["long_strike"])
+    return _cents(min(max(float(legs[0] - legs[1]), 0.0), width))
+
+
+def _settlement(r: Any, spot: float) -> float:
+    """Intrinsic value of the spread at expiry, between 0 and the width."""
+    legs = intrinsic(r["option_right"], spot, np.array([r["long_strike"], r["short_strike"]]))
+    width = abs(r["short_strike"] - r["long_strike"])
+    return _cents(min(max(float(legs[0] - legs[1]), 0.0), width))
+
+
 class SimulatedBroker:
     """The `Broker` protocol on Postgres. `engine` is an Engine or a factory of connections
     inside a transaction that commits on exit (e.g. `PostgresResource.transaction`)."""
@@ -104,12 +170,26 @@ class SimulatedBroker:
         engine: Engine | ConnectionFactory,
         starting_equity: float = 100_000.0,
         config: OutcomeConfig | None = None,
+        *,
+        iv_multiplier: float = 1.0,
+        vol_window: int = 20,
+        rate: float = 0.0,
     ) -> None:
+        """`iv_multiplier`, `vol_window` and `rate` price option combos (the options settings:
+        implied vol = realised vol of `vol_window` daily returns x `iv_multiplier`)."""
         if starting_equity <= 0:
             raise ValueError(f"starting_equity must be positive, got {starting_equity}")
+        if not (iv_multiplier > 0 and vol_window >= 2):
+            raise ValueError(
+                f"iv_multiplier must be positive and vol_window at least 2, got "
+                f"{iv_multiplier} and {vol_window}"
+            )
         self._begin: ConnectionFactory = engine.begin if isinstance(engine, Engine) else engine
         self.starting_equity = float(starting_equity)
         self.config = config or OutcomeConfig()
+        self.iv_multiplier = float(iv_multiplier)
+        self.vol_window = int(vol_window)
+        self.rate = float(rate)
 
     def _lock(self, conn: Connection) -> None:
         """Create the account on first use, then hold its row: every change is serialised."""
@@ -123,6 +203,14 @@ class SimulatedBroker:
         with self._begin() as conn:
             self._lock(conn)
             known = conn.execute(_q("get_order"), {"order_ref": order.order_ref}).mappings().first()
+            spread = conn.execute(_s("get_spread"), {"order_ref": order.order_ref}).first()
+            if spread is not None:
+                return PlacedBracket(
+                    order.order_ref,
+                    "rejected",
+                    [],
+                    f"{order.order_ref} is already placed as an option spread",
+                )
             if known is not None:
                 return PlacedBracket(
                     order.order_ref,
@@ -178,10 +266,94 @@ class SimulatedBroker:
             )
         return None
 
+    def place_spread(self, order: SpreadOrder) -> PlacedBracket:
+        """One combo: the entry limit at the net debit and its GTC conditional close.
+        Idempotent by `order_ref`: a ref already placed (spread or bracket) answers as it did,
+        never twice."""
+        with self._begin() as conn:
+            self._lock(conn)
+            known = (
+                conn.execute(_s("get_spread"), {"order_ref": order.order_ref}).mappings().first()
+            )
+            if known is not None:
+                return PlacedBracket(
+                    order.order_ref,
+                    "rejected" if known["status"] == "rejected" else "submitted",
+                    list(known["broker_order_ids"]),
+                    known["reason"],
+                )
+            if conn.execute(_s("ref_taken"), {"order_ref": order.order_ref}).scalar():
+                return PlacedBracket(
+                    order.order_ref,
+                    "rejected",
+                    [],
+                    f"{order.order_ref} is already placed as a bracket",
+                )
+            reason = self._spread_rejection(conn, order)
+            ids = conn.execute(
+                _s("insert_spread"),
+                {
+                    "order_ref": order.order_ref,
+                    "ticker": order.ticker,
+                    "option_right": order.right,
+                    "expiry": order.expiry,
+                    "long_strike": order.long_strike,
+                    "short_strike": order.short_strike,
+                    "contracts": order.contracts,
+                    "limit_debit": order.limit_debit,
+                    "close_trigger": order.close_trigger,
+                    "signal_session": order.session,
+                    "valid_sessions": self.config.entry_valid_sessions,
+                    "status": "rejected" if reason else "working",
+                    "reason": reason,
+                },
+            ).scalar_one()
+        return PlacedBracket(
+            order.order_ref, "rejected" if reason else "submitted", list(ids), reason
+        )
+
+    def _spread_rejection(self, conn: Connection, order: SpreadOrder) -> str | None:
+        if not conn.execute(_q("ticker_has_traded"), {"ticker": order.ticker}).scalar():
+            return f"unknown ticker {order.ticker}: it has never traded in market_bars"
+        if order.expiry <= order.session:
+            return f"expiry {order.expiry} is not after the signal session {order.session}"
+        last = conn.execute(_q("last_processed")).scalar()
+        valid = self.config.entry_valid_sessions
+        if last is not None and _ordinal(last) >= _ordinal(order.session) + valid:
+            return (
+                f"entry window passed: {valid} session(s) after "
+                f"{order.session}, and {last} is already processed"
+            )
+        cost = order.limit_debit * CONTRACT_MULTIPLIER * order.contracts
+        buying_power = self._snapshot(conn).buying_power
+        if cost > buying_power:
+            return (
+                f"insufficient buying power: {order.contracts} x {order.limit_debit:g} x "
+                f"{CONTRACT_MULTIPLIER} = {cost:,.2f} > {buying_power:,.2f}"
+            )
+        return None
+
     def cancel(self, order_ref: str) -> None:
         """Withdraw a working entry; a final order is left as it is."""
         with self._begin() as conn:
             self._lock(conn)
+            spread = self._spread(conn, order_ref)
+            if spread is not None:
+                if spread["status"] == "filled":
+                    raise BrokerError(
+                        f"{order_ref} is a held spread: its conditional close stays with it "
+                        "(sell it with close_position)"
+                    )
+                if spread["status"] == "working":
+                    conn.execute(
+                        _s("set_status"),
+                        {
+                            "order_ref": order_ref,
+                            "status": "cancelled",
+                            "reason": "cancelled by request",
+                        },
+                    )
+                return
             row = self._order(conn, order_ref)
             if row["status"] == "filled":
                 raise BrokerError(
@@ -245,9 +417,15 @@ class SimulatedBroker:
             )
 
     def close_position(self, order_ref: str) -> None:
-        """Exit an open position at the last processed close (the pipeline's expiry)."""
+        """Exit an open position at the last processed close (the pipeline's expiry); a held
+        spread is sold at its modelled price there."""
         with self._begin() as conn:
             self._lock(conn)
+            spread = self._spread(conn, order_ref)
+            if spread is not None:
+                if spread["status"] == "filled":
+                    self._close_spread(conn, spread)
+                return
             row = self._order(conn, order_ref)
             if row["status"] != "filled":
                 return  # already closed (or never filled): nothing to do
@@ -262,8 +440,30 @@ class SimulatedBroker:
     def _order(conn: Connection, order_ref: str) -> Any:
         row = conn.execute(_q("lock_order"), {"order_ref": order_ref}).mappings().first()
         if row is None:
+            if conn.execute(_s("get_spread"), {"order_ref": order_ref}).first() is not None:
+                raise BrokerError(
+                    f"{order_ref} is an option spread: it has no stop or take-profit "
+                    "(its exit is the conditional close)"
+                )
             raise BrokerError(f"unknown order_ref {order_ref}")
         return row
+
+    @staticmethod
+    def _spread(conn: Connection, order_ref: str) -> Any:
+        return conn.execute(_s("lock_spread"), {"order_ref": order_ref}).mappings().first()
+
+    def _close_spread(self, conn: Connection, r: Any) -> None:
+        last = conn.execute(_q("last_processed")).scalar()
+        if last is None:
+            raise BrokerError(f"{r['order_ref']}: no session processed yet to close it at")
+        day, spot = conn.execute(
+            _q("last_close"),
+            {"ticker": r["ticker"], "session": last, "since": r["signal_session"]},
+        ).one()
+        vol = self._vol(conn, r, last)
+        self._spread_fill(
+            conn, r, "close", day, _combo_value(r, spot, day, vol, self.rate), spot, vol
+        )
 
     # -- the market -------------------------------------------------------------------------
 
@@ -294,12 +494,18 @@ class SimulatedBroker:
                     f"sessions must be processed in order: {session} is earlier "
                     f"than the last processed session {last}"
                 )
+            working = [
+                conn.execute(_q("earliest_working")).scalar(),
+                conn.execute(_s("earliest_working")).scalar(),
+            ]
             after = last or min(
-                conn.execute(_q("earliest_working")).scalar() or session,
+                min((d for d in working if d is not None), default=session),
                 session - timedelta(days=1),
             )
             for day in nyse_sessions(after + timedelta(days=1), session):
                 counts = self._apply(conn, day)
+                for key, n in self._apply_spreads(conn, day).items():
+                    counts[key] += n
                 conn.execute(
                     _q("record_session"),
                     {
@@ -386,6 +592,138 @@ class SimulatedBroker:
                 counts["exits"] += 1
         return counts
 
+    def _apply_spreads(self, conn: Connection, day: date) -> dict[str, int]:
+        """One session's bar for every working combo and held spread, by seq: entry fill, then
+        the conditional close, then settlement at expiry, else the close's mark (module doc)."""
+        counts = {"entries": 0, "exits": 0, "expired": 0}
+        rows = conn.execute(_s("live_on_session"), {"session": day}).mappings().all()
+        if rows and not conn.execute(_q("bars_exist"), {"session": day}).scalar():
+            raise BrokerError(f"no market_bars stored for {day}: load them before processing")
+        for r in rows:
+            vol = self._vol(conn, r, day)
+            has_bar = r["open"] is not None
+            held_all_day = r["status"] == "filled"
+            if r["status"] == "working":
+                if r["expiry"] <= day:
+                    self._expire_spread(conn, r, f"unfilled by its expiry {r['expiry']}")
+                    counts["expired"] += 1
+                    continue
+                price, at_open = (
+                    self._spread_entry(r, day, vol) if has_bar and vol == vol else (np.nan, False)
+                )
+                if price != price:
+                    if _ordinal(day) >= _ordinal(r["signal_session"]) + r["valid_sessions"]:
+                        self._expire_spread(
+                            conn, r, f"unfilled after {r['valid_sessions']} session(s)"
+                        )
+                        counts["expired"] += 1
+                    continue
+                spot = r["open"] if at_open else (r["low"] if _calls(r) else r["high"])
+                self._spread_fill(conn, r, "entry", day, price, spot, vol)
+                counts["entries"] += 1
+                held_all_day = at_open  # an intraday limit fill: the condition from tomorrow
+            if has_bar and held_all_day:
+                trigger, opened = r["close_trigger"], r["open"]
+                crossed = r["high"] >= trigger if _calls(r) else r["low"] <= trigger
+                if crossed:
+                    through = opened >= trigger if _calls(r) else opened <= trigger
+                    spot = opened if through else trigger
+                    value = _combo_value(r, spot, day, vol, self.rate)
+                    self._spread_fill(conn, r, "condition", day, value, spot, vol)
+                    counts["exits"] += 1
+                    continue
+            if day >= r["expiry"]:
+                _, spot = conn.execute(
+                    _q("last_close"),
+                    {
+                        "ticker": r["ticker"],
+                        "session": min(day, r["expiry"]),
+                        "since": r["signal_session"],
+                    },
+                ).one()
+                self._spread_fill(conn, r, "expiry", day, _settlement(r, spot), spot, None)
+                counts["exits"] += 1
+                continue
+            if has_bar:
+                mark = _combo_value(r, r["close"], day, vol, self.rate)
+                conn.execute(
+                    _s("set_mark"), {"order_ref": r["order_ref"], "mark": mark, "session": day}
+                )
+        return counts
+
+    def _spread_entry(self, r: Any, day: date, vol: float) -> tuple[float, bool]:
+        """The entry fill of a working combo on the row's bar, and whether it was at the open
+        (NaN: the limit was not reached)."""
+        at_open = _combo_value(r, r["open"], day, vol, self.rate)
+        if 0 < at_open <= r["limit_debit"]:
+            return at_open, True
+        best = _combo_value(r, r["low"] if _calls(r) else r["high"], day, vol, self.rate)
+        return (float(r["limit_debit"]), False) if best <= r["limit_debit"] else (np.nan, False)
+
+    def _vol(self, conn: Connection, r: Any, day: date) -> float:
+        """Implied vol for `r`'s underlying on `day`: realised vol of the closes before `day`
+        x iv_multiplier; a held spread whose ticker lacks the history keeps its entry vol."""
+        closes = (
+            conn.execute(
+                _s("closes_before"),
+                {"ticker": r["ticker"], "session": day, "n": self.vol_window + 1},
+            )
+            .scalars()
+            .all()
+        )
+        vol = realised_vol(closes[::-1], self.vol_window) * self.iv_multiplier
+        return self._held_vol(r, vol)
+
+    @staticmethod
+    def _held_vol(r: Any, vol: float) -> float:
+        return vol if vol == vol or r["entry_vol"] is None else float(r["entry_vol"])
+
+    @staticmethod
+    def _expire_spread(conn: Connection, r: Any, reason: str) -> None:
+        conn.execute(
+            _s("set_status"), {"order_ref": r["order_ref"], "status": "expired", "reason": reason}
+        )
+
+    @staticmethod
+    def _spread_fill(
+        conn: Connection,
+        r: Any,
+        leg: str,
+        day: date,
+        price: float,
+        spot: float,
+        vol: float | None,
+    ) -> None:
+        """Record one combo fill and move the cash: the entry pays price x 100 x contracts,
+        an exit receives it."""
+        cash = (-1 if leg == "entry" else 1) * price * CONTRACT_MULTIPLIER * r["contracts"]
+        conn.execute(
+            _s("insert_fill"),
+            {
+                "order_ref": r["order_ref"],
+                "leg": leg,
+                "session": day,
+                "price": price,
+                "contracts": r["contracts"],
+                "spot": float(spot),
+                "vol": None if vol is None or vol != vol else float(vol),
+                "cash_change": cash,
+            },
+        )
+        conn.execute(_q("add_cash"), {"amount": cash})
+        conn.execute(
+            _s("set_status"),
+            {
+                "order_ref": r["order_ref"],
+                "reason": None,
+                "status": "filled" if leg == "entry" else "closed",
+            },
+        )
+        conn.execute(
+            _s("set_mark"),
+            {"order_ref": r["order_ref"], "mark": price if leg == "entry" else 0.0, "session": day},
+        )
+
     @staticmethod
     def _fill(conn: Connection, r: Any, leg: str, day: date, price: float, cash_sign: int) -> None:
         """Record one leg and move the cash: `cash_sign` -1 pays, +1 receives."""
@@ -428,14 +766,15 @@ class SimulatedBroker:
             max(0.0, _sign(p["side"]) * (p["fill_price"] - p["stop"])) * p["quantity"] for p in held
         )
         working = conn.execute(_q("working_entries")).mappings().one()
-        equity = cash + value
-        excess = equity - gross
+        book = conn.execute(_s("book")).mappings().one()
+        equity = cash + value + book["held_value"]
+        excess = equity - gross - book["held_value"]  # a held spread is no liquidity
         return AccountSnapshot(
             equity=equity,
-            buying_power=excess - working["reserved"],
+            buying_power=excess - working["reserved"] - book["reserved"],
             excess_liquidity=excess,
-            open_risk=at_risk + working["risk"],
-            open_positions=len(held),
+            open_risk=at_risk + working["risk"] + book["held_risk"] + book["reserved"],
+            open_positions=len(held) + book["held"],
         )
 
     def positions(self) -> list[Position]:
@@ -454,9 +793,13 @@ class SimulatedBroker:
         ]
 
     def find_refs(self, order_refs: list[str]) -> dict[str, KnownOrder]:
-        """Every ref placed, whatever became of it; a working entry's state is 'open'."""
+        """Every ref placed, bracket or spread, whatever became of it; a working entry's state
+        is 'open'."""
         with self._begin() as conn:
-            rows = conn.execute(_q("find_refs"), {"refs": list(order_refs)}).mappings().all()
+            rows = [
+                *conn.execute(_q("find_refs"), {"refs": list(order_refs)}).mappings().all(),
+                *conn.execute(_s("find_refs"), {"refs": list(order_refs)}).mappings().all(),
+            ]
         return {
             r["order_ref"]: KnownOrder(
                 r["order_ref"],
@@ -482,6 +825,19 @@ class SimulatedBroker:
             return [
                 dict(r)
                 for r in conn.execute(_q("fills_of"), {"order_ref": order_ref}).mappings().all()
+            ]
+
+    def spreads(self) -> list[dict[str, Any]]:
+        """Every combo placed, with its entry and exit fills (journal, promotion, tests)."""
+        with self._begin() as conn:
+            return [dict(r) for r in conn.execute(_s("spreads")).mappings().all()]
+
+    def spread_fills(self, order_ref: str) -> list[dict[str, Any]]:
+        """The fills of one combo, entry first."""
+        with self._begin() as conn:
+            return [
+                dict(r)
+                for r in conn.execute(_s("fills_of"), {"order_ref": order_ref}).mappings().all()
             ]
 
     def close(self) -> None:
