@@ -1,8 +1,10 @@
 """A scriptable fake of the Polygon REST API, so the real `massive` client can be tested offline.
 
-Serves the four endpoints `PolygonSource` uses, in Polygon's JSON shapes, from a threaded stdlib
-server on 127.0.0.1 (ephemeral port). Per test you can set the data, force status codes
-("429 then success"), add a delay (timeouts) and inspect every request received::
+Serves the four endpoints `PolygonSource` uses and the two `PolygonOptionChain` uses (options
+contracts reference, option chain snapshot; both filtered and paginated), in Polygon's JSON
+shapes, from a threaded stdlib server on 127.0.0.1 (ephemeral port). Per test you can set the
+data, force status codes ("429 then success": `fail(prefix, 429)`), add a delay (timeouts) and
+inspect every request received::
 
     with FakePolygon(api_key="k") as fake:
         fake.grouped["2024-01-02"] = [grouped_row("AAPL", 1, 2, 0.5, 1.5, 1e6, day="2024-01-02")]
@@ -34,6 +36,8 @@ _GROUPED = re.compile(r"^/v2/aggs/grouped/locale/us/market/stocks/(\d{4}-\d{2}-\
 _AGGS = re.compile(r"^/v2/aggs/ticker/([^/]+)/range/(\d+)/(\w+)/([^/]+)/([^/]+)$")
 _TICKERS = "/v3/reference/tickers"
 _DETAILS = re.compile(r"^/v3/reference/tickers/([^/]+)$")
+_OPTION_CONTRACTS = "/v3/reference/options/contracts"
+_OPTION_SNAPSHOT = re.compile(r"^/v3/snapshot/options/([^/]+)$")
 
 _ERROR_TEXT = {
     401: "Unknown API Key",
@@ -99,6 +103,104 @@ def make_grouped_rows(n: int, day: str | date, seed: int = 0) -> list[dict[str, 
     return rows
 
 
+def occ_ticker(underlying: str, expiry: str | date, right: str, strike: float) -> str:
+    """Polygon's option ticker: O:<root><YYMMDD><C|P><strike x 1000, 8 digits>."""
+    day = date.fromisoformat(expiry) if isinstance(expiry, str) else expiry
+    return f"O:{underlying}{day:%y%m%d}{right}{round(strike * 1000):08d}"
+
+
+def option_contract_row(
+    underlying: str, expiry: str | date, right: str, strike: float, shares: float = 100
+) -> dict[str, Any]:
+    """One options contract as `/v3/reference/options/contracts` lists it."""
+    return {
+        "cfi": "OCASPS" if right == "C" else "OPASPS",
+        "contract_type": "call" if right == "C" else "put",
+        "exercise_style": "american",
+        "expiration_date": str(expiry),
+        "primary_exchange": "BATO",
+        "shares_per_contract": shares,
+        "strike_price": strike,
+        "ticker": occ_ticker(underlying, expiry, right, strike),
+        "underlying_ticker": underlying,
+    }
+
+
+def option_snapshot_row(
+    underlying: str,
+    expiry: str | date,
+    right: str,
+    strike: float,
+    *,
+    bid: float,
+    ask: float,
+    iv: float | None = 0.3,
+    delta: float | None = 0.5,
+    open_interest: float | None = 1000,
+    underlying_price: float = 100.0,
+) -> dict[str, Any]:
+    """One contract of `/v3/snapshot/options/{underlying}` (None leaves a field out, as
+    Polygon does for contracts without trades or greeks)."""
+    row: dict[str, Any] = {
+        "break_even_price": strike + (bid + ask) / 2,
+        "day": {"close": (bid + ask) / 2, "volume": 10, "last_updated": 1},
+        "details": {
+            "contract_type": "call" if right == "C" else "put",
+            "exercise_style": "american",
+            "expiration_date": str(expiry),
+            "shares_per_contract": 100,
+            "strike_price": strike,
+            "ticker": occ_ticker(underlying, expiry, right, strike),
+        },
+        "last_quote": {
+            "ask": ask,
+            "ask_size": 10,
+            "bid": bid,
+            "bid_size": 10,
+            "last_updated": 1,
+            "midpoint": (bid + ask) / 2,
+            "timeframe": "REAL-TIME",
+        },
+        "underlying_asset": {"ticker": underlying, "price": underlying_price},
+    }
+    if iv is not None:
+        row["implied_volatility"] = iv
+    if delta is not None:
+        row["greeks"] = {"delta": delta, "gamma": 0.01, "theta": -0.02, "vega": 0.1}
+    if open_interest is not None:
+        row["open_interest"] = open_interest
+    return row
+
+
+def _option_filters(query: dict[str, str]) -> dict[str, str]:
+    """The options endpoints' filters of a query (kept in next_url, as Polygon's cursor does)."""
+    names = ("underlying_ticker", "contract_type", "expiration_date", "strike_price", "as_of")
+    return {k: v for k, v in query.items() if k.split(".")[0] in names}
+
+
+def _option_match(details: dict[str, Any], underlying: str | None, query: dict[str, str]) -> bool:
+    """Whether a contract passes the query's filters (expiry and strike ranges, type)."""
+    if underlying is not None and details.get("underlying_ticker", underlying) != underlying:
+        return False
+    kind = query.get("contract_type")
+    if kind and details.get("contract_type") != kind:
+        return False
+    expiry, strike = str(details.get("expiration_date")), details.get("strike_price")
+    for op, ok in (
+        ("gte", lambda a, b: a >= b),
+        ("lte", lambda a, b: a <= b),
+        ("gt", lambda a, b: a > b),
+        ("lt", lambda a, b: a < b),
+    ):
+        if f"expiration_date.{op}" in query and not ok(expiry, query[f"expiration_date.{op}"]):
+            return False
+        if f"strike_price.{op}" in query and not ok(
+            float(strike), float(query[f"strike_price.{op}"])
+        ):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     path: str
@@ -133,6 +235,8 @@ class FakePolygon:
     aggs: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     tickers: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    option_contracts: list[dict[str, Any]] = field(default_factory=list)  # option_contract_row
+    option_snapshots: list[dict[str, Any]] = field(default_factory=list)  # option_snapshot_row
     requests: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -246,6 +350,24 @@ class FakePolygon:
             return 200, self._aggs(path, ticker, timespan, start, end, query)
         if path == _TICKERS:
             return 200, self._page(path, self.tickers, query, int(query.get("limit", 100)))
+        if path == _OPTION_CONTRACTS:
+            rows = [
+                r
+                for r in self.option_contracts
+                if _option_match(r, query.get("underlying_ticker"), query)
+            ]
+            size = int(query.get("limit", 10))
+            return 200, self._page(path, rows, query, size, keep=_option_filters(query))
+        if m := _OPTION_SNAPSHOT.match(path):
+            underlying = m.group(1)
+            rows = [
+                r
+                for r in self.option_snapshots
+                if r.get("underlying_asset", {}).get("ticker") == underlying
+                and _option_match(r.get("details", {}), None, query)
+            ]
+            size = int(query.get("limit", 10))
+            return 200, self._page(path, rows, query, size, keep=_option_filters(query))
         if m := _DETAILS.match(path):
             found = self.details.get(m.group(1))
             if found is None:
@@ -296,9 +418,15 @@ class FakePolygon:
         return {"ticker": ticker, "adjusted": True, **body}
 
     def _page(
-        self, path: str, rows: list[dict[str, Any]], query: dict[str, str], size: int
+        self,
+        path: str,
+        rows: list[dict[str, Any]],
+        query: dict[str, str],
+        size: int,
+        keep: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """One page of `rows` from the `cursor` offset, with a next_url when more remain."""
+        """One page of `rows` from the `cursor` offset, with a next_url when more remain (the
+        `keep` query parameters carried into it, as Polygon's cursor carries the filters)."""
         offset = int(query.get("cursor", 0))
         size = max(1, min(size, self.page_size))
         page = rows[offset : offset + size]
@@ -310,7 +438,7 @@ class FakePolygon:
             "results": page,
         }
         if offset + size < len(rows):
-            nxt = {"cursor": offset + size, "limit": size}
+            nxt: dict[str, Any] = {**(keep or {}), "cursor": offset + size, "limit": size}
             if self.next_url_api_key and self.api_key:
                 nxt["apiKey"] = self.api_key
             body["next_url"] = f"{self.base_url}{path}?{urlencode(nxt)}"
