@@ -15,6 +15,7 @@ from datetime import date
 import pytest
 from sqlalchemy import create_engine, text
 
+from breakout_assets.core.config import OptionsConfig
 from breakout_assets.core.option_pricing import black_scholes, realised_vol
 from breakout_assets.core.options import SpreadOrder
 from breakout_assets.partitions import nyse_sessions
@@ -26,7 +27,8 @@ from breakout_assets_tests.conftest import new_database
 SESSIONS = nyse_sessions(date(2024, 3, 1), date(2024, 5, 31))
 SIGNAL, EXPIRY = SESSIONS[6], SESSIONS[15]
 HISTORY = [100, 102, 99, 101, 98, 100, 100]  # closes of SESSIONS[0..6]
-WINDOW, IV_MULT, RATE = 5, 1.2, 0.04
+WINDOW, IV_MULT, RATE, SLIP = 5, 1.2, 0.04, 0.03
+OPTIONS = OptionsConfig(vol_window=WINDOW, iv_multiplier=IV_MULT, rate=RATE, slippage=SLIP)
 START = 100_000.0
 INSERT_BAR = text(
     "INSERT INTO market_bars (ticker, session, open, high, low, close, volume) "
@@ -43,7 +45,7 @@ def engine(pg_server):
 
 @pytest.fixture
 def broker(engine) -> SimulatedBroker:
-    return SimulatedBroker(engine, START, iv_multiplier=IV_MULT, vol_window=WINDOW, rate=RATE)
+    return SimulatedBroker(engine, START, options=OPTIONS)
 
 
 def add_bars(engine, ticker: str, bars) -> None:
@@ -64,11 +66,13 @@ def closes_before(bars, k: int) -> list[float]:
     return [*HISTORY, *(b[3] for b in bars)][:k]
 
 
-def combo(right, long_k, short_k, spot, k: int, bars) -> float:
+def combo(right, long_k, short_k, spot, k: int, bars, sale: bool = False) -> float:
+    """The modelled combo on SESSIONS[k] at `spot`; a sale gets it less the slippage."""
     vol = realised_vol(closes_before(bars, k), WINDOW) * IV_MULT
     years = (EXPIRY - SESSIONS[k]).days / 365.0
     legs = black_scholes(right, spot, [long_k, short_k], years, vol, RATE)
-    return round(min(max(float(legs[0] - legs[1]), 0.0), abs(short_k - long_k)), 2)
+    value = round(min(max(float(legs[0] - legs[1]), 0.0), abs(short_k - long_k)), 2)
+    return round(max(value - SLIP, 0.0), 2) if sale else value
 
 
 def spread(ref, ticker, right="C", strikes=(100.0, 110.0), n=3, debit=3.5, trigger=110.0):
@@ -145,11 +149,11 @@ def test_spreads_fill_close_settle_and_cash_round_trips(engine, broker):
     assert {r: rows[r]["status"] for r in rows} == dict.fromkeys(debits, "closed")
     assert {r: rows[r]["entry_price"] for r in rows} == pytest.approx(debits, abs=1e-9)
     exits = {
-        "AAA-SPR": ("condition", SESSIONS[8], combo("C", 100, 110, 110, 8, CALL_CLOSED)),
+        "AAA-SPR": ("condition", SESSIONS[8], combo("C", 100, 110, 110, 8, CALL_CLOSED, sale=True)),
         "BBB-SPR": ("expiry", EXPIRY, 5.0),  # intrinsic on the 105 close
         "CCC-SPR": ("expiry", EXPIRY, 0.0),  # worthless on the 102 close
         # gapped through the trigger: sold at the combo on the 91 open
-        "DDD-SPR": ("condition", SESSIONS[9], combo("P", 100, 90, 91, 9, PUT_GAPPED)),
+        "DDD-SPR": ("condition", SESSIONS[9], combo("P", 100, 90, 91, 9, PUT_GAPPED, sale=True)),
     }
     assert {
         r: (rows[r]["exit_leg"], rows[r]["exit_session"], rows[r]["exit_price"]) for r in rows
@@ -203,9 +207,10 @@ def test_held_spread_is_marked_and_counts_its_debit_as_risk(engine, broker):
         broker.cancel("S1")
     with pytest.raises(BrokerError, match="option spread"):
         broker.modify_stop("S1", 95.0)
-    broker.close_position("S1")  # sold at the model on the last close
+    broker.close_position("S1")  # sold at the model on the last close, less the slippage
     assert [f["leg"] for f in broker.spread_fills("S1")] == ["entry", "close"]
-    assert cash(engine) == pytest.approx(START - entry * 200 + mark * 200, abs=0.005)
+    sold = round(mark - SLIP, 2)
+    assert cash(engine) == pytest.approx(START - entry * 200 + sold * 200, abs=0.005)
 
 
 def test_unfilled_combo_expires_and_refusals_are_answers(engine, broker):
@@ -241,5 +246,4 @@ def test_unfilled_combo_expires_and_refusals_are_answers(engine, broker):
 
 def test_still_a_broker(engine, broker):
     assert isinstance(broker, Broker)
-    with pytest.raises(ValueError, match="vol_window"):
-        SimulatedBroker(engine, START, vol_window=1)
+    assert SimulatedBroker(engine).options == OptionsConfig()  # the settings' defaults

@@ -37,8 +37,10 @@ historical option quotes here, so a combo is priced by the model, per share:
 cent, with spot = the underlying's price named below, vol = the realised volatility of its last
 `vol_window` daily log returns of closes BEFORE the session (no look-ahead; a held spread whose
 ticker lacks the history keeps its entry vol) x `iv_multiplier`, the `rate` setting, and time =
-calendar days from the session to the expiry / 365 (intraday decay ignored). Per session, after
-the brackets:
+calendar days from the session to the expiry / 365 (intraday decay ignored); the settings are
+`OptionsConfig`'s (BREAKOUT_OPTIONS__*). A sale (the conditional close, `close_position`) gets
+the model less the `slippage` setting, as the options backtest's exits. Per session, after the
+brackets:
 - entry (a limit at the net debit, working `entry_valid_sessions` sessions after the signal
   session like a bracket's entry): the combo at the open at or below the limit fills at that
   price; else if the combo at the day's favourable extreme (the low for calls, the high for
@@ -46,19 +48,21 @@ the brackets:
 - the GTC conditional close (from the session after the fill, or the fill session itself when
   the entry filled at the open): when the bar trades through `close_trigger` (high >= trigger
   for calls, low <= trigger for puts) the combo is sold at its modelled price at the trigger,
-  or at the open when the session opened through it;
+  or at the open when the session opened through it (a daily bar shows the touch, which the
+  options backtest's closes-only reading may see a session later);
 - settlement: a spread still held on the first session on or after its expiry is settled at
   intrinsic value on the underlying's close of the last session on or before the expiry
   (long intrinsic - short intrinsic, between 0 and the width);
 - otherwise the held spread is marked at the session's close (equity values it at the mark).
-Cash moves by price x 100 x contracts: out on the entry, in on the exit; no commissions, so a
-spread's cash round-trips exactly. Account terms: a held spread adds its mark to equity but not
-to excess liquidity (options are paid in full, no margin credit); a working combo reserves
-limit x 100 x contracts of buying power; open_risk counts a held spread's entry debit and a
-working combo's limit debit (each x 100 x contracts: the whole loss the spread can take), and
-open_positions counts held spreads. `positions()` lists stock positions only (`spreads()` the
-combos); a ref is placed once, as a bracket or a spread; `cancel` withdraws a working combo,
-`close_position` sells a held spread at the model price on the last processed close.
+Cash moves by price x 100 x contracts: out on the entry, in on the exit; no commissions (the
+slippage stands for the costs), so a spread's cash round-trips exactly. Account terms: a held
+spread adds its mark to equity but not to excess liquidity (options are paid in full, no margin
+credit); a working combo reserves limit x 100 x contracts of buying power; open_risk counts a
+held spread's entry debit and a working combo's limit debit (each x 100 x contracts: the whole
+loss the spread can take), and open_positions counts held spreads. `positions()` lists stock
+positions only (`spreads()` the combos); a ref is placed once, as a bracket or a spread;
+`cancel` withdraws a working combo, `close_position` sells a held spread at the model on the
+last processed close.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from breakout_assets.core.config import OptionsConfig
 from breakout_assets.core.option_pricing import (
     CALENDAR_DAYS_PER_YEAR,
     black_scholes,
@@ -170,26 +175,17 @@ class SimulatedBroker:
         engine: Engine | ConnectionFactory,
         starting_equity: float = 100_000.0,
         config: OutcomeConfig | None = None,
-        *,
-        iv_multiplier: float = 1.0,
-        vol_window: int = 20,
-        rate: float = 0.0,
+        options: OptionsConfig | None = None,
     ) -> None:
-        """`iv_multiplier`, `vol_window` and `rate` price option combos (the options settings:
-        implied vol = realised vol of `vol_window` daily returns x `iv_multiplier`)."""
+        """`options` prices option combos: `iv_multiplier`, `vol_window`, `rate`, and
+        `slippage` taken off a modelled exit (BREAKOUT_OPTIONS__*)."""
         if starting_equity <= 0:
             raise ValueError(f"starting_equity must be positive, got {starting_equity}")
-        if not (iv_multiplier > 0 and vol_window >= 2):
-            raise ValueError(
-                f"iv_multiplier must be positive and vol_window at least 2, got "
-                f"{iv_multiplier} and {vol_window}"
-            )
         self._begin: ConnectionFactory = engine.begin if isinstance(engine, Engine) else engine
         self.starting_equity = float(starting_equity)
         self.config = config or OutcomeConfig()
-        self.iv_multiplier = float(iv_multiplier)
-        self.vol_window = int(vol_window)
-        self.rate = float(rate)
+        self.options = options or OptionsConfig()
+        self.rate = self.options.rate
 
     def _lock(self, conn: Connection) -> None:
         """Create the account on first use, then hold its row: every change is serialised."""
@@ -461,9 +457,7 @@ class SimulatedBroker:
             {"ticker": r["ticker"], "session": last, "since": r["signal_session"]},
         ).one()
         vol = self._vol(conn, r, last)
-        self._spread_fill(
-            conn, r, "close", day, _combo_value(r, spot, day, vol, self.rate), spot, vol
-        )
+        self._spread_fill(conn, r, "close", day, self._exit_value(r, spot, day, vol), spot, vol)
 
     # -- the market -------------------------------------------------------------------------
 
@@ -628,7 +622,7 @@ class SimulatedBroker:
                 if crossed:
                     through = opened >= trigger if _calls(r) else opened <= trigger
                     spot = opened if through else trigger
-                    value = _combo_value(r, spot, day, vol, self.rate)
+                    value = self._exit_value(r, spot, day, vol)
                     self._spread_fill(conn, r, "condition", day, value, spot, vol)
                     counts["exits"] += 1
                     continue
@@ -651,6 +645,11 @@ class SimulatedBroker:
                 )
         return counts
 
+    def _exit_value(self, r: Any, spot: float, day: date, vol: float) -> float:
+        """What selling the combo gets: the model less the slippage setting (never below 0)."""
+        value = _combo_value(r, spot, day, vol, self.rate)
+        return _cents(max(value - self.options.slippage, 0.0))
+
     def _spread_entry(self, r: Any, day: date, vol: float) -> tuple[float, bool]:
         """The entry fill of a working combo on the row's bar, and whether it was at the open
         (NaN: the limit was not reached)."""
@@ -666,12 +665,12 @@ class SimulatedBroker:
         closes = (
             conn.execute(
                 _s("closes_before"),
-                {"ticker": r["ticker"], "session": day, "n": self.vol_window + 1},
+                {"ticker": r["ticker"], "session": day, "n": self.options.vol_window + 1},
             )
             .scalars()
             .all()
         )
-        vol = realised_vol(closes[::-1], self.vol_window) * self.iv_multiplier
+        vol = realised_vol(closes[::-1], self.options.vol_window) * self.options.iv_multiplier
         return self._held_vol(r, vol)
 
     @staticmethod
