@@ -24,6 +24,7 @@ from breakout_assets.core.options import (
     SpreadSkip,
     right_for,
 )
+from breakout_assets.core.sizing import EPS
 
 
 def expiry_window(
@@ -167,11 +168,6 @@ def plan_spread(
 
 
 def _contracts(budget: float, per_contract: float, most: int) -> int:
-    """floor(budget / per_contract), corrected for float noise so the loss never exceeds the
-    budget and a budget of exactly n contracts buys n."""
-    n = max(int(budget // per_contract), 0)
-    while n > 0 and n * per_contract > budget:
-        n -= 1
-    while (n + 1) * per_contract <= budget:
-        n += 1
-    return min(n, most)
+    """floor(budget / per_contract) as core.sizing floors shares: x (1 + EPS), so a budget of
+    exactly n contracts in decimal buys n (the loss then meets the budget within a billionth)."""
+    return min(max(math.floor(budget / per_contract * (1 + EPS)), 0), most)
