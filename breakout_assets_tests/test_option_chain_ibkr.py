@@ -241,3 +241,27 @@ def test_settings_are_checked() -> None:
         IbkrOptionChain(strike_band=1.5)
     with pytest.raises(ValueError, match="market_data_type"):
         IbkrOptionChain(market_data_type=9)
+
+
+def test_resources_build_their_sources() -> None:
+    from breakout_assets.core.config import OptionsConfig
+    from breakout_assets.resources.option_chain.resource import (
+        IbkrOptionChainResource,
+        ModelOptionChainResource,
+        option_chain_resource,
+    )
+
+    resource = IbkrOptionChainResource(port=7497, client_id=21, market_data_type=3)
+    src = resource.build()
+    assert isinstance(src, IbkrOptionChain) and src.name == "ibkr"
+    assert (src.host, src.port, src.client_id, src.market_data_type) == ("127.0.0.1", 7497, 21, 3)
+    assert src.strike_band == 0.25 and src.open_interest_wait_s == 3.0
+    with resource.session() as opened:  # nothing connects until a chain is asked for
+        assert opened.name == "ibkr"
+    chosen = option_chain_resource(OptionsConfig(chain_source="ibkr"), ibkr_client_id=30)
+    assert isinstance(chosen, IbkrOptionChainResource) and chosen.client_id == 30
+    model = option_chain_resource(OptionsConfig(iv_multiplier=1.3))
+    assert isinstance(model, ModelOptionChainResource) and model.kind == "model"
+    assert model.options_config().iv_multiplier == 1.3
+    with pytest.raises(OptionChainError, match="volatility"):
+        model.build()

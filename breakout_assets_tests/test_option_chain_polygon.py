@@ -213,3 +213,32 @@ def test_malformed_snapshot_is_an_error_naming_the_endpoint(
 def test_no_key_is_refused_up_front() -> None:
     with pytest.raises(OptionChainError, match="BREAKOUT_POLYGON_API_KEY"):
         PolygonOptionChain(api_key="")
+
+
+def test_resource_reads_the_key_from_the_environment(
+    fake_polygon: FakePolygon,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dagster import EnvVar
+
+    from breakout_assets.core.config import OptionsConfig
+    from breakout_assets.resources.option_chain.resource import (
+        PolygonOptionChainResource,
+        option_chain_resource,
+    )
+
+    monkeypatch.setenv("BREAKOUT_POLYGON_API_KEY", "test-key")
+    list_aapl(fake_polygon)
+    resource = PolygonOptionChainResource(
+        api_key=EnvVar("BREAKOUT_POLYGON_API_KEY"),
+        base_url=fake_polygon.base_url,
+        max_retries=1,
+        backoff_s=0.01,
+    )
+    assert "test-key" not in resource.model_dump_json()  # the UI shows the variable only
+    with resource.session() as src:
+        assert src.name == "polygon" and len(chain(src).quotes) == 6  # type: ignore[arg-type]
+    chosen = option_chain_resource(
+        OptionsConfig(chain_source="polygon"), polygon_key=EnvVar("BREAKOUT_POLYGON_API_KEY")
+    )
+    assert isinstance(chosen, PolygonOptionChainResource) and chosen.kind == "polygon"
