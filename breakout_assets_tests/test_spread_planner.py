@@ -10,12 +10,14 @@ import math
 import warnings
 from datetime import date
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from breakout_assets.core.config import OptionsConfig
 from breakout_assets.core.model_chain import model_chain, years_to_expiry
+from breakout_assets.core.option_pricing import realised_vol
 from breakout_assets.core.options import (
     CONTRACT_MULTIPLIER,
     OptionChain,
@@ -23,7 +25,12 @@ from breakout_assets.core.options import (
     SpreadPlan,
     SpreadSkip,
 )
-from breakout_assets.core.spread_backtest import SpreadReplay, replay_spread, spread_value
+from breakout_assets.core.spread_backtest import (
+    SpreadReplay,
+    backtest_spread,
+    replay_spread,
+    spread_value,
+)
 from breakout_assets.core.spreads import expiry_window, plan_spread
 from breakout_assets.partitions import nyse_sessions
 
@@ -401,3 +408,73 @@ def test_the_spread_value_stays_between_zero_and_the_width():
         for years in (0.0, 0.01, 0.5, 3.0):
             value = spread_value(CALL_SPREAD, spot, years, VOL, RATE)
             assert 0.0 <= value <= 5.0 and math.isfinite(value)
+
+
+# --- one signal through the whole overlay ---------------------------------------------------
+def _signal_path(days_before=30):
+    """Closes alternating +-1% up to the signal session's close of 100."""
+    steps = np.array([0.01 if i % 2 else -0.01 for i in range(days_before - 1)])
+    logs = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])
+    return list(100 * np.exp(logs))
+
+
+def test_backtest_spread_plans_on_the_model_chain_and_replays_at_the_entry_iv():
+    session = date(2026, 3, 2)
+    at = SESSIONS.index(session)
+    closes = _signal_path()
+    after = SESSIONS[at + 1 : at + 6]
+    got_plan, got_replay = backtest_spread(
+        **LONG,
+        session=session,
+        confidence=0.6,
+        closes_to_session=closes,
+        calendar=SESSIONS,
+        sessions_after=after,
+        closes_after=[101.0, 102.0, 104.0, 106.2, 107.0],
+        config=CONFIG,
+    )
+    vol = realised_vol(closes, CONFIG.vol_window)
+    min_expiry, max_expiry = expiry_window(session, SESSIONS, CONFIG)
+    expected = plan_spread(
+        **LONG,
+        confidence=0.6,
+        chain=model_chain(
+            "ACME",
+            session,
+            closes[-1],
+            vol,
+            sessions=SESSIONS,
+            min_expiry=min_expiry,
+            max_expiry=max_expiry,
+            config=CONFIG,
+        ),
+        min_expiry=min_expiry,
+        equity=100_000.0,
+        config=CONFIG,
+    )
+    assert got_plan == expected and isinstance(got_plan, SpreadPlan)
+    assert got_replay is not None
+    assert (got_replay.exit_session, got_replay.exit_reason) == (after[3], "trigger")
+    value = spread_value(
+        got_plan,
+        106.2,
+        years_to_expiry(after[3], got_plan.expiry),
+        vol * CONFIG.iv_multiplier,
+        CONFIG.rate,
+    )
+    assert got_replay.exit_value == pytest.approx(value - CONFIG.slippage)
+
+
+def test_backtest_spread_skips_without_enough_closes_for_the_volatility():
+    got_plan, got_replay = backtest_spread(
+        **LONG,
+        session=date(2026, 3, 2),
+        confidence=0.6,
+        closes_to_session=_signal_path(10),
+        calendar=SESSIONS,
+        sessions_after=[],
+        closes_after=[],
+        config=CONFIG,
+    )
+    assert got_plan == SpreadSkip("ACME", "long", "fewer than 21 closes for the realised vol")
+    assert got_replay is None

@@ -11,10 +11,12 @@ may show; but daily bars cannot say what the spread was worth at an intraday tou
 close is a price that printed at a known time (so this errs on the late, conservative side).
 Unclosed, the spread settles on the expiry session's close at intrinsic value (between 0 and
 the width). R is in debit units: (exit value - debit) / debit, so a worthless expiry is -1R.
+`backtest_spread` runs one labelled signal through the model chain, the planner and the replay.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -22,9 +24,11 @@ from typing import Literal
 
 import numpy as np
 
-from breakout_assets.core.model_chain import years_to_expiry
-from breakout_assets.core.option_pricing import black_scholes, intrinsic
-from breakout_assets.core.options import SpreadPlan
+from breakout_assets.core.config import OptionsConfig
+from breakout_assets.core.model_chain import model_chain, years_to_expiry
+from breakout_assets.core.option_pricing import black_scholes, intrinsic, realised_vol
+from breakout_assets.core.options import Side, SpreadPlan, SpreadSkip
+from breakout_assets.core.spreads import expiry_window, plan_spread
 
 ExitReason = Literal["trigger", "expiry", "open"]
 
@@ -97,3 +101,64 @@ def replay_spread(
     years = years_to_expiry(last_day, plan.expiry)
     value = spread_value(plan, last_spot, years, entry_vol, rate)
     return result(last_day, last_spot, "open", max(value - exit_slippage, 0.0))
+
+
+def backtest_spread(
+    *,
+    ticker: str,
+    side: Side,
+    session: date,
+    target_50: float,
+    target_75: float,
+    target_100: float,
+    confidence: float,
+    closes_to_session: Sequence[float],
+    calendar: Sequence[date],
+    sessions_after: Sequence[date],
+    closes_after: Sequence[float],
+    config: OptionsConfig,
+    equity: float = 100_000.0,
+) -> tuple[SpreadPlan | SpreadSkip, SpreadReplay | None]:
+    """One labelled signal through the whole overlay: the model chain on its session's close
+    (`closes_to_session` ends with it; their realised vol x multiplier is the IV), the planner,
+    then the replay on the bars after it at the entry IV, less the slippage on a modelled exit.
+    `calendar` holds the exchange's sessions from `session` to past `max_dte`."""
+    vol = realised_vol(closes_to_session, config.vol_window)
+    if math.isnan(vol):
+        return SpreadSkip(
+            ticker, side, f"fewer than {config.vol_window + 1} closes for the realised vol"
+        ), None
+    min_expiry, max_expiry = expiry_window(session, calendar, config)
+    chain = model_chain(
+        ticker,
+        session,
+        float(closes_to_session[-1]),
+        vol,
+        sessions=calendar,
+        min_expiry=min_expiry,
+        max_expiry=max_expiry,
+        config=config,
+    )
+    plan = plan_spread(
+        ticker=ticker,
+        side=side,
+        target_50=target_50,
+        target_75=target_75,
+        target_100=target_100,
+        confidence=confidence,
+        chain=chain,
+        min_expiry=min_expiry,
+        equity=equity,
+        config=config,
+    )
+    if isinstance(plan, SpreadSkip):
+        return plan, None
+    replay = replay_spread(
+        plan,
+        sessions=sessions_after,
+        closes=closes_after,
+        entry_vol=vol * config.iv_multiplier,
+        rate=config.rate,
+        exit_slippage=config.slippage,
+    )
+    return plan, replay
