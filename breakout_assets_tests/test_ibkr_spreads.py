@@ -122,8 +122,9 @@ def test_bag_structure_and_entry_limit(fake: SpreadIB, broker: IbkrBroker) -> No
     assert (far.action, far.ratio, far.exchange) == ("SELL", 1, "SMART")
     assert entry.orderType == "LMT" and entry.action == "BUY"
     assert entry.totalQuantity == 3 and entry.lmtPrice == 4.12  # on the cent grid
-    assert entry.tif == "DAY" and entry.transmit and entry.account == ACCOUNT
-    assert entry.parentId == 0
+    assert entry.tif == "DAY" and entry.account == ACCOUNT and entry.parentId == 0
+    assert not entry.transmit  # the attached close transmits both, as a bracket's stop does
+    assert fake.trades[entry.orderId].orderStatus.status == "Submitted"  # live once both sent
     assert placed.broker_order_ids == [str(entry.orderId), str(fake.placed[1][1].orderId)]
 
 
@@ -202,12 +203,12 @@ def test_crash_between_entry_and_close_rerun_sends_only_the_close(fake: SpreadIB
     assert placed.broker_order_ids == [str(entry.orderId), str(close.orderId)]
 
 
-def test_crash_then_entry_filled_sends_a_standalone_close(fake: SpreadIB) -> None:
+def test_filled_entry_without_close_gets_a_standalone_close(fake: SpreadIB) -> None:
     fake.crash_on_ref = "sp-aapl-1-close"
     with pytest.raises(Crash):
         make_broker(fake).place_spread(spread())
     [(_, entry)] = _by_ref(fake, "sp-aapl-1")
-    fake.fill(entry.orderId, 3, 4.12)  # filled while the process was down
+    fake.fill(entry.orderId, 3, 4.12)  # transmitted by hand in TWS and filled meanwhile
     fake.crash_on_ref = None
     placed = make_broker(fake).place_spread(spread())
     assert placed.status == "submitted", placed.error
@@ -234,11 +235,10 @@ def test_rejection_is_an_answer_and_leaves_nothing_working(
     fake.reject.add("AAPL")
     placed = broker.place_spread(spread())
     assert placed.status == "rejected" and "201" in (placed.error or "")
-    assert _by_ref(fake, "sp-aapl-1-close") == []  # no close for a refused entry
-    assert fake.openTrades() == []
+    assert fake.openTrades() == []  # the combo and its close were refused together
 
 
-def test_refused_close_cancels_the_fresh_entry(fake: SpreadIB, broker: IbkrBroker) -> None:
+def test_refused_close_cancels_the_entry_too(fake: SpreadIB, broker: IbkrBroker) -> None:
     original = fake._transmit
 
     def refuse_close(contract: Contract, parent_id: int) -> None:
@@ -249,8 +249,18 @@ def test_refused_close_cancels_the_fresh_entry(fake: SpreadIB, broker: IbkrBroke
 
     fake._transmit = refuse_close  # type: ignore[method-assign]
     placed = broker.place_spread(spread())
-    assert placed.status == "rejected" and "entry sp-aapl-1 was cancelled" in (placed.error or "")
-    assert fake.openTrades() == []
+    assert placed.status == "rejected" and "conditions" in (placed.error or "")
+    assert fake.openTrades() == []  # all-or-nothing: no entry works without its close
+    assert {t.orderStatus.status for t in fake.trades.values()} == {"Cancelled"}
+
+
+def test_duplicate_order_id_is_retried_with_fresh_ids(fake: SpreadIB, broker: IbkrBroker) -> None:
+    fake.duplicate_id_errors = 1
+    placed = broker.place_spread(spread())
+    assert placed.status == "submitted", placed.error
+    entries = _by_ref(fake, "sp-aapl-1")
+    assert len(entries) == 2 and entries[0][1].orderId != entries[1][1].orderId
+    assert len(fake.openTrades()) == 2
 
 
 def test_unknown_strike_is_an_error_and_sends_nothing(fake: SpreadIB, broker: IbkrBroker) -> None:

@@ -33,6 +33,12 @@ Design notes (see the ib_async 2.1.0 source):
   about a 2 x ATR stop on a momentum stock, deliberately on the high side) of its cost; working
   entries count remaining qty x |limit (or stop-entry trigger) - stop|, an OCA group its largest
   entry only (at most one of them can fill).
+* Spreads (issue 11, `place_spread`): a BAG combo (BUY the near strike, SELL the far one, ratio 1,
+  SMART) as one LMT BUY at the net debit on the cent grid (DAY), plus an attached GTC MKT SELL of
+  the same combo conditioned on the underlying's last price through the close trigger (orderRef
+  `<ref>-close`); sent like a bracket (entry transmit=False, the close transmits both). Option
+  legs stay out of `positions()` (the stock book); `account()` counts a spread's net premium
+  (working: remaining x limit x 100) as open risk.
 * The current session is the exchange calendar's last closed session at the wall clock
   (`clock`): IBKR trades in real time, so a plan of an older session is stale there whatever
   partition the pipeline runs (the caller expires it; `place_bracket` itself does not judge).
@@ -394,10 +400,14 @@ class IbkrBroker:
 
     def place_spread(self, order: SpreadOrder) -> PlacedBracket:
         """One BAG limit order (BUY `contracts` at the net debit, DAY, orderRef = the plan's ref)
-        and its conditional close (orderRef `<ref>-close`): a GTC MARKET SELL of the same combo,
-        attached to the entry (parentId, so it only works once the entry fills and dies with an
+        and its conditional close (orderRef `<ref>-close`): a GTC MARKET SELL of the same combo
+        attached to the entry (parentId: it works only once the entry fills and dies with an
         unfilled entry), whose PriceCondition watches the underlying's last price through
         `close_trigger` (up for calls, down for puts).
+
+        Sent like a bracket: the entry with transmit=False, the close transmitting both, so IB
+        never works an entry without its close (and a marketable entry cannot fill before the
+        close is attached). A refusal of either cancels both: all-or-nothing.
 
         Why a market order: when the condition fires the spread must go, and a vertical is worth
         between 0 and its width, so selling at any price never loses more than the debit paid
@@ -405,9 +415,9 @@ class IbkrBroker:
         evaluated in regular trading hours only (conditionsIgnoreRth False).
 
         Idempotent: our refs are searched first (open, completed, executed). A re-run sends only
-        what is missing: nothing when both exist; only the close when the entry exists (after a
-        crash between the two), attached to the entry while it still works at this client id,
-        standalone once it has filled; nothing when the entry ended unfilled.
+        what is missing: nothing when both exist; only the close when the entry exists (a crash
+        between the two placeOrder calls), attached to the entry while it still works at this
+        client id, standalone once it has filled; nothing when the entry ended unfilled.
         """
         ref, cref = order.order_ref, close_ref(order.order_ref)
         if ref in self._submitted:  # never twice from one broker, whatever the caller
@@ -416,16 +426,21 @@ class IbkrBroker:
         known = self.find_refs([ref, cref])
         entry_known, close_known = known.get(ref), known.get(cref)
         if close_known is not None:
-            ids = [
-                *(entry_known.broker_order_ids if entry_known else []),
-                *close_known.broker_order_ids,
-            ]
+            entry_ids = entry_known.broker_order_ids if entry_known else []
+            ids = [*entry_ids, *close_known.broker_order_ids]
             if entry_known is None:
                 return PlacedBracket(
                     ref, "error", ids, f"{cref} exists at IB without its entry: nothing sent"
                 )
             self._submitted[ref] = PlacedBracket(ref, "submitted", ids)
             return self._submitted[ref]
+        if entry_known is not None and entry_known.state == "cancelled":
+            return PlacedBracket(
+                ref,
+                "error",
+                entry_known.broker_order_ids,
+                f"{ref} ended unfilled at IB: no close sent",
+            )
         try:
             bag, underlying = self.spread_combo(ib, order)
             _, tick = self._contract(ib, order.ticker)
@@ -433,101 +448,93 @@ class IbkrBroker:
             width = abs(order.short_strike - order.long_strike)
             if not 0 < debit < width:
                 raise ValueError(f"the debit {debit} on tick is not inside (0, {width:g})")
-            trigger = round_to_tick(order.close_trigger, tick, "nearest")
+            condition = PriceCondition(
+                isMore=order.close_when_above,
+                price=round_to_tick(order.close_trigger, tick, "nearest"),
+                conId=underlying.conId,
+                exch="SMART",
+                triggerMethod=PRICE_TRIGGER_LAST,
+            )
         except Exception as exc:
             return PlacedBracket(ref, "error", error=f"{order.ticker}: {exc}")
         if entry_known is None:
-            sent = self._send_spread_entry(ib, bag, order, debit)
-            if isinstance(sent, PlacedBracket):
-                return sent
-            entry_ids, parent_id, fresh = [str(sent)], sent, True
-        else:
-            if entry_known.state == "cancelled":
-                return PlacedBracket(
-                    ref,
-                    "error",
-                    entry_known.broker_order_ids,
-                    f"{ref} ended unfilled at IB: no close sent",
-                )
-            entry_ids, parent_id, fresh = (
+            return self._send_spread(ib, bag, order, debit, condition)
+        parent_id = self._parent_id(ib, ref)
+        if parent_id == 0 and entry_known.state == "open":  # unfilled, not ours to attach to
+            return PlacedBracket(
+                ref,
+                "error",
                 entry_known.broker_order_ids,
-                self._parent_id(ib, ref),
-                False,
+                f"{ref} works at IB under another client id: its close cannot be attached "
+                f"(a standalone close could fire before the entry fills); nothing sent",
             )
-            if parent_id == 0 and entry_known.state == "open":  # unfilled, not ours to attach to
-                return PlacedBracket(
-                    ref,
-                    "error",
-                    entry_ids,
-                    f"{ref} works at IB under another client id: its close cannot be attached "
-                    f"(a standalone close could fire before the entry fills); nothing sent",
-                )
-        close = MarketOrder(
-            "SELL",
-            order.contracts,
-            orderRef=cref,
-            account=self.account_id,
-            tif="GTC",
-            parentId=parent_id,
-            transmit=True,
-            conditions=[
-                PriceCondition(
-                    isMore=order.close_when_above,
-                    price=trigger,
-                    conId=underlying.conId,
-                    exch="SMART",
-                    triggerMethod=PRICE_TRIGGER_LAST,
-                )
-            ],
-            conditionsCancelOrder=False,
-        )
+        close = self._close_order(order, condition, parent_id)
         try:
             close.orderId = ib.client.getReqId()
             errors = self._send(ib, bag, [close], cancel_on_error=True)
         except Exception as exc:
             errors = [(0, f"{type(exc).__name__}: {exc}")]
-        ids = [*entry_ids, str(close.orderId)]
+        ids = [*entry_known.broker_order_ids, str(close.orderId)]
+        return self._spread_answer(ref, ids, errors)
+
+    def _close_order(self, order: SpreadOrder, condition: PriceCondition, parent_id: int) -> Order:
+        return MarketOrder(
+            "SELL",
+            order.contracts,
+            orderRef=close_ref(order.order_ref),
+            account=self.account_id,
+            tif="GTC",
+            parentId=parent_id,
+            transmit=True,
+            conditions=[condition],
+            conditionsCancelOrder=False,
+        )
+
+    def _send_spread(
+        self,
+        ib: Any,
+        bag: Contract,
+        order: SpreadOrder,
+        debit: float,
+        condition: PriceCondition,
+    ) -> PlacedBracket:
+        """Entry (transmit=False) and its attached close (transmits both); 103 retried once."""
+        ref = order.order_ref
+        for attempt in (1, 2):
+            legs: list[Order] = []
+            try:
+                entry = LimitOrder(
+                    "BUY",
+                    order.contracts,
+                    debit,
+                    orderRef=ref,
+                    account=self.account_id,
+                    tif="DAY",
+                    transmit=False,
+                )
+                entry.orderId = ib.client.getReqId()
+                close = self._close_order(order, condition, entry.orderId)
+                close.orderId = ib.client.getReqId()
+                legs = [entry, close]
+                errors = self._send(ib, bag, legs, cancel_on_error=True)
+            except Exception as exc:
+                return PlacedBracket(
+                    ref, "error", [str(o.orderId) for o in legs], f"{type(exc).__name__}: {exc}"
+                )
+            if DUPLICATE_ORDER_ID in {c for c, _ in errors} and attempt == 1:
+                continue
+            return self._spread_answer(ref, [str(o.orderId) for o in legs], errors)
+        raise AssertionError("unreachable")
+
+    def _spread_answer(
+        self, ref: str, ids: list[str], errors: list[tuple[int, str]]
+    ) -> PlacedBracket:
         if not errors:
             self._submitted[ref] = PlacedBracket(ref, "submitted", ids)
             return self._submitted[ref]
         message = "; ".join(f"IB {code}: {text}" for code, text in errors)
-        if fresh:  # all-or-nothing: no entry works without its close
-            self.cancel(ref)
-            message += f" (the close was refused, so the entry {ref} was cancelled)"
         status = "rejected" if ORDER_REJECTED in {c for c, _ in errors} else "error"
         return PlacedBracket(ref, status, ids, message)
-
-    def _send_spread_entry(
-        self, ib: Any, bag: Contract, order: SpreadOrder, debit: float
-    ) -> int | PlacedBracket:
-        """The entry's orderId once IB acknowledged it, else the answer to return."""
-        ref = order.order_ref
-        for attempt in (1, 2):
-            entry = LimitOrder(
-                "BUY",
-                order.contracts,
-                debit,
-                orderRef=ref,
-                account=self.account_id,
-                tif="DAY",
-                transmit=True,
-            )
-            try:
-                entry.orderId = ib.client.getReqId()
-                errors = self._send(ib, bag, [entry], cancel_on_error=True)
-            except Exception as exc:
-                return PlacedBracket(
-                    ref, "error", [str(entry.orderId)], f"{type(exc).__name__}: {exc}"
-                )
-            if not errors:
-                return int(entry.orderId)
-            codes = {code for code, _ in errors}
-            if DUPLICATE_ORDER_ID in codes and attempt == 1:
-                continue
-            message = "; ".join(f"IB {code}: {text}" for code, text in errors)
-            status = "rejected" if ORDER_REJECTED in codes else "error"
-            return PlacedBracket(ref, status, [str(entry.orderId)], message)
-        raise AssertionError("unreachable")
 
     def _parent_id(self, ib: Any, ref: str) -> int:
         """The working entry's orderId when this client id placed it (a child can attach to
