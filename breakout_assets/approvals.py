@@ -1,6 +1,9 @@
-"""Human approval of trade plans and fades: the CLI and the `approve_trades` job share this.
+"""Human approval of trade plans, fades and option spreads: the CLI and the `approve_trades`
+job share this.
 
-Only plans still awaiting approval can be decided; every decision records who and when.
+Only plans still awaiting approval can be decided; every decision records who and when. One
+call decides the session's primary brackets, the opposing book's fades and the options
+overlay's spreads alike (an order ref names exactly one of them).
 """
 
 from datetime import date
@@ -18,7 +21,8 @@ def decide(
     decided_by: str,
     refs: "list[str] | None" = None,
 ) -> "list[str]":
-    """Approve (or reject) the pending plans of `session`: all of them when `refs` is None."""
+    """Approve (or reject) the pending plans of `session` (trade plans, fades, option spreads):
+    all of them when `refs` is None."""
     if refs is not None and not refs:
         raise ValueError("name the plans to decide (order refs), or decide them all")
     params = {
@@ -28,10 +32,11 @@ def decide(
         "all_plans": refs is None,
         "refs": refs or [],
     }
-    with postgres.transaction() as conn:  # primary plans and the opposing book's fades alike
+    with postgres.transaction() as conn:  # primary plans, fades and option spreads alike
         decided = [
             *conn.execute(query("trading.decide_plans"), params).scalars(),
             *conn.execute(query("opposing.decide"), params).scalars(),
+            *conn.execute(query("options.decide"), params).scalars(),
         ]
     unknown = sorted(set(refs or []) - set(decided))
     if unknown:
@@ -67,6 +72,9 @@ def decide_trade_plans(
     context.log.info(f"{verb} {len(decided)} plans of {config.session}: {decided}")
 
 
-@job(description="Approve or reject the session's pending trade plans (run config names them).")
+@job(
+    description="Approve or reject the session's pending trade plans, fades and option spreads "
+    "(run config names them)."
+)
 def approve_trades():
     decide_trade_plans()

@@ -9,8 +9,9 @@ breakout research --files-dir DIR   the design's tables measured on real history
 breakout models list          every training run, its held-out AUC and which one serves
 breakout models promote ID    serve a run (one that failed the promotion rules needs --force)
 breakout models rollback SIDE serve the side's previous model again
-breakout approve SESSION (--all | --ref REF ...)   approve pending trade plans
+breakout approve SESSION (--all | --ref REF ...)   approve pending plans (brackets, fades, spreads)
 breakout reject SESSION (--all | --ref REF ...)    reject them
+breakout options status|promote|rollback [--by WHO] the options book: paper until promoted
 breakout kill-switch on|off|status                 halt (or resume) all order activity
 breakout runs recover [--dry-run] [--assume-local] fail dead runs, free their broker slots
 """
@@ -202,14 +203,14 @@ def _with_plan_options(fn):
 @main.command("approve")
 @_with_plan_options
 def approve(session: str, all_plans: bool, refs: tuple[str, ...], by: str | None) -> None:
-    """Approve the pending trade plans of SESSION."""
+    """Approve the pending plans of SESSION: trade plans, fades and option spreads."""
     _decide(session, all_plans, refs, True, by)
 
 
 @main.command("reject")
 @_with_plan_options
 def reject(session: str, all_plans: bool, refs: tuple[str, ...], by: str | None) -> None:
-    """Reject the pending trade plans of SESSION."""
+    """Reject the pending plans of SESSION: trade plans, fades and option spreads."""
     _decide(session, all_plans, refs, False, by)
 
 
@@ -312,6 +313,77 @@ def models_rollback(side: str) -> None:
     except _model_errors() as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"serving {entry['experiment_id']} ({entry['reason']})")
+
+
+@main.group()
+def options() -> None:
+    """The options overlay's book: paper until a forward test promotes it."""
+
+
+def _options_conn():
+    from breakout_assets.definitions import build_resources
+
+    settings = _settings()
+    return settings, build_resources(settings)["postgres"].transaction()
+
+
+@options.command("status")
+def options_status() -> None:
+    """The mode, the promotion record and the paper forward test's figures."""
+    from breakout_assets.options_admin import format_status, status
+
+    settings, transaction = _options_conn()
+    with transaction as conn:
+        report = status(conn, settings.options.mode, settings.options.min_closed_for_promotion)
+    click.echo(format_status(report))
+
+
+@options.command("promote")
+@click.option("--by", default=None, help="Who decides (default: $USER).")
+def options_promote(by: str | None) -> None:
+    """Let the options book trade live: needs enough closed paper spreads with a positive
+    expectancy (BREAKOUT_OPTIONS__MIN_CLOSED_FOR_PROMOTION); recorded with who, when, figures."""
+    from breakout_assets.options_admin import OptionsPromotionError, operator, promote
+
+    settings, transaction = _options_conn()
+    try:
+        with transaction as conn:
+            row = promote(
+                conn,
+                operator(by),
+                settings.options.min_closed_for_promotion,
+                settings.options.mode,
+            )
+    except OptionsPromotionError as exc:
+        raise click.ClickException(str(exc)) from None
+    f = row["figures"]
+    click.echo(
+        f"options book promoted by {row['decided_by']} at {row['decided_at']}: "
+        f"{f['closed']} closed paper spreads, expectancy {f['expectancy_r']:+.3f}R, "
+        f"win rate {f['win_rate']:.1%}"
+        + (
+            ""
+            if settings.options.mode == "live"
+            else f" (BREAKOUT_OPTIONS__MODE is {settings.options.mode}: set it to live to trade)"
+        )
+    )
+
+
+@options.command("rollback")
+@click.option("--by", default=None, help="Who decides (default: $USER).")
+def options_rollback(by: str | None) -> None:
+    """Return the options book to paper (recorded); live spreads are refused until promoted."""
+    from breakout_assets.options_admin import OptionsPromotionError, operator, rollback
+
+    settings, transaction = _options_conn()
+    try:
+        with transaction as conn:
+            row = rollback(conn, operator(by), settings.options.mode)
+    except OptionsPromotionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"options book back to paper: rolled back by {row['decided_by']} at {row['decided_at']}"
+    )
 
 
 if __name__ == "__main__":
