@@ -11,6 +11,7 @@ whole risk, and the size is the risk budget over one contract's debit. Every ref
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import date
 
@@ -30,18 +31,18 @@ from breakout_assets.core.sizing import EPS
 def expiry_window(
     session: date, sessions: Sequence[date], config: OptionsConfig
 ) -> tuple[date, date]:
-    """(min_expiry, max_expiry): the sessions `min_dte` and `max_dte` after the signal session,
-    the window a chain is asked for and the planner's earliest expiry."""
-    ordered = sorted(sessions)
-    if session not in ordered:
+    """(min_expiry, max_expiry): the sessions `min_dte` and `max_dte` after the signal session
+    in `sessions` (the exchange's, ascending): the window a chain is asked for and the
+    planner's earliest expiry."""
+    at = bisect_left(sessions, session)
+    if at == len(sessions) or sessions[at] != session:
         raise ValueError(f"{session} is not one of the given sessions")
-    at = ordered.index(session)
-    if at + config.max_dte >= len(ordered):
+    if at + config.max_dte >= len(sessions):
         raise ValueError(
-            f"the sessions given end on {ordered[-1]}: {config.max_dte} sessions after "
+            f"the sessions given end on {sessions[-1]}: {config.max_dte} sessions after "
             f"{session} are needed"
         )
-    return ordered[at + config.min_dte], ordered[at + config.max_dte]
+    return sessions[at + config.min_dte], sessions[at + config.max_dte]
 
 
 def is_liquid(quote: OptionQuote, config: OptionsConfig) -> bool:
