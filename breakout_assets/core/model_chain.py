@@ -139,18 +139,21 @@ def model_chain(
             mids = black_scholes(right, underlying_price, strikes, years, iv, config.rate)
             deltas = bs_delta(right, underlying_price, strikes, np.array(years), iv, config.rate)
             half = np.maximum(mids * config.model_half_spread, config.model_min_half_spread)
+            bids, asks = np.maximum(mids - half, 0.0), mids + half
             quotes.extend(
                 OptionQuote(
                     underlying=underlying,
                     expiry=expiry,
-                    strike=float(k),
+                    strike=k,
                     right=right,
-                    bid=float(max(mid - h, 0.0)),
-                    ask=float(mid + h),
+                    bid=bid,
+                    ask=ask,
                     open_interest=config.model_open_interest,
                     implied_vol=iv,
-                    delta=float(d),
+                    delta=d,
                 )
-                for k, mid, h, d in zip(strikes, mids, half, deltas, strict=True)
+                for k, bid, ask, d in zip(
+                    strikes.tolist(), bids.tolist(), asks.tolist(), deltas.tolist(), strict=True
+                )
             )
     return OptionChain(underlying, as_of, underlying_price, tuple(quotes))

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from breakout_assets.core.config import OptionsConfig
-from breakout_assets.core.model_chain import model_chain, years_to_expiry
+from breakout_assets.core.model_chain import expiry_dates, model_chain, years_to_expiry
 from breakout_assets.core.option_pricing import black_scholes, intrinsic, realised_vol
 from breakout_assets.core.options import Side, SpreadPlan, SpreadSkip
 from breakout_assets.core.spreads import expiry_window, plan_spread
@@ -129,6 +129,9 @@ def backtest_spread(
             ticker, side, f"fewer than {config.vol_window + 1} closes for the realised vol"
         ), None
     min_expiry, max_expiry = expiry_window(session, calendar, config)
+    # the planner takes the first expiry on or after min_expiry: price only that one
+    listed = expiry_dates(calendar, min_expiry, max_expiry, weeklies=config.model_weeklies)
+    max_expiry = listed[0] if listed else max_expiry
     chain = model_chain(
         ticker,
         session,

@@ -164,7 +164,7 @@ def plan_spread(
         net_debit=debit,
         contracts=contracts,
         ev=ev,
-        close_trigger=target_100 if up else target_75,
+        close_trigger=float(target_100 if up else target_75),
     )
 
 
