@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from breakout_assets.core.config import OptionsConfig
+from breakout_assets.core.config import OptionsConfig, OutcomeConfig
 from breakout_assets.core.model_chain import model_chain, years_to_expiry
 from breakout_assets.core.option_pricing import realised_vol
 from breakout_assets.core.options import (
@@ -33,6 +34,7 @@ from breakout_assets.core.spread_backtest import (
 )
 from breakout_assets.core.spreads import expiry_window, plan_spread
 from breakout_assets.partitions import nyse_sessions
+from breakout_assets.settings import SettingsError, load_settings
 
 with warnings.catch_warnings():  # py_vollib 1.0.12 is a shim over vollib and says so
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -478,3 +480,31 @@ def test_backtest_spread_skips_without_enough_closes_for_the_volatility():
     )
     assert got_plan == SpreadSkip("ACME", "long", "fewer than 21 closes for the realised vol")
     assert got_replay is None
+
+
+# --- the settings ---------------------------------------------------------------------------
+def test_every_options_setting_is_documented_and_the_expiry_covers_the_holding_horizon():
+    assert all(f.description for f in OptionsConfig.model_fields.values())
+    assert OptionsConfig().min_dte == OutcomeConfig().max_holding_sessions
+    assert (OptionsConfig().mode, OptionsConfig().chain_source) == ("paper", "model")
+    with pytest.raises(ValidationError, match="max_dte must be >= min_dte"):
+        OptionsConfig(min_dte=30, max_dte=20)
+    with pytest.raises(ValidationError):
+        OptionsConfig(risk_pct=0)
+    with pytest.raises(ValidationError):
+        OptionsConfig(unknown=1)
+
+
+def test_options_settings_come_from_nested_breakout_variables(monkeypatch):
+    monkeypatch.setenv("BREAKOUT_OPTIONS__MODE", "off")
+    monkeypatch.setenv("BREAKOUT_OPTIONS__MIN_DTE", "25")
+    monkeypatch.setenv("BREAKOUT_OPTIONS__MAX_SPREAD_FRACTION", "0.1")
+    options = load_settings().options
+    assert (options.mode, options.min_dte, options.max_spread_fraction) == ("off", 25, 0.1)
+    monkeypatch.setenv("BREAKOUT_OPTIONS__RISK_PCT", "0")
+    with pytest.raises(SettingsError, match="BREAKOUT_OPTIONS__RISK_PCT"):
+        load_settings()
+    monkeypatch.setenv("BREAKOUT_OPTIONS__RISK_PCT", "1")
+    monkeypatch.setenv("BREAKOUT_OPTIONS__MODE", "yolo")
+    with pytest.raises(SettingsError, match="BREAKOUT_OPTIONS__MODE"):
+        load_settings()
