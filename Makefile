@@ -25,11 +25,10 @@ test: install  ## static checks (ruff lint + format, mypy on core/ and ml/), the
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-# `dg dev` would be Dagster's suggestion, but dagster-dg-cli 1.13.27 needs a newer pydantic than
-# constraints.txt pins, so the UI is `dagster dev`, with that one suggestion silenced.
+# `dg dev` reads the project from [tool.dg] in pyproject.toml and the instance from .env; it
+# expects the project's venv to be the active one, which VIRTUAL_ENV says without `activate`.
 ui: dotenv  ## the Dagster UI on 127.0.0.1:3000, same Postgres, the demo's runs visible
-	PYTHONWARNINGS='ignore:Function `dev_command` is superseded:FutureWarning' \
-	    $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 dotenv: install  ## start the embedded Postgres, write .env: plain `dagster ...` works in the root
 	@$(BIN)/breakout dagster --version >/dev/null

@@ -9,7 +9,6 @@ runtime.write_dotenv) in a temporary folder, so the repo's own `.env` is never t
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -109,24 +108,69 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _make_ui_warnings() -> str:
-    """The PYTHONWARNINGS `make ui` runs `dagster dev` with."""
-    return re.search(r"PYTHONWARNINGS='([^']+)'", MAKEFILE.read_text()).group(1)
+VENV = Path(sys.executable).parents[1]
+DG = str(VENV / "bin" / "dg")
 
 
-def test_dagster_dev_as_make_ui_runs_it_warns_of_nothing(pg_server, tmp_path):
-    root = _project_root(tmp_path, new_database(pg_server, template="template1"))
+def _dg_environment(tmp_path: Path, storage_url: str) -> dict[str, str]:
+    """`dg` runs in the repo itself (it wants the package inside its project), on an instance of
+    its own: the environment wins over the repo's `.env`, whose values are only defaults."""
+    root = _project_root(tmp_path, storage_url)
+    return {
+        **_bare_environment(),
+        "VIRTUAL_ENV": str(VENV),
+        "DAGSTER_HOME": str(root),
+        "BREAKOUT_DAGSTER_PG_URL": runtime.local_postgres.with_driver(storage_url, "psycopg2"),
+    }
+
+
+def test_make_ui_is_dg_dev_on_localhost_with_the_project_venv():
+    recipe = MAKEFILE.read_text().split("\nui:", 1)[1].split("\n\n", 1)[0]
+    assert "VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev -h 127.0.0.1 -p 3000" in recipe
+
+
+def test_dg_dev_as_make_ui_runs_it_warns_of_nothing(pg_server, tmp_path):
+    """`dg dev` in the repo, the venv named the way `make ui` names it."""
+    env = _dg_environment(tmp_path, new_database(pg_server, template="template1"))
     log = tmp_path / "dev.log"
-    env = {**_bare_environment(), "PYTHONWARNINGS": _make_ui_warnings()}
     with log.open("w") as out:
         dev = subprocess.Popen(
-            [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(_free_port())],
-            cwd=root,
+            [DG, "dev", "-h", "127.0.0.1", "-p", str(_free_port())],
+            cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    output = _served(dev, log)
+    # "dagster.yaml ... will not be used" is expected here only: this test's instance is not the
+    # repo's; test_plain_dagster_dev_in_a_root_loads_the_dotenv checks the real layout.
+    for noise in ("superseded", "does not match", "Traceback", "Telemetry"):
+        assert noise not in output, output[-3000:]
+
+
+def test_plain_dagster_dev_in_a_root_loads_the_dotenv(pg_server, tmp_path):
+    """Plain `dagster dev` in a root laid out as the repo's: the `.env` gives it the instance,
+    and dagster.yaml is used (no "will not be used" warning). Dagster's own FutureWarning that
+    `dagster dev` is superseded by `dg dev` is accurate: `make ui` runs `dg dev`."""
+    root = _project_root(tmp_path, new_database(pg_server, template="template1"))
+    log = tmp_path / "dev.log"
+    with log.open("w") as out:
+        dev = subprocess.Popen(
+            [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(_free_port())],
+            cwd=root,
+            env=_bare_environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    output = _served(dev, log)
+    assert "Loaded environment variables from .env file" in output
+    assert "will not be used" not in output and "Traceback" not in output
+
+
+def _served(dev: subprocess.Popen, log: Path) -> str:
+    """Wait for the webserver to serve, stop the whole process group, return the log."""
     try:
         deadline = time.monotonic() + 240
         while "Serving dagster-webserver" not in log.read_text():
@@ -140,8 +184,20 @@ def test_dagster_dev_as_make_ui_runs_it_warns_of_nothing(pg_server, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait()
-    output = log.read_text()
-    assert "Loaded environment variables from .env file" in output
-    assert "will not be used" not in output
-    assert "superseded" not in output
-    assert "Traceback" not in output
+    return log.read_text()
+
+
+def test_dg_checks_the_definitions_from_the_project_root(pg_server, tmp_path):
+    env = _dg_environment(tmp_path, new_database(pg_server, template="template1"))
+    done = subprocess.run(
+        [DG, "check", "defs"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "All definitions loaded successfully" in output
+    assert "Traceback" not in output and "does not match" not in output
