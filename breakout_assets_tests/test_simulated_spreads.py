@@ -247,3 +247,21 @@ def test_unfilled_combo_expires_and_refusals_are_answers(engine, broker):
 def test_still_a_broker(engine, broker):
     assert isinstance(broker, Broker)
     assert SimulatedBroker(engine).options == OptionsConfig()  # the settings' defaults
+
+
+def test_limit_fill_intraday_waits_a_session_for_its_condition(engine, broker):
+    # a put spread: the limit is reached at the day's high, and the same bar's low is through
+    # the trigger; which came first a daily bar cannot say, so the close waits for the next bar
+    bars = [(99, 101, 91, 95), (95, 96, 91.5, 93)]
+    add_bars(engine, "PPP", bars)
+    at_open, at_high = (combo("P", 100, 90, s, 7, bars) for s in (99, 101))
+    limit = round((at_open + at_high) / 2, 2)
+    assert at_high < limit < at_open
+    broker.place_spread(spread("P1", "PPP", "P", (100.0, 90.0), n=1, debit=limit, trigger=92.0))
+    run_days(broker, 8)
+    fills = broker.spread_fills("P1")
+    assert [(f["leg"], f["session"], f["price"]) for f in fills] == [
+        ("entry", SESSIONS[7], limit),
+        ("condition", SESSIONS[8], combo("P", 100, 90, 92, 8, bars, sale=True)),
+    ]
+    assert cash(engine) == pytest.approx(START + (fills[1]["price"] - limit) * 100, abs=0.005)

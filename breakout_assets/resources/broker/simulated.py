@@ -653,8 +653,9 @@ class SimulatedBroker:
     def _spread_entry(self, r: Any, day: date, vol: float) -> tuple[float, bool]:
         """The entry fill of a working combo on the row's bar, and whether it was at the open
         (NaN: the limit was not reached)."""
-        at_open = _combo_value(r, r["open"], day, vol, self.rate)
-        if 0 < at_open <= r["limit_debit"]:
+        # a combo trades at a penny at least: a worthless-looking one still costs one
+        at_open = max(_combo_value(r, r["open"], day, vol, self.rate), 0.01)
+        if at_open <= r["limit_debit"]:
             return at_open, True
         best = _combo_value(r, r["low"] if _calls(r) else r["high"], day, vol, self.rate)
         return (float(r["limit_debit"]), False) if best <= r["limit_debit"] else (np.nan, False)
