@@ -17,6 +17,7 @@ from breakout_assets.assets.management import build_management_assets
 from breakout_assets.assets.market_data import build_market_data_assets
 from breakout_assets.assets.models import build_model_assets
 from breakout_assets.assets.opposing import build_opposing_assets
+from breakout_assets.assets.options_backtest import build_options_backtest_assets
 from breakout_assets.assets.orders import build_order_assets
 from breakout_assets.assets.outcomes import build_outcome_assets
 from breakout_assets.assets.signals import build_signal_assets
@@ -125,6 +126,7 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_management_assets(partitions_def, settings),
         *build_opposing_assets(partitions_def, settings),
         *build_backtest_assets(settings),
+        *build_options_backtest_assets(settings),
     ]
     return [
         asset.map_asset_specs(
