@@ -282,7 +282,8 @@ def equity_curve_png(trades: pd.DataFrame) -> bytes:
         ylabel="cumulative R",
         title="Options overlay: debit spreads vs the stock trades (model chain, daily closes)",
     )
-    ax.legend(loc="upper left", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize="small")
     figure.autofmt_xdate()
     figure.tight_layout()
     FigureCanvasAgg(figure)
@@ -342,7 +343,19 @@ def build_options_backtest_assets(settings: BreakoutSettings) -> list[AssetsDefi
         summary = summary_table(rows)
         context.log.info(f"options_backtest:\n{summary}")
         shown = closed(trades)[
-            ["signal_id", "side", "net_debit", "exit_reason", "r", "status", "stock_r"]
+            [
+                "signal_id",
+                "side",
+                "expiry",
+                "long_strike",
+                "short_strike",
+                "net_debit",
+                "exit_session",
+                "exit_reason",
+                "r",
+                "status",
+                "stock_r",
+            ]
         ]
         return MaterializeResult(
             metadata={
