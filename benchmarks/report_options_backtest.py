@@ -100,26 +100,39 @@ def main() -> None:
     engine = create_engine(local_postgres.with_driver(url, "psycopg"))
     with engine.connect() as conn:
         rows = pd.read_sql(
-            text("SELECT * FROM backtest_results WHERE backtest = 'options' ORDER BY side"), conn
+            text(
+                "SELECT * FROM backtest_results WHERE backtest = 'options' ORDER BY side, variant"
+            ),
+            conn,
         )
         span = conn.execute(text("SELECT count(DISTINCT ticker) FROM market_bars")).scalar()
     engine.dispose()
     print(f"\noptions_backtest on {span} tickers ({meta['data_source'].value})")
     print(f"confidence: {meta['confidence'].value}")
+    spreads = rows[rows["variant"] == "debit spread"].set_index("side")
+    stock = rows[rows["variant"] == "stock, same signals"].set_index("side")
     print(
-        f"{'side':<6}{'signals':>8}{'spreads':>8}{'skipped':>8}{'win':>7}{'mean R':>8}"
-        f"{'sum R':>9}{'stock R':>9}{'net':>8}  top skip reasons"
+        f"{'side':<6}{'signals':>8}{'spreads':>8}{'skipped':>8}{'open':>6}{'win':>7}"
+        f"{'mean R':>8}{'sum R':>9} |{'stock':>6}{'win':>7}{'R':>8}{'net R':>8}"
     )
-    for r in rows.itertuples():
-        d = r.detail if isinstance(r.detail, dict) else json.loads(r.detail)
-        reasons = "; ".join(f"{k} ({v})" for k, v in list(d["skip_reasons"].items())[:3])
+    for side in spreads.index:
+        r, k = spreads.loc[side], stock.loc[side]
+        d = r["detail"] if isinstance(r["detail"], dict) else json.loads(r["detail"])
         print(
-            f"{r.side:<6}{r.signals:>8}{r.trades:>8}{d['skipped']:>8}{r.win_rate:>7.1%}"
-            f"{r.expectancy_r:>+8.3f}{r.sum_r:>+9.1f}{d['stock_mean_r']:>+9.3f}"
-            f"{d['stock_mean_net_r']:>+8.3f}  {reasons}"
+            f"{side:<6}{r['signals']:>8}{r['trades']:>8}{d['skipped']:>8}"
+            f"{d['open_at_data_end'] + d['not_entered']:>6}{r['win_rate']:>7.1%}"
+            f"{r['expectancy_r']:>+8.3f}{r['sum_r']:>+9.1f} |{k['trades']:>6}"
+            f"{k['win_rate']:>7.1%}{k['expectancy_r']:>+8.3f}{k['expectancy_net_r']:>+8.3f}"
         )
-    print("\n(R of a spread in debit units; stock R of the same signals' stock trades, gross and")
-    print(" net of costs, over the spreads' signals whose stock bracket filled)")
+        print(
+            f"{'':<6}exits {d['exits']}; skipped: "
+            + "; ".join(f"{kind} {n}" for kind, n in d["skip_reasons"][:4])
+        )
+    print(
+        "\nspreads: R in debit units (-1 = the debit lost); open: planned but not entered, or "
+        "still open when the bars end.\nstock: the stock trades (gross R, net of costs) of the "
+        "closed spreads' signals whose bracket filled and closed."
+    )
     print(f"\nrun time of options_backtest: {meta['seconds'].value} s")
 
 

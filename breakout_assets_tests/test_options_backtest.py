@@ -122,7 +122,7 @@ def test_a_model_confidence_from_signal_scores_decides_the_ev(settings):
     rows = read_table(settings.database_url, RESULTS).set_index(["variant", "side"])
     detail = rows.loc[("debit spread", "long")]["detail"]
     assert rows.loc[("debit spread", "long")]["trades"] == 0
-    assert detail["skip_reasons"] == {"EV <= 0": 1}
+    assert detail["skip_reasons"] == [["EV <= 0", 1]]
     assert detail["confidence_from_model"] == 1
     meta = result.asset_materializations_for_node("options_backtest")[0].metadata
     assert "signal_scores' model confidence where scored (1 signals)" in meta["confidence"].value
@@ -160,7 +160,7 @@ def test_sample_run_writes_every_labelled_signal_and_rerun_is_identical(labelled
             row["trades"] + detail["skipped"] + detail["not_entered"] + detail["open_at_data_end"]
         )
         assert accounted == row["signals"]
-        assert sum(detail["skip_reasons"].values()) == detail["skipped"]
+        assert sum(n for _, n in detail["skip_reasons"]) == detail["skipped"]
         assert row["trades"] > 10 and 0 < row["win_rate"] < 1
         assert -1.0 <= row["expectancy_r"]  # a spread never loses more than its debit
         assert stock.loc[side, "signals"] == row["trades"]

@@ -198,7 +198,8 @@ def result_rows(trades: pd.DataFrame, detail: dict) -> list[dict]:
             **detail,
             "planned": int(mine["expiry"].notna().sum()),
             "skipped": len(skipped),
-            "skip_reasons": dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
+            # [kind, count] pairs, most frequent first (a jsonb object would lose the order)
+            "skip_reasons": sorted(([k, n] for k, n in kinds.items()), key=lambda p: (-p[1], p[0])),
             "not_entered": int((mine["expiry"].notna() & mine["exit_reason"].isna()).sum()),
             "open_at_data_end": int((mine["exit_reason"] == "open").sum()),
             "exits": {e: int((spreads["exit_reason"] == e).sum()) for e in CLOSED_EXITS},
@@ -244,7 +245,7 @@ def summary_table(rows: list[dict]) -> pd.DataFrame:
                 "spreads": r["trades"],
                 "skipped": r["detail"]["skipped"],
                 "top_skip_reasons": "; ".join(
-                    f"{k} ({n})" for k, n in list(r["detail"]["skip_reasons"].items())[:3]
+                    f"{k} ({n})" for k, n in r["detail"]["skip_reasons"][:3]
                 ),
                 "win_rate": r["win_rate"],
                 "mean_r_debit": r["expectancy_r"],
