@@ -130,12 +130,12 @@ def test_a_model_confidence_from_signal_scores_decides_the_ev(settings):
 
 @pytest.fixture(scope="module")
 def labelled_sample(pg_server, dagster_instance):
-    """The bundled real sample: bars 2019-2021, signals and outcomes of 2020-2021."""
+    """The bundled real sample: bars 2020-2021, signals and outcomes from June 2020."""
     settings = load_settings(database_url=new_database(pg_server), files_dir=SAMPLE_DIR)
     run_assets(
-        settings, ["market_bars", "index_bars", "ticker_reference"], "2019-01-02", "2021-12-31"
+        settings, ["market_bars", "index_bars", "ticker_reference"], "2020-01-02", "2021-12-31"
     )
-    run_assets(settings, ["breakout_signals", "signal_outcomes"], "2020-01-02", "2021-12-31")
+    run_assets(settings, ["breakout_signals", "signal_outcomes"], "2020-06-01", "2021-12-31")
     return settings
 
 

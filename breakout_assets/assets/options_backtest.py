@@ -206,7 +206,9 @@ def result_rows(trades: pd.DataFrame, detail: dict) -> list[dict]:
             "confidence_from_model": int((mine["confidence_source"] == "model").sum()),
             "stock_trades": len(stock),
             "stock_mean_r": float(stock_r.mean()) if len(stock) else None,
-            "stock_mean_net_r": float(np.nanmean(stock_net)) if len(stock) else None,
+            "stock_mean_net_r": (
+                float(np.nanmean(stock_net)) if np.isfinite(stock_net).any() else None
+            ),
         }
         spread_stats = trade_stats(spreads["r"].to_numpy(float))
         rows.append(
