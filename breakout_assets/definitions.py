@@ -17,6 +17,7 @@ from breakout_assets.assets.management import build_management_assets
 from breakout_assets.assets.market_data import build_market_data_assets
 from breakout_assets.assets.models import build_model_assets
 from breakout_assets.assets.opposing import build_opposing_assets
+from breakout_assets.assets.options import build_option_assets
 from breakout_assets.assets.options_backtest import build_options_backtest_assets
 from breakout_assets.assets.orders import build_order_assets
 from breakout_assets.assets.outcomes import build_outcome_assets
@@ -37,6 +38,7 @@ from breakout_assets.resources.market_data import (
     SyntheticMarketData,
 )
 from breakout_assets.resources.model_store import ModelStore
+from breakout_assets.resources.option_chain.resource import option_chain_resource
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.run_guard import guarded_executor
 from breakout_assets.schedules import build_daily_schedule, build_pre_open_schedule
@@ -96,6 +98,10 @@ def broker_resource(settings: BreakoutSettings, postgres: PostgresResource) -> B
         starting_equity=settings.simulated_starting_equity,
         entry_valid_sessions=settings.outcomes.entry_valid_sessions,
         max_holding_sessions=settings.outcomes.max_holding_sessions,
+        options_iv_multiplier=settings.options.iv_multiplier,
+        options_vol_window=settings.options.vol_window,
+        options_rate=settings.options.rate,
+        options_slippage=settings.options.slippage,
     )
 
 
@@ -110,6 +116,14 @@ def build_resources(settings: BreakoutSettings) -> dict:
         "market_data": market_data_resource(settings),
         "model_store": ModelStore(root=str(settings.model_store_dir)),
         "broker": broker_resource(settings, postgres),
+        "option_chain": option_chain_resource(
+            settings.options,
+            polygon_key=EnvVar(settings.polygon_key_variable())
+            if settings.options.chain_source == "polygon"
+            else None,
+            ibkr_host=settings.ibkr_host,
+            ibkr_port=settings.ibkr_port,
+        ),
     }
 
 
@@ -123,6 +137,7 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_model_assets(settings),
         *build_trading_assets(partitions_def, settings),
         *build_order_assets(partitions_def, settings),
+        *build_option_assets(partitions_def, settings),
         *build_management_assets(partitions_def, settings),
         *build_opposing_assets(partitions_def, settings),
         *build_backtest_assets(settings),

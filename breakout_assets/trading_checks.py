@@ -33,8 +33,9 @@ from breakout_assets.settings import BreakoutSettings
 _EXAMPLES = 20
 _STOP_TOLERANCE = 1e-9  # relative: float noise, not a loosening
 
-ORDER_TABLES = ("broker_orders", "opposing_orders", "stop_updates")
-SENT_TABLES = ("broker_orders", "trade_plan", "opposing_orders", "stop_updates")
+# asset keys; option_orders records its answers on the option_spreads table
+ORDER_TABLES = ("broker_orders", "opposing_orders", "stop_updates", "option_orders")
+SENT_TABLES = ("broker_orders", "trade_plan", "opposing_orders", "stop_updates", "option_orders")
 
 
 def _rows(frame: pd.DataFrame) -> MetadataValue:

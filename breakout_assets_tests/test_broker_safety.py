@@ -362,7 +362,7 @@ def test_a_dead_parent_stops_sending_before_the_next_order(market, monkeypatch):
 
 # Assets that read the broker's account (equity for sizing) but never send, change or cancel an
 # order: they belong to the after-close pipeline.
-ACCOUNT_READERS = {"trade_plan", "fade_plan"}
+ACCOUNT_READERS = {"trade_plan", "fade_plan", "option_spreads"}
 
 
 def test_every_broker_asset_runs_only_in_broker_tagged_jobs():
@@ -382,7 +382,7 @@ def test_every_broker_asset_runs_only_in_broker_tagged_jobs():
         if tagged:
             assert needs_broker and node.pools == {"broker"}, name
             broker_assets.add(name)
-    assert broker_assets == {"broker_orders", "opposing_orders", "stop_updates"}
+    assert broker_assets == {"broker_orders", "opposing_orders", "stop_updates", "option_orders"}
     for job in repository.get_all_jobs():
         if job.name.startswith("__ASSET_JOB"):
             continue  # the implicit job of ad-hoc materialisations: the broker pool covers it
@@ -395,4 +395,4 @@ def test_every_broker_asset_runs_only_in_broker_tagged_jobs():
         k.to_user_string()
         for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
     }
-    assert {"trade_plan", "fade_plan"} <= daily and not daily & broker_assets
+    assert {"trade_plan", "fade_plan", "option_spreads"} <= daily and not daily & broker_assets

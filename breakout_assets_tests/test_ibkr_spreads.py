@@ -15,14 +15,9 @@ import pytest
 from ib_async import Contract, Option, Order, PriceCondition, Trade
 from ib_async import Position as IbPosition
 
-from breakout_assets.core.options import SpreadOrder
+from breakout_assets.core.options import CLOSE_SUFFIX, SpreadOrder, close_ref
 from breakout_assets.resources.broker.base import Broker
-from breakout_assets.resources.broker.ibkr import (
-    CLOSE_SUFFIX,
-    PRICE_TRIGGER_LAST,
-    IbkrBroker,
-    close_ref,
-)
+from breakout_assets.resources.broker.ibkr import PRICE_TRIGGER_LAST, IbkrBroker
 from breakout_assets_tests.test_ibkr_broker import (  # noqa: F401 (the guard fixture)
     ACCOUNT,
     CONIDS,

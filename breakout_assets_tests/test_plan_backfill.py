@@ -23,7 +23,7 @@ from breakout_assets.resources.broker.base import BracketOrder
 from breakout_assets.resources.broker.simulated import SimulatedBroker
 from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.settings import load_settings
-from breakout_assets_tests.helpers import read_table, run_assets
+from breakout_assets_tests.helpers import read_table, run_assets, run_totals
 
 DAYS = nyse_sessions(date(2024, 1, 2), date(2024, 2, 16))  # 33 sessions
 S1, S2, S3, LIVE = DAYS[2], DAYS[8], DAYS[25], DAYS[-1]  # planned sessions; LIVE is the newest
@@ -195,10 +195,10 @@ def test_a_backfill_sizes_each_session_against_the_account_then(history):
     assert list(first["quantity"]) == [250, 250, 90, 0]  # 6% - GROW's $100 - 2 x $2,500
     assert "max_open_risk" in first["reason"].iloc[2] and first["status"].iloc[3] == "skipped"
 
-    metadata = result.asset_materializations_for_node("trade_plan")[0].metadata
-    assert metadata["sessions_sized_live"].value == 1  # LIVE: the account has reached it
-    assert metadata["sessions_sized_as_of_then"].value == len(DAYS[2:-1])
-    assert metadata["equity_then_min"].value == pytest.approx(equity[S1], abs=0.01)
+    totals = run_totals(result, "trade_plan")  # a range: the totals are the run's observation
+    assert totals["sessions_sized_live"] == 1  # LIVE: the account has reached it
+    assert totals["sessions_sized_as_of_then"] == len(DAYS[2:-1])
+    assert totals["equity_then_min"] == pytest.approx(equity[S1], abs=0.01)
 
 
 def test_the_account_history_matches_what_the_broker_said_then(history):

@@ -92,7 +92,7 @@ def test_clean_records_pass_every_check(settings):
         _update("2024-01-04", "breakeven", 96, 100),
         _update("2024-01-05", "trail", 100, 101),
     )
-    assert len(results) == 10 and failed(results) == set()
+    assert len(results) == 12 and failed(results) == set()
 
 
 def test_an_add_on_sent_twice_fails_no_order_ref_twice(settings):
@@ -121,6 +121,33 @@ def test_a_dry_run_marked_sent_fails(settings):
     assert failed(results) == {
         (table, "no_dry_run_marked_sent")
         for table in ("broker_orders", "trade_plan", "stop_updates")
+    }
+
+
+def _spread(ref: str = "BRK-TEST-20240102-L-SPRD", **answer) -> str:
+    """An approved call spread, with the broker's answer columns as given."""
+    columns = {
+        "broker": "'simulated'",
+        "dry_run": "false",
+        "status": "'sent'",
+        "broker_order_ids": "'[\"S1\"]'",
+        "sent_at": "now()",
+        **answer,
+    }
+    return f"""INSERT INTO option_spreads (order_ref, signal_id, session, ticker, side,
+        option_right, expiry, long_strike, short_strike, net_debit, width, contracts, max_loss,
+        max_gain, ev, confidence, close_trigger, reason, mode, decided_by, decided_at,
+        {", ".join(columns)})
+        VALUES ('{ref}', '{ref}', '2024-01-02', 'TEST', 'long', 'C', '2024-02-16', 104, 108,
+        1.2, 4, 8, 960, 2240, 0.5, 0.6, 108, 'test', 'paper', 'test', now(),
+        {", ".join(columns.values())})"""
+
+
+def test_a_dry_run_spread_marked_sent_fails(settings):
+    assert failed(execute(settings, _spread())) == set()
+    assert failed(execute(settings, _spread(ref="X-SPRD", dry_run="true"))) == {
+        ("option_orders", "no_dry_run_marked_sent"),
+        ("option_orders", "no_order_ref_twice"),  # and S1 is now under two refs
     }
 
 

@@ -10,7 +10,7 @@ count against their session's caps.
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from dagster import (
@@ -146,16 +146,39 @@ def as_account(snapshot: AccountSnapshot) -> Account:
     )
 
 
-def no_history_message(broker_kind: str, sessions: list, current) -> str:
+def no_history_message(broker_kind: str, sessions: list, current, asset: str = "trade_plan") -> str:
     span = f"{sessions[0]}" if len(sessions) == 1 else f"{sessions[0]} to {sessions[-1]}"
     return (
-        f"trade_plan: {len(sessions)} session(s) with trades to size ({span}) are before the "
+        f"{asset}: {len(sessions)} session(s) with trades to size ({span}) are before the "
         f"broker's current session {current}, and BREAKOUT_BROKER={broker_kind} keeps no "
         "account history: sizing them against today's account would misstate every "
-        "quantity, so nothing was changed. Materialise trade_plan for the current session "
+        f"quantity, so nothing was changed. Materialise {asset} for the current session "
         "only, or backfill past sessions with BREAKOUT_BROKER=simulated (its account "
         "history covers them)."
     )
+
+
+def session_accounts(
+    postgres: PostgresResource, broker: BrokerResource, sessions: list[date], asset: str
+) -> dict[date, Account]:
+    """The account each of `sessions` is sized against: as it stood after that session's
+    close, from the broker's history for a session it has moved past, live for the current
+    one. A broker without history refuses past sessions (no_history_message)."""
+    if not sessions:
+        return {}
+    with broker.session() as connected:
+        current = connected.current_session(sessions[0])
+        past = [d for d in sessions if d < current]
+        history = {}
+        if past and broker.kind in BROKERS_WITH_HISTORY:
+            with postgres.transaction() as conn:
+                history = simulated_accounts_as_of(conn, past)
+        then = {d: as_account(snapshot) for d, snapshot in history.items()}
+        unsized = [d for d in past if d not in then]
+        if unsized:
+            raise ValueError(no_history_message(broker.kind, unsized, current, asset))
+        live = as_account(connected.account()) if len(then) < len(sessions) else None
+    return {d: then[d] if d in then else live for d in sessions}  # type: ignore[misc]
 
 
 def build_trading_assets(

@@ -17,6 +17,12 @@ OptionRight = Literal["C", "P"]
 Side = Literal["long", "short"]
 
 CONTRACT_MULTIPLIER = 100  # US equity options: 100 shares per contract
+CLOSE_SUFFIX = "-close"  # a spread's conditional close carries the ref `<spread ref>-close`
+
+
+def close_ref(order_ref: str) -> str:
+    """The ref of a spread's conditional close: how a re-run knows it reached the broker."""
+    return f"{order_ref}{CLOSE_SUFFIX}"
 
 
 def right_for(side: Side) -> OptionRight:

@@ -48,14 +48,22 @@ def simulated_accounts_as_of(conn: Connection, sessions: list[date]) -> dict[dat
         return {}
     cash = dict(conn.execute(_q("simulated_cash_as_of"), {"sessions": sessions}).all())
     rows = conn.execute(_q("simulated_orders_as_of"), {"sessions": sessions}).mappings().all()
+    spreads = dict(conn.execute(_q("simulated_spreads_as_of"), {"sessions": sessions}).all())
     ordinal = _ordinal(sorted({*sessions, *(r["signal_session"] for r in rows)}))
     by_session: dict[date, list] = defaultdict(list)
     for r in rows:
         by_session[r["session"]].append(r)
-    return {d: _snapshot(d, cash[d], by_session[d], ordinal) for d in sessions if d in cash}
+    return {
+        d: _snapshot(d, cash[d], by_session[d], ordinal, float(spreads.get(d) or 0.0))
+        for d in sessions
+        if d in cash
+    }
 
 
-def _snapshot(session: date, cash: float, rows: list, ordinal: dict[date, int]) -> AccountSnapshot:
+def _snapshot(
+    session: date, cash: float, rows: list, ordinal: dict[date, int], spread_debit: float = 0.0
+) -> AccountSnapshot:
+    """`spread_debit`: the option combos held, at cost (their value and their risk)."""
     held = [r for r in rows if r["entry_session"] is not None and r["entry_session"] <= session]
     working = [r for r in rows if r["entry_session"] is None or r["entry_session"] > session]
     working = [
@@ -76,12 +84,12 @@ def _snapshot(session: date, cash: float, rows: list, ordinal: dict[date, int]) 
         group = w["oca_group"] or w["order_ref"]
         reserved[group] = max(reserved[group], w["quantity"] * w["entry"])
         risk[group] = max(risk[group], w["quantity"] * abs(w["entry"] - w["stop"]))
-    equity = cash + value
-    excess = equity - gross
+    equity = cash + value + spread_debit
+    excess = equity - gross - spread_debit
     return AccountSnapshot(
         equity=equity,
         buying_power=excess - sum(reserved.values()),
         excess_liquidity=excess,
-        open_risk=at_risk + sum(risk.values()),
+        open_risk=at_risk + sum(risk.values()) + spread_debit,
         open_positions=len(held),
     )

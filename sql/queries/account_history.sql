@@ -5,6 +5,8 @@
 -- Cash after each session's close: the starting cash plus every fill's cash up to that session.
 SELECT d.session,
        a.starting_cash + coalesce((SELECT sum(f.cash_change) FROM sim_fills f
+                                   WHERE f.session <= d.session), 0)
+                       + coalesce((SELECT sum(f.cash_change) FROM sim_spread_fills f
                                    WHERE f.session <= d.session), 0) AS cash
 FROM unnest(CAST(:sessions AS date[])) AS d(session)
 CROSS JOIN sim_account a;
@@ -44,3 +46,15 @@ JOIN o ON o.signal_session < d.session
            -- N sessions span at most 2N + 7 calendar days
            OR o.signal_session > d.session - (2 * o.valid_sessions + 7))
 ORDER BY d.session, o.seq;
+
+-- name: simulated_spreads_as_of
+-- Per session D, the option combos held after D's close (entered by D, not exited by D), at
+-- their entry cost: the debit paid is both their value here and the risk they carry (the
+-- broker's own mark of a past close is not kept).
+SELECT d.session, sum(e.price * 100 * e.contracts) AS debit
+FROM unnest(CAST(:sessions AS date[])) AS d(session)
+JOIN sim_spread_fills e ON e.leg = 'entry' AND e.session <= d.session
+WHERE NOT EXISTS (SELECT 1 FROM sim_spread_fills x
+                  WHERE x.order_ref = e.order_ref AND x.leg <> 'entry'
+                    AND x.session <= d.session)
+GROUP BY d.session;

@@ -4,7 +4,7 @@
 -- name: duplicate_order_refs
 -- Every ref that reaches the broker: a primary bracket (broker_orders), a fade's legs
 -- (opposing_orders, <ref>-ALT / <ref>-LIM), an add-on bracket (stop_updates, <ref>-ADD, one per
--- position). A ref recorded twice is an order sent twice; so is one broker order id recorded
+-- position), an option spread's combo (option_spreads, sent by option_orders). A ref recorded twice is an order sent twice; so is one broker order id recorded
 -- under two refs.
 WITH refs AS (
     SELECT order_ref AS ref, 'broker_orders' AS source FROM broker_orders
@@ -14,12 +14,17 @@ WITH refs AS (
     UNION ALL
     SELECT order_ref || '-ADD', 'stop_updates' FROM stop_updates
     WHERE action = 'add_on' AND status IN ('applied', 'dry_run')
+    UNION ALL
+    SELECT order_ref, 'option_orders' FROM option_spreads WHERE broker IS NOT NULL
 ), ids AS (
     SELECT id AS broker_order_id, b.order_ref, 'broker_orders' AS source
     FROM broker_orders b, jsonb_array_elements_text(b.broker_order_ids) AS id
     UNION ALL
     SELECT id, o.order_ref, 'opposing_orders'
     FROM opposing_orders o, jsonb_array_elements_text(o.broker_order_ids) AS id
+    UNION ALL
+    SELECT id, s.order_ref, 'option_orders'
+    FROM option_spreads s, jsonb_array_elements_text(s.broker_order_ids) AS id
 )
 SELECT 'order_ref' AS kind, ref AS value, array_agg(DISTINCT source) AS sources,
        count(*) AS times
@@ -45,6 +50,9 @@ WHERE dry_run AND (status = 'sent' OR broker_order_ids <> '[]')
 UNION ALL
 SELECT 'stop_updates', order_ref || ' ' || session || ' ' || action, status FROM stop_updates
 WHERE dry_run AND status = 'applied'
+UNION ALL
+SELECT 'option_orders', order_ref, status FROM option_spreads
+WHERE dry_run AND (status = 'sent' OR broker_order_ids <> '[]')
 ORDER BY source, order_ref;
 
 -- name: sized_plans

@@ -53,6 +53,7 @@ SELECT (SELECT count(*) FROM signal_scores)                                 AS s
 -- name: reset_trading
 -- The demo owns the simulated account: each demo trades its year from a fresh one.
 TRUNCATE sim_stop_changes, sim_fills, sim_orders, sim_processed_sessions, sim_account,
+         sim_spread_fills, sim_spread_orders, option_spreads,
          stop_updates, broker_orders, trade_plan, opposing_orders, signal_scores, halt_events;
 
 -- name: latest_experiments

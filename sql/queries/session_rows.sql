@@ -20,3 +20,6 @@ SELECT session, count(*) AS n FROM signal_scores WHERE session = ANY(:sessions) 
 
 -- name: trade_plan
 SELECT session, count(*) AS n FROM trade_plan WHERE session = ANY(:sessions) GROUP BY session;
+
+-- name: option_spreads
+SELECT session, count(*) AS n FROM option_spreads WHERE session = ANY(:sessions) GROUP BY session;

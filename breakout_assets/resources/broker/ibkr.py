@@ -73,7 +73,7 @@ from ib_async import (
     util,
 )
 
-from breakout_assets.core.options import CONTRACT_MULTIPLIER, SpreadOrder
+from breakout_assets.core.options import CONTRACT_MULTIPLIER, SpreadOrder, close_ref
 from breakout_assets.partitions import nyse_calendar, nyse_sessions
 from breakout_assets.resources.broker.base import (
     AccountSnapshot,
@@ -94,7 +94,6 @@ _ACKED = frozenset({"PreSubmitted", "Submitted", "Filled", "ApiPending"})
 _KILLED = frozenset({"Cancelled", "ApiCancelled"})
 _DEAD = _KILLED | {"Inactive"}
 _SUMMARY_TAGS = ("NetLiquidation", "BuyingPower", "ExcessLiquidity")
-CLOSE_SUFFIX = "-close"  # the conditional close of spread `ref` carries orderRef `ref-close`
 COMBO_TICK = 0.01  # SMART option combos take cent increments
 PRICE_TRIGGER_LAST = 2  # PriceCondition.triggerMethod: the last traded price
 
@@ -138,11 +137,6 @@ def last_closed_session(now: datetime) -> date:
         if calendar.session_close(pd.Timestamp(session)) <= at:
             return session
     raise BrokerError(f"no NYSE session closed in the two weeks before {now}")
-
-
-def close_ref(order_ref: str) -> str:
-    """The orderRef of a spread's conditional close."""
-    return f"{order_ref}{CLOSE_SUFFIX}"
 
 
 def _utc_now() -> datetime:

@@ -14,9 +14,12 @@ from typing import ClassVar
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from breakout_assets.core.config import OptionsConfig
 from breakout_assets.core.outcomes import OutcomeConfig
 from breakout_assets.resources.broker.base import Broker
 from breakout_assets.resources.postgres import PostgresResource, env_resolved
+
+_OPTIONS = OptionsConfig()
 
 
 class BrokerResource(ConfigurableResource):
@@ -46,6 +49,11 @@ class SimulatedBrokerResource(BrokerResource):
     starting_equity: float = 100_000.0
     entry_valid_sessions: int = 1
     max_holding_sessions: int = 20
+    # how it prices option combos (BREAKOUT_OPTIONS__*: the model chain's own settings)
+    options_iv_multiplier: float = _OPTIONS.iv_multiplier
+    options_vol_window: int = _OPTIONS.vol_window
+    options_rate: float = _OPTIONS.rate
+    options_slippage: float = _OPTIONS.slippage
 
     def build(self) -> Broker:
         from breakout_assets.resources.broker.simulated import SimulatedBroker
@@ -56,6 +64,12 @@ class SimulatedBrokerResource(BrokerResource):
             config=OutcomeConfig(
                 entry_valid_sessions=self.entry_valid_sessions,
                 max_holding_sessions=self.max_holding_sessions,
+            ),
+            options=OptionsConfig(
+                iv_multiplier=self.options_iv_multiplier,
+                vol_window=self.options_vol_window,
+                rate=self.options_rate,
+                slippage=self.options_slippage,
             ),
         )
 

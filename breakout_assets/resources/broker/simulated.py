@@ -82,7 +82,7 @@ from breakout_assets.core.option_pricing import (
     intrinsic,
     realised_vol,
 )
-from breakout_assets.core.options import CONTRACT_MULTIPLIER, SpreadOrder
+from breakout_assets.core.options import CLOSE_SUFFIX, CONTRACT_MULTIPLIER, SpreadOrder
 from breakout_assets.core.outcomes import OutcomeConfig, entry_fill, exit_on_bar, stop_entry_fill
 from breakout_assets.partitions import is_session, nyse_sessions, session_ordinals
 from breakout_assets.resources.broker.base import (
@@ -794,20 +794,26 @@ class SimulatedBroker:
 
     def find_refs(self, order_refs: list[str]) -> dict[str, KnownOrder]:
         """Every ref placed, bracket or spread, whatever became of it; a working entry's state
-        is 'open'."""
+        is 'open'. A spread's conditional close is part of its combo here, so its ref
+        (`close_ref`) is known exactly when the spread's is."""
+        refs = list(order_refs)
+        closes = {r.removesuffix(CLOSE_SUFFIX): r for r in refs if r.endswith(CLOSE_SUFFIX)}
         with self._begin() as conn:
-            rows = [
-                *conn.execute(_q("find_refs"), {"refs": list(order_refs)}).mappings().all(),
-                *conn.execute(_s("find_refs"), {"refs": list(order_refs)}).mappings().all(),
-            ]
-        return {
-            r["order_ref"]: KnownOrder(
+            brackets = conn.execute(_q("find_refs"), {"refs": refs}).mappings().all()
+            spreads = conn.execute(_s("find_refs"), {"refs": refs + list(closes)}).mappings().all()
+        known = {}
+        for r in [*brackets, *spreads]:
+            found = KnownOrder(
                 r["order_ref"],
                 list(r["broker_order_ids"]),
                 "open" if r["status"] == "working" else r["status"],
             )
-            for r in rows
-        }
+            if r["order_ref"] in refs:
+                known[r["order_ref"]] = found
+            if r["order_ref"] in closes:
+                ref = closes[r["order_ref"]]
+                known[ref] = KnownOrder(ref, found.broker_order_ids, found.state)
+        return known
 
     def sync(self, through: date) -> None:
         self.process_session(through)
