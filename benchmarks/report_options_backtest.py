@@ -9,6 +9,16 @@ units, and the mean stock R (gross and net of costs) on the same signals.
 
 Run: `.venv/bin/python benchmarks/report_options_backtest.py [--reuse] [--database NAME]`
 (`--reuse` keeps a database this script, or `breakout research --database NAME`, loaded).
+
+Figures (1,630 stocks, signals 2015-06..2024-03, default BREAKOUT_OPTIONS__*, no model scores
+in this database so every confidence is the constant 0.5; load 7 min, the asset 43 s for 15,772
+labelled signals on the 2 shared cores; a second run gave identical figures):
+
+side   signals  spreads (trigger/expiry)  skipped (illiquid)  win    mean R  sum R
+long   8,194    6,462 (1,312/5,150)       1,685 (1,355)       27.3%  -0.142  -918
+short  7,578    4,441 (1,203/3,238)       3,124 (2,876)       28.9%  -0.172  -762
+(R in debit units). The stock trades of the same signals: long 5,578 trades, 47.5% win,
++0.019 R gross / -0.036 R net; short 3,835, 44.5%, -0.059 / -0.114.
 """
 
 from __future__ import annotations
