@@ -59,7 +59,7 @@ def demo_range(settings: BreakoutSettings) -> tuple[str, str]:
     return first_key, last_key
 
 
-TRADING_ASSETS = ("signal_scores", "trade_plan", "fade_plan")
+TRADING_ASSETS = ("signal_scores", "trade_plan", "fade_plan", "option_spreads")
 DEMO_TRADING_SESSIONS = 250  # the last year of the sample goes through scoring and orders
 DEMO_MANAGED_SESSIONS = 40  # ... and its last sessions run day by day, managing positions
 # Steps in the run's own process (as the demo always ran them): the multiprocess default would
@@ -368,7 +368,12 @@ def trade_demo_year(
         len(decide(postgres, session, True, "demo (make demo approves on your behalf)"))
         for session in sessions
     )
-    echo(f"      APPROVED BY THE DEMO on your behalf: {approved} plans")
+    echo(f"      APPROVED BY THE DEMO on your behalf: {approved} plans (stock, fades, spreads)")
+    echo(
+        f"      option spreads in {settings.options.mode} mode on the "
+        f"{settings.options.chain_source} option chain, sent in the day-by-day sessions below "
+        "(BREAKOUT_OPTIONS__MODE=off: none)"
+    )
     echo("      orders go to the SIMULATED broker (not dry-run): nothing leaves this machine")
     live_sim = build_definitions(settings.model_copy(update={"dry_run": False}))
     # The fresh account opens on the first trading session, so the fades of the range run
@@ -379,6 +384,8 @@ def trade_demo_year(
     orders_only = [
         k
         for k in live_sim.resolve_job_def("submit_orders").asset_layer.executable_asset_keys
+        # the spreads go out day by day below: one simulated account clock cannot serve two
+        # sending assets walking the same range (the second would find its orders stale)
         if k.to_user_string() in ("broker_orders", "opposing_orders")
     ]
     _execute(

@@ -48,7 +48,15 @@ SELECT (SELECT count(*) FROM signal_scores)                                 AS s
        (SELECT count(*) FROM closed)                                        AS closed_trades,
        (SELECT round(avg((r > 0)::int)::numeric, 3) FROM closed)            AS win_rate,
        (SELECT round(sum(r)::numeric, 2) FROM closed)                       AS sum_r,
-       (SELECT round(cash::numeric, 2) FROM sim_account)                    AS simulated_cash;
+       (SELECT round(cash::numeric, 2) FROM sim_account)                    AS simulated_cash,
+       (SELECT coalesce(string_agg(status || ' ' || n, ', ' ORDER BY status), 'none')
+          FROM (SELECT mode || ' ' || status AS status, count(*) AS n
+                FROM option_spreads GROUP BY 1) s)                          AS option_spreads,
+       (SELECT count(*) || ' closed, mean ' || coalesce(round(avg((x.price - e.price)
+                   / e.price)::numeric, 2)::text, '-') || ' R (debit units)'
+          FROM sim_spread_fills e
+          JOIN sim_spread_fills x ON x.order_ref = e.order_ref AND x.leg <> 'entry'
+          WHERE e.leg = 'entry')                                            AS option_spreads_closed;
 
 -- name: reset_trading
 -- The demo owns the simulated account: each demo trades its year from a fresh one.
