@@ -174,3 +174,16 @@ def test_live_without_a_promotion_is_refused_naming_the_command(options_market):
     error = result.get_step_failure_events()[0].event_specific_data.error
     assert "breakout options promote" in error.cause.message
     assert read_table(settings.database_url, "SELECT * FROM sim_spread_orders").empty
+
+
+def test_a_live_chain_refuses_to_plan_a_past_session(options_market, monkeypatch):
+    """Polygon's chain snapshot is today's: pricing 2024-01-02 with it would be wrong, so the
+    run fails and nothing is written (the model chain backfills past sessions)."""
+    monkeypatch.setenv("BREAKOUT_POLYGON_API_KEY", "test-key")
+    settings = options_market(options={"chain_source": "polygon"})
+    simulated(settings).sync(date(2024, 1, 9))
+    result = materialize_assets(settings, ["option_spreads"], "2024-01-02", raise_on_error=False)
+    assert not result.success
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    assert "cannot price past sessions" in error.cause.message
+    assert read_table(settings.database_url, SPREADS).empty

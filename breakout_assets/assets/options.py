@@ -239,6 +239,16 @@ def build_option_assets(
             volatility = volatility_lookup(conn, inputs, options.vol_window)
         inputs = inputs[~inputs["signal_id"].isin(set(kept["signal_id"]))]
         needed = sorted(set(inputs["session"]))
+        if needed and option_chain.kind != "model":
+            with broker.session() as connected:
+                current = connected.current_session(needed[0])
+            if needed[0] < current:
+                raise ValueError(
+                    f"option_spreads: BREAKOUT_OPTIONS__CHAIN_SOURCE={option_chain.kind} quotes "
+                    f"today's chain, which cannot price past sessions ({needed[0]} is before "
+                    f"the broker's current session {current}); nothing was changed. Plan the "
+                    "current session only, or backfill with CHAIN_SOURCE=model."
+                )
         accounts = session_accounts(postgres, broker, needed, "option_spreads")
         headroom = {
             d: settings.sizing.max_open_risk_pct * a.equity
