@@ -24,7 +24,12 @@ from dagster import (
 )
 
 from breakout_assets.assets.common import session_asset
-from breakout_assets.assets.orders import BROKER_ASSET_TAGS, BROKER_POOL, entry_window
+from breakout_assets.assets.orders import (
+    BROKER_ASSET_TAGS,
+    BROKER_POOL,
+    entry_window,
+    record_halt,
+)
 from breakout_assets.assets.trading import UNATTENDED
 from breakout_assets.core.opposing import FadeBars, plan_fade
 from breakout_assets.partitions import keys_to_sessions, lookback_start, session_ordinals
@@ -280,18 +285,13 @@ def send_approved(
                 stop = guard.stop()
                 if stop is not None:
                     with postgres.transaction() as conn:
-                        conn.execute(
-                            query("trading.record_halt"),
-                            {
-                                "source": "opposing_orders",
-                                "detail": json.dumps(
-                                    {
-                                        "run_id": context.run.run_id,
-                                        "reason": stop.reason,
-                                        "orders_not_sent": [order.order_ref],
-                                    }
-                                ),
-                            },
+                        record_halt(
+                            conn,
+                            "opposing_orders",
+                            context,
+                            stop,
+                            guard.kill_switch,
+                            [order.order_ref],
                         )
                     context.log.error(f"HALTED: {stop.reason}: {order.order_ref} not sent")
                     stop.raise_if_orphaned()

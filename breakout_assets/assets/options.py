@@ -29,7 +29,12 @@ from dagster import (
 from sqlalchemy import Connection
 
 from breakout_assets.assets.common import range_result, rows_by_session, session_asset
-from breakout_assets.assets.orders import BROKER_ASSET_TAGS, BROKER_POOL, entry_window
+from breakout_assets.assets.orders import (
+    BROKER_ASSET_TAGS,
+    BROKER_POOL,
+    entry_window,
+    record_halt,
+)
 from breakout_assets.assets.trading import UNATTENDED, session_accounts
 from breakout_assets.core.option_pricing import realised_vol
 from breakout_assets.core.options import SpreadOrder, SpreadPlan, SpreadSkip, close_ref
@@ -328,20 +333,8 @@ def build_option_assets(
 
         def halted(remaining, stop: Stop) -> None:
             with postgres.transaction() as conn:
-                conn.execute(
-                    query("trading.record_halt"),
-                    {
-                        "source": "option_orders",
-                        "detail": json.dumps(
-                            {
-                                "run_id": context.run.run_id,
-                                "reason": stop.reason,
-                                "kill_switch": kill_switch.details(),
-                                "orders_not_sent": [s.order_ref for s in remaining],
-                            }
-                        ),
-                    },
-                )
+                refs = [s.order_ref for s in remaining]
+                record_halt(conn, "option_orders", context, stop, kill_switch, refs)
                 for spread in remaining:
                     record(spread, "halted", error=stop.reason, conn=conn)
             context.log.error(f"HALTED: {stop.reason}: {len(remaining)} spreads not sent")

@@ -68,6 +68,24 @@ def entry_window(
     return EntryWindow(signal_session, current, int(ordinals[0] - ordinals[1]), valid_sessions)
 
 
+def record_halt(
+    conn,
+    source: str,
+    context: AssetExecutionContext,
+    stop: Stop,
+    kill_switch: KillSwitch,
+    refs: list[str],
+) -> None:
+    """The halt and the orders it kept from the broker, in halt_events."""
+    detail = {
+        "run_id": context.run.run_id,
+        "reason": stop.reason,
+        "kill_switch": kill_switch.details(),
+        "orders_not_sent": refs,
+    }
+    conn.execute(query("trading.record_halt"), {"source": source, "detail": json.dumps(detail)})
+
+
 def build_order_assets(
     partitions_def: TimeWindowPartitionsDefinition, settings: BreakoutSettings
 ) -> list[AssetsDefinition]:
@@ -130,20 +148,8 @@ def build_order_assets(
 
         def halted(remaining, stop: Stop) -> None:
             with postgres.transaction() as conn:
-                conn.execute(
-                    query("trading.record_halt"),
-                    {
-                        "source": "broker_orders",
-                        "detail": json.dumps(
-                            {
-                                "run_id": context.run.run_id,
-                                "reason": stop.reason,
-                                "kill_switch": kill_switch.details(),
-                                "orders_not_sent": [p.order_ref for p in remaining],
-                            }
-                        ),
-                    },
-                )
+                refs = [p.order_ref for p in remaining]
+                record_halt(conn, "broker_orders", context, stop, kill_switch, refs)
                 for plan in remaining:
                     write(conn, plan, "halted", error=stop.reason)
             context.log.error(f"HALTED: {stop.reason}: {len(remaining)} orders not sent")

@@ -319,6 +319,29 @@ class _BackoffRetry(Retry):
         return new
 
 
+def rest_client(
+    api_key: str, base_url: str, timeout_s: float, max_retries: int, backoff_s: float
+) -> RESTClient:
+    """The official client with our retry policy (429, 5xx and timeouts, backing off and
+    honouring Retry-After); raises the client's AuthError without a key."""
+    retry = _BackoffRetry(
+        total=max_retries,
+        status_forcelist=_RETRY_STATUSES,
+        backoff_factor=backoff_s,
+        raise_on_status=True,
+        respect_retry_after_header=True,
+    )
+    return RESTClient(
+        api_key=api_key,
+        base=base_url,
+        connect_timeout=timeout_s,
+        read_timeout=timeout_s,
+        retries=max_retries,
+        pagination=True,
+        connection_pool_kw={"retries": retry},
+    )
+
+
 class _GuardedPool:
     """Wraps massive's urllib3 pool: drops `apiKey` from URLs and classifies final 4xx."""
 
@@ -370,23 +393,8 @@ class PolygonSource(MarketDataSource):
         self._max_retries = max_retries
         self.index_tickers = tuple(index_tickers)
         self.details_for = tuple(details_for or ())
-        retry = _BackoffRetry(
-            total=max_retries,
-            status_forcelist=_RETRY_STATUSES,
-            backoff_factor=backoff_s,
-            raise_on_status=True,
-            respect_retry_after_header=True,
-        )
         try:
-            self._client = RESTClient(
-                api_key=api_key,
-                base=self._base_url,
-                connect_timeout=timeout_s,
-                read_timeout=timeout_s,
-                retries=max_retries,
-                pagination=True,
-                connection_pool_kw={"retries": retry},
-            )
+            self._client = rest_client(api_key, self._base_url, timeout_s, max_retries, backoff_s)
         except AuthError as exc:
             raise AuthenticationError(f"No Polygon API key: set {KEY_ENV_VAR}") from exc
         guarded = _GuardedPool(self._client.client, self._redact)

@@ -31,19 +31,17 @@ from datetime import date
 from typing import Any
 
 import urllib3
-from massive import RESTClient
 from massive.exceptions import AuthError, BadResponse
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ResponseError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from breakout_assets.core.options import CONTRACT_MULTIPLIER, OptionChain, OptionQuote
 from breakout_assets.resources.market_data.polygon import (
-    _RETRY_STATUSES,
     KEY_ENV_VAR,
-    _BackoffRetry,
     _GuardedPool,
     _HTTPStatusError,
     _path_of,
+    rest_client,
 )
 from breakout_assets.resources.option_chain.base import OptionChainError
 
@@ -79,23 +77,8 @@ class PolygonOptionChain:
         self._timeout_s = timeout_s
         self._max_retries = max_retries
         self.strike_band = strike_band
-        retry = _BackoffRetry(
-            total=max_retries,
-            status_forcelist=_RETRY_STATUSES,
-            backoff_factor=backoff_s,
-            raise_on_status=True,
-            respect_retry_after_header=True,
-        )
         try:
-            self._client = RESTClient(
-                api_key=api_key,
-                base=self._base_url,
-                connect_timeout=timeout_s,
-                read_timeout=timeout_s,
-                retries=max_retries,
-                pagination=True,
-                connection_pool_kw={"retries": retry},
-            )
+            self._client = rest_client(api_key, self._base_url, timeout_s, max_retries, backoff_s)
         except AuthError as exc:
             raise OptionChainError(f"polygon option chain: no API key: set {KEY_ENV_VAR}") from exc
         self._client.client = _GuardedPool(self._client.client, self._redact)
