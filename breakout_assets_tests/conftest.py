@@ -43,12 +43,21 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("BREAKOUT_MODEL_STORE_DIR", str(tmp_path / "model_store"))
 
 
+MAX_CONNECTIONS = 400
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """libpq URL of a Postgres server (any database), up for the whole test session."""
     data_dir = Path(tempfile.mkdtemp(prefix="breakout-pg-"))
     url = local_postgres.ensure_local_server(data_dir)
     admin = create_engine(local_postgres.with_driver(url, "psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        # every test has a database of its own, and the pools of finished tests keep their idle
+        # connections until collected: the default 100 runs out over the whole suite
+        conn.execute(text(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}"))
+    admin.dispose()
+    local_postgres.restart_local_server(data_dir)
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {_TEMPLATE}"))
     template = create_engine(

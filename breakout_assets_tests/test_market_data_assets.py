@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 
 import pandas as pd
 import pytest
@@ -179,7 +180,10 @@ def test_bad_rows_are_quarantined_with_reasons(settings, tmp_path):
 
 
 def test_missing_session_is_an_error_not_an_empty_partition(settings):
-    result = run_assets(settings, ["market_bars"], "2024-03-11", raise_on_error=False)
+    """A partition the files do not cover (the partitions end at the files' last session
+    unless BREAKOUT_END_DATE says otherwise, as here)."""
+    later = settings.model_copy(update={"end_date": date(2024, 3, 15)})
+    result = run_assets(later, ["market_bars"], "2024-03-11", raise_on_error=False)
     assert not result.success
     error = result.get_step_failure_events()[0].event_specific_data.error
     cause = error.cause or error

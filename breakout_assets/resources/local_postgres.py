@@ -69,6 +69,11 @@ def stop_local_server(data_dir: Path) -> bool:
     return True
 
 
+def restart_local_server(data_dir: Path) -> None:
+    """Restart the server (settings that need a restart, e.g. max_connections)."""
+    _pg_ctl(data_dir, "restart")
+
+
 def _pg_ctl(data_dir: Path, action: str) -> None:
     """pg_ctl as the user that owns the server (pgserver's own user when we are root)."""
     from pgserver._commands import pg_ctl
