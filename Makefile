@@ -23,7 +23,7 @@ test: install  ## static checks (ruff lint + format, mypy on core/ and ml/), the
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --durations=15
 
 # `dg dev` reads the project from [tool.dg] in pyproject.toml and the instance from .env; it
 # expects the project's venv to be the active one, which VIRTUAL_ENV says without `activate`.

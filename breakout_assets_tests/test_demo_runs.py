@@ -26,7 +26,7 @@ def _sql(url: str, statement: str) -> None:
 
 
 @pytest.fixture
-def launcher(database_url, dagster_instance, monkeypatch):
+def launcher(database_url, dagster_instance, monkeypatch, per_session_events):
     # The code location loads in its own process from these variables, as `make ui` loads it.
     monkeypatch.setenv("BREAKOUT_DATABASE_URL", database_url)
     monkeypatch.setenv("BREAKOUT_FILES_DIR", str(SAMPLE_DIR))

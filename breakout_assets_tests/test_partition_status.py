@@ -3,6 +3,7 @@ materialisations hold that session's figures (the range totals once, not in ever
 
 from __future__ import annotations
 
+import pytest
 from dagster import AssetKey, AssetPartitionStatus
 from sqlalchemy import create_engine, text
 
@@ -12,6 +13,7 @@ from breakout_assets_tests import helpers
 from breakout_assets_tests.helpers import read_table, run_assets
 
 KEYS = ["2024-03-04", "2024-03-05", "2024-03-06"]
+pytestmark = pytest.mark.usefixtures("per_session_events")  # as the project's instance runs
 
 
 def _sql(url: str, statement: str) -> None:
