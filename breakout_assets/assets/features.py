@@ -25,6 +25,7 @@ from dagster import (
 from sqlalchemy import Connection
 
 from breakout_assets.assets.common import range_result, rows_by_session, session_asset
+from breakout_assets.ml.features import MARKET_FEATURES
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
@@ -38,28 +39,8 @@ _SQL = "features/daily_features"
 WILDER_MAX_ROW = 7_000
 _TAIL_ROWS = 20  # bars before a session that its 5/20-row windows read (the SQL's tail)
 
-FEATURE_COLUMNS = (
-    "atr_14",
-    "atr_pct_14",
-    "volatility_20d",
-    "rsi_14",
-    "stoch_14",
-    "dist_from_sma_5",
-    "dist_from_sma_20",
-    "dist_from_sma_20_atr_norm",
-    "trend_strength_20",
-    "vix_change_1d",
-    "vix_change_5d",
-    "sector_vs_spy_weekly_ret_w1",
-    "sector_vs_spy_weekly_ret_w2",
-    "sector_vs_spy_weekly_ret_w3",
-    "sector_vs_spy_weekly_ret_w4",
-    "sector_etf_weekly_oc_atr_w2",
-    "sector_etf_weekly_oc_atr_w3",
-    "sector_etf_weekly_oc_atr_w4",
-    "market_cap_to_sp500",
-    "market_cap_to_industry_index",
-)
+# the columns daily_features writes: the ATR the scanner reads, then the models' market features
+FEATURE_COLUMNS = ("atr_14", *MARKET_FEATURES)
 
 
 @dataclass
