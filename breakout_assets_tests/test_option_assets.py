@@ -187,3 +187,17 @@ def test_a_live_chain_refuses_to_plan_a_past_session(options_market, monkeypatch
     error = result.get_step_failure_events()[0].event_specific_data.error
     assert "cannot price past sessions" in error.cause.message
     assert read_table(settings.database_url, SPREADS).empty
+
+
+def test_a_full_open_positions_cap_skips_the_spread(options_market):
+    """The spreads share the book's caps: with every position slot taken, none is planned."""
+    settings = options_market(sizing={"max_open_positions": 1})
+    _execute(
+        settings.database_url,
+        """INSERT INTO trade_plan (order_ref, signal_id, session, ticker, side, quantity, entry,
+               stop, take_profit, risk_dollars, tier, confidence, expected_value, status, reason)
+           VALUES ('BRK-OTHER-20240102-L', 'OTHER', '2024-01-02', 'OTHER', 'long', 10, 50, 48,
+                   52, 20, 'GOOD', 0.6, 0.2, 'pending_approval', 'test')""",
+    )
+    [spread] = _plan(settings).itertuples()
+    assert spread.status == "skipped" and spread.reason.startswith("max_open_positions")

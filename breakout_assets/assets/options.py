@@ -136,14 +136,23 @@ def plan_rows(
     source: OptionChainSource,
     equity: dict[date, float],
     headroom: dict[date, float],
+    positions: dict[date, int],
     settings: BreakoutSettings,
 ) -> list[dict]:
     """One row per traded signal: its spread, or the reason there is none. `headroom` is what
-    the book's open-risk cap leaves per session; each spread planned uses some of it."""
+    the book's open-risk cap leaves per session, `positions` what its open-positions cap
+    leaves; each spread planned uses some of both."""
     config = settings.options
     at = datetime.now(UTC)
     rows = []
     for signal in inputs.itertuples():
+        if positions[signal.session] <= 0:
+            cap = settings.sizing.max_open_positions
+            skip = SpreadSkip(
+                signal.ticker, signal.side, f"max_open_positions: {cap} open or planned"
+            )
+            rows.append(spread_row(signal, skip, config.mode, settings.auto_approve, at))
+            continue
         calendar = nyse_sessions(
             signal.session, signal.session + timedelta(days=2 * config.max_dte + 30)
         )
@@ -174,6 +183,7 @@ def plan_rows(
             )
         if isinstance(plan, SpreadPlan):
             headroom[signal.session] -= plan.max_loss
+            positions[signal.session] -= 1
         rows.append(spread_row(signal, plan, config.mode, settings.auto_approve, at))
     return rows
 
@@ -262,10 +272,16 @@ def build_option_assets(
             - float(kept.loc[kept["session"] == d, "risk_dollars"].sum())
             for d, a in accounts.items()
         }
+        positions = {
+            d: settings.sizing.max_open_positions
+            - a.open_positions
+            - int(stock.loc[stock["session"] == d, "positions"].sum())
+            - int((kept.loc[kept["session"] == d, "risk_dollars"] > 0).sum())
+            for d, a in accounts.items()
+        }
+        equity = {d: a.equity for d, a in accounts.items()}
         with option_chain.session(volatility) as source:
-            rows = plan_rows(
-                inputs, source, {d: a.equity for d, a in accounts.items()}, headroom, settings
-            )
+            rows = plan_rows(inputs, source, equity, headroom, positions, settings)
         with postgres.transaction() as conn:
             conn.execute(query("spreads.delete_undecided"), {"sessions": sessions})
             if rows:

@@ -27,9 +27,11 @@ FROM option_spreads
 WHERE session = ANY(:sessions) AND status IN ('approved', 'rejected', 'sent', 'expired');
 
 -- name: stock_risk
--- The stock book's planned risk per session (plans not rejected or expired): the spreads share
--- the book's open-risk cap with it.
-SELECT session, coalesce(sum(risk_dollars), 0) AS risk_dollars FROM trade_plan
+-- The stock book's planned risk and positions per session (plans not rejected or expired): the
+-- spreads share the book's open-risk and open-positions caps with it.
+SELECT session, coalesce(sum(risk_dollars), 0) AS risk_dollars,
+       count(*) FILTER (WHERE quantity > 0) AS positions
+FROM trade_plan
 WHERE session = ANY(:sessions) AND status IN ('pending_approval', 'approved', 'sent')
 GROUP BY session;
 
