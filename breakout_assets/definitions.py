@@ -10,9 +10,12 @@ import os
 
 from dagster import Definitions, EnvVar
 
+from breakout_assets.alerts import build_alert_sensors
 from breakout_assets.approvals import approve_trades
 from breakout_assets.assets.backtests import build_backtest_assets
+from breakout_assets.assets.drift import build_drift_assets, build_drift_sensors
 from breakout_assets.assets.features import build_feature_assets
+from breakout_assets.assets.journal import build_journal_assets
 from breakout_assets.assets.management import build_management_assets
 from breakout_assets.assets.market_data import build_market_data_assets
 from breakout_assets.assets.models import build_model_assets
@@ -21,6 +24,7 @@ from breakout_assets.assets.options import build_option_assets
 from breakout_assets.assets.options_backtest import build_options_backtest_assets
 from breakout_assets.assets.orders import build_order_assets
 from breakout_assets.assets.outcomes import build_outcome_assets
+from breakout_assets.assets.report import build_report_assets
 from breakout_assets.assets.signals import build_signal_assets
 from breakout_assets.assets.trading import build_trading_assets
 from breakout_assets.jobs import build_daily_pipeline, build_submit_orders, build_train_models
@@ -142,6 +146,9 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_opposing_assets(partitions_def, settings),
         *build_backtest_assets(settings),
         *build_options_backtest_assets(settings),
+        *build_journal_assets(partitions_def, settings),
+        *build_report_assets(partitions_def, settings),
+        *build_drift_assets(partitions_def, settings),
     ]
     return [
         asset.map_asset_specs(
@@ -164,6 +171,8 @@ def build_definitions(settings: BreakoutSettings) -> Definitions:
         sensors=[
             build_kill_switch_sensor(KillSwitch(settings.kill_switch_path)),
             build_dead_runs_sensor(),
+            *build_alert_sensors(settings),
+            *build_drift_sensors(settings),
         ],
         resources=build_resources(settings),
         executor=guarded_executor,  # dead runs recovered before any step waits for a slot

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from breakout_assets.core.config import (
     OpposingConfig,
@@ -34,7 +34,7 @@ from breakout_assets.core.config import (
 from breakout_assets.core.costs import CostConfig
 from breakout_assets.core.scoring import RegimeConfig
 from breakout_assets.core.sizing import SizingConfig
-from breakout_assets.ml.config import PromotionRules, TrainingConfig
+from breakout_assets.ml.config import DriftConfig, PromotionRules, TrainingConfig
 from breakout_assets.partitions import EXCHANGE, calendar_bounds
 from breakout_assets.resources.local_postgres import check_url, redact
 
@@ -239,6 +239,58 @@ class BreakoutSettings(BaseSettings):
     ibkr_connect_timeout_s: float = Field(default=10.0, gt=0)
     ibkr_request_timeout_s: float = Field(default=15.0, gt=0)
 
+    # --- observe: journal, report, email, alerts, drift ---------------------------------------
+    reports_dir: Path = Field(
+        default=PROJECT_ROOT / "reports",
+        description="Where the daily HTML reports and their plots are written (git-ignored).",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for the daily report and alerts; unset: no email."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="STARTTLS on a plain port, implicit TLS (ssl), or none."
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password: only ever from BREAKOUT_SMTP_PASSWORD."
+    )
+    smtp_from: str = Field(default="breakout@localhost", min_length=3)
+    smtp_to: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Recipients, comma-separated; empty: no email is sent."
+    )
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    trade_plan_deadline_minutes: int = Field(
+        default=120,
+        ge=0,
+        le=24 * 60,
+        description="trade_plan must exist for a session this long after its close (alert).",
+    )
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000",
+        pattern=r"^https?://\S+$",
+        description="The Dagster UI the dashboard links runs to.",
+    )
+    drift: DriftConfig = Field(
+        default_factory=DriftConfig,
+        description="Drift watch thresholds; e.g. BREAKOUT_DRIFT__MAX_PSI=0.2.",
+    )
+
+    @field_validator("smtp_to", mode="before")
+    @classmethod
+    def _recipients(cls, value: object) -> object:
+        """A comma-separated list, as an operator writes it in an environment variable."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("smtp_host", "smtp_user", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("database_url", "dagster_database_url", mode="before")
     @classmethod
     def _postgres_url(cls, value: object) -> object:
@@ -268,6 +320,7 @@ class BreakoutSettings(BaseSettings):
         "files_dir",
         "model_store_dir",
         "kill_switch_path",
+        "reports_dir",
         mode="before",
     )
     @classmethod
@@ -378,7 +431,7 @@ def _field_of(loc: tuple) -> str:
     return ".".join([head, *rest])
 
 
-_SECRETS = {"polygon_api_key"}
+_SECRETS = {"polygon_api_key", "smtp_password"}
 _URLS = {"database_url", "dagster_database_url"}
 
 

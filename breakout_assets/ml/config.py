@@ -109,3 +109,39 @@ class PromotionRules(BaseModel):
         description="Expectancy (R) at the gate must exceed the scanner-only expectancy, "
         "both net of costs (gross only for outcomes without recorded costs).",
     )
+
+
+class DriftConfig(BaseModel):
+    """When the serving models have drifted enough to ask for a retrain (`model_drift`).
+
+    Live calibration compares the win rate of scored signals whose outcomes are final with the
+    model's held-out reliability curve, bucket by bucket; feature drift is the population
+    stability index of recent signals' model inputs against the training rows (PSI > 0.25 is
+    the usual "significant shift"). Promotion rules still decide whether a retrained model
+    serves.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window_sessions: int = Field(
+        120, ge=5, le=2520, description="Sessions of recent signals the drift watch reads."
+    )
+    min_outcomes: int = Field(
+        30, ge=1, description="Fewest final outcomes in the window before calibration is judged."
+    )
+    min_bucket_outcomes: int = Field(
+        10, ge=1, description="Fewest outcomes in a confidence bucket for its gap to count."
+    )
+    max_calibration_gap: float = Field(
+        0.15,
+        gt=0,
+        le=1,
+        description="Largest |live - held-out| win rate in a confidence bucket before drift.",
+    )
+    max_ece: float = Field(
+        0.10, gt=0, le=1, description="Largest live expected calibration error before drift."
+    )
+    max_psi: float = Field(0.25, gt=0, description="Largest PSI of any model feature before drift.")
+    retrain_interval_hours: float = Field(
+        168.0, gt=0, description="The drift sensor asks for a retrain at most once per interval."
+    )
