@@ -18,6 +18,9 @@ from breakout_assets.partitions import keys_to_sessions
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 
+# The observe layer (journal, daily report, drift watch): it reads what the day left behind.
+OBSERVE_GROUP = "observe"
+
 
 def session_asset(partitions_def: TimeWindowPartitionsDefinition, group: str, **kwargs):
     """A session-partitioned asset whose backfill of any length is ONE run (range-aware)."""
