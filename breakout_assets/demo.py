@@ -37,6 +37,7 @@ from dagster._time import get_current_timestamp
 
 from breakout_assets import runtime
 from breakout_assets.approvals import decide
+from breakout_assets.assets.common import OBSERVE_GROUP
 from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.partitions import nyse_sessions, sessions_to_keys
 from breakout_assets.resources.sql import query
@@ -273,25 +274,27 @@ def _execute(
 
 def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) -> dict:
     started = time.perf_counter()
-    echo("[1/5] starting Postgres and Dagster's instance storage ...")
+    echo("[1/6] starting Postgres and Dagster's instance storage ...")
     runtime.apply_dagster_environment(settings)
     echo(f"      data: {runtime.data_url(settings)}")
     defs = build_definitions(settings)
     first, last = demo_range(settings)
     echo(
-        f"[2/5] backfilling {first}..{last} from '{settings.data_source}': bars, features, "
+        f"[2/6] backfilling {first}..{last} from '{settings.data_source}': bars, features, "
         "signals, outcomes, as one run ..."
     )
+    observe = observe_assets(defs)
     history = [
         k
         for k in defs.resolve_job_def("daily_pipeline").asset_layer.executable_asset_keys
-        if k.to_user_string() not in TRADING_ASSETS
+        if k.to_user_string() not in TRADING_ASSETS and k not in observe
     ]
     with DagsterInstance.get() as instance, CodeLocationLauncher(instance) as launcher:
         _execute(launcher, defs, "daily_pipeline", echo, selection=history, first=first, last=last)
         train_demo_models(settings, echo, launcher)
-        trade_demo_year(settings, last, echo, launcher)
-    echo("[5/5] summary")
+        first_trade, last_trade = trade_demo_year(settings, last, echo, launcher)
+        observe_demo_year(settings, first_trade, last_trade, echo, launcher)
+    echo("[6/6] summary")
     summary = _summary(settings, first, last)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     for key, value in summary.items():
@@ -299,13 +302,54 @@ def run_demo(settings: BreakoutSettings, echo: Callable[[str], None] = print) ->
             f"      {key:>20}: {value:,}" if isinstance(value, int) else f"      {key:>20}: {value}"
         )
     echo("Open the Dagster UI with `make ui` (http://127.0.0.1:3000) to see the runs and assets.")
+    echo(
+        "Start the operator dashboard with `make dashboard` (http://127.0.0.1:8501): journal, "
+        "equity, positions, approvals, kill switch, models, drift, runs."
+    )
     return summary
+
+
+def observe_assets(defs: Definitions) -> set[AssetKey]:
+    """The observe layer's assets (journal, daily report, drift watch): run after the trades."""
+    graph = defs.resolve_asset_graph()
+    return {key for key in graph.get_all_asset_keys() if graph.get(key).group_name == OBSERVE_GROUP}
+
+
+def observe_demo_year(
+    settings: BreakoutSettings,
+    first_trade: str,
+    last_trade: str,
+    echo: Callable[[str], None],
+    launcher: CodeLocationLauncher,
+) -> None:
+    """The journal, a daily report per trading session and the drift watch, as one range run."""
+    echo(f"[5/6] journal, daily reports and drift watch for {first_trade}..{last_trade} ...")
+    defs = build_definitions(settings)
+    _execute(
+        launcher,
+        defs,
+        "daily_pipeline",
+        echo,
+        selection=sorted(observe_assets(defs)),
+        first=first_trade,
+        last=last_trade,
+    )
+    report = settings.reports_dir / last_trade / "report.html"
+    echo(f"      the last session's report: {report}" + ("" if report.exists() else " (missing)"))
+    echo(
+        "      email: "
+        + (
+            f"sent through {settings.smtp_host} to {', '.join(settings.smtp_to)}"
+            if settings.smtp_host and settings.smtp_to
+            else "not configured (set BREAKOUT_SMTP_HOST and BREAKOUT_SMTP_TO to receive it)"
+        )
+    )
 
 
 def train_demo_models(
     settings: BreakoutSettings, echo: Callable[[str], None], launcher: CodeLocationLauncher
 ) -> None:
-    echo(f"[3/5] training both models with the production settings, fewer trials: {DEMO_TRAINING}")
+    echo(f"[3/6] training both models with the production settings, fewer trials: {DEMO_TRAINING}")
     defs = build_definitions(settings)
     run_config = {"ops": {f"{side}_model": {"config": DEMO_TRAINING} for side in ("long", "short")}}
     _execute(launcher, defs, "train_models", echo, run_config=run_config)
@@ -333,15 +377,16 @@ def trade_demo_year(
     last: str,
     echo: Callable[[str], None],
     launcher: CodeLocationLauncher,
-) -> None:
-    """Score, plan, approve and send the last year's signals to the simulated broker."""
+) -> tuple[str, str]:
+    """Score, plan, approve and send the last year's signals to the simulated broker; returns
+    the first and last trading session."""
     if settings.broker != "simulated":
         raise RuntimeError("the demo sends orders, so it only runs with the simulated broker")
     sessions = nyse_sessions(
         date.fromisoformat(last) - timedelta(days=400), date.fromisoformat(last)
     )[-DEMO_TRADING_SESSIONS:]
     first_trade, last_trade = str(sessions[0]), str(sessions[-1])
-    echo(f"[4/5] trading {first_trade}..{last_trade}: scores and plans, approval, orders")
+    echo(f"[4/6] trading {first_trade}..{last_trade}: scores and plans, approval, orders")
     postgres = build_resources(settings)["postgres"]
     if settings.database_url:  # never wipe decisions in a database the demo does not own
         echo("      external database: the trading tables are kept as they are")
@@ -410,6 +455,7 @@ def trade_demo_year(
             first=str(session),
             last=str(session),
         )
+    return first_trade, last_trade
 
 
 def _summary(settings: BreakoutSettings, first: str, last: str) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, TimeWindowPartitionsDefinition, define_asset_job
 
+from breakout_assets.assets.common import OBSERVE_GROUP
 from breakout_assets.assets.market_data import GROUP as DATA
 from breakout_assets.assets.trading import GROUP as TRADING
 from breakout_assets.sensors import BROKER_TAG
@@ -23,10 +24,10 @@ def build_daily_pipeline(partitions_def: TimeWindowPartitionsDefinition):
     """Everything a session needs after the close; grows as the pipeline grows."""
     return define_asset_job(
         "daily_pipeline",
-        selection=AssetSelection.groups(DATA, TRADING) - BROKER_ASSETS,
+        selection=AssetSelection.groups(DATA, TRADING, OBSERVE_GROUP) - BROKER_ASSETS,
         description="After the close: market data, features, signals, outcomes, scores, the "
         "trade plan and the opposing book's fades awaiting approval (nothing that "
-        "sends an order).",
+        "sends an order), then the journal, the daily report and the drift watch.",
     )
 
 

@@ -49,11 +49,12 @@ _counter = itertools.count()
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No BREAKOUT_* variable of the developer's shell leaks into a test, and no test writes
-    into the repo's model_store/."""
+    into the repo's model_store/ or reports/."""
     for name in list(os.environ):
         if name.startswith("BREAKOUT_") or name in ("DATABASE_URL", "POLYGON_API_KEY"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("BREAKOUT_MODEL_STORE_DIR", str(tmp_path / "model_store"))
+    monkeypatch.setenv("BREAKOUT_REPORTS_DIR", str(tmp_path / "reports"))
 
 
 MAX_CONNECTIONS = 400

@@ -62,7 +62,8 @@ SELECT (SELECT count(*) FROM signal_scores)                                 AS s
 -- The demo owns the simulated account: each demo trades its year from a fresh one.
 TRUNCATE sim_stop_changes, sim_fills, sim_orders, sim_processed_sessions, sim_account,
          sim_spread_fills, sim_spread_orders, option_spreads,
-         stop_updates, broker_orders, trade_plan, opposing_orders, signal_scores, halt_events;
+         stop_updates, broker_orders, trade_plan, opposing_orders, signal_scores, halt_events,
+         journal, journal_exceptions, report_deliveries, model_drift;
 
 -- name: latest_experiments
 -- Each side's newest training run: what the demo says about it.
