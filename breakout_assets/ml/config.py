@@ -141,6 +141,12 @@ class DriftConfig(BaseModel):
     max_ece: float = Field(
         0.10, gt=0, le=1, description="Largest live expected calibration error before drift."
     )
+    min_psi_signals: int = Field(
+        100,
+        ge=1,
+        description="Fewest recent signals before feature PSI is judged (on ten bins, PSI of "
+        "a small sample is large by chance alone: about 9 / n with no shift at all).",
+    )
     max_psi: float = Field(0.25, gt=0, description="Largest PSI of any model feature before drift.")
     retrain_interval_hours: float = Field(
         168.0, gt=0, description="The drift sensor asks for a retrain at most once per interval."
