@@ -24,7 +24,9 @@ COPY sample_data/ sample_data/
 COPY model_store/ model_store/
 COPY workspace.docker.yaml ./
 
-RUN pip install -c constraints.txt -e .
+# The k8s extra: run pods launched by K8sRunLauncher load the instance with this image
+# (deploy/k8s/); under docker-compose it is unused.
+RUN pip install -c constraints.txt -e '.[k8s]'
 
 # The instance config. storage/ under DAGSTER_HOME (compute logs, local artifacts) is a named
 # volume shared by the Dagster services in docker-compose.yml; it starts with this ownership.
