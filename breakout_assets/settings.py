@@ -275,6 +275,26 @@ class BreakoutSettings(BaseSettings):
         default_factory=DriftConfig,
         description="Drift watch thresholds; e.g. BREAKOUT_DRIFT__MAX_PSI=0.2.",
     )
+    journal_source: Literal["broker", "ibkr_flex"] = Field(
+        default="broker",
+        description="Where the journal reads fills: the broker (simulated tables, IBKR "
+        "executions of the day) or an IBKR Flex statement (history).",
+    )
+    ibkr_flex_token: SecretStr | None = Field(
+        default=None, description="Flex Web Service token: only ever from the environment."
+    )
+    ibkr_flex_query_id: str | None = Field(
+        default=None, description="Flex query (Trades, execution detail) to fetch."
+    )
+    ibkr_flex_file: Path | None = Field(
+        default=None, description="A saved Flex statement (XML) read instead of the service."
+    )
+    ibkr_flex_url: str = Field(
+        default="https://ndcdyn.interactivebrokers.com/AccountManagement/FlexWebService/"
+        "SendRequest?",
+        pattern=r"^https?://\S+$",
+        description="The Flex Web Service's SendRequest URL (ending in '?').",
+    )
 
     @field_validator("smtp_to", mode="before")
     @classmethod
@@ -362,6 +382,16 @@ class BreakoutSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _flex_needs_its_inputs(self) -> BreakoutSettings:
+        if self.journal_source == "ibkr_flex" and self.ibkr_flex_file is None:
+            if not self.ibkr_flex_query_id or self.ibkr_flex_token is None:
+                raise ValueError(
+                    "journal_source is 'ibkr_flex' but neither BREAKOUT_IBKR_FLEX_FILE nor "
+                    "BREAKOUT_IBKR_FLEX_QUERY_ID with BREAKOUT_IBKR_FLEX_TOKEN is set"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _source_needs_its_inputs(self) -> BreakoutSettings:
         if self.data_source == "polygon" and self.polygon_api_key is None:
             raise ValueError(
@@ -431,7 +461,7 @@ def _field_of(loc: tuple) -> str:
     return ".".join([head, *rest])
 
 
-_SECRETS = {"polygon_api_key", "smtp_password"}
+_SECRETS = {"polygon_api_key", "smtp_password", "ibkr_flex_token"}
 _URLS = {"database_url", "dagster_database_url"}
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol, runtime_checkable
 
+from breakout_assets.core.journal import TradeFill
 from breakout_assets.core.options import SpreadOrder
 
 Side = Literal["long", "short"]
@@ -129,6 +130,13 @@ class Broker(Protocol):
         ...
 
     def positions(self) -> list[Position]: ...
+
+    def executions(self) -> list[TradeFill]:
+        """Every fill the broker still reports, with what it charged, in the journal's terms
+        (read-only). The simulated broker keeps all of its fills; IBKR serves the executions of
+        the current day (up to seven with TWS's setting): older ones come from a Flex statement
+        (resources.flex)."""
+        ...
 
     def sync(self, through: date) -> None:
         """Bring the broker's view up to the close of `through` before acting on it (the

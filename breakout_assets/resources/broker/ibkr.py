@@ -73,7 +73,13 @@ from ib_async import (
     util,
 )
 
-from breakout_assets.core.options import CONTRACT_MULTIPLIER, SpreadOrder, close_ref
+from breakout_assets.core.journal import Purpose, TradeFill, combo_fill
+from breakout_assets.core.options import (
+    CLOSE_SUFFIX,
+    CONTRACT_MULTIPLIER,
+    SpreadOrder,
+    close_ref,
+)
 from breakout_assets.partitions import nyse_calendar, nyse_sessions
 from breakout_assets.resources.broker.base import (
     AccountSnapshot,
@@ -704,6 +710,18 @@ class IbkrBroker:
             for p in held
         ]
 
+    def executions(self) -> list[TradeFill]:
+        """The executions IB still serves (the current day's; older ones: a Flex statement) with
+        their commission reports, in the journal's terms. Each fill's order (open or completed,
+        any client) says what it was for: a bracket's entry (no parent), take-profit (LMT child)
+        or stop (STP child)."""
+        ib = self._ib()
+        with self._guard("executions"):
+            fills = ib.reqExecutions()
+            trades = [*ib.openTrades(), *ib.reqCompletedOrders(apiOnly=False)]
+        orders = {t.order.permId: t.order for t in trades if t.order.permId}
+        return journal_fills(fills, orders)
+
     def account(self) -> AccountSnapshot:
         ib = self._ib()
         with self._guard("account snapshot"):
@@ -772,3 +790,88 @@ def _spread_risk(legs: Iterable[Any], trades: Iterable[Trade]) -> float:
             remaining = max(0.0, float(o.totalQuantity) - float(t.orderStatus.filled))
             risk += remaining * float(o.lmtPrice) * CONTRACT_MULTIPLIER
     return risk
+
+
+# The market order `close_position` sends carries `<ref>-EXP`: the journal books it to `<ref>`.
+EXPIRY_CLOSE_SUFFIX = "-EXP"
+_EXIT_PURPOSE: dict[str, Purpose] = {"LMT": "take_profit", "STP": "stop", "MKT": "close"}
+
+
+def journal_ref(order_ref: str) -> tuple[str, Purpose | None]:
+    """The trade an order ref belongs to, and what its suffix says the order was for: a
+    spread's conditional close (`-close`), a close we sent (`-EXP`), else nothing."""
+    if order_ref.endswith(CLOSE_SUFFIX):
+        return order_ref.removesuffix(CLOSE_SUFFIX), "condition"
+    if order_ref.endswith(EXPIRY_CLOSE_SUFFIX):
+        return order_ref.removesuffix(EXPIRY_CLOSE_SUFFIX), "close"
+    return order_ref, None
+
+
+def order_purpose(order_type: str | None, opening: bool | None) -> Purpose | None:
+    """An opening order is the entry; a closing one is told by its type (a bracket's
+    take-profit is its only limit exit, its stop the only stop); None when unknown."""
+    if opening is None:
+        return None
+    return "entry" if opening else _EXIT_PURPOSE.get(order_type or "")
+
+
+def exchange_session(at: datetime) -> date:
+    """The session of an execution: its New York date (IB stamps executions in UTC)."""
+    stamp = pd.Timestamp(at)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    return stamp.tz_convert("America/New_York").date()
+
+
+def journal_fills(fills: Iterable[Fill], orders: dict[int, Order]) -> list[TradeFill]:
+    """IB executions as the journal reads them. Stocks one by one; a spread's option legs
+    (each leg's execution carries the combo's orderRef) grouped by order into one combo fill,
+    bought on the spread's own ref and sold on its close's; a BAG execution repeats what its
+    legs say and is skipped. Commissions from the fills' commission reports."""
+    found: list[TradeFill] = []
+    combos: dict[tuple[str, Purpose | None, int], list[Fill]] = defaultdict(list)
+    for fill in sorted(fills, key=lambda f: (f.execution.time, f.execution.execId)):
+        ex, contract = fill.execution, fill.contract
+        ref, purpose = journal_ref(ex.orderRef or "")
+        if contract.secType == "BAG":
+            continue
+        if contract.secType == "OPT":
+            combos[(ref, purpose, ex.permId or ex.orderId)].append(fill)
+            continue
+        order = orders.get(ex.permId)
+        if purpose is None and order is not None:
+            purpose = order_purpose(order.orderType, order.parentId == 0)
+        found.append(
+            TradeFill(
+                order_ref=ref,
+                ticker=contract.symbol,
+                action="BUY" if ex.side == "BOT" else "SELL",
+                quantity=int(round(float(ex.shares))),
+                price=float(ex.price),
+                session=exchange_session(ex.time),
+                purpose=purpose,
+                time=ex.time,
+                commission=abs(float(fill.commissionReport.commission or 0.0)),
+            )
+        )
+    for (ref, purpose, _), legs in combos.items():
+        last = legs[-1].execution
+        found.append(
+            combo_fill(
+                ref,
+                legs[0].contract.symbol,
+                "BUY" if purpose is None else "SELL",
+                purpose or "entry",
+                [
+                    (
+                        (1 if f.execution.side == "BOT" else -1) * int(float(f.execution.shares)),
+                        float(f.execution.price),
+                        int(f.contract.multiplier or CONTRACT_MULTIPLIER),
+                        abs(float(f.commissionReport.commission or 0.0)),
+                    )
+                    for f in legs
+                ],
+                exchange_session(last.time),
+                last.time,
+            )
+        )
+    return found

@@ -76,6 +76,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine
 
 from breakout_assets.core.config import OptionsConfig
+from breakout_assets.core.journal import Purpose, TradeFill
 from breakout_assets.core.option_pricing import (
     CALENDAR_DAYS_PER_YEAR,
     black_scholes,
@@ -848,3 +849,49 @@ class SimulatedBroker:
 
     def close(self) -> None:
         """Nothing to release: connections belong to the engine."""
+
+    def executions(self) -> list[TradeFill]:
+        """Every fill, brackets and combos, in the journal's terms: no commission (the
+        simulated broker charges none), no time of day (a daily bar does not say)."""
+        with self._begin() as conn:
+            rows = (
+                conn.execute(query("journal.sim_executions"), {"multiplier": CONTRACT_MULTIPLIER})
+                .mappings()
+                .all()
+            )
+        return [_trade_fill(r) for r in rows]
+
+
+_BRACKET_PURPOSE: dict[str, Purpose] = {
+    "entry": "entry",
+    "take_profit": "take_profit",
+    "stop": "stop",
+    "expiry": "expiry",  # the holding limit, reached at the broker
+    "close": "close",
+}
+_COMBO_PURPOSE: dict[str, Purpose] = {
+    "entry": "entry",
+    "condition": "condition",
+    "expiry": "settlement",  # a spread held to its expiry settles at intrinsic value
+    "close": "close",
+}
+
+
+def _trade_fill(r: Any) -> TradeFill:
+    """One sim_fills / sim_spread_fills row as the journal reads it: a combo is bought on its
+    entry and sold on its exit; a bracket's entry buys a long and sells a short."""
+    opening = r["leg"] == "entry"
+    if r["combo"]:
+        action, purpose = ("BUY" if opening else "SELL"), _COMBO_PURPOSE[r["leg"]]
+    else:
+        action = "BUY" if opening == (r["side"] == "long") else "SELL"
+        purpose = _BRACKET_PURPOSE[r["leg"]]
+    return TradeFill(
+        order_ref=r["order_ref"],
+        ticker=r["ticker"],
+        action=action,
+        quantity=int(r["quantity"]),
+        price=float(r["price"]),
+        session=r["session"],
+        purpose=purpose,
+    )
