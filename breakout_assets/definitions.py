@@ -35,6 +35,7 @@ from breakout_assets.resources.broker import (
     SimulatedBrokerResource,
 )
 from breakout_assets.resources.kill_switch import KillSwitch
+from breakout_assets.resources.mailer import mailer_resource
 from breakout_assets.resources.market_data import (
     FilesMarketData,
     MarketDataResource,
@@ -128,6 +129,7 @@ def build_resources(settings: BreakoutSettings) -> dict:
             ibkr_host=settings.ibkr_host,
             ibkr_port=settings.ibkr_port,
         ),
+        "mailer": mailer_resource(settings),
     }
 
 
