@@ -362,7 +362,7 @@ def test_a_dead_parent_stops_sending_before_the_next_order(market, monkeypatch):
 
 # Assets that read the broker's account (equity for sizing) but never send, change or cancel an
 # order: they belong to the after-close pipeline.
-ACCOUNT_READERS = {"trade_plan", "fade_plan", "option_spreads"}
+ACCOUNT_READERS = {"trade_plan", "fade_plan", "option_spreads", "journal"}
 
 
 def test_every_broker_asset_runs_only_in_broker_tagged_jobs():

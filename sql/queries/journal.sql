@@ -3,21 +3,23 @@
 
 -- name: sim_executions
 -- Every fill of the simulated broker, brackets and combos, in the order they happened. A combo's
--- quantity is in shares (contracts x :multiplier) and its price per share.
-SELECT f.order_ref, o.ticker, o.side, f.leg, f.session, f.price, f.quantity, o.seq,
-       false AS combo
-FROM sim_fills f JOIN sim_orders o USING (order_ref)
-UNION ALL
-SELECT f.order_ref, o.ticker, NULL, f.leg, f.session, f.price, f.contracts * :multiplier, o.seq,
-       true
-FROM sim_spread_fills f JOIN sim_spread_orders o USING (order_ref)
+-- quantity is in shares (contracts x the contract multiplier) and its price per share.
+SELECT * FROM (
+    SELECT f.order_ref, o.ticker, o.side, f.leg, f.session, f.price, f.quantity, o.seq,
+           false AS combo
+    FROM sim_fills f JOIN sim_orders o USING (order_ref)
+    UNION ALL
+    SELECT f.order_ref, o.ticker, NULL, f.leg, f.session, f.price, f.contracts * :multiplier,
+           o.seq, true
+    FROM sim_spread_fills f JOIN sim_spread_orders o USING (order_ref)
+) fills
 ORDER BY session, seq, leg <> 'entry';
 
 -- name: plans
 -- Every sent plan, one row per order ref the broker may fill: the primary bracket, its add-on
 -- (placed by an applied add_on action), each fade leg (the alert stop-entry -ALT, the 75% limit
 -- -LIM), each option spread (quantity in shares). `session` is the signal (or add-on) session the
--- entry works after; `valid_sessions` NULL: the outcomes setting.
+-- entry works after; valid_sessions NULL means the outcomes setting.
 SELECT p.order_ref AS trade_id, 'primary' AS book, p.ticker, p.side, p.quantity,
        p.stop AS initial_stop, p.take_profit, p.session, NULL::integer AS valid_sessions,
        p.signal_id, NULL AS parent_ref, p.confidence, p.tier, NULL AS oca_group
