@@ -110,8 +110,9 @@ def smtp_server(
     security: str = "none",
     cert: tuple[Path, Path] | None = None,
     login: tuple[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[tuple[Inbox, int]]:
-    """A running server on 127.0.0.1: (its inbox, its port)."""
+    """A running server on 127.0.0.1 (on `port`, else a free one): (its inbox, its port)."""
     inbox = Inbox()
     kwargs: dict = {}
     if security != "none":
@@ -129,7 +130,7 @@ def smtp_server(
             # aiosmtpd only knows TLS it negotiated itself (STARTTLS); implicit TLS is TLS too
             "auth_require_tls": security == "starttls",
         }
-    port = free_port()
+    port = port or free_port()
     controller = Controller(inbox, hostname=HOST, port=port, **kwargs)
     controller.start()
     try:
