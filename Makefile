@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test ui dotenv bench db-url db-stop clean
+.PHONY: install demo test browser ui dashboard dotenv bench db-url db-stop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> creating $(VENV) and installing pinned dependencies (first run: ~2 minutes)"
@@ -19,7 +19,14 @@ install: $(STAMP)
 demo: install  ## backfill the bundled real sample through every asset and print a summary
 	$(BIN)/breakout demo
 
-test: install  ## static checks (ruff lint + format, mypy on core/ and ml/), then the whole suite
+# The dashboard's browser test drives Debian's chromium (headless, through Playwright with the
+# system executable: nothing is downloaded from Playwright's CDN).
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || ! command -v sudo >/dev/null || echo sudo)
+browser:  ## Debian's chromium for the dashboard's browser test (installed when missing)
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
+		|| ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+test: install browser  ## static checks (ruff lint + format, mypy on core/ and ml/), then the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -29,6 +36,9 @@ test: install  ## static checks (ruff lint + format, mypy on core/ and ml/), the
 # expects the project's venv to be the active one, which VIRTUAL_ENV says without `activate`.
 ui: dotenv  ## the Dagster UI on 127.0.0.1:3000, same Postgres, the demo's runs visible
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev -h 127.0.0.1 -p 3000
+
+dashboard: dotenv  ## the operator dashboard (Streamlit) on 127.0.0.1:8501, same Postgres and runs
+	$(BIN)/breakout dashboard
 
 dotenv: install  ## start the embedded Postgres, write .env: plain `dagster ...` works in the root
 	@$(BIN)/breakout dagster --version >/dev/null

@@ -14,6 +14,7 @@ breakout reject SESSION (--all | --ref REF ...)    reject them
 breakout options status|promote|rollback [--by WHO] the options book: paper until promoted
 breakout kill-switch on|off|status                 halt (or resume) all order activity
 breakout runs recover [--dry-run] [--assume-local] fail dead runs, free their broker slots
+breakout dashboard [--port 8501]                   the operator dashboard on 127.0.0.1
 """
 
 from __future__ import annotations
@@ -234,6 +235,22 @@ def kill_switch(action: str, reason: str) -> None:
             if switch.engaged()
             else f"off ({switch.path} absent)"
         )
+
+
+@main.command("dashboard")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+def dashboard(port: int) -> None:
+    """The operator dashboard (Streamlit) on http://127.0.0.1:PORT, against this project's
+    Postgres and Dagster instance; it binds to 127.0.0.1 only."""
+    from breakout_assets import runtime
+    from breakout_assets.dashboard.server import streamlit_command, url
+
+    settings = _settings()
+    runtime.data_url(settings)  # the embedded server up (or the configured one answering) first
+    runtime.apply_dagster_environment(settings)  # DAGSTER_HOME: the recent runs page
+    command = streamlit_command(port)
+    click.echo(f"dashboard on {url(port)} (Ctrl-C stops it)")
+    os.execv(command[0], command)
 
 
 @main.group()

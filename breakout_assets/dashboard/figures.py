@@ -1,0 +1,90 @@
+"""Pure figures the dashboard shows: the equity curve with its drawdown, the journal's summary,
+what an open position stands to make or lose, and live calibration next to the held-out one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from breakout_assets.ml.evaluation import calibration_table
+
+
+def equity_curve(closed_pnl: pd.DataFrame, starting_equity: float) -> pd.DataFrame:
+    """Equity after each session's realised net P&L (`session`, `net_pnl` rows, oldest first),
+    its running peak and the drawdown from it, in dollars and as a fraction of the peak."""
+    frame = closed_pnl[["session", "net_pnl"]].copy()
+    frame["net_pnl"] = frame["net_pnl"].astype(float).fillna(0.0)
+    frame["equity"] = starting_equity + frame["net_pnl"].cumsum()
+    frame["peak"] = np.maximum(frame["equity"].cummax(), starting_equity)
+    frame["drawdown"] = frame["equity"] - frame["peak"]
+    frame["drawdown_pct"] = frame["drawdown"] / frame["peak"]
+    return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class JournalSummary:
+    trades: int
+    open: int
+    closed: int
+    win_rate: float | None  # closed trades with a positive net P&L
+    net_pnl: float
+    fees: float
+    mean_r_net: float | None  # expectancy in R after costs, over closed trades with a known risk
+
+
+def journal_summary(journal: pd.DataFrame) -> JournalSummary:
+    closed = journal[journal["status"] == "closed"]
+    r_net = closed["r_net"].dropna()
+    return JournalSummary(
+        trades=len(journal),
+        open=int((journal["status"] == "open").sum()),
+        closed=len(closed),
+        win_rate=float((closed["net_pnl"] > 0).mean()) if len(closed) else None,
+        net_pnl=float(closed["net_pnl"].sum()),
+        fees=float(journal["fees"].sum()),
+        mean_r_net=float(r_net.mean()) if len(r_net) else None,
+    )
+
+
+def position_risk(positions: pd.DataFrame) -> pd.DataFrame:
+    """Adds, per open position, the unrealised P&L at the last close and the P&L if the stop in
+    force is hit (negative: still at risk; positive: a profit the stop has locked in)."""
+    frame = positions.copy()
+    direction = np.where(frame["side"] == "long", 1.0, -1.0)
+    quantity = frame["quantity"].astype(float)
+    frame["unrealised_pnl"] = (frame["last_close"] - frame["entry_price"]) * quantity * direction
+    frame["pnl_at_stop"] = (frame["stop"] - frame["entry_price"]) * quantity * direction
+    return frame
+
+
+def live_vs_held_out(held_out: list[dict], live_scores: pd.DataFrame) -> pd.DataFrame:
+    """The held-out reliability table of a model next to its live one, bin by bin (the same
+    equal-width bins as `ml.evaluation.calibration_table`)."""
+    held = pd.DataFrame(
+        held_out, columns=["bin", "lower", "upper", "count", "mean_predicted", "observed_rate"]
+    )
+    live = calibration_table(
+        live_scores["won"].astype(int).to_numpy(), live_scores["confidence"].to_numpy(float)
+    )
+    bins = len(live)
+    if len(held) and len(held) != bins:
+        # a card written with another bin count: re-key it by its bounds
+        held = held.assign(bin=(held["lower"] * bins).round().astype(int))
+    table = live[["bin", "lower", "upper"]].merge(
+        held[["bin", "count", "mean_predicted", "observed_rate"]].rename(
+            columns={
+                "count": "held_out_n",
+                "mean_predicted": "held_out_predicted",
+                "observed_rate": "held_out_win_rate",
+            }
+        ),
+        on="bin",
+        how="left",
+    )
+    table["live_n"] = live["count"].to_numpy()
+    table["live_predicted"] = live["mean_predicted"].to_numpy()
+    table["live_win_rate"] = live["observed_rate"].to_numpy()
+    table["gap"] = table["live_win_rate"] - table["held_out_win_rate"]
+    return table

@@ -1,0 +1,1 @@
+"""The dashboard's pages: scripts `app.py` registers with `st.navigation`."""
