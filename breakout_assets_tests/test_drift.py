@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from breakout_assets.core.drift import (
     BUCKETS,
+    CalibrationBucket,
     DriftVerdict,
     HeldOutBucket,
     bin_shares,
@@ -18,6 +19,7 @@ from breakout_assets.core.drift import (
     confidence_bucket,
     expected_calibration_error,
     feature_psi,
+    gap_in_standard_errors,
     judge_drift,
     live_calibration,
     population_stability_index,
@@ -125,37 +127,71 @@ def test_calibration_counts_every_outcome_once(confidence, won):
 
 CONFIG = DriftConfig(
     min_outcomes=30,
+    min_bucket_outcomes=10,
     min_psi_signals=100,
     max_calibration_gap=0.15,
+    calibration_z=2.0,
     max_ece=0.10,
     max_psi=0.25,
 )
 
 
-def test_judgement_names_each_threshold_crossed_and_what_it_could_not_judge():
-    calm = judge_drift(40, 0.05, 0.10, 150, {"rsi_14": 0.05, "rally_pct": 0.2}, CONFIG)
-    assert calm.drifted is False and calm.reasons == ()
+def _bucket(k, n, wins, held_out, held_out_n):
+    return CalibrationBucket(
+        k, k / 10, (k + 1) / 10, n, wins, (k + 0.5) / 10, wins / n, held_out, held_out_n
+    )
 
-    shifted = judge_drift(40, 0.21, 0.40, 150, {"rsi_14": 0.30, "rally_pct": 0.6}, CONFIG)
+
+# live 2 of 20 vs held-out 0.6 of 30: pooled 0.4, SE sqrt(0.24 (1/20 + 1/30)) = 0.1414, z 3.54
+SHIFTED = _bucket(6, 20, 2, 0.6, 30)
+# live 3 of 10 vs held-out 0.5 of 10: pooled 0.4, SE sqrt(0.24 x 0.2) = 0.2191, z 0.91
+NOISY = _bucket(4, 10, 3, 0.5, 10)
+# live 5 of 9 vs 0.1: too few outcomes to count
+THIN = _bucket(1, 9, 5, 0.1, 40)
+
+
+def test_a_bucket_gap_counts_beyond_sampling_noise():
+    assert gap_in_standard_errors(SHIFTED) == pytest.approx(0.5 / math.sqrt(0.24 / 12))
+    assert gap_in_standard_errors(NOISY) == pytest.approx(0.2 / math.sqrt(0.048))
+    assert gap_in_standard_errors(_bucket(3, 10, 0, 0.0, 5)) == 0.0
+    assert gap_in_standard_errors(_bucket(3, 10, 1, None, 0)) is None
+
+
+def test_judgement_names_each_threshold_crossed_and_what_it_did_not_judge():
+    calm = judge_drift(40, 0.05, [NOISY], 150, {"rsi_14": 0.05, "rally_pct": 0.2}, CONFIG)
+    assert calm.drifted is False
+    assert calm.reasons == (
+        "calibration gap 0.200 > 0.15 in bucket [0.4, 0.5): live 0.300 vs held-out 0.500 "
+        "over 10 outcomes, 0.9 SE <= 2: within sampling noise",
+    )
+    shifted = judge_drift(
+        40, 0.21, [THIN, NOISY, SHIFTED], 150, {"rsi_14": 0.30, "rally_pct": 0.6}, CONFIG
+    )
     assert shifted.drifted is True
     assert shifted.reasons == (
         "live ECE 0.210 > 0.1",
-        "calibration gap 0.400 > 0.15 (live vs held-out win rate in a confidence bucket)",
+        "calibration gap 0.500 > 0.15 in bucket [0.6, 0.7): live 0.100 vs held-out 0.600 "
+        "over 20 outcomes, 3.5 SE",
         "PSI rally_pct 0.600 > 0.25",
         "PSI rsi_14 0.300 > 0.25",
+        "calibration gap 0.200 > 0.15 in bucket [0.4, 0.5): live 0.300 vs held-out 0.500 "
+        "over 10 outcomes, 0.9 SE <= 2: within sampling noise",
     )
-
     # too few outcomes and signals: not judged, said so, never drifted
-    thin = judge_drift(12, 0.5, 0.9, 40, {"rsi_14": 3.0}, CONFIG)
-    assert thin.drifted is False
-    assert thin.reasons == (
-        "calibration not judged: 12 final outcomes < 30",
-        "feature drift not judged: 40 recent signals < 100",
+    thin = judge_drift(12, 0.5, [SHIFTED], 40, {"rsi_14": 3.0}, CONFIG)
+    assert thin == DriftVerdict(
+        False,
+        (
+            "calibration not judged: 12 final outcomes < 30",
+            "feature drift not judged: 40 recent signals < 100",
+        ),
     )
-    no_bucket = judge_drift(30, 0.02, None, 150, {}, CONFIG)
-    assert no_bucket == DriftVerdict(
-        False, ("calibration gap not judged: no bucket holds enough outcomes",)
+    assert judge_drift(30, 0.02, [THIN], 150, {}, CONFIG) == DriftVerdict(
+        False, ("calibration gap not judged: no bucket holds 10 outcomes and a held-out rate",)
     )
+    # z 0: the gap alone decides
+    loose = CONFIG.model_copy(update={"calibration_z": 0.0})
+    assert judge_drift(40, 0.05, [NOISY], 150, {}, loose).drifted is True
 
 
 def test_training_rows_are_rebuilt_from_the_recorded_split():

@@ -36,9 +36,9 @@ from sqlalchemy import Connection
 from breakout_assets.assets.common import OBSERVE_GROUP, range_result, session_asset
 from breakout_assets.core.drift import (
     HeldOutBucket,
+    TrainingProfile,
     calibration_gap,
     expected_calibration_error,
-    feature_psi,
     judge_drift,
     live_calibration,
     training_rows_mask,
@@ -55,7 +55,7 @@ from breakout_assets.versioning import versioned
 FINAL_STATUSES = ("win", "loss", "expired")
 TRAIN_JOB = "train_models"
 # Run tags the retrain carries: why it was asked for.
-TAG_PREFIX = "breakout/drift"
+TAG_PREFIX = "breakout/drift"  # breakout/drift_session, breakout/drift_reason_1, ...
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class ServingModel:
 
     card: ModelCard
     held_out: list[HeldOutBucket]
-    training: pd.DataFrame  # model_inputs of the rows it trained on
-    recorded_train_rows: int | None
+    training_rows: int  # rebuilt from the experiment's record
+    recorded_train_rows: int | None  # what the experiment recorded
+    profiles: dict[str, TrainingProfile]  # per model feature, from the training rows
 
     @property
     def last_seen(self) -> date:
@@ -107,7 +108,13 @@ def _serving_model(conn: Connection, card: ModelCard) -> ServingModel | None:
         np.datetime64(card.test_range[0], "D"),
         int(split.get("embargo_sessions", 0)),
     )
-    return ServingModel(card, held_out, candidates[mask], split.get("train_rows"))
+    training = candidates[mask]
+    profiles = (
+        {f: TrainingProfile.of(training[f].to_numpy(float)) for f in card.features}
+        if len(training)
+        else {}
+    )
+    return ServingModel(card, held_out, len(training), split.get("train_rows"), profiles)
 
 
 def _won(frame: pd.DataFrame, label: str) -> np.ndarray:
@@ -129,14 +136,11 @@ def drift_row(
     ece = expected_calibration_error(buckets)
     gap = calibration_gap(buckets, config.min_bucket_outcomes)
     psi = (
-        {
-            f: feature_psi(model.training[f].to_numpy(float), recent[f].to_numpy(float))
-            for f in model.card.features
-        }
-        if len(recent) and len(model.training)
+        {f: profile.psi(recent[f].to_numpy(float)) for f, profile in model.profiles.items()}
+        if len(recent)
         else {}
     )
-    verdict = judge_drift(len(final), ece, gap, len(recent), psi, config)
+    verdict = judge_drift(len(final), ece, buckets, len(recent), psi, config)
     return {
         "session": session,
         "side": model.card.side,
@@ -186,7 +190,7 @@ def _side_metadata(side: str, row: dict, model: ServingModel) -> dict:
             .to_markdown(index=False)
         ),
         f"{side}_training_rows": (
-            f"{len(model.training)} rebuilt from the experiment's split "
+            f"{model.training_rows} rebuilt from the experiment's split "
             f"(it recorded {model.recorded_train_rows})"
         ),
         f"{side}_live_after": model.last_seen.isoformat(),
@@ -337,7 +341,7 @@ def build_drift_sensors(settings: BreakoutSettings) -> list:
 def retrain_tags(session: date, sides: list[str], reasons: list[str]) -> dict[str, str]:
     """Why the run was asked for, readable on the run's page."""
     return {
-        f"{TAG_PREFIX}/session": session.isoformat(),
-        f"{TAG_PREFIX}/sides": ",".join(sides),
-        **{f"{TAG_PREFIX}/reason_{i}": reason for i, reason in enumerate(reasons, 1)},
+        f"{TAG_PREFIX}_session": session.isoformat(),
+        f"{TAG_PREFIX}_sides": ",".join(sides),
+        **{f"{TAG_PREFIX}_reason_{i}": reason for i, reason in enumerate(reasons, 1)},
     }

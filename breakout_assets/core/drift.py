@@ -165,10 +165,26 @@ def population_stability_index(expected: ArrayLike, actual: ArrayLike) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+@dataclass(frozen=True)
+class TrainingProfile:
+    """One feature as the model learned it: its decile edges and the training shares per bin
+    (computed once per model, compared with every session's window)."""
+
+    edges: np.ndarray
+    shares: np.ndarray
+
+    @classmethod
+    def of(cls, training: ArrayLike, bins: int = PSI_BINS) -> TrainingProfile:
+        edges = quantile_edges(training, bins)
+        return cls(edges, bin_shares(training, edges))
+
+    def psi(self, recent: ArrayLike) -> float:
+        return population_stability_index(self.shares, bin_shares(recent, self.edges))
+
+
 def feature_psi(training: ArrayLike, recent: ArrayLike, bins: int = PSI_BINS) -> float:
     """PSI of one feature's recent values against its training values, on training deciles."""
-    edges = quantile_edges(training, bins)
-    return population_stability_index(bin_shares(training, edges), bin_shares(recent, edges))
+    return TrainingProfile.of(training, bins).psi(recent)
 
 
 def training_rows_mask(
@@ -198,19 +214,38 @@ class DriftThresholds(Protocol):
     @property
     def min_outcomes(self) -> int: ...
     @property
+    def min_bucket_outcomes(self) -> int: ...
+    @property
     def min_psi_signals(self) -> int: ...
     @property
     def max_calibration_gap(self) -> float: ...
+    @property
+    def calibration_z(self) -> float: ...
     @property
     def max_ece(self) -> float: ...
     @property
     def max_psi(self) -> float: ...
 
 
+def gap_in_standard_errors(bucket: CalibrationBucket) -> float | None:
+    """The bucket's gap as a two-proportion z statistic: both win rates are samples (n live
+    outcomes, held_out_n held-out rows), so the gap is measured in the standard error of their
+    difference under one pooled rate. Ten outcomes at 0.5 stray by 0.16 by chance alone: a gap
+    over a small bucket is mostly noise."""
+    if bucket.gap is None or bucket.held_out is None or bucket.n == 0 or bucket.held_out_n == 0:
+        return None
+    pooled = (bucket.wins + bucket.held_out * bucket.held_out_n) / (bucket.n + bucket.held_out_n)
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / bucket.n + 1.0 / bucket.held_out_n))
+    if se == 0.0:
+        return math.inf if bucket.gap > 0 else 0.0
+    return bucket.gap / se
+
+
 @dataclass(frozen=True)
 class DriftVerdict:
-    """`drifted` when any threshold is crossed; `reasons` lists each crossing, and says what was
-    not judged for lack of data (those never make a model drifted)."""
+    """`drifted` when any threshold is crossed; `reasons` lists each crossing, then what was
+    not judged for lack of data or was within sampling noise (those never make a model
+    drifted)."""
 
     drifted: bool
     reasons: tuple[str, ...]
@@ -219,11 +254,14 @@ class DriftVerdict:
 def judge_drift(
     live_outcomes: int,
     ece: float | None,
-    gap: float | None,
+    buckets: Sequence[CalibrationBucket],
     recent_signals: int,
     psi: Mapping[str, float],
     thresholds: DriftThresholds,
 ) -> DriftVerdict:
+    """A bucket drifts when it holds `min_bucket_outcomes`, its gap exceeds
+    `max_calibration_gap` and `calibration_z` standard errors; ECE and PSI by their
+    thresholds, once enough outcomes and signals are in."""
     crossed: list[str] = []
     notes: list[str] = []
     if live_outcomes < thresholds.min_outcomes:
@@ -233,13 +271,26 @@ def judge_drift(
     else:
         if ece is not None and ece > thresholds.max_ece:
             crossed.append(f"live ECE {ece:.3f} > {thresholds.max_ece:g}")
-        if gap is None:
-            notes.append("calibration gap not judged: no bucket holds enough outcomes")
-        elif gap > thresholds.max_calibration_gap:
-            crossed.append(
-                f"calibration gap {gap:.3f} > {thresholds.max_calibration_gap:g} "
-                "(live vs held-out win rate in a confidence bucket)"
+        judged = [b for b in buckets if b.n >= thresholds.min_bucket_outcomes and b.gap is not None]
+        if not judged:
+            notes.append(
+                "calibration gap not judged: no bucket holds "
+                f"{thresholds.min_bucket_outcomes} outcomes and a held-out rate"
             )
+        for b in judged:
+            assert b.gap is not None and b.live is not None and b.held_out is not None
+            if b.gap <= thresholds.max_calibration_gap:
+                continue
+            z = gap_in_standard_errors(b)
+            what = (
+                f"calibration gap {b.gap:.3f} > {thresholds.max_calibration_gap:g} in bucket "
+                f"[{b.lower:.1f}, {b.upper:.1f}): live {b.live:.3f} vs held-out "
+                f"{b.held_out:.3f} over {b.n} outcomes, {z:.1f} SE"
+            )
+            if z is not None and z > thresholds.calibration_z:
+                crossed.append(what)
+            else:
+                notes.append(f"{what} <= {thresholds.calibration_z:g}: within sampling noise")
     if recent_signals < thresholds.min_psi_signals:
         notes.append(
             f"feature drift not judged: {recent_signals} recent signals "

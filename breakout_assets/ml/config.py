@@ -138,6 +138,12 @@ class DriftConfig(BaseModel):
         le=1,
         description="Largest |live - held-out| win rate in a confidence bucket before drift.",
     )
+    calibration_z: float = Field(
+        2.0,
+        ge=0,
+        description="A bucket's gap must also exceed this many standard errors of the difference "
+        "of two win rates (live and held-out, two-proportion z; 0: the gap alone decides).",
+    )
     max_ece: float = Field(
         0.10, gt=0, le=1, description="Largest live expected calibration error before drift."
     )
