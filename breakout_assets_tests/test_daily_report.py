@@ -437,3 +437,26 @@ def test_the_password_appears_nowhere(
     for where in (table, str(metadata), *logs, Path(metadata["path"]).read_text()):
         assert PASSWORD not in where
     assert date.fromisoformat(SESSION) in set(deliveries(database_url)["session"])
+
+
+def test_a_backfill_writes_every_report_and_emails_only_its_newest_session(
+    report_settings, database_url
+):
+    with smtp_server() as (inbox, port):
+        settings = report_settings(
+            smtp_host=HOST, smtp_port=port, smtp_security="none", smtp_to=("ops@example.test",)
+        )
+        result = run_assets(
+            settings, ["daily_report"], "2024-03-04", QUIET, resources=build_resources(settings)
+        )
+    assert result.success
+    for session in ("2024-03-04", SESSION, QUIET):
+        assert (settings.reports_dir / session / "report.html").exists()
+    [received] = inbox.messages
+    assert QUIET in received.message["Subject"]
+    assert list(deliveries(database_url)["session"].astype(str)) == [QUIET]
+    by_session = {
+        event.partition: event.metadata["email"].value
+        for event in result.asset_materializations_for_node("daily_report")
+    }
+    assert by_session == {"2024-03-04": "backfill", SESSION: "backfill", QUIET: "sent"}

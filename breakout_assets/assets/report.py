@@ -3,8 +3,9 @@
 
 It reads what the session left behind (scores, plans, orders, the journal) as of that session,
 so a report re-run later for an old session shows that session, not today. The email is sent at
-most once per session (report_deliveries); a mail failure is recorded, logged as a warning and
-shown in the metadata, and the run still succeeds: a report never stops trading.
+most once per session (report_deliveries), and a backfill emails only its newest session; a
+mail failure is recorded, logged as a warning and shown in the metadata, and the run still
+succeeds: a report never stops trading.
 """
 
 from dagster import (
@@ -71,6 +72,13 @@ def build_report_assets(
                 rows = read_session(conn, session, serving)
             report = build_report(rows, options)
             path = write_report(report, settings.reports_dir)
+            if key != context.partition_keys[-1]:
+                # a backfill writes every session's report but emails only its newest: an
+                # email is news of the session just run, not of the history behind it
+                context.log.info(f"daily report {key}: {path}; not emailed (backfill)")
+                totals["reports"] += 1
+                per_session[key] = {"path": MetadataValue.path(str(path)), "email": "backfill"}
+                continue
             delivery = deliver_once(postgres, mailer, report, path)
             if delivery.needs_attention:
                 context.log.warning(
