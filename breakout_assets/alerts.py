@@ -34,13 +34,22 @@ from dagster import (
     sensor,
 )
 
-from breakout_assets.partitions import KEY_FORMAT, TIMEZONE, nyse_calendar, nyse_sessions
+from breakout_assets.partitions import (
+    KEY_FORMAT,
+    TIMEZONE,
+    nyse_calendar,
+    nyse_sessions,
+    partitions_end,
+)
 from breakout_assets.resources.mailer import Mailer, MailResult, compose
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
 
 TRADE_PLAN = AssetKey("trade_plan")
+# A deadline further back is history, not news: long enough to catch up after the daemon was
+# down over a long weekend.
+HORIZON = timedelta(days=4)
 ERROR_CHARS = 4000  # of a step's error in the email (the run's page holds the whole trace)
 
 
@@ -168,11 +177,15 @@ def due_sessions(
     now: datetime, minutes: int, after: date | None, first: date, last: date | None
 ) -> list[date]:
     """Sessions whose deadline has passed by `now`, after `after` (the last one checked), within
-    the partitions [first, last]. With nothing checked yet, only the latest: a new sensor does
-    not alert on history."""
-    end = now.astimezone(UTC).date() if last is None else min(last, now.astimezone(UTC).date())
-    start = max(first, after + timedelta(days=1) if after else end - timedelta(days=10))
-    due = [s for s in nyse_sessions(start, end) if deadline(s, minutes) <= now]
+    the partitions [first, last] and the HORIZON. With nothing checked yet, only the latest: a
+    new sensor does not alert on history, nor does a code location whose partitions ended
+    long ago (the bundled sample's)."""
+    today = now.astimezone(UTC).date()
+    end = today if last is None else min(last, today)
+    start = max(first, (now - HORIZON).date())
+    if after is not None:
+        start = max(start, after + timedelta(days=1))
+    due = [s for s in nyse_sessions(start, end) if now - HORIZON <= deadline(s, minutes) <= now]
     return due if after else due[-1:]
 
 
@@ -238,7 +251,7 @@ def build_trade_plan_freshness_sensor(
     ):
         now = clock()
         after = date.fromisoformat(context.cursor) if context.cursor else None
-        due = due_sessions(now, minutes, after, settings.start_date, settings.end_date)
+        due = due_sessions(now, minutes, after, settings.start_date, partitions_end(settings))
         if not due:
             return SkipReason("no session past its deadline since the last check")
         verdicts = []

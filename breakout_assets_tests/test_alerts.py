@@ -27,6 +27,7 @@ from breakout_assets.alerts import (
     build_run_failure_sensor,
     build_trade_plan_freshness_sensor,
     deadline,
+    due_sessions,
 )
 from breakout_assets.definitions import build_resources
 from breakout_assets.partitions import settings_partitions
@@ -197,3 +198,22 @@ def test_the_sensors_are_in_the_code_location(alert_settings) -> None:
     assert all(s.default_status.value == "RUNNING" for s in sensors)
     # their resources (postgres, mailer) resolve against the project's
     Definitions.validate_loadable(Definitions(sensors=sensors, resources=build_resources(settings)))
+
+
+def test_due_sessions_catch_up_but_not_on_history() -> None:
+    start = datetime(2018, 1, 2).date()
+    now = utc("2018-07-06 22:30")
+    # from the cursor: every session since, the early close included, the holiday out
+    assert [str(s) for s in due_sessions(now, 120, datetime(2018, 7, 2).date(), start, None)] == [
+        "2018-07-03",
+        "2018-07-05",
+        "2018-07-06",
+    ]
+    # first evaluation: only the latest
+    assert [str(s) for s in due_sessions(now, 120, None, start, None)] == ["2018-07-06"]
+    # partitions that ended months before now (a past sample): nothing is news
+    assert due_sessions(now, 120, None, start, datetime(2018, 3, 1).date()) == []
+    assert (
+        due_sessions(now, 120, datetime(2018, 2, 1).date(), start, None)[0]
+        > datetime(2018, 6, 30).date()
+    )

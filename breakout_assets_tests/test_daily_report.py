@@ -432,7 +432,7 @@ def test_the_password_appears_nowhere(
     assert set(inbox.logins) == {("breakout", PASSWORD)}  # it was really tried (per mechanism)
     assert metadata["email"] == "failed" and "SMTPAuthenticationError" in metadata["email_error"]
     assert inbox.messages == []
-    table = deliveries(database_url).to_json()
+    table = deliveries(database_url).to_json(date_format="iso")
     logs = [str(e) for e in helpers.DEFAULT_INSTANCE.all_logs(result.run_id)]
     for where in (table, str(metadata), *logs, Path(metadata["path"]).read_text()):
         assert PASSWORD not in where
