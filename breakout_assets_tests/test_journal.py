@@ -259,7 +259,7 @@ def _plan_real_trades(settings) -> list[str]:
                         :gain, 0.1, 0.6, :trig, 'sent', 'test', 'paper', now())"""),
             dict(
                 ref=spread.order_ref,
-                sid=f"{ticker}:{SIGNAL}:long:spread",
+                sid=f"{ticker}:{SIGNAL}:long",
                 s=SIGNAL,
                 t=ticker,
                 x=spread.expiry,
