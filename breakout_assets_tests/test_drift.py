@@ -28,6 +28,7 @@ from breakout_assets.core.drift import (
 )
 from breakout_assets.ml.config import DriftConfig
 from breakout_assets.ml.evaluation import calibration_table
+from breakout_assets.settings import SettingsError, load_settings
 
 
 def test_buckets_are_the_held_out_tables_bins():
@@ -212,3 +213,13 @@ def test_training_rows_are_rebuilt_from_the_recorded_split():
     # random: everything but the held-out ids
     mask = training_rows_mask(sessions, exits, ids, ["b", "e"], "random", first_test, 5)
     assert ids[mask].tolist() == ["a", "c", "d"]
+
+
+def test_thresholds_are_settings_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BREAKOUT_DRIFT__CALIBRATION_Z", "3")
+    monkeypatch.setenv("BREAKOUT_DRIFT__RETRAIN_INTERVAL_HOURS", "24")
+    drift = load_settings().drift
+    assert (drift.calibration_z, drift.retrain_interval_hours, drift.max_psi) == (3.0, 24.0, 0.25)
+    monkeypatch.setenv("BREAKOUT_DRIFT__MAX_CALIBRATION_GAP", "15")  # meant 15%
+    with pytest.raises(SettingsError, match="BREAKOUT_DRIFT__MAX_CALIBRATION_GAP"):
+        load_settings()
