@@ -381,6 +381,13 @@ class BreakoutSettings(BaseSettings):
             raise ValueError("broker is 'ibkr' but no account is set: set BREAKOUT_IBKR_ACCOUNT")
         return self
 
+    @field_validator("ibkr_flex_token", "ibkr_flex_query_id", "ibkr_flex_file", mode="before")
+    @classmethod
+    def _blank_flex_input_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @model_validator(mode="after")
     def _flex_needs_its_inputs(self) -> BreakoutSettings:
         if self.journal_source == "ibkr_flex" and self.ibkr_flex_file is None:

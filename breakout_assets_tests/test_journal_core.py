@@ -183,3 +183,32 @@ def test_reconciliation_reports_what_does_not_match():
     # not due yet (the entry window closes on another session): nothing is missing
     later = build_journal(fills, plans, [], states, [D[2]])
     assert not [e for e in later.exceptions if e.kind == "plan_without_fills"]
+
+
+def test_a_fade_leg_cancelled_by_its_filled_sibling_is_not_missing():
+    legs = [
+        plan(
+            "OPP-X-20240102-S-ALT",
+            side="short",
+            stop=104.0,
+            tp=96.0,
+            book="opposing",
+            oca_group="OPP-X-20240102-S",
+            parent_ref="OPP-X-20240102-S",
+        ),
+        plan(
+            "OPP-X-20240102-S-LIM",
+            side="short",
+            stop=104.0,
+            tp=96.0,
+            book="opposing",
+            oca_group="OPP-X-20240102-S",
+            parent_ref="OPP-X-20240102-S",
+        ),
+    ]
+    fills = [fill("SELL", 101.0, D[1], ref="OPP-X-20240102-S-ALT", purpose="entry")]
+    # IB no longer lists the cancelled -LIM leg: still nothing is missing
+    journal = build_journal(fills, legs, [], {}, [D[1]])
+    assert journal.exceptions == [] and only(journal).book == "opposing"
+    alone = build_journal([], legs[1:], [], {}, [D[1]])
+    assert [e.kind for e in alone.exceptions] == ["plan_without_fills"]

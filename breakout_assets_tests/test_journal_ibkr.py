@@ -43,7 +43,7 @@ from breakout_assets.resources.broker.resource import IbkrBrokerResource
 from breakout_assets.resources.broker.simulated import _trade_fill
 from breakout_assets.resources.flex import FlexStatement, FlexStatementError
 from breakout_assets.resources.local_postgres import with_driver
-from breakout_assets.settings import load_settings
+from breakout_assets.settings import SettingsError, load_settings
 from breakout_assets_tests import helpers
 from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table
 from breakout_assets_tests.test_ibkr_broker import ACCOUNT, FakeIB
@@ -380,3 +380,21 @@ def test_the_journal_reconciles_ib_executions_without_a_plan():
     assert fills == [
         TradeFill("", "TEST", "BUY", 10, 99.5, date(2024, 1, 4), None, at(4, 13, 0), 1.0)
     ]
+
+
+def test_flex_settings_name_what_is_missing_and_never_show_the_token(monkeypatch):
+    with pytest.raises(SettingsError) as missing:
+        load_settings(journal_source="ibkr_flex")
+    assert "BREAKOUT_IBKR_FLEX_FILE" in str(missing.value)
+    assert "BREAKOUT_IBKR_FLEX_TOKEN" in str(missing.value)
+    monkeypatch.setenv("BREAKOUT_IBKR_FLEX_TOKEN", TOKEN)
+    settings = load_settings(journal_source="ibkr_flex", ibkr_flex_query_id=QUERY)
+    assert settings.ibkr_flex_token.get_secret_value() == TOKEN and TOKEN not in repr(settings)
+    monkeypatch.setenv("BREAKOUT_IBKR_FLEX_URL", f"ftp://flex/{TOKEN}")
+    with pytest.raises(SettingsError) as bad:
+        load_settings(journal_source="ibkr_flex", ibkr_flex_query_id=QUERY)
+    assert "BREAKOUT_IBKR_FLEX_URL" in str(bad.value)
+    monkeypatch.delenv("BREAKOUT_IBKR_FLEX_URL")
+    monkeypatch.setenv("BREAKOUT_IBKR_FLEX_TOKEN", " ")  # blank is unset
+    with pytest.raises(SettingsError, match="BREAKOUT_IBKR_FLEX_TOKEN"):
+        load_settings(journal_source="ibkr_flex", ibkr_flex_query_id=QUERY)

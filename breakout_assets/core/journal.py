@@ -325,12 +325,14 @@ def missing_fills(
     broker_states: Mapping[str, str],
 ) -> list[JournalException]:
     """Sent plans whose fills should exist but do not, reported on the last session their
-    entry could fill: the broker says the order filled, or the broker has no such order (a
-    fade leg cancelled by its filled sibling is neither)."""
+    entry could fill: the broker says the order filled, or the broker has no such order. A fade
+    leg whose sibling filled was cancelled by it, whatever the broker still lists."""
+    plans = list(plans)
+    spent = {p.oca_group for p in plans if p.oca_group and p.trade_id in filled_refs}
     found = []
     for plan in plans:
-        if plan.trade_id in filled_refs:
-            continue
+        if plan.trade_id in filled_refs or plan.oca_group in spent:
+            continue  # filled, or a fade leg whose sibling filled (one-cancels-other)
         state = broker_states.get(plan.trade_id)
         if state in ("filled", "executed", "partially_filled", "closed"):
             detail = f"the broker reports the order {state} but gave no fill for it"
