@@ -23,6 +23,7 @@ import pandas as pd
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DagsterRun,
     DefaultSensorStatus,
@@ -116,6 +117,15 @@ def _error_text(error) -> str:
     return "\n  caused by ".join(parts)
 
 
+def step_errors(instance: DagsterInstance, run_id: str) -> dict[str, str]:
+    """The run's failed steps and their errors."""
+    return {
+        record.step_key: _error_text(record.dagster_event.event_specific_data.error)
+        for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)
+        if record.step_key and record.dagster_event and record.dagster_event.event_specific_data
+    }
+
+
 def run_failure_alert(context: RunFailureSensorContext, ui_url: str) -> Alert:
     run = context.dagster_run
     failures = {
@@ -198,10 +208,14 @@ def materialised(instance: DagsterInstance, asset: AssetKey, session: date) -> b
 
 
 def _last_run(instance: DagsterInstance, session: date) -> DagsterRun | None:
-    runs = instance.get_runs(
-        RunsFilter(tags={"dagster/partition": session.strftime(KEY_FORMAT)}), limit=20
-    )
-    return next((r for r in runs if TRADE_PLAN in (r.asset_selection or ())), None)
+    """The latest run that planned trade_plan for the session (a range run's included), else
+    the latest run tagged with the session (an instance that plans ranges as one event)."""
+    key = session.strftime(KEY_FORMAT)
+    planned = instance.get_latest_planned_materialization_info(TRADE_PLAN, key)
+    if planned is not None:
+        return instance.get_run_by_id(planned.run_id)
+    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": key}), limit=1)
+    return runs[0] if runs else None
 
 
 def freshness_alert(
@@ -218,10 +232,12 @@ def freshness_alert(
     if run is None:
         lines.append("No run of trade_plan for this session was found: check the schedule.")
     else:
-        lines += [
-            f"Latest run for it: {run.run_id} (job {run.job_name}, status {run.status.value})",
-            f"Run: {run_link(ui_url, run.run_id)}",
-        ]
+        lines.append(
+            f"Latest run for it: {run.run_id} (job {run.job_name}, status {run.status.value})"
+        )
+        for step, error in step_errors(instance, run.run_id).items():
+            lines += [f"{step}:", f"  {error[:ERROR_CHARS]}"]
+        lines.append(f"Run: {run_link(ui_url, run.run_id)}")
     return Alert(
         key=f"freshness:{TRADE_PLAN.to_user_string()}:{session}",
         kind="freshness",

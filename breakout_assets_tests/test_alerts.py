@@ -105,9 +105,11 @@ def test_a_failed_run_gives_one_alert_email(alert_settings, database_url, dagste
     assert (row.asset_key, row.email_status) == ("exploding_plan", "sent")
 
 
-def stand_in_trade_plan(settings):
+def stand_in_trade_plan(settings, fail: bool = False):
     @asset(name="trade_plan", partitions_def=settings_partitions(settings))
     def trade_plan(context: AssetExecutionContext) -> None:
+        if fail:
+            raise RuntimeError("the broker account is unreachable")
         context.log.info(f"stand-in trade_plan for {context.partition_key}")
 
     return trade_plan
@@ -132,9 +134,18 @@ def test_deadline_follows_the_exchange_calendar() -> None:
     assert deadline(datetime(2018, 1, 5).date(), 30) == utc("2018-01-05 21:30")  # EST
 
 
-def test_a_missed_deadline_gives_one_alert_email(alert_settings, database_url, dagster_instance):
+def test_a_missed_deadline_gives_one_alert_email(
+    alert_settings, database_url, dagster_instance, per_session_events
+):
     with smtp_server() as (inbox, port):
         settings = alert_settings(port)
+        failed = materialize(
+            [stand_in_trade_plan(settings, fail=True)],
+            partition_key=EARLY_CLOSE,
+            instance=dagster_instance,
+            raise_on_error=False,
+        )
+        assert not failed.success
         # a minute before the early close's deadline: not due yet
         cursor, said = evaluate_freshness(
             settings, utc("2018-07-03 18:59"), "2018-07-02", dagster_instance
@@ -154,8 +165,11 @@ def test_a_missed_deadline_gives_one_alert_email(alert_settings, database_url, d
     assert received.message["Subject"] == f"Breakout ALERT: trade_plan missing for {EARLY_CLOSE}"
     body = received.message.get_body(("plain",)).get_content()
     assert "2018-07-03 15:00 EDT" in body and "19:00 UTC" in body
-    assert "No run of trade_plan for this session" in body
+    # the session's run that failed, and why
+    assert f"Latest run for it: {failed.run_id}" in body and "status FAILURE" in body
+    assert "RuntimeError: the broker account is unreachable" in body
     [row] = alerts(database_url).itertuples()
+    assert row.run_id == failed.run_id
     assert (row.alert_key, row.kind, str(row.session)) == (
         f"freshness:trade_plan:{EARLY_CLOSE}",
         "freshness",
