@@ -13,10 +13,13 @@ import json
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
 from breakout_assets.definitions import build_resources
+from breakout_assets.reporting import summary
 from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.resources.mailer import PASSWORD_VARIABLE
 from breakout_assets.settings import load_settings
@@ -460,3 +463,67 @@ def test_a_backfill_writes_every_report_and_emails_only_its_newest_session(
         for event in result.asset_materializations_for_node("daily_report")
     }
     assert by_session == {"2024-03-04": "backfill", SESSION: "backfill", QUIET: "sent"}
+
+
+def test_equity_curve_and_drawdown_by_hand() -> None:
+    closed = pd.DataFrame(
+        {
+            "exit_session": [
+                date(2024, 1, 2),
+                date(2024, 1, 2),
+                date(2024, 1, 3),
+                date(2024, 1, 4),
+            ],
+            "net_pnl": [100.0, -50.0, -200.0, 300.0],
+        }
+    )
+    curve = summary.equity_curve(closed, 1000.0)
+    assert curve["equity"].tolist() == [1050.0, 850.0, 1150.0]
+    assert curve["drawdown"].tolist() == [0.0, -200.0, 0.0]
+    # a loss on the first day is a drawdown from the starting equity
+    first_loss = summary.equity_curve(closed.iloc[2:], 1000.0)
+    assert first_loss["drawdown"].tolist() == [-200.0, 0.0]
+    assert summary.equity_curve(closed.iloc[:0], 1000.0).empty
+
+
+def test_held_out_expectation_at_the_serving_gate() -> None:
+    expectancy = [
+        {"strategy": "scanner only", "gate": None, "expectancy_net_r": 0.01},
+        {"strategy": "scanner + ML", "gate": 0.5, "expectancy_net_r": 0.2},
+        {"strategy": "scanner + ML", "gate": 0.55, "expectancy_net_r": 0.3},
+        {"strategy": "scanner + ML", "gate": 0.6, "expectancy_net_r": 0.4},
+    ]
+    cards = pd.DataFrame(
+        [
+            {
+                "experiment_id": "e",
+                "side": "long",
+                "metrics": {"expectancy": expectancy},
+                "test_start": date(2022, 1, 1),
+                "test_end": date(2024, 1, 1),
+            }
+        ]
+    )
+    assert summary.held_out_expectation(cards, 0.57)["expectancy_net_r"].tolist() == [0.3]
+    assert summary.held_out_expectation(cards, 0.6)["gate"].tolist() == [0.6]
+    # below every tabulated gate: the scanner-only baseline
+    assert summary.held_out_expectation(cards, 0.4)["expectancy_net_r"].tolist() == [0.01]
+
+
+def test_performance_counts_a_trade_without_risk_in_dollars_not_in_r() -> None:
+    closed = pd.DataFrame(
+        {
+            "book": ["primary", "primary", "opposing"],
+            "r_gross": [2.0, -1.0, None],
+            "r_net": [1.9, -1.1, None],
+            "gross_pnl": [800.0, -400.0, 50.0],
+            "fees": [4.0, 4.0, 2.0],
+            "net_pnl": [796.0, -404.0, 48.0],
+        }
+    )
+    table = summary.performance(closed).set_index("book")
+    assert table.loc["all books", "trades"] == 3 and table.loc["all books", "wins"] == 2
+    assert table.loc["all books", "net_pnl"] == pytest.approx(440.0)
+    assert table.loc["all books", "expectancy_net_r"] == pytest.approx(0.4)
+    assert table.loc["primary", "win_rate"] == pytest.approx(0.5)
+    assert table.loc["opposing", "trades"] == 1 and np.isnan(table.loc["opposing", "win_rate"])
