@@ -20,11 +20,13 @@ from breakout_assets.core.drift import (
     expected_calibration_error,
     feature_psi,
     gap_in_standard_errors,
+    hosmer_lemeshow_p,
     judge_drift,
     live_calibration,
     population_stability_index,
     quantile_edges,
     training_rows_mask,
+    two_sided_alpha,
 )
 from breakout_assets.ml.config import DriftConfig
 from breakout_assets.ml.evaluation import calibration_table
@@ -158,6 +160,20 @@ def test_a_bucket_gap_counts_beyond_sampling_noise():
     assert gap_in_standard_errors(_bucket(3, 10, 1, None, 0)) is None
 
 
+def test_ece_counts_when_the_outcomes_are_unlikely_under_the_confidences():
+    # NOISY: 3 wins of 10 at mean confidence 0.45: (3 - 4.5)^2 / (10 x 0.45 x 0.55) = 0.909
+    assert hosmer_lemeshow_p([NOISY]) == pytest.approx(math.erfc(math.sqrt(0.909090909 / 2)))
+    # SHIFTED: 2 of 20 at 0.65: (2 - 13)^2 / (20 x 0.65 x 0.35) = 26.59, chi-square(1)
+    assert hosmer_lemeshow_p([SHIFTED]) == pytest.approx(math.erfc(math.sqrt(121 / 4.55 / 2)))
+    assert hosmer_lemeshow_p([]) is None
+    assert two_sided_alpha(2.0) == pytest.approx(0.0455, abs=1e-4)
+    noise = judge_drift(40, 0.16, [NOISY], 150, {}, CONFIG)
+    assert noise.drifted is False
+    assert noise.reasons[0] == (
+        "live ECE 0.160 > 0.1 (Hosmer-Lemeshow p 0.340 >= 0.046: within sampling noise)"
+    )
+
+
 def test_judgement_names_each_threshold_crossed_and_what_it_did_not_judge():
     calm = judge_drift(40, 0.05, [NOISY], 150, {"rsi_14": 0.05, "rally_pct": 0.2}, CONFIG)
     assert calm.drifted is False
@@ -170,7 +186,7 @@ def test_judgement_names_each_threshold_crossed_and_what_it_did_not_judge():
     )
     assert shifted.drifted is True
     assert shifted.reasons == (
-        "live ECE 0.210 > 0.1",
+        "live ECE 0.210 > 0.1 (Hosmer-Lemeshow p 0.000 < 0.046)",
         "calibration gap 0.500 > 0.15 in bucket [0.6, 0.7): live 0.100 vs held-out 0.600 "
         "over 20 outcomes, 3.5 SE",
         "PSI rally_pct 0.600 > 0.25",

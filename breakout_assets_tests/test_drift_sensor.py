@@ -38,13 +38,12 @@ QUICK = {
     "split": "chronological",
     "test_fraction": 0.3,
 }
-# The live signals span ~430 sessions after the models' data (~110 final outcomes a side).
-# Calibration thresholds are the defaults but ECE's: over ~4 filled buckets of ~25 outcomes a
-# perfectly calibrated model shows an ECE near 0.08 by chance alone. PSI is set out of reach:
-# the sample's features really moved between the COVID years the models learned from and
-# 2023 (VIX changes, 20-day volatility: PSI 0.5-1.5), which the last test shows the watch
-# flags; the others plant a shift in confidence vs outcome and watch calibration alone.
-DRIFT = DriftConfig(window_sessions=500, max_ece=0.15, max_psi=10.0)
+# The live signals span ~430 sessions after the models' data (~110 final outcomes a side);
+# the calibration thresholds are the defaults. PSI is set out of reach: the sample's features
+# really moved between the COVID years the models learned from and 2023 (VIX changes, 20-day
+# volatility: PSI 0.5-1.5), which the last test shows the watch flags at the default; the
+# others plant a shift in confidence vs outcome and watch calibration alone.
+DRIFT = DriftConfig(window_sessions=500, max_psi=10.0)
 DRIFT_ROWS = "SELECT * FROM model_drift ORDER BY session, side"
 REQUESTS = "SELECT * FROM retrain_requests ORDER BY id"
 
@@ -149,8 +148,9 @@ def test_live_signals_after_the_models_data_are_judged_and_reruns_are_identical(
             experiments.loc[experiments["experiment_id"] == row.experiment_id, "features"].iloc[0]
         )
         assert row.max_psi == pytest.approx(max(row.psi.values()), abs=1e-6)
-    # the real sample after mid-2022 looks like the years the models learned from
-    assert not rows["drifted"].any(), rows[["side", "live_ece", "calibration_gap", "max_psi"]]
+    # the models' live calibration on the real sample after mid-2022 is within its noise
+    assert not rows["drifted"].any(), rows[["side", "live_ece", "calibration_gap", "reasons"]]
+    print(rows[["side", "live_outcomes", "live_ece", "calibration_gap", "max_psi", "reasons"]])
     metadata = result.asset_materializations_for_node("model_drift")[0].metadata
     assert metadata["long_drifted"].value is False
     assert metadata["long_live_outcomes"].value == rows["live_outcomes"].iloc[0]
@@ -179,7 +179,9 @@ def test_a_planted_shift_asks_for_exactly_one_retrain_per_interval(settings):
     last = long.iloc[-1]
     assert last["calibration_gap"] > DRIFT.max_calibration_gap
     assert last["live_ece"] > DRIFT.max_ece
-    assert any(r.startswith("calibration gap") for r in last["reasons"])
+    crossed = [r for r in last["reasons"] if "noise" not in r and "not judged" not in r]
+    assert any(r.startswith("calibration gap") and "SE" in r for r in crossed)
+    assert any(r.startswith("live ECE") for r in crossed)
     # buckets wholly above the median confidence lost every trade, those below won every one
     [median] = read_table(
         settings.database_url,
@@ -239,7 +241,7 @@ def test_the_samples_real_feature_drift_is_flagged_at_the_default_psi(pg_server,
     settings = _settings(
         new_database(pg_server, template=template),
         store,
-        drift=DriftConfig(window_sessions=500, max_ece=0.15),
+        drift=DriftConfig(window_sessions=500),
     )
     watch(settings, LAST)
     rows = read_table(settings.database_url, DRIFT_ROWS).set_index("side")

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.special import chdtrc, erfc
 
 # The model's held-out reliability table uses 10 equal-width bins over [0, 1]
 # (ml/evaluation.calibration_table); live buckets must line up with it row by row.
@@ -123,6 +124,26 @@ def expected_calibration_error(buckets: Sequence[CalibrationBucket]) -> float | 
         for b in buckets
         if b.n and b.mean_confidence is not None and b.live is not None
     )
+
+
+def hosmer_lemeshow_p(buckets: Sequence[CalibrationBucket]) -> float | None:
+    """P-value of the live outcomes under the model's own confidences (Hosmer-Lemeshow over
+    the filled buckets: sum (wins - n c)^2 / (n c (1 - c)), chi-square with one degree of
+    freedom per bucket). A small sample's ECE is large by chance alone (about 0.08 over four
+    buckets of 25 calibrated outcomes); this says whether it is more than chance."""
+    statistic, filled = 0.0, 0
+    for b in buckets:
+        if not b.n or b.mean_confidence is None:
+            continue
+        c = min(max(b.mean_confidence, 1e-6), 1 - 1e-6)
+        statistic += (b.wins - b.n * c) ** 2 / (b.n * c * (1 - c))
+        filled += 1
+    return float(chdtrc(filled, statistic)) if filled else None
+
+
+def two_sided_alpha(z: float) -> float:
+    """The significance of a two-sided normal test at z standard errors (2 -> 0.0455)."""
+    return float(erfc(z / math.sqrt(2)))
 
 
 def calibration_gap(buckets: Sequence[CalibrationBucket], min_bucket_outcomes: int) -> float | None:
@@ -259,9 +280,10 @@ def judge_drift(
     psi: Mapping[str, float],
     thresholds: DriftThresholds,
 ) -> DriftVerdict:
-    """A bucket drifts when it holds `min_bucket_outcomes`, its gap exceeds
-    `max_calibration_gap` and `calibration_z` standard errors; ECE and PSI by their
-    thresholds, once enough outcomes and signals are in."""
+    """Once enough outcomes and signals are in: a bucket drifts when it holds
+    `min_bucket_outcomes` and its gap exceeds `max_calibration_gap` and `calibration_z`
+    standard errors; ECE when it exceeds `max_ece` and the outcomes are unlikely under the
+    model's confidences at the same significance; a feature when its PSI exceeds `max_psi`."""
     crossed: list[str] = []
     notes: list[str] = []
     if live_outcomes < thresholds.min_outcomes:
@@ -270,7 +292,14 @@ def judge_drift(
         )
     else:
         if ece is not None and ece > thresholds.max_ece:
-            crossed.append(f"live ECE {ece:.3f} > {thresholds.max_ece:g}")
+            p = hosmer_lemeshow_p(buckets)
+            alpha = two_sided_alpha(thresholds.calibration_z)
+            p_text = "n/a" if p is None else f"{p:.3f}"
+            what = f"live ECE {ece:.3f} > {thresholds.max_ece:g} (Hosmer-Lemeshow p {p_text}"
+            if p is not None and p < alpha:
+                crossed.append(f"{what} < {alpha:.3f})")
+            else:
+                notes.append(f"{what} >= {alpha:.3f}: within sampling noise)")
         judged = [b for b in buckets if b.n >= thresholds.min_bucket_outcomes and b.gap is not None]
         if not judged:
             notes.append(

@@ -141,8 +141,9 @@ class DriftConfig(BaseModel):
     calibration_z: float = Field(
         2.0,
         ge=0,
-        description="A bucket's gap must also exceed this many standard errors of the difference "
-        "of two win rates (live and held-out, two-proportion z; 0: the gap alone decides).",
+        description="Beyond sampling noise: a bucket's gap must also exceed this many standard "
+        "errors (two-proportion z, live vs held-out), and ECE counts only when the live outcomes "
+        "are as unlikely under the model's confidences (Hosmer-Lemeshow); 0: thresholds alone.",
     )
     max_ece: float = Field(
         0.10, gt=0, le=1, description="Largest live expected calibration error before drift."
