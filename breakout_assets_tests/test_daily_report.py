@@ -229,6 +229,25 @@ def seed(url: str, model_store: Path) -> None:
             entry_price=80.0,
             initial_stop=76.0,
         )
+        _journal(  # its add-on moves with it: the primary's stop update is the add-on's
+            conn,
+            "BRK-OPEN-20240301-L-ADD",
+            session=SESSION,
+            book="add_on",
+            parent_ref="BRK-OPEN-20240301-L",
+            ticker="OPEN",
+            quantity=50,
+            entry_session=SESSION,
+            entry_price=82.5,
+            initial_stop=76.0,
+        )
+        conn.execute(
+            text("""
+            INSERT INTO trade_plan (order_ref, signal_id, session, ticker, side, quantity, entry,
+                stop, take_profit, risk_dollars, tier, confidence, expected_value, status, reason)
+            VALUES ('BRK-OPEN-20240301-L', 'OPEN:2024-03-01:long', '2024-03-01', 'OPEN', 'long',
+                    100, 80, 76, 88.75, 400, 'A', 0.6, 0.2, 'sent', 'tier A')"""),
+        )
         conn.execute(
             text("""
             INSERT INTO stop_updates (order_ref, session, action, old_stop, new_stop,
@@ -339,7 +358,10 @@ def test_report_renders_every_section_and_is_emailed_once(report_settings, datab
         ):
             assert expected in html, expected
         assert "BRK-OLD-20240304-L" not in html  # sent, not awaiting approval
-        assert "80.25" in html  # the open position's stop is the moved one, not 76
+        # the open position and its add-on: the moved stop (not 76) and the plan's target
+        open_rows = html[html.index('id="open"') : html.index('id="closed"')]
+        assert open_rows.count("80.25") == 2 and open_rows.count("88.75") == 2
+        assert "76.00" not in open_rows
         # P&L: today -202.00 (-1.01R); to date 798 - 202 = 596.00, win rate 50%,
         # expectancy net (1.995 - 1.01) / 2 = +0.49R; held-out at the 0.50 gate +0.27R
         assert "-$202.00" in html and "-1.01R" in html
@@ -350,7 +372,7 @@ def test_report_renders_every_section_and_is_emailed_once(report_settings, datab
         for png in ("equity.png", "calibration.png"):
             assert (path.parent / png).read_bytes().startswith(b"\x89PNG")
         assert metadata["email"] == "sent"
-        assert metadata["closed_today"] == 1 and metadata["open_positions"] == 1
+        assert metadata["closed_today"] == 1 and metadata["open_positions"] == 2
         assert metadata["pending_plans"] == 3
         assert metadata["net_pnl_to_date"] == pytest.approx(596.0)
         assert "Open positions" in metadata["preview"]

@@ -123,6 +123,7 @@ def report_sections(
             ],
             rows.open_positions,
             "no open positions",
+            note="Stop and target in force for the next session (after this close's management).",
         ),
         Section(
             "closed",

@@ -47,20 +47,26 @@ FROM journal WHERE exit_session = :session
 ORDER BY trade_id, fill;
 
 -- name: open_positions
--- Positions open at the session's close, with the stop in force then (the last applied stop
--- update, else the initial stop) and the target (a moved take-profit, else the plan's).
+-- Positions open at the session's close, with the stop and target in force for the next session:
+-- the last applied stop update (an add-on's are its primary's), else the initial stop; a moved
+-- take-profit, else the plan's (a fade leg's plan is its parent, a spread's is its close
+-- trigger).
 SELECT j.trade_id, j.book, j.ticker, j.side, j.quantity, j.entry_session, j.entry_price,
        coalesce(u.new_stop, j.initial_stop) AS stop,
        coalesce(u.new_take_profit, p.take_profit, o.take_profit, s.close_trigger) AS target,
        j.initial_risk, j.confidence, j.tier
 FROM journal j
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN j.book = 'add_on' THEN coalesce(j.parent_ref, j.trade_id)
+                ELSE j.trade_id END AS managed_ref) m
 LEFT JOIN LATERAL (
     SELECT su.new_stop, su.new_take_profit FROM stop_updates su
-    WHERE su.order_ref = j.trade_id AND su.session <= :session AND su.status = 'applied'
+    WHERE su.order_ref = m.managed_ref AND su.session <= :session AND su.status = 'applied'
     ORDER BY su.session DESC, su.recorded_at DESC LIMIT 1) u ON true
-LEFT JOIN trade_plan p ON p.order_ref = j.trade_id
-LEFT JOIN opposing_orders o ON o.order_ref = j.trade_id
-LEFT JOIN option_spreads s ON s.order_ref = j.trade_id
+LEFT JOIN trade_plan p ON p.order_ref = m.managed_ref
+LEFT JOIN opposing_orders o
+       ON j.book = 'opposing' AND o.order_ref = coalesce(j.parent_ref, j.trade_id)
+LEFT JOIN option_spreads s ON j.book = 'option_spread' AND s.order_ref = j.trade_id
 WHERE j.entry_session <= :session AND (j.exit_session IS NULL OR j.exit_session > :session)
 ORDER BY j.entry_session, j.trade_id;
 
