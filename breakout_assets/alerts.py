@@ -48,6 +48,7 @@ from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
 
 TRADE_PLAN = AssetKey("trade_plan")
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # A deadline further back is history, not news: long enough to catch up after the daemon was
 # down over a long weekend.
 HORIZON = timedelta(days=4)
@@ -122,25 +123,27 @@ def step_errors(instance: DagsterInstance, run_id: str) -> dict[str, str]:
     return {
         record.step_key: _error_text(record.dagster_event.event_specific_data.error)
         for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)
-        if record.step_key and record.dagster_event and record.dagster_event.event_specific_data
+        if record.step_key
+        and record.dagster_event
+        and record.dagster_event.event_specific_data
+        and record.dagster_event.event_specific_data.error
     }
 
 
 def run_failure_alert(context: RunFailureSensorContext, ui_url: str) -> Alert:
     run = context.dagster_run
-    failures = {
-        event.step_key: _error_text(event.event_specific_data.error)
-        for event in context.get_step_failure_events()
-        if event.step_key and event.event_specific_data and event.event_specific_data.error
-    }
+    failures = step_errors(context.instance, run.run_id)
     selected = sorted(key.to_user_string() for key in run.asset_selection or ())
     steps = sorted(failures) or selected
     lines = [
         f"Run {run.run_id} of job {run.job_name} failed.",
         f"Failed step(s) / asset(s): {', '.join(steps) or 'none reported'}",
     ]
-    if run.tags.get("dagster/partition"):
-        lines.append(f"Partition: {run.tags['dagster/partition']}")
+    tags = run.tags
+    if tags.get("dagster/partition"):
+        lines.append(f"Session: {tags['dagster/partition']}")
+    elif tags.get(RANGE_START):
+        lines.append(f"Sessions: {tags[RANGE_START]} to {tags.get(RANGE_END)}")
     lines += ["", context.failure_event.message or "", ""]
     for step, error in failures.items():
         lines += [f"{step}:", f"  {error[:ERROR_CHARS]}", ""]
