@@ -5,6 +5,8 @@ breakout db stop              stop the embedded server
 breakout db migrate           apply pending schema migrations
 breakout dagster ARGS...      run the `dagster` CLI against this project's instance
 breakout demo                 backfill the bundled sample through every asset, then summarise
+breakout backfill FIRST LAST [--asset KEY ...] [--here]   an asset backfill, chunked by
+                              BREAKOUT_BACKFILL_CHUNK_SESSIONS, run by the daemon (or here)
 breakout research --files-dir DIR   the design's tables measured on real history in DIR
 breakout models list          every training run, its held-out AUC and which one serves
 breakout models promote ID    serve a run (one that failed the promotion rules needs --force)
@@ -116,6 +118,76 @@ def demo() -> None:
     from breakout_assets.demo import run_demo
 
     run_demo(_settings(), echo=click.echo)
+
+
+HISTORY_ASSETS = (
+    "market_bars",
+    "index_bars",
+    "ticker_reference",
+    "daily_features",
+    "breakout_signals",
+    "signal_outcomes",
+)
+
+
+def _describe_run(run) -> str:
+    """A backfill run in one line: status, assets, sessions."""
+    tags = run.tags
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition", "")
+    last = tags.get("dagster/asset_partition_range_end") or first
+    assets = ", ".join(key.to_user_string() for key in run.asset_selection or [])
+    return f"{run.status.value:<8} {assets} {first}..{last}"
+
+
+@main.command("backfill")
+@click.argument("first")
+@click.argument("last")
+@click.option(
+    "--asset",
+    "assets",
+    multiple=True,
+    help="An asset to backfill (repeat); default: bars, features, signals and outcomes.",
+)
+@click.option(
+    "--here",
+    is_flag=True,
+    help="Run it in this process, chunk after chunk; default: the daemon runs it "
+    "(`make ui` starts one), up to max_concurrent_runs chunks at once.",
+)
+def backfill(first: str, last: str, assets: tuple[str, ...], here: bool) -> None:
+    """Backfill FIRST..LAST as a Dagster asset backfill: one run per asset, or runs of
+    BREAKOUT_BACKFILL_CHUNK_SESSIONS contiguous sessions, ordered by the assets' history."""
+    from dagster import AssetKey, DagsterInstance
+
+    from breakout_assets import runtime
+    from breakout_assets.definitions import build_definitions
+    from breakout_assets.demo import CodeLocationLauncher
+
+    settings = _settings()
+    runtime.apply_dagster_environment(settings)
+    selection = [AssetKey(name) for name in assets or HISTORY_ASSETS]
+    chunk = settings.backfill_chunk_sessions
+    click.echo(
+        f"backfill {first}..{last} of {', '.join(k.to_user_string() for k in selection)}: "
+        + (f"runs of <= {chunk} sessions" if chunk else "one run per asset")
+    )
+    with DagsterInstance.get() as instance, CodeLocationLauncher(instance) as launcher:
+        if not here:
+            backfill_id = launcher.submit_asset_backfill(selection, first, last)
+            click.echo(
+                f"submitted backfill {backfill_id}: the daemon launches its runs; follow it in "
+                f"the UI under Runs > Backfills (make ui)"
+            )
+            return
+        defs = build_definitions(settings)
+        runs = launcher.asset_backfill(
+            defs,
+            selection,
+            first,
+            last,
+            on_run=lambda run: click.echo(f"  {_describe_run(run)}"),
+        )
+        click.echo(f"done: {len(runs)} runs")
 
 
 @main.command("research")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import AssetsDefinition, BackfillPolicy, Definitions, EnvVar
 
 from breakout_assets.alerts import build_alert_sensors
 from breakout_assets.approvals import approve_trades
@@ -153,13 +153,27 @@ def build_assets(settings: BreakoutSettings) -> list:
         *build_drift_assets(partitions_def, settings),
     ]
     return [
-        asset.map_asset_specs(
-            lambda spec: spec.replace_attributes(description=describe_sessions(spec.description))
+        chunked(
+            asset.map_asset_specs(
+                lambda spec: spec.replace_attributes(
+                    description=describe_sessions(spec.description)
+                )
+            ),
+            settings.backfill_chunk_sessions,
         )
         if asset.partitions_def is not None
         else asset
         for asset in assets
     ]
+
+
+def chunked(asset: AssetsDefinition, chunk_sessions: int | None) -> AssetsDefinition:
+    """BREAKOUT_BACKFILL_CHUNK_SESSIONS: a backfill runs as ranges of that many sessions
+    (Dagster's multi-run policy) instead of one run; the assets' history dependencies
+    (assets/common.py) keep every chunk's reads written before it starts."""
+    if chunk_sessions is None:
+        return asset
+    return asset.with_attributes(backfill_policy=BackfillPolicy.multi_run(chunk_sessions))
 
 
 def build_definitions(settings: BreakoutSettings) -> Definitions:

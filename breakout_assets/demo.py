@@ -15,6 +15,7 @@ universe runs `breakout research`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +23,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, Definitions
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.execution.api import execute_run
+from dagster._core.execution.asset_backfill import execute_asset_backfill_iteration
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.execution.job_backfill import execute_job_backfill_iteration
 from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
@@ -205,6 +209,76 @@ class CodeLocationLauncher:
                 f"backfill {backfill.backfill_id} of {job_name} ended "
                 f"{state.status if state else 'missing'}"
             )
+        return runs
+
+    def submit_asset_backfill(
+        self,
+        selection: Sequence[AssetKey],
+        first: str,
+        last: str,
+        tags: Mapping[str, str] | None = None,
+        run_config: Mapping | None = None,
+    ) -> str:
+        """Record an asset backfill of first..last, as the UI's "Materialize" of a partition
+        range does: the daemon's iteration splits it by the assets' backfill policies
+        (BREAKOUT_BACKFILL_CHUNK_SESSIONS) and submits a chunk only once the chunks it reads
+        are materialized; the queued coordinator runs up to max_concurrent_runs side by side."""
+        workspace, _ = self._code_location()
+        graph = workspace.asset_graph
+        keys = sessions_to_keys(nyse_sessions(date.fromisoformat(first), date.fromisoformat(last)))
+        # Exactly these sessions of each asset (and the unpartitioned ones once): Dagster's
+        # partition-name form would also target every session the ranges' history maps to.
+        target = {
+            AssetKeyPartitionKey(key, partition)
+            for key in selection
+            for partition in (keys if graph.get(key).is_partitioned else [None])
+        }
+        backfill = PartitionBackfill.from_asset_graph_subset(
+            backfill_id=make_new_backfill_id(),
+            backfill_timestamp=get_current_timestamp(),
+            tags=dict(tags or {}),
+            dynamic_partitions_store=self.instance,
+            asset_graph_subset=AssetGraphSubset.from_asset_partition_set(target, graph),
+            title=None,
+            description=None,
+            run_config=dict(run_config) if run_config else None,
+        )
+        self.instance.add_backfill(backfill)
+        return backfill.backfill_id
+
+    def asset_backfill(
+        self,
+        defs: Definitions,
+        selection: Sequence[AssetKey],
+        first: str,
+        last: str,
+        tags: Mapping[str, str] | None = None,
+        on_run: Callable[[DagsterRun], None] = lambda run: None,
+    ) -> list[DagsterRun]:
+        """An asset backfill driven here, without a daemon: the daemon's own iteration decides
+        what to submit, this executes the submitted runs one after another in this process."""
+        backfill_id = self.submit_asset_backfill(selection, first, last, tags, _RUN_CONFIG)
+        runs: list[DagsterRun] = []
+        while True:
+            current = self.instance.get_backfill(backfill_id)
+            if current is None or current.status != BulkActionStatus.REQUESTED:
+                break
+            asyncio.run(
+                execute_asset_backfill_iteration(current, _LOG, self._process, self.instance)
+            )
+            queued = self.instance.get_runs(
+                RunsFilter(
+                    tags=DagsterRun.tags_for_backfill_id(backfill_id),
+                    statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED],
+                )
+            )
+            for run in reversed(queued):
+                runs.append(self.execute(defs, run))
+                on_run(runs[-1])
+        state = self.instance.get_backfill(backfill_id)
+        if state is None or state.status != BulkActionStatus.COMPLETED_SUCCESS:
+            status = state.status if state else "missing"
+            raise RuntimeError(f"asset backfill {backfill_id} ended {status}")
         return runs
 
     def execute(self, defs: Definitions, run: DagsterRun) -> DagsterRun:

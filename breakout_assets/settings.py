@@ -154,6 +154,13 @@ class BreakoutSettings(BaseSettings):
     write_chunk_sessions: int = Field(
         default=50, ge=1, description="Sessions fetched and written per chunk in a backfill."
     )
+    backfill_chunk_sessions: int | None = Field(
+        default=None,
+        ge=1,
+        description="Unset: a backfill of any length is one run per asset. Set: a longer "
+        "backfill is split into runs of at most this many contiguous sessions, which the "
+        "queued coordinator runs side by side (local processes or Kubernetes pods).",
+    )
 
     # --- scanner ------------------------------------------------------------------------------
     scanner: ScannerConfig = Field(

@@ -1,15 +1,20 @@
 """What the assets share: the session-asset decorator and Dagster metadata helpers."""
 
 import base64
+import warnings
 from collections.abc import Mapping
 
 import pandas as pd
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
+    AssetKey,
     AssetObservation,
     BackfillPolicy,
+    BetaWarning,
     MaterializeResult,
     MetadataValue,
+    TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
     asset,
 )
@@ -29,6 +34,28 @@ def session_asset(partitions_def: TimeWindowPartitionsDefinition, group: str, **
         backfill_policy=BackfillPolicy.single_run(),
         group_name=group,
         **kwargs,
+    )
+
+
+def with_history(key: str, sessions: int) -> AssetDep:
+    """A dependency on `key`'s partitions from `sessions` before a session through the session
+    itself: the lookback the asset reads from the database. In a chunked backfill Dagster starts
+    a chunk only once the chunks it reads are written, so any chunking gives one run's rows."""
+    with warnings.catch_warnings():  # the parameter is beta in Dagster 1.13; tested here
+        warnings.simplefilter("ignore", BetaWarning)
+        mapping = TimeWindowPartitionMapping(
+            start_offset=-sessions, allow_nonexistent_upstream_partitions=True
+        )
+    return AssetDep(AssetKey(key), partition_mapping=mapping)
+
+
+def after_previous_session(key: str) -> AssetDep:
+    """A dependency of an asset on its own previous session: it continues state from earlier
+    sessions (Wilder sums, pending outcomes carried forward), so chunks of a backfill run in
+    session order, as the sessions of one run do."""
+    return AssetDep(
+        AssetKey(key),
+        partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
     )
 
 

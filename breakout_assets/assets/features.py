@@ -24,7 +24,13 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.common import range_result, rows_by_session, session_asset
+from breakout_assets.assets.common import (
+    after_previous_session,
+    range_result,
+    rows_by_session,
+    session_asset,
+    with_history,
+)
 from breakout_assets.ml.features import MARKET_FEATURES
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.postgres import PostgresResource
@@ -126,7 +132,12 @@ def build_feature_assets(
         partitions_def,
         GROUP,
         kinds={"postgres"},
-        deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
+        deps=[
+            with_history("market_bars", settings.feature_lookback_sessions),
+            with_history("index_bars", settings.feature_lookback_sessions),
+            AssetKey("ticker_reference"),
+            after_previous_session("daily_features"),
+        ],
         **versioned(
             settings,
             ("feature_lookback_sessions", "sp500_cap_per_spy"),

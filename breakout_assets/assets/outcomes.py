@@ -24,7 +24,12 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.common import range_result, rows_by_session, session_asset
+from breakout_assets.assets.common import (
+    after_previous_session,
+    range_result,
+    rows_by_session,
+    session_asset,
+)
 from breakout_assets.core.costs import CostConfig, round_trip_costs_r
 from breakout_assets.core.outcomes import OutcomeConfig, replay
 from breakout_assets.partitions import keys_to_sessions, ordinal_sessions, session_ordinals
@@ -226,7 +231,11 @@ def build_outcome_assets(
         partitions_def,
         GROUP,
         kinds={"postgres"},
-        deps=[AssetKey("breakout_signals"), AssetKey("market_bars")],
+        deps=[
+            AssetKey("breakout_signals"),
+            AssetKey("market_bars"),
+            after_previous_session("signal_outcomes"),
+        ],
         **versioned(settings, ("outcomes", "costs"), ("outcomes",)),
     )
     def signal_outcomes(

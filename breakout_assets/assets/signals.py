@@ -23,7 +23,12 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.common import range_result, rows_by_session, session_asset
+from breakout_assets.assets.common import (
+    range_result,
+    rows_by_session,
+    session_asset,
+    with_history,
+)
 from breakout_assets.core.scanner import MarketArrays, ScannerConfig, index_close_arrays, scan
 from breakout_assets.core.sectors import MARKET_ETF
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
@@ -165,7 +170,11 @@ def build_signal_assets(
         partitions_def,
         GROUP,
         kinds={"postgres"},
-        deps=[AssetKey("market_bars"), AssetKey("index_bars"), AssetKey("ticker_reference")],
+        deps=[
+            with_history("market_bars", history_sessions(settings.scanner)),
+            with_history("index_bars", history_sessions(settings.scanner)),
+            AssetKey("ticker_reference"),
+        ],
         check_specs=SIGNAL_CHECKS,
         **versioned(settings, ("scanner",), ("signals",)),
     )
