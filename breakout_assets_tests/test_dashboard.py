@@ -388,7 +388,7 @@ def test_journal_page_shows_trades_and_filters(desk_env):
     assert sorted(shown["trade_id"]) == ["OPP-META-20240301-S", "OPP-NVDA-20240112-L"]
     app.multiselect(key="journal_statuses").select("closed").run()
     assert list(app.dataframe[0].value["trade_id"]) == ["OPP-NVDA-20240112-L"]
-    assert _metrics(app)["Net P&L (closed)"] == "$-91.00"
+    assert _metrics(app)["Net P&L (closed)"] == "-$91.00"
 
     app.multiselect(key="journal_books").unselect("opposing").run()
     app.text_input(key="journal_ticker").input("aapl").run()
@@ -399,7 +399,7 @@ def test_journal_page_shows_trades_and_filters(desk_env):
 
 
 def test_equity_page_curve_and_drawdown(desk_env):
-    app = _page("pages/equity.py")
+    app = _page("views/equity.py")
     equity = STARTING_EQUITY + sum(CLOSED_NET)
     peak = STARTING_EQUITY + CLOSED_NET[0]
     trough = STARTING_EQUITY + sum(CLOSED_NET[:3])
@@ -415,11 +415,11 @@ def test_equity_page_curve_and_drawdown(desk_env):
         [STARTING_EQUITY + sum(CLOSED_NET[: i + 1]) for i in range(4)]
     )
     assert curve["drawdown"].min() == pytest.approx(trough - peak)
-    assert "$-293.00" in app.caption[0].value
+    assert "-$293.00" in app.caption[0].value
 
 
 def test_positions_page_shows_the_stop_in_force(desk_env):
-    app = _page("pages/positions.py")
+    app = _page("views/positions.py")
     positions = app.dataframe[0].value.set_index("trade_id")
     # the breakeven the broker accepted counts; the halted trail does not
     assert positions.loc["BRK-AMZN-20240301-L", "stop"] == 150
@@ -431,12 +431,12 @@ def test_positions_page_shows_the_stop_in_force(desk_env):
     # AMZN 40 x (156 - 150) + 20 x (156 - 153); META short 15 x (480 - 470)
     assert _metrics(app)["Unrealised P&L"] == f"${40 * 6 + 20 * 3 + 15 * 10:,.2f}"
     # at the stops: AMZN 0 and 20 x -3, META 15 x -10
-    assert _metrics(app)["P&L if every stop is hit"] == "$-210.00"
+    assert _metrics(app)["P&L if every stop is hit"] == "-$210.00"
     assert _metrics(app)["Open positions"] == "3"
 
 
 def test_approve_and_reject_record_what_the_cli_records(desk_env, database_url):
-    app = _page("pages/approvals.py")
+    app = _page("views/approvals.py")
     queue = app.dataframe[0].value
     assert sorted(queue["order_ref"]) == [
         "BRK-GOOG-20240308-L",
@@ -490,7 +490,7 @@ def test_approve_and_reject_record_what_the_cli_records(desk_env, database_url):
 
 
 def test_a_plan_decided_elsewhere_is_refused_not_redecided(desk_env, database_url):
-    app = _page("pages/approvals.py")
+    app = _page("views/approvals.py")
     _operator(app, "alice")
     # the CLI rejects it while the page still shows it pending
     approvals.decide(
@@ -514,7 +514,7 @@ def _settings_of(env: dict[str, str]):
 
 def test_kill_switch_needs_the_confirmation(desk_env):
     path = Path(desk_env["BREAKOUT_KILL_SWITCH_PATH"])
-    app = _page("pages/kill_switch.py")
+    app = _page("views/kill_switch.py")
     assert "OFF" in app.success[0].value
     _operator(app, "alice")
     app.text_input(key="kill-switch-reason").input("broker outage").run()
@@ -543,7 +543,7 @@ def test_kill_switch_needs_the_confirmation(desk_env):
 
 
 def test_model_cards_show_live_against_held_out_calibration(desk_env):
-    app = _page("pages/models.py")
+    app = _page("views/models.py")
     assert app.multiselect(key="model_cards").value == [LONG_MODEL]
     assert any("SERVING" in s.value for s in app.subheader)
     metrics = _metrics(app)
@@ -561,7 +561,7 @@ def test_model_cards_show_live_against_held_out_calibration(desk_env):
 
 
 def test_drift_page_shows_each_sides_latest_verdict(desk_env):
-    app = _page("pages/drift.py")
+    app = _page("views/drift.py")
     headers = [s.value for s in app.subheader]
     assert "long: DRIFTED on 2024-03-08" in headers
     assert "short: no drift on 2024-03-08" in headers
@@ -589,7 +589,7 @@ def test_runs_page_links_runs_into_the_dagster_ui(desk_env, database_url, dagste
         instance=dagster_instance,
     )
     assert result.success
-    app = _page("pages/runs.py")
+    app = _page("views/runs.py")
     link = f"http://127.0.0.1:3999/runs/{result.run_id}"
     table = app.markdown[-1].value
     assert f"[{result.run_id[:8]}]({link})" in table
@@ -603,16 +603,16 @@ def test_empty_desk_says_what_fills_each_page(settings, database_url, monkeypatc
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     expected = {
         None: "No trade in the journal yet",
-        "pages/equity.py": "No closed trade",
-        "pages/positions.py": "No open position",
-        "pages/models.py": "No training run recorded yet",
-        "pages/drift.py": "No drift verdict yet",
-        "pages/runs.py": "DAGSTER_HOME is not set",
+        "views/equity.py": "No closed trade",
+        "views/positions.py": "No open position",
+        "views/models.py": "No training run recorded yet",
+        "views/drift.py": "No drift verdict yet",
+        "views/runs.py": "DAGSTER_HOME is not set",
     }
     for page, message in expected.items():
         app = _page(page)
         assert message in app.info[0].value, page
-    assert "Nothing awaits approval." in _page("pages/approvals.py").success[0].value
+    assert "Nothing awaits approval." in _page("views/approvals.py").success[0].value
 
 
 def test_an_unreachable_database_is_one_clear_error(monkeypatch, tmp_path):

@@ -9,13 +9,13 @@ st.set_page_config(
 
 st.navigation(
     [
-        st.Page("pages/journal.py", title="Journal", url_path="journal", default=True),
-        st.Page("pages/equity.py", title="Equity & drawdown", url_path="equity"),
-        st.Page("pages/positions.py", title="Open positions", url_path="positions"),
-        st.Page("pages/approvals.py", title="Approval queue", url_path="approvals"),
-        st.Page("pages/kill_switch.py", title="Kill switch", url_path="kill_switch"),
-        st.Page("pages/models.py", title="Model cards", url_path="models"),
-        st.Page("pages/drift.py", title="Drift", url_path="drift"),
-        st.Page("pages/runs.py", title="Recent runs", url_path="runs"),
+        st.Page("views/journal.py", title="Journal", url_path="journal", default=True),
+        st.Page("views/equity.py", title="Equity & drawdown", url_path="equity"),
+        st.Page("views/positions.py", title="Open positions", url_path="positions"),
+        st.Page("views/approvals.py", title="Approval queue", url_path="approvals"),
+        st.Page("views/kill_switch.py", title="Kill switch", url_path="kill_switch"),
+        st.Page("views/models.py", title="Model cards", url_path="models"),
+        st.Page("views/drift.py", title="Drift", url_path="drift"),
+        st.Page("views/runs.py", title="Recent runs", url_path="runs"),
     ]
 ).run()

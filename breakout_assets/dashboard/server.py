@@ -31,6 +31,8 @@ def streamlit_command(port: int = DEFAULT_PORT) -> list[str]:
         "none",
         "--server.runOnSave",
         "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

@@ -78,7 +78,9 @@ def show_messages() -> None:
 
 
 def money(value: float | None) -> str:
-    return "n/a" if value is None else f"${value:,.2f}"
+    if value is None:
+        return "n/a"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def fraction(value: float | None) -> str:

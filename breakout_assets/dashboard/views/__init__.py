@@ -1,1 +1,2 @@
-"""The dashboard's pages: scripts `app.py` registers with `st.navigation`."""
+"""The dashboard's pages, registered by `app.py` with `st.navigation`. Not named `pages/`:
+Streamlit would list a folder of that name on its own, beside the navigation."""

@@ -1,6 +1,7 @@
 """Equity curve and drawdown: the starting equity plus closed trades' net P&L, session by
 session of exit (realised only: open positions are on their own page)."""
 
+import altair as alt
 import streamlit as st
 
 from breakout_assets.dashboard import desk as reads
@@ -33,9 +34,21 @@ st.caption(
         "journal's start); the dashboard never connects to the broker."
     )
 )
-chart = curve.set_index("session")
+dates = alt.X("session:T", title=None)
 st.subheader("Equity")
-st.line_chart(chart[["equity", "peak"]])
+st.altair_chart(
+    alt.Chart(curve.melt("session", ["equity", "peak"], var_name="series"))
+    .mark_line(point=len(curve) < 60)
+    .encode(
+        x=dates,
+        y=alt.Y("value:Q", title="dollars", scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", title=None),
+    ),
+)
 st.subheader("Drawdown from peak")
-st.area_chart(chart[["drawdown_pct"]])
+st.altair_chart(
+    alt.Chart(curve)
+    .mark_area(opacity=0.6, color="#d62728", interpolate="step-after")
+    .encode(x=dates, y=alt.Y("drawdown_pct:Q", title="drawdown", axis=alt.Axis(format="%"))),
+)
 st.dataframe(curve.iloc[::-1], hide_index=True)
