@@ -150,7 +150,6 @@ def test_live_signals_after_the_models_data_are_judged_and_reruns_are_identical(
         assert row.max_psi == pytest.approx(max(row.psi.values()), abs=1e-6)
     # the models' live calibration on the real sample after mid-2022 is within its noise
     assert not rows["drifted"].any(), rows[["side", "live_ece", "calibration_gap", "reasons"]]
-    print(rows[["side", "live_outcomes", "live_ece", "calibration_gap", "max_psi", "reasons"]])
     metadata = result.asset_materializations_for_node("model_drift")[0].metadata
     assert metadata["long_drifted"].value is False
     assert metadata["long_live_outcomes"].value == rows["live_outcomes"].iloc[0]

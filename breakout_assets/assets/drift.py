@@ -209,7 +209,7 @@ def build_drift_assets(
     @session_asset(
         partitions_def,
         OBSERVE_GROUP,
-        kinds={"postgres", "xgboost"},
+        kinds={"postgres"},
         deps=[AssetKey("signal_scores"), AssetKey("signal_outcomes")],
         **versioned(settings, ("drift",), ("drift",)),
     )
