@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 from streamlit.testing.v1 import AppTest
 
 from breakout_assets import approvals
 from breakout_assets.cli import main as cli
+from breakout_assets.dashboard.desk import Desk
 from breakout_assets.dashboard.server import APP, streamlit_command
 from breakout_assets.dashboard.ui import OPERATOR_KEY
 from breakout_assets.definitions import build_resources
@@ -32,6 +34,7 @@ STARTING_EQUITY = 100_000.0
 # Net P&L of the four closed trades, in order of exit: the equity curve's steps.
 CLOSED_NET = [798.0, -202.0, -91.0, 98.0]
 LONG_MODEL = "long-20240101T000000"
+PAGES = ["equity", "positions", "approvals", "kill_switch", "models", "drift", "runs"]
 
 
 def _journal_rows() -> list[dict]:
@@ -613,6 +616,35 @@ def test_empty_desk_says_what_fills_each_page(settings, database_url, monkeypatc
         app = _page(page)
         assert message in app.info[0].value, page
     assert "Nothing awaits approval." in _page("views/approvals.py").success[0].value
+
+
+def test_loading_every_page_changes_nothing(desk_env, database_url):
+    tables = ["journal", "trade_plan", "opposing_orders", "option_spreads", "stop_updates",
+              "model_experiments", "model_drift", "retrain_requests", "halt_events"]  # fmt: skip
+    snapshot = "SELECT " + ", ".join(
+        f"(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t) "
+        f"AS {table}"
+        for table in tables
+    )
+    before = read_table(database_url, snapshot).iloc[0].to_dict()
+    for page in [None, *(f"views/{name}.py" for name in PAGES)]:
+        _page(page)
+    assert read_table(database_url, snapshot).iloc[0].to_dict() == before
+    assert not Path(desk_env["BREAKOUT_KILL_SWITCH_PATH"]).exists()
+
+
+def test_page_reads_cannot_write(desk_env):
+    desk = Desk.from_environment()
+    with pytest.raises(DBAPIError, match="read-only transaction"), desk.reading() as conn:
+        conn.execute(text("UPDATE trade_plan SET status = 'approved'"))
+
+
+def test_a_wrong_setting_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("BREAKOUT_SMTP_PORT", "not-a-port")
+    app = AppTest.from_file(str(APP), default_timeout=90).run()
+    assert "Cannot open the desk" in app.error[0].value
+    assert "BREAKOUT_SMTP_PORT" in app.error[0].value
+    assert not app.exception
 
 
 def test_an_unreachable_database_is_one_clear_error(monkeypatch, tmp_path):

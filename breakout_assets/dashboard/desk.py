@@ -13,8 +13,6 @@ from datetime import UTC, date, datetime
 import pandas as pd
 from sqlalchemy import Connection
 
-from breakout_assets.definitions import build_resources
-from breakout_assets.model_admin import list_models
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings, load_settings
@@ -33,7 +31,11 @@ class Desk:
 
     @classmethod
     def from_environment(cls) -> Desk:
+        """Raises SettingsError naming the variable to fix; the definitions (which read the
+        settings when imported) load only once the settings are known to be valid."""
         settings = load_settings()
+        from breakout_assets.definitions import build_resources
+
         return cls(settings, build_resources(settings)["postgres"])
 
     @contextmanager
@@ -98,6 +100,8 @@ def recent_decisions(desk: Desk) -> pd.DataFrame:
 def experiment_cards(desk: Desk) -> pd.DataFrame:
     """Every training run with its held-out metrics and reliability table, and whether it is
     the one serving its side now (the model store's pointer, as `breakout models list`)."""
+    from breakout_assets.model_admin import list_models
+
     cards = desk.frame("experiment_cards")
     serving = list_models(desk.settings)
     active = set(serving.loc[serving["active"], "experiment_id"])
