@@ -154,7 +154,12 @@ def test_live_signals_after_the_models_data_are_judged_and_reruns_are_identical(
     assert metadata["long_drifted"].value is False
     assert metadata["long_live_outcomes"].value == rows["live_outcomes"].iloc[0]
     assert "held_out" in metadata["long_calibration"].value
-    assert "rebuilt from the experiment's split" in metadata["short_training_rows"].value
+    # the training rows rebuilt from the experiment's record are exactly the ones it trained on
+    for side in ("long", "short"):
+        recorded = experiments.loc[experiments["side"] == side, "split"].iloc[0]["train_rows"]
+        assert metadata[f"{side}_training_rows"].value == (
+            f"{recorded} rebuilt from the experiment's split (it recorded {recorded})"
+        )
 
     watch(settings, LAST)
     again = read_table(settings.database_url, DRIFT_ROWS)
