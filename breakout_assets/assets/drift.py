@@ -6,9 +6,11 @@ not live): the win rate of those it scored whose outcomes are final, by confiden
 against its held-out reliability curve (live ECE and the largest bucket gap), and each model
 feature's PSI against the rows it was trained on (rebuilt from what its experiment recorded:
 the training range, the held-out signal ids, the split and its embargo). Too few outcomes or
-signals are not judged, and the row's reasons say so. The `model_drift_retrain` sensor asks
-for one `train_models` run when the newest drift rows are drifted, at most once per
-`drift.retrain_interval_hours`; the promotion rules still decide whether the new model serves.
+signals are not judged, and a gap or an ECE within sampling noise does not count
+(`drift.calibration_z`): the row's reasons say so, after the thresholds crossed. The
+`model_drift_retrain` sensor asks for one `train_models` run when the newest drift rows are
+drifted, at most once per `drift.retrain_interval_hours`; the promotion rules still decide
+whether the new model serves.
 """
 
 import json
