@@ -14,6 +14,7 @@ hand from IBKR's documented Flex format.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,9 +46,18 @@ from breakout_assets.resources.flex import FlexStatement, FlexStatementError
 from breakout_assets.resources.local_postgres import with_driver
 from breakout_assets.settings import SettingsError, load_settings
 from breakout_assets_tests import helpers
-from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table
+from breakout_assets_tests.conftest import new_database
+from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table, seed_hand_built
 from breakout_assets_tests.test_ibkr_broker import ACCOUNT, FakeIB
-from breakout_assets_tests.test_journal import DAYS, JOURNAL, REF, live, managed_days  # noqa: F401
+from breakout_assets_tests.test_journal import (  # noqa: F401  (live: the fixture)
+    BARS,
+    DAYS,
+    JOURNAL,
+    PLAN,
+    REF,
+    live,
+    managed_days,
+)
 
 STATEMENT = Path(__file__).parent / "data" / "flex_journal_statement.xml"
 SPREAD = f"{REF}-SPRD"
@@ -96,16 +106,74 @@ def ib_fills() -> list[Fill]:
     which repeats them."""
     bag = Bag(symbol="TEST", exchange="SMART", currency="USD")
     return [
-        execution(TEST, REF, "BOT", 100, 100.0, at(3, 9, 41, 7), 1001, "e1", 1.0),
-        execution(CALL_100, SPREAD, "BOT", 2, 3.2, at(3, 10, 0), 3001, "e2", 1.3),
-        execution(CALL_105, SPREAD, "SLD", 2, 1.1, at(3, 10, 0), 3001, "e3", 1.3),
-        execution(bag, SPREAD, "BOT", 2, 2.1, at(3, 10, 0), 3001, "e3b", 0.0),
-        execution(TEST, f"{REF}-ADD", "BOT", 200, 103.0, at(8, 10, 2), 2001, "e4", 1.0),
-        execution(TEST, REF, "SLD", 100, 101.9, at(9, 11, 15, 30), 1003, "e5", 1.0),
-        execution(TEST, f"{REF}-ADD", "SLD", 150, 101.9, at(9, 11, 15, 30), 2003, "e6", 0.75),
-        execution(TEST, f"{REF}-ADD", "SLD", 50, 101.9, at(9, 11, 15, 31), 2003, "e7", 0.25),
-        execution(CALL_100, f"{SPREAD}-close", "SLD", 2, 5.6, at(9, 10, 30), 3002, "e8", 1.3),
-        execution(CALL_105, f"{SPREAD}-close", "BOT", 2, 2.4, at(9, 10, 30), 3002, "e9", 1.3),
+        execution(
+            TEST, REF, "BOT", 100, 100.0, at(3, 9, 41, 7), 1001, "0000e001.659a1b01.01.01", 1.0
+        ),
+        execution(
+            CALL_100, SPREAD, "BOT", 2, 3.2, at(3, 10, 0), 3001, "0000e001.659a1b02.01.01", 1.3
+        ),
+        execution(
+            CALL_105, SPREAD, "SLD", 2, 1.1, at(3, 10, 0), 3001, "0000e001.659a1b03.01.01", 1.3
+        ),
+        execution(bag, SPREAD, "BOT", 2, 2.1, at(3, 10, 0), 3001, "0000e001.659a1b04.01.01", 0.0),
+        execution(
+            TEST,
+            f"{REF}-ADD",
+            "BOT",
+            200,
+            103.0,
+            at(8, 10, 2),
+            2001,
+            "0000e001.659f0c01.01.01",
+            1.0,
+        ),
+        execution(
+            TEST, REF, "SLD", 100, 101.9, at(9, 11, 15, 30), 1003, "0000e001.65a0a101.01.01", 1.0
+        ),
+        execution(
+            TEST,
+            f"{REF}-ADD",
+            "SLD",
+            150,
+            101.9,
+            at(9, 11, 15, 30),
+            2003,
+            "0000e001.65a0a102.01.01",
+            0.75,
+        ),
+        execution(
+            TEST,
+            f"{REF}-ADD",
+            "SLD",
+            50,
+            101.9,
+            at(9, 11, 15, 31),
+            2003,
+            "0000e001.65a0a103.01.01",
+            0.25,
+        ),
+        execution(
+            CALL_100,
+            f"{SPREAD}-close",
+            "SLD",
+            2,
+            5.6,
+            at(9, 10, 30),
+            3002,
+            "0000e001.65a0a201.01.01",
+            1.3,
+        ),
+        execution(
+            CALL_105,
+            f"{SPREAD}-close",
+            "BOT",
+            2,
+            2.4,
+            at(9, 10, 30),
+            3002,
+            "0000e001.65a0a202.01.01",
+            1.3,
+        ),
     ]
 
 
@@ -116,11 +184,15 @@ def completed(perm: int, ref: str, order_type: str, parent: int) -> Trade:
     return Trade(TEST, order, OrderStatus(orderId=perm % 100, status="Filled"))
 
 
+# What the fake IB serves: every execution of the statement, or (set by a test) one day's.
+SERVED: dict[str, Callable[[], list[Fill]]] = {"fills": lambda: ib_fills()}
+
+
 def fake_ib() -> FakeIB:
     """IB holding the executions; it still lists the primary's orders and the add-on's entry,
     not the add-on's stop (an order from an older session): its purpose is left to the price."""
     ib = FakeIB()
-    ib.fills = ib_fills()
+    ib.fills = SERVED["fills"]()
     ib.completed = [
         completed(1001, REF, "LMT", 0),
         completed(1003, REF, "STP", 1),
@@ -142,17 +214,20 @@ class FakeIbkrResource(IbkrBrokerResource):
         )
 
 
-def journal_via_ibkr(settings):
+def journal_via_ibkr(settings, first=DAYS[0], last=DAYS[-1], fresh=True):
+    """The journal of a range run against the fake IB (the journal table emptied first)."""
     [asset] = [a for a in build_assets(settings) if a.key.to_user_string() == "journal"]
-    with create_engine(with_driver(settings.database_url, "psycopg")).begin() as conn:
-        conn.execute(text("DELETE FROM journal"))
+    if fresh:
+        with create_engine(with_driver(settings.database_url, "psycopg")).begin() as conn:
+            conn.execute(text("DELETE FROM journal"))
     return materialize(
         [asset],
         resources={
             "postgres": build_resources(settings)["postgres"],
             "broker": FakeIbkrResource(account=ACCOUNT),
         },
-        tags={RANGE_START: DAYS[0], RANGE_END: DAYS[-1]},
+        partition_key=first if first == last else None,
+        tags=None if first == last else {RANGE_START: first, RANGE_END: last},
         instance=helpers.DEFAULT_INSTANCE,
     )
 
@@ -378,7 +453,7 @@ def test_the_journal_reconciles_ib_executions_without_a_plan():
     assert (found.session, found.kind) == (date(2024, 1, 4), "fill_without_plan")
     assert "BUY 10 TEST @ 99.5000 on 2024-01-04" in found.detail
     assert fills == [
-        TradeFill("", "TEST", "BUY", 10, 99.5, date(2024, 1, 4), None, at(4, 13, 0), 1.0)
+        TradeFill("", "TEST", "BUY", 10, 99.5, date(2024, 1, 4), None, at(4, 13, 0), 1.0, "m1")
     ]
 
 
@@ -398,3 +473,36 @@ def test_flex_settings_name_what_is_missing_and_never_show_the_token(monkeypatch
     monkeypatch.setenv("BREAKOUT_IBKR_FLEX_TOKEN", " ")  # blank is unset
     with pytest.raises(SettingsError, match="BREAKOUT_IBKR_FLEX_TOKEN"):
         load_settings(journal_source="ibkr_flex", ibkr_flex_query_id=QUERY)
+
+
+def test_executions_of_each_day_build_trades_that_span_days(pg_server, monkeypatch, tmp_path):
+    """IB serves the day's executions only: the entry seen on the 3rd is recorded, so the exit
+    served on the 9th closes the trade (no exit without an entry); a re-run changes nothing."""
+    url = new_database(pg_server)
+    seed_hand_built(url, BARS, [PLAN])
+    settings = load_settings(database_url=url, kill_switch_path=tmp_path / "K")
+    day = {f.execution.execId: f for f in ib_fills()}
+    monkeypatch.setitem(SERVED, "fills", lambda: [day["0000e001.659a1b01.01.01"]])
+    journal_via_ibkr(settings, "2024-01-03", "2024-01-03", fresh=False)
+    [row] = read_table(url, JOURNAL).itertuples()
+    assert (row.status, str(row.session), row.fees) == ("open", "2024-01-03", 1.0)
+    monkeypatch.setitem(SERVED, "fills", lambda: [day["0000e001.65a0a101.01.01"]])
+    journal_via_ibkr(settings, "2024-01-09", "2024-01-09", fresh=False)
+    [row] = read_table(url, JOURNAL).itertuples()
+    assert (row.status, str(row.session), row.exit_reason, row.fees) == (
+        "closed",
+        "2024-01-09",
+        "stop",  # no management here: the stop in force is the initial one
+        2.0,
+    )
+    assert row.r_gross == pytest.approx((101.9 - 100.0) / 4.0)
+    assert row.entry_time == pd.Timestamp("2024-01-03 14:41:07", tz="UTC")
+    assert read_table(url, "SELECT * FROM journal_exceptions").empty
+    before = read_table(url, JOURNAL)
+    journal_via_ibkr(settings, "2024-01-03", "2024-01-09", fresh=False)  # the same, again
+    pd.testing.assert_frame_equal(before, read_table(url, JOURNAL))
+    fills = read_table(url, "SELECT fill_id, source FROM journal_fills ORDER BY fill_id")
+    assert fills.values.tolist() == [
+        ["0000e001.659a1b01.01.01", "ibkr_executions"],
+        ["0000e001.65a0a101.01.01", "ibkr_executions"],
+    ]

@@ -23,6 +23,7 @@ from dagster import (
     MetadataValue,
     TimeWindowPartitionsDefinition,
 )
+from sqlalchemy import Connection
 
 from breakout_assets.assets.common import OBSERVE_GROUP, range_result, session_asset
 from breakout_assets.core.journal import (
@@ -84,6 +85,27 @@ def stop_moves(frame: pd.DataFrame) -> list[StopMove]:
         StopMove(r.order_ref, r.session, r.action, float(r.old_stop), float(r.new_stop))
         for r in frame.itertuples()
     ]
+
+
+def record_fills(
+    conn: Connection, reported: Sequence[TradeFill], broker: str, source: str
+) -> list[TradeFill]:
+    """Add what the source reports to the broker's fill record and return all of it: IBKR's
+    executions are the day's only, a trade's entry may be days older than its exit."""
+    for fill in reported:
+        conn.execute(
+            query("journal.record_fill"),
+            {**asdict(fill), "fill_id": fill_key(fill), "broker": broker, "source": source},
+        )
+    rows = conn.execute(query("journal.recorded_fills"), {"broker": broker}).mappings().all()
+    return [TradeFill(**row) for row in rows]
+
+
+def fill_key(fill: TradeFill) -> str:
+    """The broker's execution id; a fill without one is known by what it is."""
+    return fill.fill_id or (
+        f"{fill.order_ref}:{fill.session}:{fill.action}:{fill.quantity}@{fill.price}:{fill.time}"
+    )
 
 
 def trade_row(trade: JournalTrade, broker: str, source: str) -> dict:
@@ -151,9 +173,11 @@ def build_journal_assets(
             )
             moves = stop_moves(pd.read_sql(query("journal.stop_moves"), conn))
         with broker.session() as connected:
-            fills, source = _fills(connected, broker.kind, last, flex)
+            reported, source = _fills(connected, broker.kind, last, flex)
             due = [p.trade_id for p in plans if p.entry_deadline in set(sessions)]
             states = {r: k.state for r, k in connected.find_refs(due).items()} if due else {}
+        with postgres.transaction() as conn:
+            fills = record_fills(conn, reported, broker.kind, source)
         built = build_journal(fills, plans, moves, states, sessions)
         per_session = {}
         with postgres.transaction() as conn:

@@ -58,6 +58,7 @@ class TradeFill:
     purpose: Purpose | None = None
     time: datetime | None = None
     commission: float = 0.0  # dollars the broker charged (>= 0)
+    fill_id: str | None = None  # the broker's execution id: a fill seen twice is one fill
 
     @property
     def cash(self) -> float:
@@ -413,6 +414,7 @@ def combo_fill(
     legs: Sequence[tuple[int, float, int, float]],
     session: date,
     time: datetime | None,
+    fill_id: str | None = None,
 ) -> TradeFill:
     """One spread fill from its option legs' executions: (signed contracts: + bought,
     price per share, multiplier, commission) each. The combo's per-share price is what the
@@ -430,4 +432,5 @@ def combo_fill(
         purpose=purpose,
         time=time,
         commission=sum(c for *_, c in legs),
+        fill_id=fill_id,
     )

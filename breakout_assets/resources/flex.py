@@ -112,6 +112,11 @@ def _when(trade: Any) -> tuple[date, datetime | None]:
     return session, at
 
 
+def _exec_id(trade: Any) -> str:
+    """IB's execution id (the API's execId), else the statement's trade id."""
+    return getattr(trade, "ibExecID", "") or f"flex:{trade.tradeID}"
+
+
 def statement_fills(report: FlexReport) -> list[TradeFill]:
     """The statement's executions (Trade rows at EXECUTION level; order-level summaries and
     other asset classes skipped) in the journal's terms: stocks one by one, a spread's option
@@ -144,6 +149,7 @@ def statement_fills(report: FlexReport) -> list[TradeFill]:
                 purpose=purpose or order_purpose(getattr(trade, "orderType", None), opening),
                 time=at,
                 commission=abs(float(getattr(trade, "ibCommission", 0) or 0)),
+                fill_id=_exec_id(trade),
             )
         )
     for (ref, purpose, _, _), legs in combos.items():
@@ -165,6 +171,7 @@ def statement_fills(report: FlexReport) -> list[TradeFill]:
                 ],
                 session,
                 at,
+                "+".join(sorted(_exec_id(t) for t in legs)),
             )
         )
     return sorted(

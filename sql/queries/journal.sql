@@ -105,3 +105,23 @@ INSERT INTO journal_exceptions (session, kind, ref, detail)
 VALUES (:session, :kind, :ref, :detail)
 ON CONFLICT (session, kind, ref) DO UPDATE SET detail = EXCLUDED.detail, recorded_at = now()
 WHERE journal_exceptions.detail IS DISTINCT FROM EXCLUDED.detail;
+
+-- name: record_fill
+-- A fill seen again keeps its first record, except what a later source says better: the
+-- order's purpose (a Flex statement names the order type) and the commission (IB may report it
+-- after the execution).
+INSERT INTO journal_fills (broker, fill_id, order_ref, ticker, action, quantity, price, session,
+                           purpose, fill_time, commission, source)
+VALUES (:broker, :fill_id, :order_ref, :ticker, :action, :quantity, :price, :session, :purpose,
+        :time, :commission, :source)
+ON CONFLICT (broker, fill_id) DO UPDATE SET
+    purpose = coalesce(EXCLUDED.purpose, journal_fills.purpose),
+    commission = greatest(EXCLUDED.commission, journal_fills.commission)
+WHERE EXCLUDED.purpose IS DISTINCT FROM journal_fills.purpose AND EXCLUDED.purpose IS NOT NULL
+   OR EXCLUDED.commission > journal_fills.commission;
+
+-- name: recorded_fills
+SELECT fill_id, order_ref, ticker, action, quantity, price, session, purpose,
+       fill_time AS time, commission
+FROM journal_fills WHERE broker = :broker
+ORDER BY session, fill_time NULLS FIRST, fill_id;

@@ -851,6 +851,7 @@ def journal_fills(fills: Iterable[Fill], orders: dict[int, Order]) -> list[Trade
                 purpose=purpose,
                 time=ex.time,
                 commission=abs(float(fill.commissionReport.commission or 0.0)),
+                fill_id=ex.execId,
             )
         )
     for (ref, purpose, _), legs in combos.items():
@@ -872,6 +873,7 @@ def journal_fills(fills: Iterable[Fill], orders: dict[int, Order]) -> list[Trade
                 ],
                 exchange_session(last.time),
                 last.time,
+                "+".join(sorted(f.execution.execId for f in legs)),
             )
         )
     return found

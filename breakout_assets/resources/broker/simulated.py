@@ -894,4 +894,5 @@ def _trade_fill(r: Any) -> TradeFill:
         price=float(r["price"]),
         session=r["session"],
         purpose=purpose,
+        fill_id=f"{r['order_ref']}:{r['leg']}",  # one fill per leg and ref
     )
