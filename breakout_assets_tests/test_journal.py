@@ -151,6 +151,8 @@ def test_a_range_run_equals_the_daily_runs_and_a_rerun_changes_nothing(live):
     )
     totals = helpers.run_totals(result, "journal")
     assert (totals["trades"], totals["closed"], totals["gross_pnl"]) == (2, 2, -30.0)
+    assert totals["exits"] == {"trail": 2} and totals["exceptions"] == 0
+    assert f"| {REF}-ADD | add_on " in totals["closed_trades"]
     run(live, ["journal"], DAYS[0], DAYS[-1])
     run(live, ["journal"], DAYS[-1])
     pd.testing.assert_frame_equal(ranged, table(live, JOURNAL))  # recorded_at included

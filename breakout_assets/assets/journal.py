@@ -1,14 +1,16 @@
 """`journal`: one row per trade, built from the broker's fills and our sent plans (core.journal).
 
 Per session S the broker is brought up to S's close (the simulated broker fills its orders on the
-bars to date; IBKR needs nothing), then every fill it reports (or an IBKR Flex statement's, with
-BREAKOUT_JOURNAL_SOURCE=ibkr_flex) is matched to the plans: primary brackets, their add-ons,
-fade legs and option spreads. The partition of S (re)writes exactly the trades whose latest fill
-is on S and deletes the rows of S it no longer owns, so any re-run gives identical rows (an
-unchanged row keeps even its recorded_at). What does not match, a fill with no plan, a plan the
-broker says filled without fills or does not know once its entry window closed, a quantity that
-disagrees, goes to `journal_exceptions`, the run log and the metadata: reported, never dropped,
-never failing the run.
+bars to date; IBKR needs nothing), then what it reports (or an IBKR Flex statement, with
+BREAKOUT_JOURNAL_SOURCE=ibkr_flex) is added to the fill record `journal_fills` by execution id:
+IBKR's API serves the day's executions only, so a trade's older entry comes from the record. The
+recorded fills are matched to the plans: primary brackets, their add-ons, fade legs and option
+spreads. The partition of S (re)writes exactly the trades whose latest fill is on S and deletes
+the rows of S it no longer owns, so any re-run gives identical rows (an unchanged row keeps even
+its recorded_at). What does not match, a fill with no plan, a plan the broker says filled
+without fills or does not know once its entry window closed, a quantity that disagrees, goes to
+`journal_exceptions`, the run log and the metadata: reported, never dropped, never failing the
+run.
 """
 
 from collections.abc import Sequence
@@ -25,7 +27,12 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from breakout_assets.assets.common import OBSERVE_GROUP, range_result, session_asset
+from breakout_assets.assets.common import (
+    OBSERVE_GROUP,
+    range_result,
+    session_asset,
+    table_metadata,
+)
 from breakout_assets.core.journal import (
     Journal,
     JournalTrade,
@@ -43,6 +50,19 @@ from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
 from breakout_assets.versioning import versioned
+
+MAX_LISTED = 100  # closed trades listed in a run's metadata
+LISTED = [
+    "trade_id",
+    "book",
+    "side",
+    "quantity",
+    "entry_price",
+    "exit_price",
+    "net_pnl",
+    "r_net",
+    "exit_reason",
+]
 
 
 def entry_deadline(session: date, valid_sessions: int) -> date:
@@ -208,6 +228,11 @@ def build_journal_assets(
             "source": source,
             "broker": broker.kind,
         }
+        closed = [t for t in ours.trades if t.status == "closed"]
+        if closed:
+            totals["closed_trades"] = table_metadata(
+                pd.DataFrame([asdict(t) for t in closed[:MAX_LISTED]])[LISTED]
+            )
         if ours.exceptions:
             totals["exception_list"] = MetadataValue.md(
                 pd.DataFrame([asdict(e) for e in ours.exceptions]).to_markdown(index=False)
