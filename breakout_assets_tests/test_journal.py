@@ -17,10 +17,12 @@ import pytest
 from dagster import materialize
 from sqlalchemy import create_engine, text
 
+from breakout_assets.assets.journal import planned_trades
 from breakout_assets.core.options import SpreadOrder
 from breakout_assets.definitions import build_assets, build_resources
 from breakout_assets.resources.broker.base import BracketOrder
 from breakout_assets.resources.local_postgres import with_driver
+from breakout_assets.resources.sql import query
 from breakout_assets.settings import load_settings
 from breakout_assets_tests import helpers
 from breakout_assets_tests.conftest import new_database
@@ -333,3 +335,71 @@ def test_on_real_bars_the_journal_is_the_simulated_brokers_cash_to_the_cent(sett
     expired = table(settings, "SELECT order_ref FROM sim_orders WHERE status = 'expired'")
     assert unfilled == set(expired["order_ref"])
     assert table(settings, EXCEPTIONS).empty
+
+
+def test_every_book_is_planned_with_its_ref_quantity_parent_and_deadline(database_url):
+    """The plans the journal matches fills to: a sent primary, its applied add-on, both legs of
+    a sent fade (the OCA group is the fade's ref) and a sent spread (in shares); plans not sent,
+    and a dry-run add-on, are none."""
+    seed_hand_built(database_url, BARS, [PLAN])
+    with create_engine(with_driver(database_url, "psycopg")).begin() as conn:
+        conn.execute(
+            text(f"""
+            INSERT INTO trade_plan (order_ref, signal_id, session, ticker, side, quantity, entry,
+                stop, take_profit, risk_dollars, status, reason)
+            VALUES ('BRK-TEST-20240103-L', 'TEST:2024-01-03:long', '2024-01-03', 'TEST', 'long',
+                10, 100, 96, 104, 40, 'approved', 'not sent');
+            INSERT INTO stop_updates (order_ref, session, action, old_stop, new_stop,
+                old_quantity, new_quantity, old_take_profit, new_take_profit, price, reason,
+                dry_run, status)
+            VALUES ({REF!r}, '2024-01-05', 'add_on', 100, 100, 100, 300, 104, 104, 103, 't',
+                    false, 'applied'),
+                   ('BRK-TEST-20240103-L', '2024-01-05', 'add_on', 96, 96, 10, 20, 104, 104,
+                    103, 't', true, 'dry_run');
+            INSERT INTO opposing_orders (order_ref, signal_id, session, signal_session, ticker,
+                side, confidence, alert_level, alert_quantity, limit_level, limit_quantity, stop,
+                take_profit, risk_dollars, valid_sessions, status, reason, sent_at)
+            VALUES ('OPP-TEST-20240102-S', 'TEST:2024-01-02:long', '2024-01-04', '2024-01-02',
+                'TEST', 'short', 0.42, 101.0, 50, 102.5, 60, 104.5, 96, 175, 2, 'sent', 't',
+                now());
+            INSERT INTO option_spreads (order_ref, signal_id, session, ticker, side,
+                option_right, expiry, long_strike, short_strike, net_debit, width, contracts,
+                max_loss, max_gain, ev, confidence, close_trigger, status, reason, mode, sent_at)
+            VALUES ('{REF}-SPRD', 'TEST:2024-01-02:long', '2024-01-02', 'TEST', 'long', 'C',
+                '2024-02-16', 100, 105, 2.15, 5, 3, 645, 855, 0.3, 0.61, 104, 'sent', 't',
+                'paper', now());
+            """)
+        )
+        frame = pd.read_sql(query("journal.plans"), conn, params={"multiplier": 100})
+    plans = {p.trade_id: p for p in planned_trades(frame, valid_sessions=1)}
+    assert sorted(plans) == [
+        REF,
+        f"{REF}-ADD",
+        f"{REF}-SPRD",
+        "OPP-TEST-20240102-S-ALT",
+        "OPP-TEST-20240102-S-LIM",
+    ]
+    add_on, spread = plans[f"{REF}-ADD"], plans[f"{REF}-SPRD"]
+    assert (add_on.book, add_on.parent_ref, add_on.quantity, add_on.initial_stop) == (
+        "add_on",
+        REF,
+        200,
+        100.0,
+    )
+    assert add_on.entry_deadline == date(2024, 1, 8) and add_on.tier == "GOOD"
+    assert (spread.book, spread.quantity, spread.parent_ref, spread.initial_stop) == (
+        "option_spread",
+        300,
+        REF,
+        None,
+    )
+    alert, limit = plans["OPP-TEST-20240102-S-ALT"], plans["OPP-TEST-20240102-S-LIM"]
+    assert (alert.quantity, limit.quantity, alert.side, alert.initial_stop) == (
+        50,
+        60,
+        "short",
+        104.5,
+    )
+    assert alert.oca_group == limit.oca_group == alert.parent_ref == "OPP-TEST-20240102-S"
+    assert alert.entry_deadline == date(2024, 1, 8)  # two sessions after the 4th
+    assert alert.confidence == 0.42 and plans[REF].entry_deadline == date(2024, 1, 3)
