@@ -13,6 +13,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
@@ -110,6 +111,9 @@ def _journal_rows() -> list[dict]:
         ("BRK-AMZN-20240301-L-ADD", "add_on", "BRK-AMZN-20240301-L", "AMZN", "long", 20,
          "2024-03-06", 153.0, 144.0),
         ("OPP-META-20240301-S", "opposing", None, "META", "short", 15, "2024-03-07", 480.0, None),
+        # two call-spread contracts (200 shares) at a $3.00 debit: $600 at risk, no stop
+        ("SPR-AMZN-20240301-L", "option_spread", "BRK-AMZN-20240301-L", "AMZN", "long", 200,
+         "2024-03-05", 3.0, None),
     ]  # fmt: skip
     for ref, book, parent, ticker, side, qty, entry_s, entry, stop in opened:
         rows.append(
@@ -125,6 +129,7 @@ def _journal_rows() -> list[dict]:
                 "entry_session": entry_s,
                 "entry_price": entry,
                 "initial_stop": stop,
+                "initial_risk": 600.0 if book == "option_spread" else None,
                 "fees": 1.0,
                 "status": "open",
             }
@@ -377,8 +382,8 @@ def test_journal_page_shows_trades_and_filters(desk_env):
     app = _page()  # the default page
     assert app.title[0].value == "Journal"
     assert _metrics(app) == {
-        "Trades": "7",
-        "Open": "3",
+        "Trades": "8",
+        "Open": "4",
         "Closed": "4",
         "Win rate (net)": "50.0%",
         "Net P&L (closed)": f"${sum(CLOSED_NET):,.2f}",
@@ -432,10 +437,14 @@ def test_positions_page_shows_the_stop_in_force(desk_env):
     assert positions.loc["OPP-META-20240301-S", "stop"] == 490  # the fade's planned stop
     assert positions.loc["OPP-META-20240301-S", "last_close"] == 470
     # AMZN 40 x (156 - 150) + 20 x (156 - 153); META short 15 x (480 - 470)
-    assert _metrics(app)["Unrealised P&L"] == f"${40 * 6 + 20 * 3 + 15 * 10:,.2f}"
-    # at the stops: AMZN 0 and 20 x -3, META 15 x -10
-    assert _metrics(app)["P&L if every stop is hit"] == "-$210.00"
-    assert _metrics(app)["Open positions"] == "3"
+    assert _metrics(app)["Unrealised P&L (stocks)"] == f"${40 * 6 + 20 * 3 + 15 * 10:,.2f}"
+    # at the stops: AMZN 0 and 20 x -3, META 15 x -10, the spread its $600 debit
+    assert _metrics(app)["P&L if every stop is hit"] == "-$810.00"
+    assert _metrics(app)["Open positions"] == "4"
+    # the spread neither takes its primary's stop nor prices itself off the underlying
+    spread = positions.loc["SPR-AMZN-20240301-L"]
+    assert pd.isna(spread["stop"]) and pd.isna(spread["stop_action"])
+    assert pd.isna(spread["unrealised_pnl"]) and spread["pnl_at_stop"] == -600
 
 
 def test_approve_and_reject_record_what_the_cli_records(desk_env, database_url):

@@ -214,7 +214,7 @@ def _eventually(check, timeout_s: float = 20.0):
 
 def test_every_page_shows_its_data(page, desk):
     _open(page, desk, "journal", "Net P&L (closed)")
-    assert _metric(page, "Trades") == "7"
+    assert _metric(page, "Trades") == "8"
     assert _metric(page, "Net P&L (closed)") == "$603.00"
     _shoot(page, desk, "journal")
 
@@ -224,8 +224,8 @@ def test_every_page_shows_its_data(page, desk):
     _shoot(page, desk, "equity")
 
     _open(page, desk, "positions", "Unrealised P&L")
-    assert _metric(page, "Open positions") == "3"
-    assert _metric(page, "P&L if every stop is hit") == "-$210.00"
+    assert _metric(page, "Open positions") == "4"
+    assert _metric(page, "P&L if every stop is hit") == "-$810.00"
     _shoot(page, desk, "positions")
 
     _open(page, desk, "models", "Calibration live vs held-out")

@@ -50,12 +50,20 @@ def journal_summary(journal: pd.DataFrame) -> JournalSummary:
 
 def position_risk(positions: pd.DataFrame) -> pd.DataFrame:
     """Adds, per open position, the unrealised P&L at the last close and the P&L if the stop in
-    force is hit (negative: still at risk; positive: a profit the stop has locked in)."""
+    force is hit (negative: still at risk; positive: a profit the stop has locked in). An option
+    spread has neither a price of its own here nor a stop: at worst it loses its debit."""
     frame = positions.copy()
     direction = np.where(frame["side"] == "long", 1.0, -1.0)
     quantity = frame["quantity"].astype(float)
-    frame["unrealised_pnl"] = (frame["last_close"] - frame["entry_price"]) * quantity * direction
-    frame["pnl_at_stop"] = (frame["stop"] - frame["entry_price"]) * quantity * direction
+    spread = (frame["book"] == "option_spread").to_numpy()
+    frame["unrealised_pnl"] = np.where(
+        spread, np.nan, (frame["last_close"] - frame["entry_price"]) * quantity * direction
+    )
+    frame["pnl_at_stop"] = np.where(
+        spread,
+        -frame["initial_risk"].astype(float),
+        (frame["stop"] - frame["entry_price"]) * quantity * direction,
+    )
     return frame
 
 

@@ -37,9 +37,10 @@ ORDER BY exit_session;
 -- name: open_positions
 -- Open trades with the stop in force: the latest stop the broker accepted for the position (or
 -- its primary, for an add-on), else the stop it was entered with, else its plan's; and the
--- last close we hold for the ticker.
+-- last close we hold for the ticker. An option spread has no stop (its risk is the debit paid,
+-- initial_risk) and its last close is the underlying's.
 SELECT j.trade_id, j.book, j.ticker, j.side, j.quantity, j.entry_session, j.entry_price,
-       j.initial_stop,
+       j.initial_stop, j.initial_risk,
        coalesce(moved.new_stop, j.initial_stop, plan.stop, fade.stop) AS stop,
        moved.action AS stop_action, moved.session AS stop_session,
        coalesce(moved.new_take_profit, plan.take_profit, fade.take_profit) AS take_profit,
@@ -50,9 +51,11 @@ LEFT JOIN LATERAL (
     SELECT u.new_stop, u.new_take_profit, u.action, u.session
     FROM stop_updates u
     WHERE u.order_ref IN (j.trade_id, j.parent_ref) AND u.status = 'applied'
+      AND j.book <> 'option_spread'
     ORDER BY u.session DESC, u.recorded_at DESC
     LIMIT 1) moved ON true
-LEFT JOIN trade_plan plan ON plan.order_ref = coalesce(j.parent_ref, j.trade_id)
+LEFT JOIN trade_plan plan
+       ON plan.order_ref = coalesce(j.parent_ref, j.trade_id) AND j.book <> 'option_spread'
 LEFT JOIN opposing_orders fade ON fade.order_ref = j.trade_id
 LEFT JOIN LATERAL (
     SELECT b.close, b.session FROM market_bars b

@@ -16,12 +16,13 @@ if positions.empty:
 positions = position_risk(positions)
 cells = st.columns(4)
 cells[0].metric("Open positions", len(positions))
-cells[1].metric("Unrealised P&L", ui.money(float(positions["unrealised_pnl"].sum())))
+cells[1].metric("Unrealised P&L (stocks)", ui.money(float(positions["unrealised_pnl"].sum())))
 cells[2].metric("P&L if every stop is hit", ui.money(float(positions["pnl_at_stop"].sum())))
 cells[3].metric("Stops moved", int(positions["stop_action"].notna().sum()))
 st.caption(
     "Stop in force: the latest stop_updates action the broker accepted for the position (or its "
-    "primary, for an add-on), else the stop it was entered with. Last close: the latest bar held."
+    "primary, for an add-on), else the stop it was entered with. Last close: the latest bar held "
+    "(an option spread's is its underlying's; at its stop a spread loses its debit)."
 )
 st.dataframe(
     positions[
