@@ -29,6 +29,7 @@ from breakout_assets.ml.evaluation import plot_calibration, plot_gate_sweep, plo
 from breakout_assets.ml.experiment import Experiment, run_experiment
 from breakout_assets.ml.training import TrainingConfig
 from breakout_assets.resources.model_store import ModelStore
+from breakout_assets.resources.optuna_storage import study_storage
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query
 from breakout_assets.settings import BreakoutSettings
@@ -183,6 +184,7 @@ def _model_asset(side: str, settings: BreakoutSettings) -> AssetsDefinition:
             training,
             settings.promotion,
             datetime.now(UTC).replace(microsecond=0),
+            study_storage(postgres) if training.workers > 1 else None,
         )
         artifact = model_store.save(experiment.card, experiment.model)
         promoted = bool(experiment.verdict["passed"])

@@ -60,6 +60,13 @@ class TrainingConfig(BaseModel):
         "profitable (any exit above the fill, expiries included; for research and small samples).",
     )
     n_jobs: int = Field(2, ge=1, description="CV folds fitted at once (each single-threaded).")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes evaluating Optuna trials on one shared study in the project's "
+        "Postgres (1: one process, an in-memory study); reproducible per seed and count.",
+    )
 
     @field_validator("eliminate_per_round")
     @classmethod

@@ -6,10 +6,12 @@ the same experiment twice and compare model bytes and metrics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import optuna
 import xgboost as xgb
 
 from breakout_assets.ml.evaluation import Evaluation, evaluate, gain_importance
@@ -60,9 +62,14 @@ class Experiment:
 
 
 def run_experiment(
-    ts: TrainingSet, side: Side, config: TrainingConfig, rules: PromotionRules, now: datetime
+    ts: TrainingSet,
+    side: Side,
+    config: TrainingConfig,
+    rules: PromotionRules,
+    now: datetime,
+    study_storage: Callable[[], optuna.storages.BaseStorage] | None = None,
 ) -> Experiment:
-    trained = train_side(ts, side, config)
+    trained = train_side(ts, side, config, study_storage)
     test = ts.subset(trained.test_idx)
     # net R (after costs) when every held-out outcome has it; promotion then compares net
     net_r = test.net_r if np.isfinite(test.net_r).all() else None

@@ -156,9 +156,18 @@ def confidence(
     return calibrator.apply(predict(booster, frame, features))
 
 
-def train_side(ts: TrainingSet, side: Side, config: TrainingConfig | None = None) -> TrainedModel:
+def train_side(
+    ts: TrainingSet,
+    side: Side,
+    config: TrainingConfig | None = None,
+    study_storage: Callable[[], optuna.storages.BaseStorage] | None = None,
+) -> TrainedModel:
     """Split, tune and eliminate features on the training rows, refit, calibrate on out-of-fold
-    predictions of the training rows, score held-out once."""
+    predictions of the training rows, score held-out once.
+
+    `config.workers` > 1 tunes with that many worker processes on one Optuna study in
+    `study_storage` (a factory, so each process opens its own connection: `ml.shared_study`);
+    the refit, calibration and evaluation still happen once, here."""
     if side not in OBJECTIVES:
         raise ValueError(f"side must be 'long' or 'short', not {side!r}")
     config = config or TrainingConfig()
@@ -166,12 +175,14 @@ def train_side(ts: TrainingSet, side: Side, config: TrainingConfig | None = None
     train_idx, test_idx = split_rows(ts, config)
     ts_train = ts.subset(train_idx)
     folds = cv_folds(ts_train, config)
-    with _quiet_optuna(), ThreadPoolExecutor(config.n_jobs) as pool:
-        best, rounds = _eliminate(ts_train, folds, objective, config, pool)
+    with (
+        quiet_optuna(),
+        ThreadPoolExecutor(config.n_jobs) as pool,
+        _tuner(ts_train, folds, side, config, pool, study_storage) as tune,
+    ):
+        best, rounds = _eliminate(ts_train, objective, config, tune)
         base = {k: v for k, v in best.params.items() if k != "scale_pos_weight"}
-        oof = _out_of_fold(
-            len(ts_train), _fold_matrices(ts_train, best.features, folds), base, pool
-        )
+        oof = _out_of_fold(len(ts_train), fold_matrices(ts_train, best.features, folds), base, pool)
     calibrator = fit_calibrator(ts_train.label, oof, folds)  # training rows only
     raw = predict(best.booster, ts.features.iloc[test_idx], best.features)
     return TrainedModel(
@@ -209,18 +220,43 @@ class _Round:
     booster: xgb.Booster
 
 
-def _eliminate(
+# (features, warm-start params) -> best params and their out-of-fold score
+Tuner = Callable[[list[str], "dict[str, Any] | None"], tuple[dict[str, Any], float]]
+
+
+@contextmanager
+def _tuner(
     ts: TrainingSet,
     folds: list[Fold],
-    objective: Objective,
+    side: Side,
     config: TrainingConfig,
     pool: ThreadPoolExecutor,
+    study_storage: Callable[[], optuna.storages.BaseStorage] | None,
+) -> Iterator[Tuner]:
+    """One process and an in-memory study, or `config.workers` processes on a shared one."""
+    if config.workers == 1:
+        objective = OBJECTIVES[side]
+        yield lambda features, warm: _tune(ts, features, folds, objective, config, pool, warm)
+        return
+    if study_storage is None:
+        raise ValueError(
+            f"workers={config.workers} tunes on a shared Optuna study: give its storage "
+            "(the model assets use the project's Postgres)"
+        )
+    from breakout_assets.ml.shared_study import shared_tuner
+
+    with shared_tuner(ts, folds, side, config, study_storage) as tune:
+        yield tune
+
+
+def _eliminate(
+    ts: TrainingSet, objective: Objective, config: TrainingConfig, tune: Tuner
 ) -> tuple[_Round, list[dict]]:
     """Tune, refit, drop the weakest by gain; repeat. Best CV score wins, ties to fewer features."""
     features, rounds, best = ts.feature_names, [], None
     warm: dict[str, Any] | None = None
     for r in range(config.max_rounds):
-        tuned, score = _tune(ts, features, folds, objective, config, pool, warm)
+        tuned, score = tune(features, warm)
         params = {
             **tuned,
             **FIXED_PARAMS,
@@ -266,7 +302,7 @@ def _weakest(booster: xgb.Booster, features: list[str], k: int) -> list[str]:
     return sorted(features, key=lambda f: (float(cast(float, gain.get(f, 0.0))), f))[:k]
 
 
-def _search_space(trial: optuna.Trial) -> dict[str, Any]:
+def search_space(trial: optuna.Trial) -> dict[str, Any]:
     return {
         "max_depth": trial.suggest_int("max_depth", 2, 6),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
@@ -290,13 +326,10 @@ def _tune(
     warm: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], float]:
     """Best params and out-of-fold score of `trials` TPE trials; starts from `warm` if given."""
-    matrices = _fold_matrices(ts, features, folds)
+    matrices = fold_matrices(ts, features, folds)
 
     def run(trial: optuna.Trial) -> float:
-        tuned = _search_space(trial)
-        oof = _out_of_fold(len(ts), matrices, {**tuned, **FIXED_PARAMS, "seed": config.seed}, pool)
-        seen = ~np.isnan(oof)
-        return objective.score(ts.label[seen], oof[seen])
+        return cv_score(ts, matrices, search_space(trial), objective, config, pool)
 
     study = optuna.create_study(
         direction=objective.direction, sampler=optuna.samplers.TPESampler(seed=config.seed)
@@ -310,7 +343,21 @@ def _tune(
 _FoldMatrices = list[tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray, float]]
 
 
-def _fold_matrices(ts: TrainingSet, features: list[str], folds: list[Fold]) -> _FoldMatrices:
+def cv_score(
+    ts: TrainingSet,
+    matrices: _FoldMatrices,
+    tuned: dict[str, Any],
+    objective: Objective,
+    config: TrainingConfig,
+    pool: ThreadPoolExecutor,
+) -> float:
+    """The objective on out-of-fold predictions of one trial's params: what a trial is worth."""
+    oof = _out_of_fold(len(ts), matrices, {**tuned, **FIXED_PARAMS, "seed": config.seed}, pool)
+    seen = ~np.isnan(oof)
+    return objective.score(ts.label[seen], oof[seen])
+
+
+def fold_matrices(ts: TrainingSet, features: list[str], folds: list[Fold]) -> _FoldMatrices:
     """Per fold: training matrix, validation matrix, validation positions, scale_pos_weight."""
     return [
         (
@@ -353,7 +400,7 @@ def _matrix(
 
 
 @contextmanager
-def _quiet_optuna() -> Iterator[None]:
+def quiet_optuna() -> Iterator[None]:
     """Optuna logs every trial at INFO; silence it for the run, then restore the caller's level."""
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
