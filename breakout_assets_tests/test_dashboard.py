@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 from breakout_assets import approvals
 from breakout_assets.cli import main as cli
 from breakout_assets.dashboard.desk import Desk
+from breakout_assets.dashboard.figures import live_vs_held_out
 from breakout_assets.dashboard.server import APP, streamlit_command
 from breakout_assets.dashboard.ui import OPERATOR_KEY
 from breakout_assets.definitions import build_resources
@@ -385,7 +386,7 @@ def test_journal_page_shows_trades_and_filters(desk_env):
         "Trades": "8",
         "Open": "4",
         "Closed": "4",
-        "Win rate (net)": "50.0%",
+        "Win rate": "50.0%",  # R > 0, as the daily report counts
         "Net P&L (closed)": f"${sum(CLOSED_NET):,.2f}",
         "Expectancy (net R)": "+0.24R",  # (1.995 - 1.01 - 1.0111 + 0.98) / 4
     }
@@ -570,6 +571,24 @@ def test_model_cards_show_live_against_held_out_calibration(desk_env):
     assert any("20 live outcomes final" in m.value for m in app.markdown)
     runs = app.dataframe[1].value
     assert list(runs["experiment_id"]) == [LONG_MODEL] and bool(runs["serving"].iloc[0])
+
+
+def test_live_wins_follow_the_models_own_label():
+    held_out = [{"bin": 6, "lower": 0.6, "upper": 0.7, "count": 50, "mean_predicted": 0.65,
+                 "observed_rate": 0.6}]  # fmt: skip
+    live = pd.DataFrame(
+        {
+            "confidence": [0.62, 0.64, 0.66, 0.68],
+            "status": ["win", "expired", "expired", "loss"],
+            "r_multiple": [1.0, 0.4, -0.2, -1.0],
+        }
+    )
+    booked = live_vs_held_out(held_out, live, "booked_target").set_index("bin").loc[6]
+    profitable = live_vs_held_out(held_out, live, "profitable").set_index("bin").loc[6]
+    assert (booked["live_n"], booked["live_win_rate"]) == (4, 0.25)
+    assert profitable["live_win_rate"] == 0.5  # the expiry closed above its entry counts
+    assert booked["gap"] == pytest.approx(0.25 - 0.6)
+    assert booked["held_out_n"] == 50
 
 
 def test_drift_page_shows_each_sides_latest_verdict(desk_env):

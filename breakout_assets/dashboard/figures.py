@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 
 from breakout_assets.ml.evaluation import calibration_table
+from breakout_assets.reporting import summary
 
 
 def equity_curve(closed_pnl: pd.DataFrame, starting_equity: float) -> pd.DataFrame:
-    """Equity after each session's realised net P&L (`session`, `net_pnl` rows, oldest first),
-    its running peak and the drawdown from it, in dollars and as a fraction of the peak."""
-    frame = closed_pnl[["session", "net_pnl"]].copy()
-    frame["net_pnl"] = frame["net_pnl"].astype(float).fillna(0.0)
-    frame["equity"] = starting_equity + frame["net_pnl"].cumsum()
-    frame["peak"] = np.maximum(frame["equity"].cummax(), starting_equity)
-    frame["drawdown"] = frame["equity"] - frame["peak"]
-    frame["drawdown_pct"] = frame["drawdown"] / frame["peak"]
-    return frame.reset_index(drop=True)
+    """The daily report's realised equity curve (`reporting.summary.equity_curve`, from
+    `session`, `net_pnl` rows) with its running peak and the drawdown as a fraction of it."""
+    curve = summary.equity_curve(
+        closed_pnl.rename(columns={"session": "exit_session"}), starting_equity
+    )
+    curve["peak"] = curve["equity"] - curve["drawdown"]
+    curve["drawdown_pct"] = curve["drawdown"] / curve["peak"]
+    return curve.reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -28,24 +28,30 @@ class JournalSummary:
     trades: int
     open: int
     closed: int
-    win_rate: float | None  # closed trades with a positive net P&L
+    win_rate: float | None  # closed trades with R > 0, as the report and the backtests count
     net_pnl: float
     fees: float
     mean_r_net: float | None  # expectancy in R after costs, over closed trades with a known risk
 
 
 def journal_summary(journal: pd.DataFrame) -> JournalSummary:
+    """The journal's figures, counted as the daily report counts them
+    (`reporting.summary.performance`, all books together)."""
     closed = journal[journal["status"] == "closed"]
-    r_net = closed["r_net"].dropna()
+    figures = summary.performance(closed).iloc[0]
     return JournalSummary(
         trades=len(journal),
         open=int((journal["status"] == "open").sum()),
         closed=len(closed),
-        win_rate=float((closed["net_pnl"] > 0).mean()) if len(closed) else None,
+        win_rate=_known(figures["win_rate"]),
         net_pnl=float(closed["net_pnl"].sum()),
         fees=float(journal["fees"].sum()),
-        mean_r_net=float(r_net.mean()) if len(r_net) else None,
+        mean_r_net=_known(figures["expectancy_net_r"]),
     )
+
+
+def _known(value: float) -> float | None:
+    return None if pd.isna(value) else float(value)
 
 
 def position_risk(positions: pd.DataFrame) -> pd.DataFrame:
@@ -67,14 +73,16 @@ def position_risk(positions: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def live_vs_held_out(held_out: list[dict], live_scores: pd.DataFrame) -> pd.DataFrame:
+def live_vs_held_out(held_out: list[dict], live_outcomes: pd.DataFrame, label: str) -> pd.DataFrame:
     """The held-out reliability table of a model next to its live one, bin by bin (the same
-    equal-width bins as `ml.evaluation.calibration_table`)."""
+    equal-width bins as `ml.evaluation.calibration_table`); a live win is one by the label the
+    model was trained on (`reporting.summary.is_win`)."""
     held = pd.DataFrame(
         held_out, columns=["bin", "lower", "upper", "count", "mean_predicted", "observed_rate"]
     )
     live = calibration_table(
-        live_scores["won"].astype(int).to_numpy(), live_scores["confidence"].to_numpy(float)
+        summary.is_win(live_outcomes, label).astype(int).to_numpy(),
+        live_outcomes["confidence"].to_numpy(float),
     )
     bins = len(live)
     if len(held) and len(held) != bins:

@@ -98,15 +98,16 @@ LIMIT :limit;
 -- name: experiment_cards
 -- Held-out metrics and reliability table of every training run (model cards).
 SELECT experiment_id, side, created_at, promoted, promotion ->> 'passed' AS passed_rules,
+       coalesce(split ->> 'label', 'booked_target') AS label,
        lower(test_range) AS test_first, upper(test_range) - 1 AS test_last,
        metrics -> 'metrics' AS metrics, metrics -> 'calibration' AS calibration
 FROM model_experiments
 ORDER BY side, created_at DESC;
 
 -- name: live_scores
--- Live calibration: confidences the model gave signals whose outcomes are final, and whether
--- each booked its target (the label the model was trained on).
-SELECT s.confidence, (o.status = 'win') AS won
+-- Live calibration: confidences the model gave signals whose outcomes are final, with the
+-- outcome (a win by the model's own label: reporting.summary.is_win).
+SELECT s.confidence, o.status, o.r_multiple
 FROM signal_scores s
 JOIN signal_outcomes o USING (signal_id)
 WHERE s.experiment_id = :experiment_id AND o.status IN ('win', 'loss', 'expired');

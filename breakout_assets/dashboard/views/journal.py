@@ -47,7 +47,7 @@ cells = st.columns(6)
 cells[0].metric("Trades", summary.trades)
 cells[1].metric("Open", summary.open)
 cells[2].metric("Closed", summary.closed)
-cells[3].metric("Win rate (net)", ui.fraction(summary.win_rate))
+cells[3].metric("Win rate", ui.fraction(summary.win_rate))
 cells[4].metric("Net P&L (closed)", ui.money(summary.net_pnl))
 cells[5].metric(
     "Expectancy (net R)", "n/a" if summary.mean_r_net is None else f"{summary.mean_r_net:+.2f}R"

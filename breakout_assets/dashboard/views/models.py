@@ -39,10 +39,11 @@ for experiment_id in chosen:
             "n/a" if value is None else (f"{value:,}" if name == "rows" else f"{value:.3f}"),
         )
     live = reads.live_scores(desk, experiment_id)
-    table = live_vs_held_out(card["calibration"] or [], live)
+    table = live_vs_held_out(card["calibration"] or [], live, card["label"])
     st.markdown(
         f"**Calibration live vs held-out**: {len(live)} live outcomes final, "
-        f"{int(table['held_out_n'].fillna(0).sum())} held-out rows"
+        f"{int(table['held_out_n'].fillna(0).sum())} held-out rows; a win is "
+        + ("a booked target" if card["label"] == "booked_target" else "a trade closed above entry")
     )
     chart = table.assign(confidence=(table["lower"] + table["upper"]) / 2).set_index("confidence")
     left, right = st.columns([1, 1])
