@@ -25,7 +25,14 @@ LOGIC_VERSION = "1"
 
 # Never hashed or shown: the definition metadata is visible in the UI.
 SECRET_FIELDS = frozenset(
-    {"database_url", "dagster_database_url", "polygon_api_key", "ibkr_account"}
+    {
+        "database_url",
+        "dagster_database_url",
+        "polygon_api_key",
+        "ibkr_account",
+        "smtp_password",
+        "ibkr_flex_token",
+    }
 )
 
 

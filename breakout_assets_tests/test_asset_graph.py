@@ -34,6 +34,13 @@ def graph_snapshot(defs) -> dict:
         assets[key.to_user_string()] = {
             "group": node.group_name,
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+            # deps on other sessions than the same one (history read, own previous session)
+            "history": {
+                parent.to_user_string(): [mapping.start_offset, mapping.end_offset]
+                for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string())
+                if (mapping := graph.get_partition_mapping(key, parent)) is not None
+                and (getattr(mapping, "start_offset", 0) or getattr(mapping, "end_offset", 0))
+            },
             "partitions": None
             if partitions is None
             else {

@@ -26,6 +26,7 @@ from breakout_assets.resources.mailer import Mailer
 from breakout_assets.resources.model_store import ModelStore
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.settings import BreakoutSettings
+from breakout_assets.versioning import versioned
 
 
 def report_options(settings: BreakoutSettings) -> ReportOptions:
@@ -51,6 +52,7 @@ def build_report_assets(
         OBSERVE_GROUP,
         kinds={"postgres", "html", "email"},
         deps=[AssetKey("journal"), AssetKey("signal_scores"), AssetKey("trade_plan")],
+        **versioned(settings, ("simulated_starting_equity",), ("report",)),
     )
     def daily_report(
         context: AssetExecutionContext,
