@@ -160,6 +160,8 @@ def _open(page, desk: dict, path: str, expect: str):
     page.goto(f"{desk['url']}/{path}")
     page.get_by_text(expect, exact=False).first.wait_for()
     _settled(page)
+    assert page.get_by_text("Page not found").count() == 0, path
+    assert page.get_by_test_id("stException").count() == 0, path
     return page
 
 
@@ -213,7 +215,7 @@ def _eventually(check, timeout_s: float = 20.0):
 
 
 def test_every_page_shows_its_data(page, desk):
-    _open(page, desk, "journal", "Net P&L (closed)")
+    _open(page, desk, "", "Net P&L (closed)")  # the default page
     assert _metric(page, "Trades") == "8"
     assert _metric(page, "Net P&L (closed)") == "$603.00"
     _shoot(page, desk, "journal")

@@ -9,7 +9,7 @@ st.set_page_config(
 
 st.navigation(
     [
-        st.Page("views/journal.py", title="Journal", url_path="journal", default=True),
+        st.Page("views/journal.py", title="Journal", default=True),  # served at /
         st.Page("views/equity.py", title="Equity & drawdown", url_path="equity"),
         st.Page("views/positions.py", title="Open positions", url_path="positions"),
         st.Page("views/approvals.py", title="Approval queue", url_path="approvals"),
