@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from breakout_assets import runtime
+from breakout_assets.resources.postgres import DATABASE_URL_VARIABLE
 from breakout_assets.settings import PROJECT_ROOT, load_settings
 from breakout_assets_tests.conftest import new_database
 
@@ -34,12 +35,16 @@ def _bare_environment() -> dict[str, str]:
     }
 
 
-def _project_root(tmp_path: Path, storage_url: str) -> Path:
+def _project_root(tmp_path: Path, storage_url: str, data_url: str | None = None) -> Path:
+    """A root laid out as the repo's. `data_url` is the project's database for servers whose
+    daemon ticks sensors that read it; without it they would start the repo's embedded one."""
     root = tmp_path / "root"
     root.mkdir()
     for name in ("dagster.yaml", "workspace.yaml"):
         shutil.copy(PROJECT_ROOT / name, root / name)
     env = runtime.dagster_environment(load_settings(dagster_database_url=storage_url))
+    if data_url:
+        env[DATABASE_URL_VARIABLE] = data_url
     runtime.write_dotenv({**env, "DAGSTER_HOME": str(root)}, root / ".env")
     return root
 
@@ -112,15 +117,17 @@ VENV = Path(sys.executable).parents[1]
 DG = str(VENV / "bin" / "dg")
 
 
-def _dg_environment(tmp_path: Path, storage_url: str) -> dict[str, str]:
-    """`dg` runs in the repo itself (it wants the package inside its project), on an instance of
-    its own: the environment wins over the repo's `.env`, whose values are only defaults."""
+def _dg_environment(tmp_path: Path, storage_url: str, data_url: str) -> dict[str, str]:
+    """`dg` runs in the repo itself (it wants the package inside its project), on an instance and
+    a project database of its own: the environment wins over the repo's `.env`, whose values are
+    only defaults."""
     root = _project_root(tmp_path, storage_url)
     return {
         **_bare_environment(),
         "VIRTUAL_ENV": str(VENV),
         "DAGSTER_HOME": str(root),
         "BREAKOUT_DAGSTER_PG_URL": runtime.local_postgres.with_driver(storage_url, "psycopg2"),
+        DATABASE_URL_VARIABLE: data_url,
     }
 
 
@@ -131,7 +138,9 @@ def test_make_ui_is_dg_dev_on_localhost_with_the_project_venv():
 
 def test_dg_dev_as_make_ui_runs_it_warns_of_nothing(pg_server, tmp_path):
     """`dg dev` in the repo, the venv named the way `make ui` names it."""
-    env = _dg_environment(tmp_path, new_database(pg_server, template="template1"))
+    env = _dg_environment(
+        tmp_path, new_database(pg_server, template="template1"), new_database(pg_server)
+    )
     log = tmp_path / "dev.log"
     with log.open("w") as out:
         dev = subprocess.Popen(
@@ -153,7 +162,9 @@ def test_plain_dagster_dev_in_a_root_loads_the_dotenv(pg_server, tmp_path):
     """Plain `dagster dev` in a root laid out as the repo's: the `.env` gives it the instance,
     and dagster.yaml is used (no "will not be used" warning). Dagster's own FutureWarning that
     `dagster dev` is superseded by `dg dev` is accurate: `make ui` runs `dg dev`."""
-    root = _project_root(tmp_path, new_database(pg_server, template="template1"))
+    root = _project_root(
+        tmp_path, new_database(pg_server, template="template1"), new_database(pg_server)
+    )
     log = tmp_path / "dev.log"
     with log.open("w") as out:
         dev = subprocess.Popen(
@@ -188,7 +199,9 @@ def _served(dev: subprocess.Popen, log: Path) -> str:
 
 
 def test_dg_checks_the_definitions_from_the_project_root(pg_server, tmp_path):
-    env = _dg_environment(tmp_path, new_database(pg_server, template="template1"))
+    env = _dg_environment(
+        tmp_path, new_database(pg_server, template="template1"), new_database(pg_server)
+    )
     done = subprocess.run(
         [DG, "check", "defs"],
         cwd=PROJECT_ROOT,
