@@ -7,7 +7,7 @@
    (the incremental path, indexes in place), then the same as a Dagster materialisation.
 
 Run: `make bench`
-(or `.venv/bin/python benchmarks/bench_market_data.py [--tickers N --sessions M]`).
+(or `.venv/bin/python benchmarks/bench_market_data.py [--tickers N --sessions M --connections C]`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def _line(label: str, value: str) -> None:
     print(f"{label:<58} {value}", flush=True)
 
 
-def bulk_load(postgres: PostgresResource, tickers: int, sessions: list[date], chunk: int) -> None:
+def bulk_load(
+    postgres: PostgresResource, tickers: int, sessions: list[date], chunk: int, connections: int
+) -> None:
     source = SyntheticSource(n_tickers=tickers, seed=7, origin=sessions[0])
     started = time.perf_counter()
     chunks = list(source.iter_daily_bars(sessions, chunk))
@@ -57,10 +59,18 @@ def bulk_load(postgres: PostgresResource, tickers: int, sessions: list[date], ch
     del chunks
 
     started = time.perf_counter()
-    stats = write_bar_chunks(postgres, "market_bars", sessions, "synthetic", iter(validated))
+    stats = write_bar_chunks(
+        postgres,
+        "market_bars",
+        sessions,
+        "synthetic",
+        iter(validated),
+        connections=connections,
+    )
     wrote = time.perf_counter() - started
+    path = "bulk" if stats.bulk else "incremental"
     _line(
-        f"bulk load into Postgres ({'bulk' if stats.bulk else 'incremental'} path, indexes built)",
+        f"bulk load ({path} path, {connections} connection(s), indexes built)",
         f"{stats.rows:,} rows in {wrote:.1f}s = {stats.rows / wrote:,.0f} rows/s",
     )
     _line(
@@ -105,6 +115,9 @@ def main() -> None:
     parser.add_argument("--tickers", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=2_500)
     parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument(
+        "--connections", type=int, default=2, help="BREAKOUT_BULK_LOAD_CONNECTIONS of the load"
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="breakout-bench-"))
@@ -113,10 +126,13 @@ def main() -> None:
         postgres = PostgresResource(database_url=url, local_data_dir=str(data_dir))
         sessions = nyse_sessions(date(2010, 1, 4), date(2030, 1, 1))[: args.sessions]
         _line("sessions", f"{sessions[0]}..{sessions[-1]} ({len(sessions)})")
-        bulk_load(postgres, args.tickers, sessions, args.chunk)
+        bulk_load(postgres, args.tickers, sessions, args.chunk, args.connections)
         with postgres.transaction() as conn:
-            size = conn.execute(
-                text("SELECT pg_size_pretty(pg_total_relation_size('market_bars'))")
+            size = conn.execute(  # the parent of a partitioned table holds no rows itself
+                text(
+                    "SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) "
+                    "FROM pg_inherits WHERE inhparent = 'market_bars'::regclass"
+                )
             ).scalar()
         _line("market_bars size on disk", size)
         next_session = nyse_sessions(sessions[-1], date(2031, 1, 1))[1]

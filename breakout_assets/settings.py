@@ -154,6 +154,13 @@ class BreakoutSettings(BaseSettings):
     write_chunk_sessions: int = Field(
         default=50, ge=1, description="Sessions fetched and written per chunk in a backfill."
     )
+    bulk_load_connections: int = Field(
+        default=2,
+        ge=1,
+        description="Connections a bulk load of a bar table (a first load or a full reload "
+        "spanning several years) spreads its years over, each COPY'd and indexed on its own "
+        "backend; the swap into the table stays one transaction. 1: one connection.",
+    )
     backfill_chunk_sessions: int | None = Field(
         default=None,
         ge=1,

@@ -92,6 +92,7 @@ def _load(
     frames: Callable[[Sequence[date]], Iterator[pd.DataFrame]],
     checks: Callable[[Connection, Sequence[date]], list[AssetCheckResult]],
     max_price: float,
+    connections: int,
 ) -> tuple[dict, list[AssetCheckResult]]:
     """Write the run's sessions; the checks run inside the write, before its commit."""
     sessions = keys_to_sessions(context.partition_keys)
@@ -115,6 +116,7 @@ def _load(
         origin=source.origin,
         verify=verify,
         on_wait=context.log.info,
+        connections=connections,
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{table}: wrote {stats.rows} rows in {seconds:.2f}s")
@@ -149,6 +151,7 @@ def build_market_data_assets(
             lambda s: source.iter_daily_bars(s, settings.write_chunk_sessions),
             lambda conn, s: market_bars_checks(conn, s, settings),
             settings.max_bar_price,
+            settings.bulk_load_connections,
         )
         return range_result(
             context,
@@ -176,6 +179,7 @@ def build_market_data_assets(
             lambda s: iter([source.index_bars(s, tickers)]),
             lambda conn, s: index_bars_checks(conn, s, tickers),
             settings.max_bar_price,
+            settings.bulk_load_connections,
         )
         return range_result(
             context,

@@ -35,6 +35,7 @@ from breakout_assets.resources.market_data.base import answered_non_sessions
 from breakout_assets.resources.pg_copy import BinaryCopyStream, copy_payload, encode_csv
 from breakout_assets.resources.postgres import PostgresResource
 from breakout_assets.resources.sql import query, raw_query
+from breakout_assets.resources.year_load import YearLoad, can_load_by_year, drop_stages
 
 BarTableName = Literal["market_bars", "index_bars"]
 
@@ -109,19 +110,23 @@ def replace_sessions(
     source: str,
     origin: str | None = None,
     on_wait: Callable[[str], None] | None = None,
+    connections: int = 1,
 ) -> Iterator[SessionWriter]:
     """Clear `sessions` from `table` and its quarantine; rows written through the writer
     replace them.
 
     Runs inside the caller's transaction; nothing is visible to others until it commits, and it
     raises RefusedSessionsError (so the caller's transaction rolls back) for a session that
-    would be left without a valid row.
+    would be left without a valid row. A bulk load over several years spreads them over
+    `connections` (year_load); the swap into the table still happens in this transaction.
     """
     _lock(conn, table, on_wait)
     first, last = min(sessions), max(sessions)
     bounds = {"first_session": first, "last_session": last}
     whole_range = list(sessions) == nyse_sessions(first, last)
     bulk = whole_range and not conn.execute(query(f"bars.{table}_rows_outside"), bounds).scalar()
+    years = sorted({s.year for s in sessions})
+    by_year = bulk and can_load_by_year(conn, table, years, connections)
     answered = sorted({*sessions, *answered_non_sessions(sessions)})
     conn.execute(query("bars.delete_quarantined"), {"dataset": table, "days": answered})
     if bulk:
@@ -130,7 +135,12 @@ def replace_sessions(
     else:
         conn.execute(query(f"bars.delete_{table}"), {"sessions": list(sessions)})
     started = time.perf_counter()
-    with BinaryCopyStream(conn, raw_query(f"bars.copy_{table}")) as stream:
+    stream: YearLoad | BinaryCopyStream = (
+        YearLoad(conn.engine, table, years, connections)
+        if by_year
+        else BinaryCopyStream(conn, raw_query(f"bars.copy_{table}"))
+    )
+    with stream:
         writer = SessionWriter(stream, bulk)
         yield writer
     _refuse_empty_sessions(table, origin or source, sessions, writer.stats)
@@ -143,6 +153,8 @@ def replace_sessions(
     writer.stats.copy_seconds = time.perf_counter() - started
     if bulk:
         started = time.perf_counter()
+        if isinstance(stream, YearLoad):
+            stream.swap(conn)
         conn.exec_driver_sql(raw_query(f"bars.create_indexes_{table}"))
         writer.stats.index_seconds = time.perf_counter() - started
 
@@ -181,16 +193,24 @@ def write_bar_chunks(
     origin: str | None = None,
     verify: Callable[[Connection], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    connections: int = 1,
 ) -> WriteStats:
     """The whole range in one transaction: all chunks land, or none do.
 
     `verify(conn)` runs after the rows are in place and before the commit; raising from it
     rolls the whole range back.
     """
-    with postgres.transaction() as conn:
-        with replace_sessions(conn, table, sessions, source, origin, on_wait) as writer:
-            for checked in chunks:
-                writer.write(checked)
-        if verify is not None:
-            verify(conn)
+    try:
+        with postgres.transaction() as conn:
+            with replace_sessions(
+                conn, table, sessions, source, origin, on_wait, connections
+            ) as writer:
+                for checked in chunks:
+                    writer.write(checked)
+            if verify is not None:
+                verify(conn)
+    except BaseException:
+        if connections > 1:  # staging tables of a load that did not land
+            drop_stages(postgres.engine, table, sorted({s.year for s in sessions}))
+        raise
     return writer.stats

@@ -3,7 +3,9 @@
 -- year's table, and a bulk load fills each year's table on its own connection (bar_store).
 -- Years 2000-2039 exist up front; a session outside them lands in the DEFAULT partition
 -- (`<table>_other`), never in an error. Columns, keys, indexes and the names of the parent's
--- constraints are those of 0001, so every query and writer reads the same rows as before.
+-- constraints are those of 0001 (named here: the old table still holds the names while the new
+-- one is made, and ATTACH matches CHECK constraints by name), so every query and writer reads
+-- the same rows as before.
 -- (No percent sign in this file: the migration runner sends it through the driver as is.)
 
 CREATE FUNCTION pg_temp.partition_bars_by_year(parent text) RETURNS void
@@ -20,11 +22,16 @@ BEGIN
     EXECUTE 'CREATE TABLE ' || quote_ident(parent) || ' ('
         || ' ticker  text COLLATE "C" NOT NULL,'
         || ' session date             NOT NULL,'
-        || ' open    double precision NOT NULL CHECK (open > 0),'
-        || ' high    double precision NOT NULL CHECK (high > 0),'
-        || ' low     double precision NOT NULL CHECK (low > 0),'
-        || ' close   double precision NOT NULL CHECK (close > 0),'
-        || ' volume  bigint           NOT NULL CHECK (volume >= 0),'
+        || ' open double precision NOT NULL CONSTRAINT ' || quote_ident(parent || '_open_check')
+        || ' CHECK (open > 0),'
+        || ' high double precision NOT NULL CONSTRAINT ' || quote_ident(parent || '_high_check')
+        || ' CHECK (high > 0),'
+        || ' low double precision NOT NULL CONSTRAINT ' || quote_ident(parent || '_low_check')
+        || ' CHECK (low > 0),'
+        || ' close double precision NOT NULL CONSTRAINT ' || quote_ident(parent || '_close_check')
+        || ' CHECK (close > 0),'
+        || ' volume bigint NOT NULL CONSTRAINT ' || quote_ident(parent || '_volume_check')
+        || ' CHECK (volume >= 0),'
         || ' CONSTRAINT ' || quote_ident(parent || '_pkey') || ' PRIMARY KEY (ticker, session)'
         || ') PARTITION BY RANGE (session)';
     FOR year IN 2000..2039 LOOP

@@ -129,3 +129,50 @@ ON CONFLICT (ticker) DO UPDATE SET
     shares_outstanding = EXCLUDED.shares_outstanding, source = EXCLUDED.source,
     as_of = EXCLUDED.as_of
 WHERE tickers.as_of <= EXCLUDED.as_of;
+
+-- Parallel bulk load by year (resources/year_load.py). Names and dates are formatted in by the
+-- loader from the table's name and an integer year, never from input.
+
+-- name: year_partitions
+-- The year tables a bulk load can replace one by one.
+SELECT c.relname AS partition
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = CAST(:parent AS regclass);
+
+-- name: create_year_stage
+-- The partition's shape, spelled out (LIKE would wait for the writing transaction's lock on the
+-- parent), with the parent's CHECK constraint names (ATTACH matches them by name) and a CHECK
+-- of the year's bounds so ATTACH needs no scan. Created in the loading transaction, so under
+-- wal_level=minimal the COPY writes no WAL.
+CREATE TABLE {stage} (
+    ticker  text COLLATE "C" NOT NULL,
+    session date             NOT NULL,
+    open    double precision NOT NULL CONSTRAINT {parent}_open_check CHECK (open > 0),
+    high    double precision NOT NULL CONSTRAINT {parent}_high_check CHECK (high > 0),
+    low     double precision NOT NULL CONSTRAINT {parent}_low_check CHECK (low > 0),
+    close   double precision NOT NULL CONSTRAINT {parent}_close_check CHECK (close > 0),
+    volume  bigint           NOT NULL CONSTRAINT {parent}_volume_check CHECK (volume >= 0),
+    CONSTRAINT {bounds} CHECK (session >= DATE '{first}' AND session < DATE '{after}')
+);
+
+-- name: copy_year_stage
+COPY {stage} (ticker, session, open, high, low, close, volume) FROM STDIN (FORMAT binary);
+
+-- name: index_year_stage
+-- Built on the loading connection, in parallel with the other years; the parent's keys adopt
+-- them when they are recreated after the swap.
+SET LOCAL maintenance_work_mem = '1GB';
+ALTER TABLE {stage} ADD CONSTRAINT {stage_pkey} PRIMARY KEY (ticker, session);
+CREATE INDEX {stage_session_idx} ON {stage} (session);
+
+-- name: swap_year_partition
+-- Inside the writing transaction, after the parent's indexes were dropped.
+DROP TABLE {partition};
+ALTER TABLE {stage} RENAME TO {partition};
+ALTER INDEX {stage_pkey} RENAME TO {partition_pkey};
+ALTER INDEX {stage_session_idx} RENAME TO {partition_session_idx};
+ALTER TABLE {parent} ATTACH PARTITION {partition} FOR VALUES FROM ('{first}') TO ('{after}');
+ALTER TABLE {partition} DROP CONSTRAINT {bounds};
+
+-- name: drop_year_stage
+DROP TABLE IF EXISTS {stage};
