@@ -7,9 +7,10 @@ its results back a batch at a time would) and enqueues them in the shared study;
 claim waiting trials (the WAITING -> RUNNING transition is atomic in Optuna's storage, so a
 trial is claimed once), fit its CV folds and tell the value; the trainer waits for the batch,
 tells its own study and asks the next. The same seed and worker count give the same trials,
-values and best params whatever the timing. A worker only needs the storage and the study's
-name, so it can be a local process (here) or any process that can reach the database; the
-refit, calibration and evaluation happen once, in the trainer.
+values and best params whatever the timing. A worker needs the storage, the study's name and
+the training rows with their folds (handed to it when it starts: the workers are local
+processes, so on Kubernetes they share the training run's pod); the refit, calibration and
+evaluation happen once, in the trainer.
 """
 
 from __future__ import annotations
