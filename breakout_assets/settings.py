@@ -159,7 +159,8 @@ class BreakoutSettings(BaseSettings):
         ge=1,
         description="Connections a bulk load of a bar table (a first load or a full reload "
         "spanning several years) spreads its years over, each COPY'd and indexed on its own "
-        "backend; the swap into the table stays one transaction. 1: one connection.",
+        "backend, and a full rewrite of daily_features its chunks; the swap into the table "
+        "stays one transaction. 1: one connection.",
     )
     backfill_chunk_sessions: int | None = Field(
         default=None,

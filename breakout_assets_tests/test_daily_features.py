@@ -21,6 +21,7 @@ import talib
 from dagster import materialize
 from sqlalchemy import text
 
+from breakout_assets.assets import features as features_module
 from breakout_assets.assets.features import (
     FEATURE_COLUMNS,
     build_feature_assets,
@@ -29,6 +30,7 @@ from breakout_assets.assets.features import (
 from breakout_assets.definitions import build_resources
 from breakout_assets.partitions import lookback_start, nyse_sessions, session_partitions
 from breakout_assets.resources.postgres import PostgresResource, _engine
+from breakout_assets.resources.shadow_stages import ShadowStages
 from breakout_assets.settings import BreakoutSettings, load_settings
 from breakout_assets_tests.conftest import SAMPLE_DIR, new_database
 from breakout_assets_tests.helpers import RANGE_END, RANGE_START, read_table, run_assets
@@ -378,6 +380,60 @@ def test_rerun_gives_identical_rows_and_chunks_agree(sample: Sample):
     chunked = read_table(url, FEATURES)
     for name in FEATURE_COLUMNS:
         _assert_close(chunked[name], sample.features[name], rtol=RTOL, atol=ATOL, label=name)
+
+
+STAGES = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'daily\\_features\\_stage\\_%'"
+
+
+def _stage_schemas(url: str) -> int:
+    return int(read_table(url, STAGES).iloc[0, 0])
+
+
+def test_a_bulk_rewrite_on_two_connections_equals_one(sample: Sample):
+    """The first backfill's chunks spread over two connections' stages (shadow_stages.py) give
+    the rows of one connection, and leave no stage behind."""
+    url = sample.clone()
+    sessions = nyse_sessions(date.fromisoformat(FIRST), date.fromisoformat(LAST))
+    postgres = PostgresResource(database_url=url, local_data_dir="unused")
+    one = _settings(url, feature_chunk_sessions=126, bulk_load_connections=1)
+    two = _settings(url, feature_chunk_sessions=126, bulk_load_connections=2)
+    stats = write_daily_features(postgres, sessions, one)
+    single = read_table(url, FEATURES)
+    staged = write_daily_features(postgres, sessions, two)
+    assert stats.bulk and staged.bulk and len(staged.lookback_starts) == 4
+    pd.testing.assert_frame_equal(read_table(url, FEATURES), single)
+    assert staged.rows == stats.rows == len(sample.features) and _stage_schemas(url) == 0
+
+
+@pytest.mark.parametrize("fail_at", ["a staging connection", "after the move"])
+def test_a_failed_staged_rewrite_keeps_the_stored_rows(
+    sample: Sample, fail_at: str, monkeypatch: pytest.MonkeyPatch
+):
+    url = sample.clone()
+    sessions = nyse_sessions(date.fromisoformat(FIRST), date.fromisoformat(LAST))
+    postgres = PostgresResource(database_url=url, local_data_dir="unused")
+    if fail_at == "a staging connection":
+        compute = features_module._compute_chunk
+
+        def failing(conn, *, chunk, settings, bulk):
+            if chunk[0] > date(2019, 1, 1):
+                raise RuntimeError("planted failure")
+            compute(conn, chunk=chunk, settings=settings, bulk=bulk)
+
+        monkeypatch.setattr(features_module, "_compute_chunk", failing)
+    else:
+        move_in = ShadowStages.move_in
+
+        def failing_move(self, conn):
+            move_in(self, conn)
+            raise RuntimeError("planted failure")
+
+        monkeypatch.setattr(ShadowStages, "move_in", failing_move)
+    with pytest.raises(RuntimeError, match="planted failure"):
+        settings = _settings(url, feature_chunk_sessions=126, bulk_load_connections=2)
+        write_daily_features(postgres, sessions, settings)
+    pd.testing.assert_frame_equal(read_table(url, FEATURES), sample.features)
+    assert _stage_schemas(url) == 0
 
 
 def test_one_session_equals_that_session_inside_the_range_run(sample: Sample):

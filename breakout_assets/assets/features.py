@@ -9,10 +9,12 @@ when there is one, so the daily run costs the same with one year stored or twent
 The definitions of the features are the header of `sql/features/daily_features.sql`.
 """
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 from dagster import (
     AssetExecutionContext,
@@ -34,6 +36,7 @@ from breakout_assets.assets.common import (
 from breakout_assets.ml.features import MARKET_FEATURES
 from breakout_assets.partitions import chunks, keys_to_sessions, lookback_start, nyse_sessions
 from breakout_assets.resources.postgres import PostgresResource
+from breakout_assets.resources.shadow_stages import ShadowStages
 from breakout_assets.resources.sql import query, raw_query
 from breakout_assets.settings import BreakoutSettings
 from breakout_assets.versioning import versioned
@@ -69,6 +72,9 @@ def compute_daily_features(
     `feature_lookback_sessions` earlier sessions. When the sessions are a contiguous range that
     holds every stored row (a first backfill or a full rebuild) the table is truncated and its
     indexes rebuilt once at the end, as the bar writer does; either way it is one transaction.
+    That bulk path spreads its chunks over `bulk_load_connections` connections, each computing
+    into a stage of its own (resources/shadow_stages.py), and moves the stages in before
+    building the indexes.
     Outside that bulk path (whose dropped indexes make stored rows slow to find) each ticker's
     Wilder sums continue from its previous bar's stored row (the previous chunk's included), and
     only tickers without one fold their lookback. A one-session chunk (the daily run) reads its
@@ -85,29 +91,23 @@ def compute_daily_features(
         ordered == nyse_sessions(first, last)
         and not conn.execute(query(f"{_SQL}.rows_outside"), bounds).scalar()
     )
+    parts = chunks(ordered, settings.feature_chunk_sessions)
+    staged = _stages(conn, len(parts), settings) if stats.bulk else None
+    lookback = settings.feature_lookback_sessions
+    stats.lookback_starts = [lookback_start(chunk[0], lookback) for chunk in parts]
+    jobs = [partial(_compute_chunk, chunk=c, settings=settings, bulk=stats.bulk) for c in parts]
+    if staged is not None:
+        staged.run(conn, jobs)  # before the truncate: the stages read the table's shape
     if stats.bulk:
         conn.execute(query(f"{_SQL}.truncate"))
         conn.exec_driver_sql(raw_query(f"{_SQL}.drop_indexes"))
     else:
         conn.execute(query(f"{_SQL}.delete_sessions"), {"sessions": ordered})
-    for chunk in chunks(ordered, settings.feature_chunk_sessions):
-        start = lookback_start(chunk[0], settings.feature_lookback_sessions)
-        stats.lookback_starts.append(start)
-        conn.execute(
-            query(f"{_SQL}.compute"),
-            {
-                "sessions": chunk,
-                "lookback_start": start,
-                "first_session": chunk[0],
-                "last_session": chunk[-1],
-                "sp500_cap_per_spy": settings.sp500_cap_per_spy,
-                "continue_chain": not stats.bulk,
-                "max_chain_row": WILDER_MAX_ROW - len(chunk),
-                "one_session": len(chunk) == 1,
-                "recent_start": lookback_start(chunk[0], _TAIL_ROWS),
-                "prev_session": lookback_start(chunk[0], 1),
-            },
-        )
+    if staged is not None:
+        staged.move_in(conn)
+    else:
+        for job in jobs:
+            job(conn)
     if stats.bulk:
         conn.exec_driver_sql(raw_query(f"{_SQL}.create_indexes"))
     row = conn.execute(query(f"{_SQL}.range_stats"), {"sessions": ordered}).mappings().one()
@@ -117,12 +117,49 @@ def compute_daily_features(
     return stats
 
 
+def _stages(conn: Connection, n_chunks: int, settings: BreakoutSettings) -> ShadowStages | None:
+    """A bulk rewrite of several chunks spreads them over the bulk-load connections
+    (shadow_stages.py): one window statement runs on one backend. The same statements run
+    either way, so the rows do not depend on the number of connections."""
+    connections = min(settings.bulk_load_connections, n_chunks)
+    return ShadowStages(conn.engine, "daily_features", connections) if connections > 1 else None
+
+
+def _compute_chunk(
+    conn: Connection, *, chunk: Sequence[date], settings: BreakoutSettings, bulk: bool
+) -> None:
+    """One statement: the chunk's rows from its lookback (a bulk chunk folds its own; otherwise
+    each ticker's Wilder sums continue from its stored previous row)."""
+    conn.execute(query(f"{_SQL}.set_work_mem"), {"work_mem": settings.feature_work_mem})
+    conn.execute(
+        query(f"{_SQL}.compute"),
+        {
+            "sessions": list(chunk),
+            "lookback_start": lookback_start(chunk[0], settings.feature_lookback_sessions),
+            "first_session": chunk[0],
+            "last_session": chunk[-1],
+            "sp500_cap_per_spy": settings.sp500_cap_per_spy,
+            "continue_chain": not bulk,
+            "max_chain_row": WILDER_MAX_ROW - len(chunk),
+            "one_session": len(chunk) == 1,
+            "recent_start": lookback_start(chunk[0], _TAIL_ROWS),
+            "prev_session": lookback_start(chunk[0], 1),
+        },
+    )
+
+
 def write_daily_features(
     postgres: PostgresResource, sessions: Sequence[date], settings: BreakoutSettings
 ) -> FeatureStats:
     """The whole range in one transaction: every session's features land, or none do."""
-    with postgres.transaction() as conn:
-        return compute_daily_features(conn, sessions, settings)
+    try:
+        with postgres.transaction() as conn:
+            return compute_daily_features(conn, sessions, settings)
+    except BaseException:
+        # the run's own error is the one to see; a stage left now is dropped by the next
+        with contextlib.suppress(Exception):
+            ShadowStages(postgres.engine, "daily_features", settings.bulk_load_connections).drop()
+        raise
 
 
 def build_feature_assets(
