@@ -94,3 +94,19 @@ def run_totals(result, asset: str) -> dict:
     observations = result.asset_observations_for_node(asset)
     events = observations or result.asset_materializations_for_node(asset)
     return {key: value.value for key, value in events[0].metadata.items()}
+
+
+def train_and_serve(settings: BreakoutSettings, url: str, config: dict) -> None:
+    """Both models trained on what is stored (a quick `config`), each served past the promotion
+    rules: the tests need a serving model, not an edge."""
+    from breakout_assets.model_admin import promote
+
+    models = [a for a in build_assets(settings) if a.key.to_user_string().endswith("_model")]
+    materialize(
+        models,
+        resources=build_resources(settings),
+        instance=DEFAULT_INSTANCE,
+        run_config={"ops": {f"{s}_model": {"config": config} for s in ("long", "short")}},
+    )
+    for experiment in read_table(url, "SELECT experiment_id FROM model_experiments").itertuples():
+        promote(settings, experiment.experiment_id, force=True)

@@ -13,13 +13,12 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
-from dagster import build_sensor_context, materialize
+from dagster import build_sensor_context
 
 from breakout_assets.core.scanner import ScannerConfig
-from breakout_assets.definitions import build_assets, build_definitions, build_resources
+from breakout_assets.definitions import build_definitions, build_resources
 from breakout_assets.ml.config import DriftConfig
 from breakout_assets.ml.registry import PromotionRules
-from breakout_assets.model_admin import promote
 from breakout_assets.resources.postgres import _engine
 from breakout_assets.settings import load_settings
 from breakout_assets_tests import helpers
@@ -57,15 +56,7 @@ def scored(pg_server, dagster_instance, tmp_path_factory):
     run_assets(settings, ["market_bars", "index_bars", "ticker_reference"], "2018-01-02", LAST)
     run_assets(settings, ["daily_features", "breakout_signals"], "2018-06-01", LAST)
     run_assets(settings, ["signal_outcomes"], "2018-06-01", TRAIN_END)
-    models = [a for a in build_assets(settings) if a.key.to_user_string().endswith("_model")]
-    materialize(
-        models,
-        resources=build_resources(settings),
-        instance=helpers.DEFAULT_INSTANCE,
-        run_config={"ops": {f"{s}_model": {"config": QUICK} for s in ("long", "short")}},
-    )
-    for experiment in read_table(url, "SELECT experiment_id FROM model_experiments").itertuples():
-        promote(settings, experiment.experiment_id, force=True)  # a serving model per side
+    helpers.train_and_serve(settings, url, QUICK)
     run_assets(settings, ["signal_outcomes", "signal_scores"], LIVE_FIRST, LAST)
     _engine(url).dispose()
     return urlparse(url).path.lstrip("/"), store

@@ -24,7 +24,6 @@ from breakout_assets.core.planning import order_ref
 from breakout_assets.core.scanner import ScannerConfig
 from breakout_assets.definitions import build_assets, build_resources
 from breakout_assets.ml.registry import PromotionRules
-from breakout_assets.model_admin import promote
 from breakout_assets.partitions import nyse_calendar
 from breakout_assets.resources.broker import IbkrBrokerResource, ibkr
 from breakout_assets.resources.kill_switch import KillSwitch
@@ -66,15 +65,7 @@ def labelled(pg_server, dagster_instance, tmp_path_factory):
     run_assets(
         settings, ["daily_features", "breakout_signals", "signal_outcomes"], "2018-06-01", LAST
     )
-    models = [a for a in build_assets(settings) if a.key.to_user_string().endswith("_model")]
-    materialize(
-        models,
-        resources=build_resources(settings),
-        instance=helpers.DEFAULT_INSTANCE,
-        run_config={"ops": {f"{s}_model": {"config": QUICK} for s in ("long", "short")}},
-    )
-    for experiment in read_table(url, "SELECT experiment_id FROM model_experiments").itertuples():
-        promote(settings, experiment.experiment_id, force=True)  # a serving model per side
+    helpers.train_and_serve(settings, url, QUICK)
     _engine(url).dispose()
     return urlparse(url).path.lstrip("/"), store
 
