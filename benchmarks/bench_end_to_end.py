@@ -35,8 +35,6 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -61,21 +59,6 @@ def _line(label: str, value: str) -> None:
     print(f"{label:<58} {value}", flush=True)
 
 
-def _create_database(server_url: str, name: str) -> str:
-    from breakout_assets.resources import local_postgres
-
-    admin = create_engine(
-        local_postgres.with_driver(server_url, "psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-        if name.startswith("dagster"):  # as the embedded server's own Dagster database
-            conn.execute(text(f"ALTER DATABASE {name} SET synchronous_commit = off"))
-    admin.dispose()
-    return local_postgres.with_database(server_url, name)
-
-
 def _environment(
     server_url: str, label: str, home: Path, args, last: date, *, fresh: bool = True
 ) -> None:
@@ -85,15 +68,15 @@ def _environment(
     from breakout_assets.resources import local_postgres
     from breakout_assets.settings import load_settings
 
-    def database(name: str) -> str:
+    def database(name: str, dagster: bool = False) -> str:
         if fresh:
-            return _create_database(server_url, name)
+            return local_postgres.recreate_database(server_url, name, dagster=dagster)
         return local_postgres.with_database(server_url, name)
 
     os.environ.update(
         {
             "BREAKOUT_DATABASE_URL": database(f"e2e_{label}"),
-            "BREAKOUT_DAGSTER_DATABASE_URL": database(f"dagster_{label}"),
+            "BREAKOUT_DAGSTER_DATABASE_URL": database(f"dagster_{label}", dagster=True),
             "BREAKOUT_DAGSTER_HOME": str(home / label),
             "BREAKOUT_DATA_SOURCE": "synthetic",
             "BREAKOUT_SYNTHETIC_TICKERS": str(args.tickers),

@@ -48,14 +48,7 @@ def files_dir() -> Path:
 
 def fresh_database(settings, name: str) -> str:
     server = local_postgres.ensure_local_server(settings.pg_data_dir)
-    admin = create_engine(
-        local_postgres.with_driver(server, "psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return local_postgres.with_database(server, name)
+    return local_postgres.recreate_database(server, name)
 
 
 def run(settings, names, first=None, last=None, run_config=None):

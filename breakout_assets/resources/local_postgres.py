@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from sqlalchemy import create_engine, text
+
 APP_DATABASE = "breakout"
 DAGSTER_DATABASE = "dagster"
 
@@ -111,6 +113,21 @@ def with_driver(url: str, driver: str) -> str:
 def with_database(url: str, database: str) -> str:
     parsed = urlparse(url)
     return parsed._replace(path=f"/{database}").geturl()
+
+
+def recreate_database(server_url: str, name: str, *, dagster: bool = False) -> str:
+    """A new empty database `name` on the server (dropped first if it exists); its URL.
+    `dagster`: not waiting for each WAL flush, as the embedded server's Dagster database."""
+    admin = create_engine(with_driver(server_url, "psycopg"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            if dagster:
+                conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+    finally:
+        admin.dispose()
+    return with_database(server_url, name)
 
 
 def password_of(url: str) -> str | None:
